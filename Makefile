@@ -1,0 +1,49 @@
+# The README's two commands: `make demo` and `make test`. Everything else is a convenience.
+# Both create .venv on first use from pyproject.toml and need only Python 3.11+ and make.
+
+SHELL := /bin/bash
+VENV  := .venv
+BIN   := $(VENV)/bin
+# First interpreter on PATH that is Python 3.11 or newer.
+PYTHON ?= $(shell for p in python3 python3.11 python3.12 python3.13 python; do \
+	  command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	  && { echo $$p; break; }; done)
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint check schema clean help
+
+help:
+	@echo "make demo    run the daemon against the embedded sandbox (config/demo.yaml)"
+	@echo "make test    lint and run the whole test suite"
+	@echo "make check   validate config/connector.yaml and mappings/ offline"
+	@echo "make schema  regenerate mappings/schema/*.json from the config models"
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer is required (none found on PATH)" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+demo: $(STAMP)
+	$(BIN)/mim-connector run -c config/demo.yaml
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+check: $(STAMP)
+	$(BIN)/mim-connector check -c config/connector.yaml
+
+schema: $(STAMP)
+	$(BIN)/mim-connector schema --write mappings/schema
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
