@@ -1,0 +1,180 @@
+"""``config/connector.yaml``: where the systems are, how to reach them, and how the daemon runs.
+
+Behaviour (rules, mappings) lives under ``mappings/``; this file holds endpoints, credential
+references, the state store, poll intervals, rate budgets and observability settings.
+Relative paths are relative to the folder of this file.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from connector.config.types import (
+    ConfigModel,
+    Duration,
+    FieldPath,
+    HttpUrl,
+    SecretRefField,
+    Slug,
+    StoreUrl,
+)
+from connector.servicenow.schema import CORE_INCIDENT_STATES
+
+
+class ServiceNowBasicAuth(ConfigModel):
+    """HTTP basic authentication as the integration user."""
+
+    type: Literal["basic"]
+    username: str = Field(min_length=1)
+    password: SecretRefField
+
+
+class ServiceNowOAuth2Auth(ConfigModel):
+    """OAuth 2.0 password grant at ``/oauth_token.do``; tokens are refreshed before they expire."""
+
+    type: Literal["oauth2_password"]
+    client_id: str = Field(min_length=1)
+    client_secret: SecretRefField
+    username: str = Field(min_length=1)
+    password: SecretRefField
+
+
+class RateBudget(ConfigModel):
+    """Client-side token bucket: we stay under it so the remote system never has to throttle us."""
+
+    requests_per_second: float = Field(10.0, gt=0)
+    burst: int = Field(20, ge=1)
+    requests_per_hour: int | None = Field(None, ge=1)
+    """Optional hourly cap, e.g. to stay below a ServiceNow ``sys_rate_limit_rules`` entry."""
+
+
+class ServiceNowSite(ConfigModel):
+    """The ServiceNow instance whose incidents we watch."""
+
+    instance_url: HttpUrl
+    """``https://<instance>.service-now.com``."""
+    auth: Annotated[ServiceNowBasicAuth | ServiceNowOAuth2Auth, Field(discriminator="type")]
+    timeout: Duration = timedelta(seconds=30)
+    rate_budget: RateBudget = RateBudget()
+    verify_tls: bool = True
+    incident_states: dict[str, str] = Field(default_factory=lambda: dict(CORE_INCIDENT_STATES))
+    """Value -> label of ``incident.state`` on this instance (default: the core state model)."""
+    watch_fields: tuple[FieldPath, ...] = ()
+    """Extra incident columns to read on every poll, on top of those the rules and mappings use."""
+
+
+class JiraApiTokenAuth(ConfigModel):
+    """Jira Cloud: account e-mail and API token (HTTP basic)."""
+
+    type: Literal["api_token"]
+    email: str = Field(min_length=3)
+    token: SecretRefField
+
+
+class JiraPatAuth(ConfigModel):
+    """Jira Data Center: personal access token (Bearer)."""
+
+    type: Literal["pat"]
+    token: SecretRefField
+
+
+class JiraBasicAuth(ConfigModel):
+    """Jira Data Center with basic authentication still enabled (off by default since Jira 11)."""
+
+    type: Literal["basic"]
+    username: str = Field(min_length=1)
+    password: SecretRefField
+
+
+class IssueWriteLimit(ConfigModel):
+    """At most ``max`` writes to one issue within ``per`` (Jira Cloud allows 20 / 2 s and 100 / 30 s)."""
+
+    max: int = Field(ge=1)
+    per: Duration
+
+
+class JiraSite(ConfigModel):
+    """One supplier's Jira site."""
+
+    url: HttpUrl
+    """Base URL, e.g. ``https://acme.atlassian.net`` or ``https://jira.acme.example/jira``."""
+    deployment: Literal["cloud", "datacenter"]
+    auth: Annotated[JiraApiTokenAuth | JiraPatAuth | JiraBasicAuth, Field(discriminator="type")]
+    timeout: Duration = timedelta(seconds=30)
+    rate_budget: RateBudget = RateBudget()
+    issue_write_limits: tuple[IssueWriteLimit, ...] = (
+        IssueWriteLimit(max=15, per=timedelta(seconds=2)),
+        IssueWriteLimit(max=80, per=timedelta(seconds=30)),
+    )
+    verify_tls: bool = True
+
+
+class SupplierSite(ConfigModel):
+    """A supplier: its Jira site here, its behaviour in ``mappings/suppliers/<name>.yaml``."""
+
+    enabled: bool = True
+    jira: JiraSite
+
+
+class StoreConfig(ConfigModel):
+    """The state store: links, shadows, ledgers, intents, dead letters, watermarks, audit."""
+
+    url: StoreUrl = "sqlite:///../var/mim-connector.db"
+
+
+class PollingConfig(ConfigModel):
+    """How often each side is read, and how far back each read reaches to absorb clock skew."""
+
+    servicenow_interval: Duration = timedelta(seconds=30)
+    supplier_interval: Duration = timedelta(seconds=30)
+    overlap: Duration = timedelta(minutes=2)
+    """Re-read window behind each watermark; duplicates are dropped by (sys_id, sys_mod_count)."""
+    page_size: int = Field(200, ge=1, le=10000)
+
+
+class MetricsConfig(ConfigModel):
+    """Prometheus metrics endpoint."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(9464, ge=1, le=65535)
+
+
+class LoggingConfig(ConfigModel):
+    """Log output; secrets are masked in every format."""
+
+    format: Literal["text", "json"] = "text"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class SandboxConfig(ConfigModel):
+    """Run the bundled ServiceNow and Jira simulators in-process (demo and dry runs only)."""
+
+    embedded: bool = False
+    host: str = "127.0.0.1"
+    servicenow_port: int = Field(0, ge=0, le=65535)
+    """0 picks a free port."""
+    jira_port: int = Field(0, ge=0, le=65535)
+    seed: Path | None = None
+    """Optional seed data (e.g. an incident event log) loaded into the simulated ServiceNow."""
+
+
+class ConnectorConfig(ConfigModel):
+    """The root of ``config/connector.yaml``."""
+
+    version: Literal[1] = 1
+    instance_name: Slug = "mim-connector"
+    """Who we are: stamped on every write, shown in the audit log."""
+    mappings: Path = Path("../mappings")
+    """Folder holding ``rules.yaml`` and ``suppliers/<name>.yaml``."""
+    servicenow: ServiceNowSite
+    suppliers: dict[Slug, SupplierSite] = Field(default_factory=dict)
+    store: StoreConfig = StoreConfig()
+    polling: PollingConfig = PollingConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    logging: LoggingConfig = LoggingConfig()
+    sandbox: SandboxConfig = SandboxConfig()
