@@ -1,0 +1,7 @@
+"""``python -m connector`` runs the ``mim-connector`` command."""
+
+import sys
+
+from connector.cli import main
+
+sys.exit(main())

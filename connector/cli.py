@@ -1,0 +1,140 @@
+"""The ``mim-connector`` command. Errors become exit codes here and nowhere else.
+
+Exit codes: 0 success; 1 runtime failure; 2 invalid configuration or usage; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from connector import __version__
+from connector.config import DEFAULT_CONFIG, load_config
+from connector.config import schema as config_schema
+from connector.errors import ConfigError, ConnectorError
+from connector.log import configure_logging
+from connector.secrets import REDACTOR
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILURE, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+Command = Callable[[argparse.Namespace], int]
+
+
+def _print(text: str) -> None:
+    print(REDACTOR.redact(text))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate the configuration offline and print every problem, or a one-line summary."""
+    try:
+        loaded = load_config(args.config, check_secrets=True)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            _print(str(problem))
+        errors = sum(1 for p in exc.problems if p.severity == "error")
+        warnings = len(exc.problems) - errors
+        _print(
+            f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}: "
+            "configuration is invalid"
+        )
+        return EXIT_INVALID
+    for warning in loaded.warnings:
+        _print(str(warning))
+    if args.strict and loaded.warnings:
+        _print(f"{len(loaded.warnings)} warning(s) and --strict: configuration is not ready")
+        return EXIT_INVALID
+    rules = loaded.rules.rules
+    enabled = sum(1 for rule in rules if rule.enabled)
+    suppliers = ", ".join(loaded.suppliers) or "none"
+    _print(
+        f"OK: {len(loaded.files)} files valid - {len(rules)} rules ({enabled} enabled), "
+        f"{len(loaded.suppliers)} suppliers ({suppliers})"
+        + (f", {len(loaded.warnings)} warnings" if loaded.warnings else "")
+    )
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the daemon (not yet available: the sandbox and the sync core are still being built)."""
+    loaded = load_config(args.config)
+    configure_logging(loaded.connector.logging.format, loaded.connector.logging.level)
+    if loaded.connector.sandbox.embedded:
+        log.error("the embedded sandbox is not available yet in this version; cannot run %s", args.config)
+    else:
+        log.error("the sync daemon is not available yet in this version; nothing to run")
+    return EXIT_FAILURE
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Print, write or verify the JSON Schemas of the config file kinds."""
+    if args.write:
+        for path in config_schema.write(args.write):
+            _print(f"wrote {path}")
+        return EXIT_OK
+    if args.check:
+        stale = config_schema.stale(args.check)
+        for name in stale:
+            _print(f"{args.check / name}: out of date; run `make schema`")
+        return EXIT_INVALID if stale else EXIT_OK
+    for _name, (model, title) in config_schema.SCHEMAS.items():
+        _print(config_schema.render(model, title))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; subcommands map to ``cmd_*`` functions."""
+    parser = argparse.ArgumentParser(
+        prog="mim-connector",
+        description="ServiceNow <-> Jira connector for Major Incident Management.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    def add(name: str, func: Command, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(func=func)
+        return sub
+
+    check = add("check", cmd_check, "validate config and mappings offline; list every problem")
+    check.add_argument(
+        "-c", "--config", type=Path, default=DEFAULT_CONFIG, help="connector config (default: %(default)s)"
+    )
+    check.add_argument(
+        "--strict", action="store_true", help="treat warnings (e.g. unset credentials) as errors"
+    )
+
+    run = add("run", cmd_run, "run the daemon")
+    run.add_argument(
+        "-c", "--config", type=Path, default=DEFAULT_CONFIG, help="connector config (default: %(default)s)"
+    )
+
+    schema = add("schema", cmd_schema, "print, write or verify the JSON Schemas of the config files")
+    target = schema.add_mutually_exclusive_group()
+    target.add_argument("--write", type=Path, metavar="DIR", help="write the schemas into DIR")
+    target.add_argument("--check", type=Path, metavar="DIR", help="exit 2 if the schemas in DIR are stale")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and of ``python -m connector``."""
+    args = build_parser().parse_args(argv)
+    command: Command = args.func
+    try:
+        return command(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(str(problem), file=sys.stderr)
+        return EXIT_INVALID
+    except ConnectorError as exc:
+        print(f"error: {REDACTOR.redact(str(exc))}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
