@@ -6,6 +6,7 @@ Every type validates without echoing secrets and carries a JSON Schema for edito
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,10 +17,14 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     PlainSerializer,
     ValidationInfo,
     WithJsonSchema,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 from connector.secrets import REF_PATTERN, SecretRef, env_references
 from connector.templates import placeholders
@@ -179,34 +184,34 @@ _JIRA_FIELD = re.compile(r"^([a-z][A-Za-z0-9_]*|customfield_\d+)$")
 _PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{1,9}$")
 
 
-def _matching(pattern: re.Pattern[str], message: str) -> AfterValidator:
-    def check(value: str) -> str:
-        if not pattern.match(value):
-            raise ValueError(f"'{value}' {message}")
-        return value
+@dataclass(frozen=True)
+class Matches:
+    """``Annotated`` metadata: the string must match ``pattern``; the error reads ``'value' <message>``."""
 
-    return AfterValidator(check)
+    pattern: re.Pattern[str]
+    message: str
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {**handler(schema), "pattern": self.pattern.pattern}
+
+    def _check(self, value: str) -> str:
+        if not self.pattern.match(value):
+            raise ValueError(f"'{value}' {self.message}")
+        return value
 
 
 Slug = Annotated[
-    str,
-    _matching(_SLUG, "is not a valid name (lower-case letters, digits, '-' and '_'; up to 63)"),
-    WithJsonSchema({"type": "string", "pattern": _SLUG.pattern}),
+    str, Matches(_SLUG, "is not a valid name (lower-case letters, digits, '-' and '_'; up to 63)")
 ]
-FieldPath = Annotated[
-    str,
-    _matching(_FIELD, "is not a ServiceNow field name (e.g. priority, cmdb_ci.name)"),
-    WithJsonSchema({"type": "string", "pattern": _FIELD.pattern}),
-]
-JiraFieldId = Annotated[
-    str,
-    _matching(_JIRA_FIELD, "is not a Jira field id (e.g. duedate, customfield_10050)"),
-    WithJsonSchema({"type": "string", "pattern": _JIRA_FIELD.pattern}),
-]
+FieldPath = Annotated[str, Matches(_FIELD, "is not a ServiceNow field name (e.g. priority, cmdb_ci.name)")]
+JiraFieldId = Annotated[str, Matches(_JIRA_FIELD, "is not a Jira field id (e.g. duedate, customfield_10050)")]
 ProjectKey = Annotated[
-    str,
-    _matching(_PROJECT_KEY, "is not a Jira project key (2-10 upper-case letters and digits)"),
-    WithJsonSchema({"type": "string", "pattern": _PROJECT_KEY.pattern}),
+    str, Matches(_PROJECT_KEY, "is not a Jira project key (2-10 upper-case letters and digits)")
 ]
 
 
