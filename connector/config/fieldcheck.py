@@ -17,10 +17,14 @@ from connector.config.conditions import (
     FieldCondition,
     NotCondition,
 )
+from connector.config.connector_file import ConnectorConfig
 from connector.config.problems import Loc, Problem, did_you_mean, one_of
 from connector.config.yamlsource import SourceDoc
 from connector.servicenow import schema
 from connector.templates import placeholders
+
+PlaceholderPolicy = Callable[[str], str | None]
+"""Given a placeholder name, an error text when it may not be used, else ``None``."""
 
 SETTABLE_EXCLUDED = {
     "priority": "priority is computed from impact and urgency; set those instead",
@@ -47,6 +51,11 @@ def field_problem(doc: SourceDoc, loc: Loc, path: str, table: str = "incident") 
     return doc.problem(
         loc, f"'{error.segment}' is not a field of {error.table}{where}{did_you_mean(error.segment, known)}"
     )
+
+
+def states_of(connector: ConnectorConfig | None) -> Mapping[str, str]:
+    """Incident state values -> labels of the configured instance (core model when unknown)."""
+    return connector.servicenow.incident_states if connector else schema.CORE_INCIDENT_STATES
 
 
 def choice_values(field: str, incident_states: Mapping[str, str]) -> tuple[str, ...] | None:
@@ -120,7 +129,7 @@ def template_problems(
     doc: SourceDoc,
     loc: Loc,
     template: str,
-    allowed: Callable[[str], str | None],
+    allowed: PlaceholderPolicy,
 ) -> list[Problem]:
     """Check each placeholder of ``template``; ``allowed(name)`` returns an error text or ``None``."""
     problems = []
@@ -130,7 +139,7 @@ def template_problems(
     return problems
 
 
-def incident_placeholder(extra: Collection[str] = ()) -> Callable[[str], str | None]:
+def incident_placeholder(extra: Collection[str] = ()) -> PlaceholderPolicy:
     """Placeholder policy: incident fields (dot-walks allowed) plus the names in ``extra``."""
 
     def check(name: str) -> str | None:

@@ -18,6 +18,7 @@ from connector.config import checks
 from connector.config.connector_file import ConnectorConfig
 from connector.config.problems import Problem
 from connector.config.rules_file import RulesFile
+from connector.config.supplier_checks import check_supplier
 from connector.config.supplier_file import SupplierMapping
 from connector.config.validation import validate
 from connector.config.yamlsource import SourceDoc, read_yaml
@@ -89,7 +90,7 @@ def load_config(path: Path = DEFAULT_CONFIG, *, check_secrets: bool = False) -> 
 
     for doc, mapping in mapping_docs.values():
         if mapping is not None:
-            problems += checks.check_supplier(doc, mapping, connector)
+            problems += check_supplier(doc, mapping, connector)
     if connector is not None:
         problems += checks.check_cross(connector_doc, connector, mapping_docs, folder / SUPPLIERS_DIR)
 
