@@ -1,0 +1,71 @@
+"""Serve a :class:`~connector.sandbox.core.PlatformApp` on loopback from a background thread."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from connector.sandbox.core import PlatformApp
+
+log = logging.getLogger(__name__)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Request handler that logs nothing per request and ignores connections the sandbox cut itself."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Per-request lines would drown the demo's output; the journal records every request."""
+
+    def log_error(self, format: str, *args: Any) -> None:
+        """Route errors to our logger at debug level."""
+        log.debug("sandbox http: %s", format % args)
+
+    def handle(self) -> None:
+        """Serve, treating a socket closed by a drop/reset fault like a dropped client."""
+        try:
+            super().handle()
+        except OSError as exc:
+            self.connection_dropped(exc)
+
+
+class AppServer:
+    """A threaded HTTP server for one app; ``port=0`` picks a free port."""
+
+    def __init__(self, app: PlatformApp, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the running server."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> AppServer:
+        """Bind and serve in a daemon thread. Raises ``OSError`` when the port is taken."""
+        server = make_server(self.host, self.port, self.app, threaded=True, request_handler=_QuietHandler)
+        server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._server = server
+        self.port = server.server_port
+        self.app.base_url = self.url
+        self._thread = threading.Thread(
+            target=server.serve_forever, name=f"sandbox-{self.app.name}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
