@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
@@ -57,6 +58,46 @@ def check_connector(doc: SourceDoc, config: ConnectorConfig) -> list[Problem]:
     mappings = doc.path.parent / config.mappings
     if not mappings.is_dir():
         problems.append(doc.problem(("mappings",), f"folder {mappings} does not exist"))
+    if config.sandbox.embedded:
+        problems += _sandbox_problems(doc, config)
+    return problems
+
+
+def _sandbox_problems(doc: SourceDoc, config: ConnectorConfig) -> list[Problem]:
+    """With an embedded sandbox the URLs say where it listens, so they must be plain local addresses."""
+    problems = []
+    servicenow = urlsplit(config.servicenow.instance_url)
+    if servicenow.scheme != "http" or not servicenow.port or servicenow.path not in ("", "/"):
+        problems.append(
+            doc.problem(("servicenow", "instance_url"), "with sandbox.embedded this must be http://HOST:PORT")
+        )
+    jira_addresses: dict[str, str] = {}
+    sites: dict[str, str] = {}
+    for name, supplier in config.suppliers.items():
+        url = urlsplit(supplier.jira.url)
+        loc: Loc = ("suppliers", name, "jira", "url")
+        segments = [part for part in url.path.split("/") if part]
+        if url.scheme != "http" or not url.port or len(segments) != 1:
+            problems.append(doc.problem(loc, "with sandbox.embedded this must be http://HOST:PORT/SITE"))
+            continue
+        jira_addresses.setdefault(url.netloc, name)
+        if url.netloc == servicenow.netloc:
+            problems.append(doc.problem(loc, "the Jira sandbox needs a port of its own, not ServiceNow's"))
+        if segments[0] in sites:
+            problems.append(
+                doc.problem(loc, f"site path /{segments[0]} is already used by {sites[segments[0]]}")
+            )
+        sites.setdefault(segments[0], name)
+    if len(jira_addresses) > 1:
+        first = next(iter(jira_addresses))
+        for name, supplier in config.suppliers.items():
+            if urlsplit(supplier.jira.url).netloc != first:
+                problems.append(
+                    doc.problem(
+                        ("suppliers", name, "jira", "url"),
+                        f"all sandbox Jira sites share one server ({first})",
+                    )
+                )
     return problems
 
 

@@ -152,15 +152,18 @@ class LoggingConfig(ConfigModel):
 
 
 class SandboxConfig(ConfigModel):
-    """Run the bundled ServiceNow and Jira simulators in-process (demo and dry runs only)."""
+    """Run the bundled ServiceNow and Jira simulators in-process (demo and dry runs only).
+
+    They listen where ``servicenow.instance_url`` and the suppliers' ``jira.url`` point (one Jira
+    server, a site per path). If simulators already answer there (``mim-connector sandbox`` in
+    another terminal), the daemon uses those instead of starting its own.
+    """
 
     embedded: bool = False
-    host: str = "127.0.0.1"
-    servicenow_port: int = Field(0, ge=0, le=65535)
-    """0 picks a free port."""
-    jira_port: int = Field(0, ge=0, le=65535)
-    seed: Path | None = None
-    """Optional seed data (e.g. an incident event log) loaded into the simulated ServiceNow."""
+    replay: str | None = None
+    """An incident event log to replay into the simulated ServiceNow: ``builtin`` or a CSV path."""
+    replay_speed: float = Field(600.0, ge=0)
+    """Replay pace as a multiple of real time (0 = as fast as possible)."""
 
 
 class ConnectorConfig(ConfigModel):
