@@ -25,6 +25,16 @@ class Mistake:
 
 
 MISTAKES: dict[str, Mistake] = {
+    "embedded-sandbox-needs-local-urls": Mistake(
+        CONNECTOR,
+        "store:\n",
+        "sandbox:\n  embedded: true\nstore:\n",
+        (
+            "config/connector.yaml:4:17: servicenow.instance_url: with sandbox.embedded this must be http://HOST:PORT",
+            "config/connector.yaml:12:12: suppliers.acme.jira.url: with sandbox.embedded this must be http://HOST:PORT/SITE",
+            "config/connector.yaml:20:12: suppliers.globex.jira.url: with sandbox.embedded this must be http://HOST:PORT/SITE",
+        ),
+    ),
     "misspelt-key-gets-did-you-mean": Mistake(
         CONNECTOR,
         "  instance_url:",
