@@ -1,0 +1,52 @@
+"""The state store (SQLAlchemy Core): SQLite file by default, PostgreSQL by URL.
+
+``Store.open(url)`` migrates the schema and exposes one small repository per concern:
+``watermarks``, ``incidents``, ``links``, ``shadows``, ``comments``, ``intents``, ``audit``, ``dlq``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from connector.store.db import engine_for
+from connector.store.dlq import DeadLetters
+from connector.store.intents import AuditLog, Intents
+from connector.store.links import CommentLedger, Links, Shadows
+from connector.store.migrations import migrate
+from connector.store.progress import Incidents, Watermarks
+
+
+class Store:
+    """All persistent state of one connector instance."""
+
+    def __init__(self, engine: Engine, actor: str = "mim-connector") -> None:
+        self.engine = engine
+        self.watermarks = Watermarks(engine)
+        self.incidents = Incidents(engine)
+        self.links = Links(engine)
+        self.shadows = Shadows(engine)
+        self.comments = CommentLedger(engine)
+        self.intents = Intents(engine)
+        self.audit = AuditLog(engine, actor)
+        self.dlq = DeadLetters(engine)
+
+    @classmethod
+    def open(cls, url: str, base_dir: Path | None = None, *, actor: str = "mim-connector") -> Store:
+        """Connect to ``url`` (relative SQLite paths against ``base_dir``) and migrate the schema."""
+        engine = engine_for(url, base_dir)
+        migrate(engine)
+        return cls(engine, actor)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        """Release all connections."""
+        self.engine.dispose()
+
+
+__all__ = ["Store"]

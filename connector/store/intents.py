@@ -1,0 +1,182 @@
+"""Write intents (a row before every external write, its outcome after) and the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Engine, and_, select
+
+from connector.store.db import as_utc, utcnow
+from connector.store.schema import audit, intents
+
+IntentState = Literal["pending", "done", "failed", "uncertain", "abandoned"]
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A planned external write.
+
+    ``pending`` after a crash or ``uncertain`` after a lost answer means the write may have
+    happened: reconcile by looking for ``stamp``, never repeat blindly.
+    """
+
+    intent_id: int
+    entity: str
+    operation: str
+    target: str
+    stamp: str
+    payload: Mapping[str, Any]
+    state: str
+    attempts: int
+    created_at: datetime
+
+
+class Intents:
+    """The write-ahead log of external side effects."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def begin(
+        self, entity: str, operation: str, target: str, stamp: str, payload: Mapping[str, Any]
+    ) -> Intent:
+        """Record that we are about to write (committed before the write is sent)."""
+        now = utcnow()
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                intents.insert().values(
+                    entity=entity,
+                    operation=operation,
+                    target=target,
+                    stamp=stamp,
+                    payload=dict(payload),
+                    state="pending",
+                    attempts=1,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            intent_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        return Intent(intent_id, entity, operation, target, stamp, dict(payload), "pending", 1, now)
+
+    def finish(self, intent_id: int, state: IntentState, outcome: Mapping[str, Any] | None = None) -> None:
+        """Record what became of the write."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                intents.update()
+                .where(intents.c.intent_id == intent_id)
+                .values(state=state, outcome=dict(outcome or {}), updated_at=utcnow())
+            )
+
+    def unfinished(self, entity: str | None = None) -> list[Intent]:
+        """Intents whose outcome is unknown (``pending`` from a crash, or ``uncertain``), oldest first."""
+        condition: ColumnElement[bool] = intents.c.state.in_(("pending", "uncertain"))
+        if entity is not None:
+            condition = and_(condition, intents.c.entity == entity)
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(intents).where(condition).order_by(intents.c.intent_id)).all()
+        return [_intent(row) for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        """How many intents are in each state."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(intents.c.state)).all()
+        out: dict[str, int] = {}
+        for row in rows:
+            out[row.state] = out.get(row.state, 0) + 1
+        return out
+
+
+def _intent(row: Any) -> Intent:
+    return Intent(
+        row.intent_id,
+        row.entity,
+        row.operation,
+        row.target,
+        row.stamp,
+        dict(row.payload or {}),
+        row.state,
+        row.attempts,
+        as_utc(row.created_at) or utcnow(),
+    )
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One write as the audit log shows it."""
+
+    audit_id: int
+    at: datetime
+    actor: str
+    system: str
+    operation: str
+    target: str
+    before: Any
+    after: Any
+    reason: str
+    intent_id: int | None
+    outcome: str
+
+
+class AuditLog:
+    """Append-only record of every write: who, what, before, after, why."""
+
+    def __init__(self, engine: Engine, actor: str) -> None:
+        self._engine = engine
+        self.actor = actor
+
+    def record(
+        self,
+        system: str,
+        operation: str,
+        target: str,
+        *,
+        reason: str,
+        before: Any = None,
+        after: Any = None,
+        intent_id: int | None = None,
+        outcome: str = "done",
+    ) -> None:
+        """Append an entry (``outcome``: done, failed, uncertain, dry-run)."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                audit.insert().values(
+                    at=utcnow(),
+                    actor=self.actor,
+                    system=system,
+                    operation=operation,
+                    target=target,
+                    before=before,
+                    after=after,
+                    reason=reason,
+                    intent_id=intent_id,
+                    outcome=outcome,
+                )
+            )
+
+    def entries(self, target: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        """The newest entries first, optionally for one target."""
+        query = select(audit).order_by(audit.c.audit_id.desc()).limit(limit)
+        if target is not None:
+            query = query.where(audit.c.target == target)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            AuditEntry(
+                r.audit_id,
+                as_utc(r.at) or utcnow(),
+                r.actor,
+                r.system,
+                r.operation,
+                r.target,
+                r.before,
+                r.after,
+                r.reason,
+                r.intent_id,
+                r.outcome,
+            )
+            for r in rows
+        ]

@@ -1,0 +1,105 @@
+"""How far each source has been read, and the last processed version of each incident."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from connector.store.db import utcnow
+from connector.store.schema import incidents, watermarks
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """A read position.
+
+    Everything strictly before ``position`` was processed, and of the records at exactly
+    ``position`` the keys in ``boundary`` were (closed lower bound, de-duplicated).
+    """
+
+    position: str
+    boundary: tuple[str, ...] = ()
+
+
+class Watermarks:
+    """One watermark per source, e.g. ``servicenow:incident`` or ``jira:acme``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def get(self, source: str) -> Watermark | None:
+        """The stored position of ``source``, or ``None`` before its first read."""
+        with self._engine.connect() as conn:
+            row = conn.execute(select(watermarks).where(watermarks.c.source == source)).one_or_none()
+        return Watermark(row.position, tuple(row.boundary or ())) if row else None
+
+    def set(self, source: str, mark: Watermark) -> None:
+        """Store ``mark`` for ``source``."""
+        values = {"position": mark.position, "boundary": list(mark.boundary), "updated_at": utcnow()}
+        with self._engine.begin() as conn:
+            updated = conn.execute(watermarks.update().where(watermarks.c.source == source).values(**values))
+            if updated.rowcount == 0:
+                conn.execute(watermarks.insert().values(source=source, **values))
+
+    def all(self) -> dict[str, Watermark]:
+        """Every source's watermark."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(watermarks)).all()
+        return {row.source: Watermark(row.position, tuple(row.boundary or ())) for row in rows}
+
+
+@dataclass(frozen=True)
+class IncidentRecord:
+    """The last processed version of an incident and the fields the connector read."""
+
+    sys_id: str
+    number: str
+    mod_count: int
+    updated_on: str
+    snapshot: Mapping[str, Any]
+
+
+class Incidents:
+    """Processed incident versions: a version is processed at most once (sys_id, sys_mod_count)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def get(self, sys_id: str) -> IncidentRecord | None:
+        """The last processed version of ``sys_id``."""
+        with self._engine.connect() as conn:
+            row = conn.execute(select(incidents).where(incidents.c.sys_id == sys_id)).one_or_none()
+        return _incident(row) if row else None
+
+    def remember(
+        self, sys_id: str, number: str, mod_count: int, updated_on: str, snapshot: Mapping[str, Any]
+    ) -> bool:
+        """Record a processed version; returns ``False`` (and changes nothing) if it is not newer."""
+        values = {
+            "number": number,
+            "mod_count": mod_count,
+            "updated_on": updated_on,
+            "snapshot": dict(snapshot),
+            "seen_at": utcnow(),
+        }
+        with self._engine.begin() as conn:
+            current = conn.execute(select(incidents.c.mod_count).where(incidents.c.sys_id == sys_id)).scalar()
+            if current is None:
+                conn.execute(incidents.insert().values(sys_id=sys_id, **values))
+                return True
+            if mod_count <= current:
+                return False
+            conn.execute(incidents.update().where(incidents.c.sys_id == sys_id).values(**values))
+            return True
+
+    def count(self) -> int:
+        """How many incidents the store knows."""
+        with self._engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(incidents)).scalar_one())
+
+
+def _incident(row: Any) -> IncidentRecord:
+    return IncidentRecord(row.sys_id, row.number, row.mod_count, row.updated_on, dict(row.snapshot))

@@ -1,0 +1,158 @@
+"""The state store's tables. This module owns the schema; :mod:`connector.store.migrations` builds it.
+
+Identity and progress live here, never only in memory and never rediscovered by search alone:
+
+* ``watermarks`` - how far each source (ServiceNow incidents, journal, each supplier site) was read;
+* ``incidents`` - the last processed version of each incident (de-duplication by ``sys_mod_count``);
+* ``links`` - incident <-> supplier issue, unique per (incident, supplier), created *before* the issue;
+* ``shadows`` - the value of each mapped field as last synced, per link and side (no-op and echo guard);
+* ``comments`` - the comment ledger: each mirrored journal entry or Jira comment, once per direction;
+* ``intents`` - a row before every external write, its outcome after (crash and uncertainty recovery);
+* ``dead_letters`` - entities whose processing failed, held (with later work) until retried or dropped;
+* ``audit`` - every write: who, what, before, after, why.
+
+Times are timezone-aware UTC. JSON columns hold our own data only (never credentials).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+watermarks = Table(
+    "watermarks",
+    metadata,
+    Column("source", String(128), primary_key=True),
+    Column("position", Text, nullable=False),
+    Column("boundary", JSON, nullable=False, default=list),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("sys_id", String(32), primary_key=True),
+    Column("number", String(40), nullable=False),
+    Column("mod_count", Integer, nullable=False),
+    Column("updated_on", String(19), nullable=False),
+    Column("snapshot", JSON, nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+    Index("ix_incidents_number", "number"),
+)
+
+links = Table(
+    "links",
+    metadata,
+    Column("link_id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_sys_id", String(32), nullable=False),
+    Column("supplier", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("jira_issue_id", String(32)),
+    Column("jira_key", String(64)),
+    Column("jira_url", Text),
+    Column("stamp", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("incident_sys_id", "supplier", name="uq_links_incident_supplier"),
+    Index("ix_links_supplier_issue", "supplier", "jira_issue_id"),
+)
+
+shadows = Table(
+    "shadows",
+    metadata,
+    Column("link_id", Integer, ForeignKey("links.link_id", ondelete="CASCADE"), primary_key=True),
+    Column("side", String(16), primary_key=True),
+    Column("field", String(128), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+comments = Table(
+    "comments",
+    metadata,
+    Column("comment_id", Integer, primary_key=True, autoincrement=True),
+    Column("link_id", Integer, ForeignKey("links.link_id", ondelete="CASCADE"), nullable=False),
+    Column("direction", String(8), nullable=False),
+    Column("source_id", String(64), nullable=False),
+    Column("target_id", String(64)),
+    Column("marker", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("link_id", "direction", "source_id", name="uq_comments_source"),
+)
+
+intents = Table(
+    "intents",
+    metadata,
+    Column("intent_id", Integer, primary_key=True, autoincrement=True),
+    Column("entity", String(128), nullable=False),
+    Column("operation", String(64), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("stamp", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("outcome", JSON),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_intents_state", "state"),
+    Index("ix_intents_entity", "entity"),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("letter_id", Integer, primary_key=True, autoincrement=True),
+    Column("entity", String(128), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("error_type", String(128), nullable=False),
+    Column("error", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("held_events", Integer, nullable=False, default=0),
+    Column("first_failed_at", DateTime(timezone=True), nullable=False),
+    Column("last_failed_at", DateTime(timezone=True), nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("manual", Boolean, nullable=False, default=False),
+    Index("ix_dead_letters_entity_state", "entity", "state"),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("audit_id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("system", String(64), nullable=False),
+    Column("operation", String(64), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("before", JSON),
+    Column("after", JSON),
+    Column("reason", Text, nullable=False),
+    Column("intent_id", Integer),
+    Column("outcome", String(16), nullable=False),
+    Index("ix_audit_target", "target"),
+)

@@ -1,0 +1,156 @@
+"""The state store's contracts, on SQLite and on PostgreSQL alike."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from connector.store import Store
+from connector.store import schema as store_schema
+from connector.store.db import utcnow
+from connector.store.migrations import SchemaTooNew, migrate
+from connector.store.progress import Watermark
+
+
+def test_migration_builds_exactly_the_declared_schema_and_is_idempotent(store: Store) -> None:
+    assert migrate(store.engine) == store_schema.SCHEMA_VERSION
+    inspector = inspect(store.engine)
+    assert set(inspector.get_table_names()) == set(store_schema.metadata.tables)
+    for name, table in store_schema.metadata.tables.items():
+        assert {c["name"] for c in inspector.get_columns(name)} == {c.name for c in table.columns}, name
+
+
+def test_a_newer_schema_is_refused(store: Store) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(store_schema.meta.update().values(value=str(store_schema.SCHEMA_VERSION + 1)))
+    with pytest.raises(SchemaTooNew, match="this connector knows"):
+        migrate(store.engine)
+
+
+def test_watermarks_round_trip(store: Store) -> None:
+    assert store.watermarks.get("servicenow:incident") is None
+    store.watermarks.set("servicenow:incident", Watermark("2026-11-22 10:00:00", ("a:1", "b:2")))
+    store.watermarks.set("servicenow:incident", Watermark("2026-11-22 10:00:05", ("c:7",)))
+    store.watermarks.set("jira:acme", Watermark("2026-11-22T10:00"))
+    assert store.watermarks.get("servicenow:incident") == Watermark("2026-11-22 10:00:05", ("c:7",))
+    assert set(store.watermarks.all()) == {"servicenow:incident", "jira:acme"}
+
+
+def test_an_incident_version_is_processed_once(store: Store) -> None:
+    assert store.incidents.remember("s1", "INC001", 3, "2026-11-22 10:00:00", {"priority": "1"})
+    assert not store.incidents.remember("s1", "INC001", 3, "2026-11-22 10:00:00", {"priority": "2"})
+    assert not store.incidents.remember("s1", "INC001", 2, "2026-11-22 09:00:00", {"priority": "3"})
+    assert store.incidents.remember("s1", "INC001", 4, "2026-11-22 10:00:01", {"priority": "2"})
+    record = store.incidents.get("s1")
+    assert record is not None and (record.mod_count, record.snapshot) == (4, {"priority": "2"})
+    assert store.incidents.count() == 1
+
+
+def test_only_one_link_per_incident_and_supplier_even_under_races(store: Store) -> None:
+    results: list[bool] = []
+    barrier = threading.Barrier(6)
+
+    def claim() -> None:
+        barrier.wait()
+        results.append(store.links.claim("inc1", "acme", "stamp-1")[1])
+
+    threads = [threading.Thread(target=claim) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 5 + [True]
+    link = store.links.get("inc1", "acme")
+    assert link is not None and link.state == "creating" and link.entity == "inc1:acme"
+    confirmed = store.links.confirm(link.link_id, "10001", "ACME-1", "http://x/browse/ACME-1")
+    assert (confirmed.state, confirmed.jira_key) == ("linked", "ACME-1")
+    assert store.links.by_issue("acme", "10001") == confirmed
+    store.links.claim("inc1", "globex", "stamp-2")
+    assert [l.supplier for l in store.links.for_incident("inc1")] == ["acme", "globex"]
+    store.links.set_state(confirmed.link_id, "unlinked")
+    assert [l.supplier for l in store.links.active()] == ["globex"]
+
+
+def test_shadows_per_side(store: Store) -> None:
+    link, _ = store.links.claim("inc1", "acme", "s")
+    store.shadows.put(link.link_id, "jira", {"summary": "A", "priority": "High"})
+    store.shadows.put(link.link_id, "jira", {"summary": "B"})
+    store.shadows.put(link.link_id, "servicenow", {"u_supplier_reference": "ACME-1"})
+    assert store.shadows.get(link.link_id, "jira") == {"summary": "B", "priority": "High"}
+    assert store.shadows.get(link.link_id, "servicenow") == {"u_supplier_reference": "ACME-1"}
+
+
+def test_comment_ledger_mirrors_each_source_once(store: Store) -> None:
+    link, _ = store.links.claim("inc1", "acme", "s")
+    entry, new = store.comments.begin(link.link_id, "out", "journal-1", "m1")
+    again, new_again = store.comments.begin(link.link_id, "out", "journal-1", "m1")
+    assert (new, new_again, again.comment_id) == (True, False, entry.comment_id)
+    store.comments.begin(link.link_id, "in", "journal-1", "m2")
+    assert [e.direction for e in store.comments.unfinished(link.link_id)] == ["out", "in"]
+    store.comments.finish(entry.comment_id, "done", "10500")
+    assert store.comments.targets(link.link_id, "out") == {"10500"}
+    assert [e.direction for e in store.comments.unfinished()] == ["in"]
+
+
+def test_intents_record_before_and_outcome_after(store: Store) -> None:
+    first = store.intents.begin("inc1:acme", "create_issue", "jira:acme/ACME", "st-1", {"summary": "x"})
+    second = store.intents.begin("inc1:acme", "add_comment", "jira:acme/ACME-1", "st-2", {})
+    store.intents.finish(first.intent_id, "done", {"jira_key": "ACME-1"})
+    store.intents.finish(second.intent_id, "uncertain")
+    third = store.intents.begin("inc2:acme", "create_issue", "jira:acme/ACME", "st-3", {})
+    assert [i.stamp for i in store.intents.unfinished()] == ["st-2", "st-3"]
+    assert [i.stamp for i in store.intents.unfinished("inc2:acme")] == ["st-3"]
+    assert store.intents.counts() == {"done": 1, "uncertain": 1, "pending": 1}
+    assert third.payload == {}
+
+
+def test_audit_log(store: Store) -> None:
+    store.audit.record(
+        "jira:acme",
+        "update_issue",
+        "ACME-1",
+        reason="priority changed",
+        before={"p": "High"},
+        after={"p": "Highest"},
+    )
+    store.audit.record("servicenow", "work_note", "INC001", reason="supplier comment", outcome="uncertain")
+    entries = store.audit.entries()
+    assert [(e.operation, e.actor, e.outcome) for e in entries] == [
+        ("work_note", "test-instance", "uncertain"),
+        ("update_issue", "test-instance", "done"),
+    ]
+    assert entries[1].before == {"p": "High"} and entries[1].at.tzinfo is not None
+    assert [e.target for e in store.audit.entries(target="ACME-1")] == ["ACME-1"]
+
+
+def test_dead_letters_hold_back_off_and_release(store: Store) -> None:
+    now = utcnow()
+    letter = store.dlq.fail("inc1:acme", "InvalidRequest", "400 bad field", now=now)
+    assert (letter.attempts, letter.next_attempt_at - now) == (1, timedelta(seconds=30))
+    again = store.dlq.fail("inc1:acme", "InvalidRequest", "400 bad field", now=now)
+    assert (again.letter_id, again.attempts, again.next_attempt_at - now) == (
+        letter.letter_id,
+        2,
+        timedelta(seconds=60),
+    )
+    assert store.dlq.hold("inc1:acme") and not store.dlq.hold("inc2:acme")
+    assert store.dlq.blocked() == {"inc1:acme"}
+    assert store.dlq.due(now) == []
+    assert [l.entity for l in store.dlq.due(now + timedelta(minutes=2))] == ["inc1:acme"]
+    assert store.dlq.retry_now(letter.letter_id)
+    assert [l.held_events for l in store.dlq.due()] == [1]
+    store.dlq.resolve("inc1:acme")
+    assert store.dlq.blocked() == set()
+    other = store.dlq.fail("inc3:acme", "ValueError", "boom")
+    assert store.dlq.drop(other.letter_id) and not store.dlq.drop(other.letter_id)
+    assert [l.state for l in store.dlq.list(None)] == ["resolved", "dropped"]
+
+
+def test_relative_sqlite_path_is_relative_to_the_config(tmp_path: Path) -> None:
+    store = Store.open("sqlite:///../var/state.db", base_dir=tmp_path / "config")
+    store.close()
+    assert (tmp_path / "var" / "state.db").exists()
