@@ -70,9 +70,9 @@ def test_only_one_link_per_incident_and_supplier_even_under_races(store: Store) 
     assert (confirmed.state, confirmed.jira_key) == ("linked", "ACME-1")
     assert store.links.by_issue("acme", "10001") == confirmed
     store.links.claim("inc1", "globex", "stamp-2")
-    assert [l.supplier for l in store.links.for_incident("inc1")] == ["acme", "globex"]
+    assert [link.supplier for link in store.links.for_incident("inc1")] == ["acme", "globex"]
     store.links.set_state(confirmed.link_id, "unlinked")
-    assert [l.supplier for l in store.links.active()] == ["globex"]
+    assert [link.supplier for link in store.links.active()] == ["globex"]
 
 
 def test_shadows_per_side(store: Store) -> None:
@@ -140,14 +140,14 @@ def test_dead_letters_hold_back_off_and_release(store: Store) -> None:
     assert store.dlq.hold("inc1:acme") and not store.dlq.hold("inc2:acme")
     assert store.dlq.blocked() == {"inc1:acme"}
     assert store.dlq.due(now) == []
-    assert [l.entity for l in store.dlq.due(now + timedelta(minutes=2))] == ["inc1:acme"]
+    assert [letter.entity for letter in store.dlq.due(now + timedelta(minutes=2))] == ["inc1:acme"]
     assert store.dlq.retry_now(letter.letter_id)
-    assert [l.held_events for l in store.dlq.due()] == [1]
+    assert [letter.held_events for letter in store.dlq.due()] == [1]
     store.dlq.resolve("inc1:acme")
     assert store.dlq.blocked() == set()
     other = store.dlq.fail("inc3:acme", "ValueError", "boom")
     assert store.dlq.drop(other.letter_id) and not store.dlq.drop(other.letter_id)
-    assert [l.state for l in store.dlq.list(None)] == ["resolved", "dropped"]
+    assert [letter.state for letter in store.dlq.list(None)] == ["resolved", "dropped"]
 
 
 def test_relative_sqlite_path_is_relative_to_the_config(tmp_path: Path) -> None:

@@ -39,7 +39,12 @@ def test_events_in_time_order_with_stored_values(tmp_path: Path) -> None:
     assert [(e.number, e.mod_count) for e in events] == [("INC1", 0), ("INC0", 3), ("INC1", 1)]
     first, resolved, on_hold = events
     assert first.updated_at == datetime(2016, 2, 29, 1, 23, tzinfo=UTC)
-    assert (first.fields["state"], first.fields["impact"], first.fields["urgency"], first.priority) == ("1", "2", "1", "2")
+    assert (first.fields["state"], first.fields["impact"], first.fields["urgency"], first.priority) == (
+        "1",
+        "2",
+        "1",
+        "2",
+    )
     assert first.references["opened_by"] == "Opened by 8", "double spaces in names are folded"
     assert first.references["cmdb_ci"] == "" and first.fields["u_symptom"] == ""
     assert (on_hold.fields["state"], on_hold.fields["hold_reason"]) == ("3", "4")
@@ -57,8 +62,10 @@ def test_changed_carries_only_differences(tmp_path: Path) -> None:
 
 
 def test_bad_rows_name_their_line() -> None:
-    rows = csv.DictReader(io.StringIO(HEADER + "\n" + ROWS[0].replace("29/2/2016 01:23,Phone", "yesterday,Phone")))
-    with pytest.raises(ValueError, match="^line 2: "):
+    rows = csv.DictReader(
+        io.StringIO(HEADER + "\n" + ROWS[0].replace("29/2/2016 01:23,Phone", "yesterday,Phone"))
+    )
+    with pytest.raises(ValueError, match=r"^line 2: "):
         list(parse_rows(rows))
 
 
