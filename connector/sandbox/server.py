@@ -24,6 +24,14 @@ class _QuietHandler(WSGIRequestHandler):
         """Route errors to our logger at debug level."""
         log.debug("sandbox http: %s", format % args)
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header from the platform's (possibly skewed) clock, as a real server's would be."""
+        if timestamp is None:
+            app = getattr(self.server, "app", None)
+            if isinstance(app, PlatformApp):
+                timestamp = app.clock.now().timestamp()
+        return super().date_time_string(timestamp)
+
     def handle(self) -> None:
         """Serve, treating a socket closed by a drop/reset fault like a dropped client."""
         try:
