@@ -27,6 +27,8 @@ credentials or response headers.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -99,3 +101,45 @@ class TransitionNotAvailable(SkippableError):
 
 class UncertainOutcome(ConnectorError):
     """A write may have been applied; the caller must reconcile by looking for its stamp."""
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date; ``None`` if absent or bad."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def error_for_status(
+    status: int, message: str, *, retry_after: float | None = None, write: bool = False
+) -> ConnectorError:
+    """The error class for an HTTP status, in one place for every adapter.
+
+    ``write`` marks a request that may have changed something: a 5xx answer to a write is still
+    treated as "not applied" (the platforms roll back failed writes), but a 502/504 from a proxy in
+    front of them may hide an applied write, so those become :class:`UncertainOutcome` for writes.
+    """
+    if status == 401:
+        return AuthError(message)
+    if status == 403:
+        return PermissionDenied(message)
+    if status == 404:
+        return TicketNotAccessible(message)
+    if status == 429:
+        return RateLimited(message, retry_after=retry_after)
+    if status in (502, 504) and write:
+        return UncertainOutcome(message)
+    if status >= 500 or status == 408:
+        return Unavailable(message, retry_after=retry_after)
+    return InvalidRequest(message)

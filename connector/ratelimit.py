@@ -1,0 +1,123 @@
+"""Client-side pacing: we slow ourselves down before a platform has to throttle us.
+
+* :class:`TokenBucket` - a site's request budget (requests per second with a burst);
+* :class:`WriteWindows` - per-issue write limits in sliding windows (Jira allows 20 / 2 s and
+  100 / 30 s per issue; we stay below with 15 / 2 s and 80 / 30 s by default);
+* :class:`ThrottleGate` - after a 429 with ``Retry-After``, no request goes to that scope (an
+  endpoint, an issue, or the whole site) until the time has passed.
+
+All take an injected monotonic clock; :meth:`Limiter.wait` returns how long to sleep, so the
+caller decides how (tests pass a fake clock and sleep).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Sequence
+
+Clock = Callable[[], float]
+
+
+class TokenBucket:
+    """``rate`` tokens per second, at most ``burst`` saved up."""
+
+    def __init__(self, rate: float, burst: int, clock: Clock = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self._clock = clock
+        self._tokens = float(burst)
+        self._stamp = clock()
+
+    def reserve(self) -> float:
+        """Take one token; return how many seconds the caller must wait before using it."""
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        self._tokens -= 1.0
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+
+class WriteWindows:
+    """At most ``max`` writes per key within each ``(max, seconds)`` window."""
+
+    def __init__(self, limits: Sequence[tuple[int, float]], clock: Clock = time.monotonic) -> None:
+        self.limits = tuple(limits)
+        self._clock = clock
+        longest = max((seconds for _, seconds in self.limits), default=0.0)
+        self._horizon = longest
+        self._history: dict[str, deque[float]] = defaultdict(deque)
+
+    def reserve(self, key: str) -> float:
+        """Book a write on ``key``; return the seconds to wait so that no window overflows."""
+        now = self._clock()
+        history = self._history[key]
+        while history and history[0] <= now - self._horizon:
+            history.popleft()
+        start = now
+        for maximum, seconds in self.limits:
+            recent = [t for t in history if t > start - seconds]
+            if len(recent) >= maximum:
+                start = max(start, recent[len(recent) - maximum] + seconds)
+        history.append(start)
+        return max(0.0, start - now)
+
+
+class ThrottleGate:
+    """Scopes closed by the platform until a given time."""
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._until: dict[str, float] = {}
+
+    def close(self, scope: str, seconds: float) -> None:
+        """No request to ``scope`` for ``seconds`` (extends, never shortens, an existing closure)."""
+        until = self._clock() + seconds
+        self._until[scope] = max(until, self._until.get(scope, 0.0))
+
+    def wait(self, scopes: Iterable[str]) -> float:
+        """Seconds until every one of ``scopes`` is open again."""
+        now = self._clock()
+        return max([0.0, *(self._until.get(scope, now) - now for scope in scopes)])
+
+    def closed(self) -> dict[str, float]:
+        """Scopes still closed and the seconds left (for metrics and the status page)."""
+        now = self._clock()
+        return {scope: until - now for scope, until in self._until.items() if until > now}
+
+
+class Limiter:
+    """One site's pacing: its budget, its per-issue write windows and its throttle gate. Thread-safe."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        write_limits: Sequence[tuple[int, float]] = (),
+        clock: Clock = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.bucket = TokenBucket(rate, burst, clock)
+        self.writes = WriteWindows(write_limits, clock)
+        self.gate = ThrottleGate(clock)
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self.waited = 0.0
+        """Total seconds this limiter made callers wait (a metric)."""
+
+    def wait(self, scopes: Sequence[str], issue: str | None = None) -> float:
+        """Block until a request to ``scopes`` (and a write to ``issue``, if given) may be sent."""
+        with self._lock:
+            delay = max(self.bucket.reserve(), self.gate.wait(scopes))
+            if issue is not None:
+                delay = max(delay, self.writes.reserve(issue))
+            self.waited += delay
+        if delay > 0:
+            self._sleep(delay)
+        return delay
+
+    def throttled(self, scope: str, retry_after: float) -> None:
+        """The platform said 429 for ``scope``: keep everyone away for ``retry_after`` seconds."""
+        with self._lock:
+            self.gate.close(scope, retry_after)

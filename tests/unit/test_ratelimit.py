@@ -1,0 +1,65 @@
+"""Client-side pacing with a fake clock: budgets, per-issue windows, throttle gates."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.ratelimit import Limiter, ThrottleGate, TokenBucket, WriteWindows
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_token_bucket_allows_a_burst_then_paces() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(rate=2, burst=3, clock=clock)
+    assert [bucket.reserve() for _ in range(3)] == [0, 0, 0]
+    assert bucket.reserve() == pytest.approx(0.5)
+    assert bucket.reserve() == pytest.approx(1.0)
+    clock.now += 10
+    assert bucket.reserve() == 0
+
+
+def test_write_windows_keep_every_window_below_its_maximum() -> None:
+    clock = FakeClock()
+    windows = WriteWindows([(15, 2.0), (80, 30.0)], clock)
+    sent: list[float] = []
+    for _ in range(200):
+        delay = windows.reserve("ACME-1")
+        clock.sleep(delay)
+        sent.append(clock.now)
+    for start in sent:
+        assert sum(1 for t in sent if start <= t < start + 2.0) <= 15
+        assert sum(1 for t in sent if start <= t < start + 30.0) <= 80
+    assert windows.reserve("ACME-2") == 0, "other issues are not affected"
+
+
+def test_throttle_gate_extends_but_never_shortens() -> None:
+    clock = FakeClock()
+    gate = ThrottleGate(clock)
+    gate.close("site", 10)
+    gate.close("site", 3)
+    assert gate.wait(["site", "other"]) == 10
+    clock.now += 4
+    assert gate.closed() == {"site": 6}
+    assert gate.wait(["other"]) == 0
+
+
+def test_limiter_waits_for_the_longest_of_budget_gate_and_issue() -> None:
+    clock = FakeClock()
+    limiter = Limiter(rate=100, burst=100, write_limits=[(2, 1.0)], clock=clock, sleep=clock.sleep)
+    limiter.throttled("jira:acme:issue", 5)
+    assert limiter.wait(["jira:acme"]) == 0
+    assert limiter.wait(["jira:acme", "jira:acme:issue"]) == 5
+    assert limiter.wait(["jira:acme"], issue="ACME-1") == 0
+    assert limiter.wait(["jira:acme"], issue="ACME-1") == 0
+    assert limiter.wait(["jira:acme"], issue="ACME-1") == pytest.approx(1.0)
+    assert limiter.waited == pytest.approx(6.0)
