@@ -25,6 +25,8 @@ SYSTEM_COLUMNS = (
     "sys_domain",
     "sys_tags",
 )
+SYSTEM_REFERENCES: Mapping[str, str] = MappingProxyType({"sys_domain": "sys_user_group"})
+"""System columns that are references (the domain is a ``sys_user_group``; ``global`` by default)."""
 
 _TASK_COLUMNS: dict[str, str | None] = {
     "number": None,
@@ -188,11 +190,83 @@ _TABLES: dict[str, dict[str, str | None]] = {
 
 TABLES: Mapping[str, Mapping[str, str | None]] = MappingProxyType(
     {
-        name: MappingProxyType({**columns, **dict.fromkeys(SYSTEM_COLUMNS)})
+        name: MappingProxyType({**columns, **dict.fromkeys(SYSTEM_COLUMNS), **SYSTEM_REFERENCES})
         for name, columns in _TABLES.items()
     }
 )
 """table -> column -> referenced table (``None`` for plain columns)."""
+
+INTEGER_COLUMNS = frozenset(
+    {
+        "state",
+        "incident_state",
+        "problem_state",
+        "impact",
+        "urgency",
+        "priority",
+        "severity",
+        "hold_reason",
+        "escalation",
+        "notify",
+        "reassignment_count",
+        "reopen_count",
+        "child_incidents",
+        "business_stc",
+        "calendar_stc",
+        "sequence",
+        "sys_mod_count",
+    }
+)
+"""Columns ServiceNow stores as integers: queries compare them as numbers (``priority<3``)."""
+DATETIME_COLUMNS = frozenset(
+    {
+        "sys_created_on",
+        "sys_updated_on",
+        "opened_at",
+        "closed_at",
+        "resolved_at",
+        "proposed_on",
+        "promoted_on",
+        "sla_due",
+        "due_date",
+        "start_date",
+        "end_date",
+    }
+)
+"""Columns holding ``YYYY-MM-DD HH:MM:SS`` in UTC (displayed in the reading user's time zone)."""
+BOOLEAN_COLUMNS = frozenset(
+    {
+        "active",
+        "made_sla",
+        "knowledge",
+        "vip",
+        "vendor",
+        "manufacturer",
+        "customer",
+        "inactive",
+        "known_error",
+    }
+)
+"""Columns holding ``true``/``false`` (where the name is not a reference of that table)."""
+DISPLAY_COLUMNS: Mapping[str, str] = MappingProxyType(
+    {
+        "task": "number",
+        "incident": "number",
+        "problem": "number",
+        "change_request": "number",
+        "sys_user": "name",
+        "sys_user_group": "name",
+        "cmdb_ci": "name",
+        "cmdb_ci_service": "name",
+        "service_offering": "name",
+        "core_company": "name",
+        "cmn_location": "name",
+        "sys_choice": "label",
+    }
+)
+"""The column whose value is a record's display value (what a reference to it shows)."""
+TASK_TABLES = ("incident", "problem", "change_request")
+"""Tables extending ``task``: a reference to ``task`` points at a record of one of them."""
 
 JOURNAL_FIELDS = frozenset({"work_notes", "comments", "comments_and_work_notes"})
 INTERNAL_FIELDS = frozenset({"work_notes", "comments_and_work_notes", "work_notes_list"})
