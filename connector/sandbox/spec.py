@@ -132,6 +132,9 @@ class JiraSiteSpec:
     """Requests per second per endpoint and method before ``jira-burst-based`` 429s."""
     issue_write_limits: tuple[tuple[int, float], ...] = ((20, 2.0), (100, 30.0))
     """Writes per issue per window in seconds before ``jira-per-issue-on-write`` 429s."""
+    max_results_limit: int | None = None
+    """Search page cap: on Cloud the most issues a ``search/jql`` page returns when fields beyond ``id``
+    are requested (default 100); on Data Center the silent clamp of ``maxResults`` (default 1000)."""
 
 
 @dataclass(frozen=True)
