@@ -59,14 +59,40 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the daemon (not yet available: the sandbox and the sync core are still being built)."""
+    """Run the daemon (the sync core is still being built: this starts the embedded sandbox only)."""
     loaded = load_config(args.config)
     configure_logging(loaded.connector.logging.format, loaded.connector.logging.level)
+    sandbox = None
     if loaded.connector.sandbox.embedded:
-        log.error("the embedded sandbox is not available yet in this version; cannot run %s", args.config)
-    else:
-        log.error("the sync daemon is not available yet in this version; nothing to run")
+        from connector.sandbox.embedded import ensure_sandbox
+
+        sandbox = ensure_sandbox(loaded)
+    log.error("the sync daemon is not available yet in this version; nothing to run")
+    if sandbox is not None:
+        sandbox.stop()
     return EXIT_FAILURE
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    """Serve the ServiceNow and Jira simulators until SIGINT or SIGTERM."""
+    from connector.sandbox.command import SandboxOptions, serve
+
+    suppliers = (
+        [name.strip() for name in args.suppliers.split(",") if name.strip()] if args.suppliers else None
+    )
+    return serve(
+        SandboxOptions(
+            config=args.config,
+            host=args.host,
+            servicenow_port=args.servicenow_port,
+            jira_port=args.jira_port,
+            suppliers=suppliers,
+            deployment=args.jira_deployment,
+            replay=args.replay,
+            speed=args.speed,
+            seed=args.seed,
+        )
+    )
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -111,6 +137,33 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "-c", "--config", type=Path, default=DEFAULT_CONFIG, help="connector config (default: %(default)s)"
     )
+
+    sandbox = add(
+        "sandbox", cmd_sandbox, "serve the ServiceNow and Jira simulators (for the demo, tests, dry runs)"
+    )
+    sandbox.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=Path("config/demo.yaml"),
+        help="world to serve (default: %(default)s)",
+    )
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--servicenow-port", type=int, default=8090)
+    sandbox.add_argument("--jira-port", type=int, default=8091)
+    sandbox.add_argument(
+        "--suppliers", help="comma-separated supplier sites (default: the config's suppliers)"
+    )
+    sandbox.add_argument(
+        "--jira-deployment", choices=("cloud", "datacenter"), help="override every site's deployment"
+    )
+    sandbox.add_argument(
+        "--replay", metavar="EVENTS.csv", help="replay an incident event log ('builtin' = the shipped slice)"
+    )
+    sandbox.add_argument(
+        "--speed", type=float, default=0.0, help="replay pace, multiple of real time (0 = flat out)"
+    )
+    sandbox.add_argument("--seed", type=int, default=0, help="seed of the fault-injection dice")
 
     schema = add("schema", cmd_schema, "print, write or verify the JSON Schemas of the config files")
     target = schema.add_mutually_exclusive_group()

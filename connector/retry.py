@@ -40,10 +40,10 @@ class _RetryAfterFloor:
     def __call__(self, state: RetryCallState) -> float:
         policy = self._policy
         backoff = min(policy.maximum, policy.initial * 2 ** (state.attempt_number - 1))
-        wait = backoff + random.uniform(0, policy.jitter)  # noqa: S311 - jitter, not cryptography
+        wait: float = backoff + random.uniform(0, policy.jitter)  # noqa: S311 - jitter, not cryptography
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, RetriableError) and error.retry_after is not None:
-            wait = max(wait, error.retry_after)
+            wait = max(wait, float(error.retry_after))
         return wait
 
 

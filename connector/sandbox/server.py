@@ -57,10 +57,25 @@ class AppServer:
 
     def start(self) -> AppServer:
         """Bind and serve in a daemon thread. Raises ``OSError`` when the port is taken."""
-        server = make_server(self.host, self.port, self.app, threaded=True, request_handler=_QuietHandler)
-        server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # We bind and listen ourselves and hand werkzeug the socket: on a bind error werkzeug
+        # would print to stderr and call sys.exit() instead of raising.
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((self.host, self.port))
+            listener.listen(128)
+            server = make_server(
+                self.host,
+                self.port,
+                self.app,
+                threaded=True,
+                request_handler=_QuietHandler,
+                fd=listener.fileno(),
+            )
+        finally:
+            listener.close()
         self._server = server
-        self.port = server.server_port
+        self.port = int(server.server_address[1])
         self.app.base_url = self.url
         self._thread = threading.Thread(
             target=server.serve_forever, name=f"sandbox-{self.app.name}", daemon=True

@@ -122,7 +122,9 @@ def test_clock_skew_and_reset(served) -> None:
     assert control.set_clock(90)["skew_seconds"] == 90
     assert app.clock.skew_seconds == 90
     served_at = parsedate_to_datetime(requests.get(f"{url}/count", timeout=5).headers["Date"])
-    assert 85 <= (served_at - datetime.now(UTC)).total_seconds() <= 92, "the Date header follows the skewed clock"
+    assert 85 <= (served_at - datetime.now(UTC)).total_seconds() <= 92, (
+        "the Date header follows the skewed clock"
+    )
     control.add_fault(path="/count", status=500)
     control.reset()
     assert (app.value, app.clock.skew_seconds, control.faults(), control.requests()) == (0, 0, [], [])

@@ -1,0 +1,81 @@
+"""Our domain types: what the engine knows of incidents, journal entries, supplier issues and comments.
+
+Adapters build these from their platform's payloads; the pure decision code (rules, planner)
+reads nothing else. Values are ServiceNow's and Jira's strings as they arrived.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Literal
+
+JournalElement = Literal["work_notes", "comments"]
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One version of a ServiceNow incident.
+
+    ``fields`` holds stored values (references as sys_ids) keyed by column, plus dot-walked
+    values keyed by their path (``cmdb_ci.name``), exactly the columns the configuration asked for.
+    """
+
+    sys_id: str
+    number: str
+    mod_count: int
+    updated_on: str
+    """``sys_updated_on`` as ServiceNow wrote it: ``YYYY-MM-DD HH:MM:SS`` in UTC, second precision."""
+    fields: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def get(self, name: str, default: str = "") -> str:
+        """A field's value, ``default`` when absent or empty."""
+        return self.fields.get(name) or default
+
+    @property
+    def version(self) -> tuple[str, int]:
+        """``(sys_id, sys_mod_count)``: a processed version is never processed again."""
+        return self.sys_id, self.mod_count
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """A work note or additional comment (a ``sys_journal_field`` row)."""
+
+    sys_id: str
+    incident_sys_id: str
+    element: JournalElement
+    value: str
+    created_on: str
+    created_by: str
+
+
+@dataclass(frozen=True)
+class SupplierComment:
+    """A comment on a supplier issue."""
+
+    comment_id: str
+    author: str
+    author_id: str
+    body: str
+    created: datetime
+    updated: datetime
+
+
+@dataclass(frozen=True)
+class SupplierIssue:
+    """A supplier's Jira issue as last read (directly, never from search alone)."""
+
+    issue_id: str
+    key: str
+    url: str
+    status: str
+    status_category: str
+    updated: datetime
+    fields: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Jira field id -> text (``summary``, ``priority``, ``labels`` comma-joined, ``customfield_…``)."""
+    stamp: str | None = None
+    """Our identity stamp from the issue's entity property, when present."""
+    comments: tuple[SupplierComment, ...] = ()
