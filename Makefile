@@ -10,13 +10,15 @@ PYTHON ?= $(shell for p in python3 python3.11 python3.12 python3.13 python; do \
 	  && { echo $$p; break; }; done)
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint check schema clean help
+.PHONY: demo test lint check schema bench sandbox clean help
 
 help:
 	@echo "make demo    run the daemon against the embedded sandbox (config/demo.yaml)"
 	@echo "make test    lint and run the whole test suite"
 	@echo "make check   validate config/connector.yaml and mappings/ offline"
 	@echo "make schema  regenerate mappings/schema/*.json from the config models"
+	@echo "make sandbox serve the ServiceNow and Jira simulators on 8090/8091 until Ctrl-C"
+	@echo "make bench   run the benchmarks (benchmarks/), figures as in the README"
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer is required (none found on PATH)" >&2; exit 1; }
@@ -44,6 +46,12 @@ check: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/mim-connector schema --write mappings/schema
+
+sandbox: $(STAMP)
+	$(BIN)/mim-connector sandbox -c config/demo.yaml
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/sandbox_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
