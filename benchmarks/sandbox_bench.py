@@ -105,14 +105,24 @@ def throughput() -> dict[str, float]:
         project = site["projects"][0]["key"] if site.get("projects") else "ACME"
         issue = requests.post(
             f"{site['url']}/rest/api/2/issue",
-            json={"fields": {"project": {"key": project}, "issuetype": {"name": "Incident"}, "summary": "benchmark"}},
+            json={
+                "fields": {
+                    "project": {"key": project},
+                    "issuetype": {"name": "Incident"},
+                    "summary": "benchmark",
+                }
+            },
             auth=jira_auth,
             timeout=10,
         )
         issue.raise_for_status()
         issue_url = f"{site['url']}/rest/api/2/issue/{issue.json()['key']}"
         # Jira's burst limit (a fidelity feature) would cap this load test; lift it for the measurement.
-        requests.post(f"{info['jira']['url']}/_sandbox/sites/acme/settings", json={"burst_per_second": 1_000_000}, timeout=10).raise_for_status()
+        requests.post(
+            f"{info['jira']['url']}/_sandbox/sites/acme/settings",
+            json={"burst_per_second": 1_000_000},
+            timeout=10,
+        ).raise_for_status()
         return {
             "servicenow_rps_1": hammer(incident_url, auth, json_headers, 1),
             "servicenow_rps_4": hammer(incident_url, auth, json_headers, 4),
@@ -155,7 +165,11 @@ def memory_and_watermark() -> dict[str, float]:
         session.headers["Accept"] = "application/json"
         first = session.get(
             f"{server.url}/api/now/table/incident",
-            params={"sysparm_query": "ORDERBYsys_updated_on", "sysparm_limit": "1", "sysparm_fields": "sys_updated_on"},
+            params={
+                "sysparm_query": "ORDERBYsys_updated_on",
+                "sysparm_limit": "1",
+                "sysparm_fields": "sys_updated_on",
+            },
             timeout=30,
         ).json()["result"][0]["sys_updated_on"]
         params = {
@@ -184,7 +198,11 @@ def memory_and_watermark() -> dict[str, float]:
 
 def main() -> None:
     results = {
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
         **throughput(),
         **memory_and_watermark(),
     }
@@ -198,7 +216,11 @@ def main() -> None:
         ("100k incidents: memory (tracemalloc)", f"{results['memory_traced_mb']:.0f} MB", "measured"),
         ("100k incidents: RSS growth", f"{results['memory_rss_growth_mb']:.0f} MB", "measured"),
         ("100k incidents: bulk insert", f"{results['insert_seconds']:.1f} s", "measured"),
-        ("Watermark page (200 rows) at 100k, median / p95", f"{results['watermark_page_ms_median']:.1f} / {results['watermark_page_ms_p95']:.1f} ms", "measured"),
+        (
+            "Watermark page (200 rows) at 100k, median / p95",
+            f"{results['watermark_page_ms_median']:.1f} / {results['watermark_page_ms_p95']:.1f} ms",
+            "measured",
+        ),
     ]
     print("| Sandbox figure | Measured | Target |")
     print("|---|---|---|")
