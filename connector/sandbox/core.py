@@ -68,6 +68,8 @@ class FaultRule:
     ``headers``, or ``body`` verbatim); ``drop`` closes the connection without an answer;
     ``reset`` aborts it with a TCP reset. ``status: 0`` means ``drop``. ``when``: ``before`` fails
     the request without applying it; ``after_commit`` applies it, then fails or drops the answer.
+    ``delay_ms`` waits at that point: before the platform sees the request, or after it applied it
+    (a slow answer to an applied write - the client times out not knowing it succeeded).
     """
 
     path: str = ".*"
@@ -255,13 +257,13 @@ class PlatformApp:
         started = time.perf_counter()
         query = request.query_string.decode("latin-1")
         fault = self.faults.pick(request.method, request.path, query)
-        if fault is not None and fault.delay_ms:
-            time.sleep(fault.delay_ms / 1000)
         if fault is not None and fault.when == "before":
+            _pause(fault)
             response = self._fault_response(fault, environ)
         else:
             response = self._handle_safely(request)
             if fault is not None:
+                _pause(fault)
                 response = self._fault_response(fault, environ)
         self._record(request, response, fault, started)
         return response(environ, start_response)
@@ -350,6 +352,11 @@ class PlatformApp:
         if route == "info" and method == "GET":
             return json_response(self.info())
         return None
+
+
+def _pause(fault: FaultRule) -> None:
+    if fault.delay_ms:
+        time.sleep(fault.delay_ms / 1000)
 
 
 def _fault_fields(item: Any) -> dict[str, Any]:
