@@ -31,6 +31,9 @@ class RetryPolicy:
     jitter: float = 0.5
 
 
+DEFAULT_POLICY = RetryPolicy()
+
+
 class _RetryAfterFloor:
     """Exponential backoff with jitter, never shorter than the server's ``Retry-After``."""
 

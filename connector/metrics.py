@@ -1,0 +1,27 @@
+"""Prometheus metrics of the daemon, defined once. Served with ``/healthz`` and ``/readyz`` by the daemon."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter(
+    "mim_requests_total",
+    "HTTP requests to ServiceNow and supplier sites, by outcome",
+    ["system", "method", "outcome"],
+)
+THROTTLED = Counter(
+    "mim_throttled_total", "429 answers received (a scope was closed for Retry-After)", ["system"]
+)
+WRITES = Counter(
+    "mim_writes_total", "External writes by operation and outcome", ["system", "operation", "outcome"]
+)
+PLANNED = Counter("mim_changes_planned_total", "Changes the planner decided, by kind", ["supplier", "kind"])
+CONFLICTS = Counter(
+    "mim_conflicts_total",
+    "Edits of a field owned by the other side (logged, never ping-ponged)",
+    ["supplier"],
+)
+DEAD_LETTERS = Gauge("mim_dead_letters", "Entities held in the dead-letter queue")
+CYCLE_SECONDS = Histogram("mim_cycle_seconds", "Duration of one sync cycle")
+WATERMARK_LAG = Gauge("mim_watermark_lag_seconds", "Server time minus the source's watermark", ["source"])
+LAST_CYCLE = Gauge("mim_last_cycle_timestamp_seconds", "When the last sync cycle finished (Unix time)")

@@ -1,0 +1,193 @@
+"""The HTTP boundary both adapters share: pacing, the one retry layer, error translation, server time.
+
+``Transport.call(fn, ...)`` waits for the site's budget and any throttled scope, runs ``fn`` (one
+HTTP request through pysnow, python-jira or their session), translates whatever it raises into
+:mod:`connector.errors`, closes the throttled scope on a 429, and retries what is retriable.
+
+Translation rules, the same for every platform:
+
+* an HTTP answer -> :func:`connector.errors.error_for_status` (message from the platform's envelope,
+  never headers; ``Retry-After`` in seconds or HTTP-date);
+* could not connect (refused, DNS, connect timeout) -> retriable, nothing was sent;
+* the connection broke or the answer timed out *after* sending -> a read is retriable, a write is
+  :class:`~connector.errors.UncertainOutcome` (it may have been applied; never repeated blindly).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import requests
+from urllib3.exceptions import NewConnectionError
+
+from connector import metrics, retry
+from connector.errors import (
+    ConnectorError,
+    RateLimited,
+    Timeout,
+    Unavailable,
+    UncertainOutcome,
+    error_for_status,
+    parse_retry_after,
+)
+from connector.ratelimit import Limiter
+from connector.secrets import REDACTOR
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+DEFAULT_THROTTLE_SECONDS = 5.0
+"""How long a scope stays closed after a 429 that names no ``Retry-After``."""
+
+
+class HttpFailure(Exception):
+    """An HTTP answer an adapter got from its client library in another shape (e.g. python-jira's ``JIRAError``)."""
+
+    def __init__(self, status: int, headers: Mapping[str, str], body: str) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+
+class Transport:
+    """One remote system's calls: ``system`` names it in metrics and messages (``servicenow``, ``jira:acme``)."""
+
+    def __init__(
+        self,
+        system: str,
+        limiter: Limiter,
+        *,
+        policy: retry.RetryPolicy = retry.DEFAULT_POLICY,
+        sleep: Callable[[float], None] = time.sleep,
+        message_of: Callable[[int, str], str] = lambda _status, body: body[:300],
+        throttle_scope: Callable[[Mapping[str, str]], str | None] = lambda _headers: None,
+    ) -> None:
+        self.system = system
+        self.limiter = limiter
+        self.policy = policy
+        self.sleep = sleep
+        self.message_of = message_of
+        self.throttle_scope = throttle_scope
+        self._server_time: datetime | None = None
+        self._lock = threading.Lock()
+
+    # --- server clock -----------------------------------------------------------------------------
+
+    def watch(self, session: requests.Session) -> None:
+        """Record the ``Date`` header of every answer ``session`` receives (the server's clock)."""
+        session.hooks.setdefault("response", []).append(self._on_response)
+
+    def _on_response(self, response: requests.Response, *_args: Any, **_kwargs: Any) -> requests.Response:
+        stamp = response.headers.get("Date")
+        if stamp:
+            try:
+                when = parsedate_to_datetime(stamp)
+            except (TypeError, ValueError):
+                return response
+            with self._lock:
+                self._server_time = when if when.tzinfo else when.replace(tzinfo=UTC)
+        return response
+
+    @property
+    def server_time(self) -> datetime | None:
+        """The server's clock as of its last answer."""
+        with self._lock:
+            return self._server_time
+
+    # --- calls ------------------------------------------------------------------------------------
+
+    def call(
+        self,
+        fn: Callable[[], T],
+        *,
+        method: str,
+        what: str,
+        write: bool,
+        scopes: Sequence[str] = (),
+        issue: str | None = None,
+    ) -> T:
+        """Run one request under pacing and the retry policy; raise only :mod:`connector.errors`.
+
+        ``what`` names the call in messages (``GET incident``); ``scopes`` are the throttle scopes
+        the request belongs to besides the whole system; ``issue`` books a per-issue write slot.
+        """
+        all_scopes = (self.system, *scopes)
+
+        def attempt() -> T:
+            self.limiter.wait(all_scopes, issue if write else None)
+            try:
+                result = fn()
+            except Exception as exc:  # noqa: BLE001 - translate() re-raises what it does not know
+                error = self.translate(exc, method, what, write)
+                metrics.REQUESTS.labels(self.system, method, type(error).__name__).inc()
+                if isinstance(error, RateLimited):
+                    scope = self._scope_of(exc) or self.system
+                    self.limiter.throttled(scope, error.retry_after or DEFAULT_THROTTLE_SECONDS)
+                    metrics.THROTTLED.labels(self.system).inc()
+                raise error from None
+            metrics.REQUESTS.labels(self.system, method, "ok").inc()
+            return result
+
+        return retry.call(attempt, self.policy, self.sleep)
+
+    def translate(self, exc: BaseException, method: str, what: str, write: bool) -> ConnectorError:
+        """The :mod:`connector.errors` class for whatever a client library raised."""
+        if isinstance(exc, ConnectorError):
+            return exc
+        prefix = f"{self.system}: {what}"
+        status, headers, body = _answer(exc)
+        if status is not None:
+            message = REDACTOR.redact(f"{prefix} -> {status} {self.message_of(status, body)}".strip())
+            retry_after = parse_retry_after(headers.get("Retry-After"))
+            return error_for_status(status, message, retry_after=retry_after, write=write)
+        if isinstance(exc, requests.ConnectTimeout) or _never_connected(exc):
+            return Timeout(f"{prefix}: could not connect ({type(exc).__name__})")
+        if isinstance(exc, requests.ReadTimeout | requests.ConnectionError):
+            if write:
+                return UncertainOutcome(
+                    f"{prefix}: no answer after sending ({type(exc).__name__}); it may have been applied"
+                )
+            return Unavailable(f"{prefix}: no answer ({type(exc).__name__})")
+        if isinstance(exc, requests.RequestException | ValueError):
+            # A body that is not the platform's JSON (e.g. a hibernating instance's HTML page).
+            return Unavailable(f"{prefix}: unreadable answer ({type(exc).__name__})")
+        raise exc
+
+    def _scope_of(self, exc: BaseException) -> str | None:
+        _status, headers, _body = _answer(exc)
+        return self.throttle_scope(headers) if headers else None
+
+
+def _answer(exc: BaseException) -> tuple[int | None, Mapping[str, str], str]:
+    if isinstance(exc, HttpFailure):
+        return exc.status, exc.headers, exc.body
+    response = getattr(exc, "response", None)
+    if isinstance(exc, requests.HTTPError) and response is not None:
+        return response.status_code, response.headers, response.text
+    return None, {}, ""
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """True when the request never left: connection refused, unknown host."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, NewConnectionError | ConnectionRefusedError):
+            return True
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException) and id(reason) not in seen:
+            current = reason
+            continue
+        current = (
+            current.__cause__
+            or current.__context__
+            or (current.args[0] if current.args and isinstance(current.args[0], BaseException) else None)
+        )
+    return False
