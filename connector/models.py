@@ -31,8 +31,16 @@ class Incident:
     fields: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def get(self, name: str, default: str = "") -> str:
-        """A field's value, ``default`` when absent or empty."""
+        """A field's value, ``default`` when absent or empty (``number`` and ``sys_id`` included)."""
+        if name == "number":
+            return self.number
+        if name == "sys_id":
+            return self.sys_id
         return self.fields.get(name) or default
+
+    def values(self) -> dict[str, str]:
+        """Every known value by name, ``number`` and ``sys_id`` included (what templates and conditions see)."""
+        return {**self.fields, "number": self.number, "sys_id": self.sys_id}
 
     @property
     def version(self) -> tuple[str, int]:

@@ -134,6 +134,12 @@ class PollingConfig(ConfigModel):
     overlap: Duration = timedelta(minutes=2)
     """Re-read window behind each watermark; duplicates are dropped by (sys_id, sys_mod_count)."""
     page_size: int = Field(200, ge=1, le=10000)
+    initial_lookback: Duration = timedelta(hours=1)
+    """On first start, how far back to pick up incident changes."""
+    sweep_interval: Duration = timedelta(minutes=10)
+    """How often every open linked incident is re-checked, catching anything polling missed."""
+    search_lag: Duration = timedelta(minutes=1)
+    """How long Jira search may lag behind a write; a lost create is retried only after this."""
 
 
 class MetricsConfig(ConfigModel):

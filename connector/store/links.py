@@ -15,7 +15,7 @@ from connector.store.schema import comments, links, shadows
 
 LinkState = Literal["creating", "linked", "unlinked"]
 Direction = Literal["out", "in"]
-CommentState = Literal["pending", "done", "uncertain", "skipped"]
+CommentState = Literal["pending", "done", "uncertain", "abandoned"]
 
 
 @dataclass(frozen=True)
@@ -227,6 +227,10 @@ class CommentLedger:
             created = False
         entry = self.get(link_id, direction, source_id)
         assert entry is not None
+        if not created and entry.state == "abandoned":
+            # An earlier attempt was proven not to have landed: this one is a fresh start.
+            self.finish(entry.comment_id, "pending")
+            return self.get(link_id, direction, source_id) or entry, True
         return entry, created
 
     def finish(self, comment_id: int, state: CommentState, target_id: str | None = None) -> None:
@@ -238,13 +242,19 @@ class CommentLedger:
             conn.execute(comments.update().where(comments.c.comment_id == comment_id).values(**values))
 
     def unfinished(self, link_id: int | None = None) -> list[CommentEntry]:
-        """Entries still ``pending`` or ``uncertain`` (after a crash or a lost answer)."""
+        """Entries still ``pending`` or ``uncertain`` (after a crash or a lost answer): reconcile these."""
         condition: ColumnElement[bool] = comments.c.state.in_(("pending", "uncertain"))
         if link_id is not None:
             condition = and_(condition, comments.c.link_id == link_id)
         with self._engine.connect() as conn:
             rows = conn.execute(select(comments).where(condition).order_by(comments.c.comment_id)).all()
         return [_comment(row) for row in rows]
+
+    def settled(self, link_id: int, direction: Direction) -> frozenset[str]:
+        """Source ids mirrored for sure (``done``); pending, uncertain and abandoned ones are not."""
+        condition = and_(comments.c.link_id == link_id, comments.c.direction == direction, comments.c.state == "done")
+        with self._engine.connect() as conn:
+            return frozenset(conn.execute(select(comments.c.source_id).where(condition)).scalars())
 
     def targets(self, link_id: int, direction: Direction) -> set[str]:
         """Ids of the comments we created in ``direction`` (so they are not mirrored back)."""

@@ -1,0 +1,70 @@
+"""Which incident columns the configuration reads, so each poll asks for those and no others. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from connector.config import LoadedConfig
+from connector.config.conditions import ClusterCondition, Condition, FieldCondition
+from connector.config.fieldcheck import walk_conditions
+from connector.templates import placeholders
+
+CORE_FIELDS = (
+    "sys_id",
+    "number",
+    "sys_mod_count",
+    "sys_updated_on",
+    "state",
+    "active",
+    "priority",
+    "impact",
+    "urgency",
+    "short_description",
+    "description",
+    "opened_at",
+    "assigned_to",
+    "assignment_group",
+    "major_incident_state",
+    "parent_incident",
+    "problem_id",
+    "correlation_id",
+    "correlation_display",
+    "cmdb_ci",
+    "business_service",
+    "close_code",
+)
+"""Columns the engine itself reads, whatever the rules and mappings say."""
+EXTRA_VARIABLES = frozenset(
+    {"url", "mim_state", "supplier", "rule.name", "rule.description", "rule.action", "matched"}
+)
+
+
+def incident_fields(loaded: LoadedConfig) -> list[str]:
+    """Every column and dot-walked path to read, core ones first, each once."""
+    wanted: list[str] = list(CORE_FIELDS)
+    wanted += loaded.connector.servicenow.watch_fields
+    wanted += loaded.rules.settings.material_fields
+    for rule in loaded.rules.rules:
+        wanted += _condition_fields(rule.when)
+        wanted += rule.then.set
+        for template in (*rule.then.set.values(), rule.then.work_note):
+            wanted += _template_fields(template)
+    for mapping in loaded.suppliers.values():
+        wanted += _condition_fields(mapping.routing.match)
+        out = mapping.outbound
+        for template in (out.summary, out.description, *out.fields.values()):
+            wanted += _template_fields(template)
+        wanted += mapping.inbound.fields
+    return list(dict.fromkeys(wanted))
+
+
+def _condition_fields(condition: Condition) -> Iterable[str]:
+    for _loc, node in walk_conditions(condition, ()):
+        if isinstance(node, FieldCondition):
+            yield node.field
+        elif isinstance(node, ClusterCondition):
+            yield node.cluster.by
+
+
+def _template_fields(template: str) -> Iterable[str]:
+    return (name for name in placeholders(template) if name not in EXTRA_VARIABLES)

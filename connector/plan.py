@@ -1,0 +1,147 @@
+"""What a plan is made of: the changes one incident x supplier needs, each with its reason.
+
+Plans are values: the planner (pure) produces them, ``--dry-run`` prints them, the executor applies
+them. Comments and journal entries carry a ``marker`` so an uncertain write can be recognised later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CreateIssue:
+    """Create the supplier issue, stamped with our identity in the same request."""
+
+    project: str
+    issue_type: str
+    fields: Mapping[str, Any]
+    shadow: Mapping[str, str]
+    """What the fields look like as text once created (becomes the Jira-side shadow)."""
+    reason: str
+
+
+@dataclass(frozen=True)
+class UpdateIssue:
+    """Set ServiceNow-owned fields on the supplier issue."""
+
+    fields: Mapping[str, Any]
+    before: Mapping[str, str]
+    after: Mapping[str, str]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One transition of a path: its declared name, the status it leads to, the fields it requires."""
+
+    name: str
+    to: str
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MoveIssue:
+    """Walk the supplier workflow along ``hops`` (never through a terminal status) to ``target``."""
+
+    hops: tuple[Hop, ...]
+    target: str
+    state_shadow: str
+    """The incident state this move answers (recorded once done)."""
+    reason: str
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Something the plan needs cannot be done (e.g. no workflow path); the entity waits in the DLQ."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class CommentOnIssue:
+    """Mirror one ServiceNow journal entry as a Jira comment."""
+
+    source_id: str
+    body: str
+    marker: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RemoteLinkOnIssue:
+    """Point the supplier issue back at a ServiceNow record (idempotent by ``global_id``)."""
+
+    global_id: str
+    url: str
+    title: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class UpdateIncident:
+    """Set incident fields (supplier-owned ones, link-back fields, an allowed state change)."""
+
+    fields: Mapping[str, str]
+    shadow: Mapping[str, str]
+    """Values to remember on the ServiceNow side once written (keys may be pseudo-fields)."""
+    reason: str
+
+
+@dataclass(frozen=True)
+class NoteOnIncident:
+    """Append one work note (or comment) to the incident for a supplier comment or event."""
+
+    source_id: str
+    element: str
+    text: str
+    marker: str
+    reason: str
+    fields: Mapping[str, str] = field(default_factory=dict)
+    """Incident fields set in the same request (one PATCH instead of two)."""
+
+
+@dataclass(frozen=True)
+class RecordShadow:
+    """Nothing to write, but remember what was seen (a value already equal, a conflict noted)."""
+
+    side: str
+    values: Mapping[str, str]
+    reason: str
+
+
+Change = (
+    Blocked
+    | CreateIssue
+    | UpdateIssue
+    | MoveIssue
+    | CommentOnIssue
+    | RemoteLinkOnIssue
+    | UpdateIncident
+    | NoteOnIncident
+    | RecordShadow
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The changes for one entity, in the order they must be applied, and what was noticed."""
+
+    entity: str
+    changes: tuple[Change, ...] = ()
+    conflicts: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+    """Why nothing (more) is planned, for dry runs and logs."""
+
+    @property
+    def writes(self) -> tuple[Change, ...]:
+        """The changes that write to a remote system."""
+        return tuple(change for change in self.changes if not isinstance(change, RecordShadow))
+
+    def describe(self) -> list[str]:
+        """One line per change: kind and reason (what ``sync --dry-run`` prints)."""
+        lines = [f"{type(change).__name__}: {change.reason}" for change in self.changes]
+        lines += [f"conflict: {text}" for text in self.conflicts]
+        return lines or [f"nothing to do ({'; '.join(self.notes) or 'in sync'})"]

@@ -1,0 +1,470 @@
+"""Mirroring decisions for one incident x supplier. Pure: a view of both sides in, a :class:`Plan` out.
+
+The rules, in the order they are applied:
+
+* **create** - routed and not linked yet: one issue, stamped, with the rendered fields;
+* **ServiceNow-owned Jira fields** - written when *our* rendered value changed since the last sync
+  (the shadow); a supplier's edit of such a field is a conflict, noted and never fought over;
+* **status out** - a changed incident state maps to a supplier status, reached by a workflow path
+  that never passes through a terminal status;
+* **comments out** - public comments (work notes only if the mapping opts in), redacted, once each;
+* **supplier-owned incident fields** and **status in** - written when the supplier's value changed;
+  a state change only for allow-listed statuses, with the mandatory resolution fields;
+* **comments in** - the supplier's comments as work notes (or comments), attributed, once each.
+
+Nothing is planned that the shadows or the comment ledger say was already done: that is both
+the no-op guard and the echo guard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from connector.config.supplier_file import SupplierMapping, Workflow
+from connector.models import Incident, JournalEntry, SupplierIssue
+from connector.plan import (
+    Blocked,
+    Change,
+    CommentOnIssue,
+    CreateIssue,
+    Hop,
+    MoveIssue,
+    NoteOnIncident,
+    Plan,
+    RecordShadow,
+    RemoteLinkOnIssue,
+    UpdateIncident,
+    UpdateIssue,
+)
+from connector.redaction import redact
+from connector.store.links import Link
+from connector.templates import render
+
+MARKER_TAG = "[mim-connector ref:"
+SUMMARY_LIMIT = 255
+TEXT_LIMIT = 32_000
+DEFAULT_RESOLUTION = "Done"
+LABELS_OURS = "@labels_ours"
+STATE_DONE = "@state"
+REMOTE_LINK = "@remote_link"
+SUPPLIER_STATUS = "@supplier_status"
+
+
+@dataclass(frozen=True)
+class EntityView:
+    """Everything the planner may look at for one incident x supplier."""
+
+    incident: Incident
+    supplier: str
+    mapping: SupplierMapping
+    states: Mapping[str, str]
+    """Incident state value -> label on this instance."""
+    routed: bool
+    link: Link | None
+    issue: SupplierIssue | None
+    journal: Sequence[JournalEntry]
+    jira_shadow: Mapping[str, str]
+    snow_shadow: Mapping[str, str]
+    mirrored_out: frozenset[str]
+    """Journal entries (sys_id) already in the comment ledger for this link."""
+    mirrored_in: frozenset[str]
+    """Supplier comment ids (and event keys) already in the comment ledger."""
+    account_id: str
+    integration_user: str
+    incident_url: str
+    sibling_keys: tuple[str, ...] = ()
+    """Keys of every supplier issue of this incident (for ``correlation_display``)."""
+
+
+def marker(kind: str, *parts: str) -> str:
+    """A short, stable reference for one mirrored item (``o…`` out, ``i…`` in, ``l…`` link note)."""
+    return kind + hashlib.sha1("|".join(parts).encode(), usedforsecurity=False).hexdigest()[:10]
+
+
+def stamp_line(ref: str) -> str:
+    """The line that identifies text we wrote, so it is never mirrored back and can be found again."""
+    return f"{MARKER_TAG}{ref}]"
+
+
+def plan(view: EntityView) -> Plan:
+    """The changes that bring this incident's mirror at this supplier up to date."""
+    entity = f"{view.incident.sys_id}:{view.supplier}"
+    if view.link is None or view.link.state == "creating":
+        if view.link is None and not view.routed:
+            return Plan(entity, notes=(f"not routed to {view.supplier}",))
+        return Plan(entity, (_create(view),))
+    if view.issue is None:
+        return Plan(entity, notes=(f"issue {view.link.jira_key} is gone or hidden",))
+    changes: list[Change] = []
+    conflicts: list[str] = []
+    changes += _fields_out(view, conflicts)
+    changes += _remote_link(view)
+    changes += _status_out(view)
+    changes += _comments_out(view)
+    changes += _link_back(view)
+    changes += _fields_in(view, conflicts)
+    changes += _status_in(view)
+    changes += _comments_in(view)
+    return Plan(entity, tuple(changes), tuple(conflicts))
+
+
+# --- outbound -----------------------------------------------------------------------------------------
+
+
+def outbound_values(view: EntityView) -> dict[str, tuple[Any, str]]:
+    """Jira field -> (API value, text as the adapter reads it back) for every ServiceNow-owned field."""
+    mapping = view.mapping
+    out = mapping.outbound
+    variables = _outbound_variables(view)
+    patterns = out.redaction.patterns
+
+    def text(template: str, limit: int) -> str:
+        return _clip(redact(render(template, variables), patterns).strip(), limit)
+
+    values: dict[str, tuple[Any, str]] = {
+        "summary": _same(text(out.summary, SUMMARY_LIMIT).replace("\n", " ")),
+        "description": _same(text(out.description, TEXT_LIMIT)),
+    }
+    priority = out.priority_map.get(view.incident.get("priority"))  # type: ignore[call-overload]
+    if priority:
+        values["priority"] = _same(priority)
+    if out.components:
+        values["components"] = (list(out.components), ", ".join(sorted(out.components)))
+    for field_id, template in out.fields.items():
+        values[field_id] = _same(text(template, TEXT_LIMIT))
+    mim_state = view.incident.get("major_incident_state")
+    if out.mim.target == "field" and out.mim.field:
+        values[out.mim.field] = _same(mim_state)
+    return values
+
+
+def our_labels(view: EntityView) -> list[str]:
+    """The labels this connector owns on the issue: the mapping's plus the major-incident state label."""
+    labels = list(view.mapping.outbound.labels)
+    mim_state = view.incident.get("major_incident_state")
+    if view.mapping.outbound.mim.target == "label" and mim_state:
+        labels.append(f"{view.mapping.outbound.mim.label_prefix}{mim_state}")
+    return sorted(set(labels))
+
+
+def _create(view: EntityView) -> CreateIssue:
+    values = outbound_values(view)
+    labels = our_labels(view)
+    fields = {name: api for name, (api, _text) in values.items()}
+    shadow = {name: text for name, (_api, text) in values.items()}
+    if labels:
+        fields["labels"] = labels
+    shadow["labels"] = " ".join(labels)
+    shadow[LABELS_OURS] = " ".join(labels)
+    jira = view.mapping.jira
+    reason = f"{view.incident.number} is routed to {view.mapping.display_name} and has no issue there yet"
+    return CreateIssue(jira.project, jira.issue_type, fields, shadow, reason)
+
+
+def _fields_out(view: EntityView, conflicts: list[str]) -> list[Change]:
+    assert view.issue is not None
+    write: dict[str, Any] = {}
+    before: dict[str, str] = {}
+    after: dict[str, str] = {}
+    remember: dict[str, str] = {}
+    for name, (api, wanted) in outbound_values(view).items():
+        current = _norm(view.issue.fields.get(name, ""))
+        shadow = view.jira_shadow.get(name)
+        if shadow is not None and _norm(shadow) == _norm(wanted):
+            if current != _norm(wanted) and view.jira_shadow.get(f"@conflict:{name}") != current:
+                conflicts.append(
+                    f"{view.issue.key} {name} was changed in Jira; ServiceNow owns it, left as is"
+                )
+                remember[f"@conflict:{name}"] = current
+            continue
+        if current == _norm(wanted):
+            remember[name] = wanted
+            continue
+        write[name], before[name], after[name] = api, current, wanted
+    labels_change = _labels(view)
+    if labels_change is not None:
+        api_labels, text_labels, ours = labels_change
+        write["labels"], before["labels"], after["labels"] = (
+            api_labels,
+            view.issue.fields.get("labels", ""),
+            text_labels,
+        )
+        after[LABELS_OURS] = ours
+    changes: list[Change] = []
+    if write:
+        names = ", ".join(sorted(k for k in after if not k.startswith("@")))
+        changes.append(
+            UpdateIssue(write, before, after, f"ServiceNow changed {names} of {view.incident.number}")
+        )
+    if remember:
+        changes.append(RecordShadow("jira", remember, "already equal in Jira, or a supplier edit noted"))
+    return changes
+
+
+def _labels(view: EntityView) -> tuple[list[str], str, str] | None:
+    """New label list when ours changed: the supplier's own labels are kept."""
+    assert view.issue is not None
+    ours = our_labels(view)
+    previous = set(view.jira_shadow.get(LABELS_OURS, "").split())
+    if set(ours) == previous:
+        return None
+    current = set(view.issue.fields.get("labels", "").split())
+    wanted = sorted((current - previous) | set(ours))
+    if set(wanted) == current:
+        return None
+    return wanted, " ".join(wanted), " ".join(ours)
+
+
+def _remote_link(view: EntityView) -> list[Change]:
+    global_id = f"servicenow:incident:{view.incident.sys_id}"
+    if view.jira_shadow.get(REMOTE_LINK) == global_id:
+        return []
+    title = f"ServiceNow {view.incident.number}"
+    return [
+        RemoteLinkOnIssue(
+            global_id, view.incident_url, title, "link the issue back to its ServiceNow incident"
+        )
+    ]
+
+
+def _status_out(view: EntityView) -> list[Change]:
+    assert view.issue is not None
+    state = view.incident.get("state")
+    if not state or view.jira_shadow.get(STATE_DONE) == state:
+        return []
+    label = view.states.get(state, state)
+    status_map = view.mapping.outbound.status_map
+    target = status_map.get(label) or status_map.get(state)
+    if target is None or target == view.issue.status:
+        return [
+            RecordShadow(
+                "jira", {STATE_DONE: state}, f"incident state {label} needs no supplier status change"
+            )
+        ]
+    hops = find_path(view.mapping.jira.workflow, view.issue.status, target)
+    if hops is None:
+        return [
+            Blocked(
+                f"{view.issue.key}: no transition path from '{view.issue.status}' to '{target}' avoids a terminal status"
+            )
+        ]
+    reason = f"incident {view.incident.number} is {label}: move {view.issue.key} from {view.issue.status} to {target}"
+    return [MoveIssue(tuple(hops), target, state, reason)]
+
+
+def find_path(workflow: Workflow, start: str, target: str) -> list[Hop] | None:
+    """Shortest transition path from ``start`` to ``target`` whose intermediate statuses are not terminal."""
+    if start == target:
+        return []
+    paths: dict[str, list[Hop]] = {start: []}
+    frontier = [start]
+    while frontier:
+        following: list[str] = []
+        for status in frontier:
+            spec = workflow.statuses.get(status)
+            if status != start and spec is not None and spec.terminal:
+                continue
+            for transition in workflow.transitions:
+                if (transition.from_ and status not in transition.from_) or transition.to in paths:
+                    continue
+                fields = {"resolution": DEFAULT_RESOLUTION} if "resolution" in transition.requires else {}
+                paths[transition.to] = [*paths[status], Hop(transition.name, transition.to, fields)]
+                if transition.to == target:
+                    return paths[target]
+                following.append(transition.to)
+        frontier = following
+    return None
+
+
+def _comments_out(view: EntityView) -> list[Change]:
+    assert view.issue is not None
+    settings = view.mapping.outbound.comments
+    elements = {"comments"} if settings.public else set()
+    if settings.work_notes:
+        elements.add("work_notes")
+    changes: list[Change] = []
+    for entry in sorted(view.journal, key=lambda e: (e.created_on, e.sys_id)):
+        if entry.element not in elements or entry.sys_id in view.mirrored_out or MARKER_TAG in entry.value:
+            continue
+        ref = marker("o", view.incident.sys_id, entry.sys_id)
+        header = render(
+            settings.header,
+            {"author": entry.created_by, "created": entry.created_on, "number": view.incident.number},
+        )
+        body = redact(entry.value, view.mapping.outbound.redaction.patterns)
+        text = _clip(f"{header}\n{body}", TEXT_LIMIT) + f"\n\n{stamp_line(ref)}"
+        changes.append(
+            CommentOnIssue(
+                entry.sys_id, text, ref, f"{entry.element} {entry.sys_id} of {view.incident.number}"
+            )
+        )
+    return changes
+
+
+def _link_back(view: EntityView) -> list[Change]:
+    assert view.issue is not None and view.link is not None
+    keys = ", ".join(sorted(set(view.sibling_keys) | {view.issue.key}))
+    fields = {"correlation_display": keys} if view.incident.get("correlation_display") != keys else {}
+    note_key = f"link:{view.issue.key}"
+    if note_key not in view.mirrored_in:
+        ref = marker("l", view.supplier, view.issue.key)
+        text = f"Mirrored to {view.mapping.display_name} as {view.issue.key}: {view.issue.url}\n{stamp_line(ref)}"
+        reason = f"tell the service desk where {view.issue.key} is"
+        return [NoteOnIncident(note_key, "work_notes", text, ref, reason, fields)]
+    if fields:
+        return [UpdateIncident(fields, {}, f"record the supplier issues {keys} on {view.incident.number}")]
+    return []
+
+
+# --- inbound ------------------------------------------------------------------------------------------
+
+
+def _jira_variables(view: EntityView) -> dict[str, str]:
+    assert view.issue is not None
+    issue = view.issue
+    return {
+        **issue.fields,
+        "key": issue.key,
+        "url": issue.url,
+        "status": issue.status,
+        "supplier": view.mapping.display_name,
+    }
+
+
+def _fields_in(view: EntityView, conflicts: list[str]) -> list[Change]:
+    variables = _jira_variables(view)
+    write: dict[str, str] = {}
+    remember: dict[str, str] = {}
+    for field, template in view.mapping.inbound.fields.items():
+        wanted = render(template, variables).strip()
+        current = view.incident.get(field)
+        shadow = view.snow_shadow.get(field)
+        if shadow == wanted:
+            if current != wanted and view.snow_shadow.get(f"@conflict:{field}") != current:
+                conflicts.append(
+                    f"{view.incident.number} {field} was changed in ServiceNow; {view.supplier} owns it"
+                )
+                remember[f"@conflict:{field}"] = current
+            continue
+        if current == wanted:
+            remember[field] = wanted
+        else:
+            write[field] = wanted
+    changes: list[Change] = []
+    if write:
+        reason = f"{view.supplier} changed {', '.join(sorted(write))} in {variables['key']}"
+        changes.append(UpdateIncident(write, dict(write), reason))
+    if remember:
+        changes.append(RecordShadow("servicenow", remember, "already equal in ServiceNow, or an edit noted"))
+    return changes
+
+
+def _status_in(view: EntityView) -> list[Change]:
+    assert view.issue is not None
+    issue = view.issue
+    previous = view.snow_shadow.get(SUPPLIER_STATUS)
+    if previous == issue.status:
+        return []
+    if previous is None:
+        return [
+            RecordShadow(
+                "servicenow", {SUPPLIER_STATUS: issue.status}, f"first sight of {issue.key}'s status"
+            )
+        ]
+    changes: list[Change] = []
+    inbound = view.mapping.inbound
+    if inbound.status_work_note:
+        key = f"status:{issue.key}:{issue.updated.isoformat()}:{issue.status}"
+        ref = marker("i", view.supplier, key)
+        text = f"[{issue.key}] {view.mapping.display_name} moved the issue from {previous} to {issue.status}.\n{stamp_line(ref)}"
+        if key not in view.mirrored_in:
+            changes.append(
+                NoteOnIncident(
+                    key, "work_notes", text, ref, f"{issue.key} status {previous} -> {issue.status}"
+                )
+            )
+    shadow = {SUPPLIER_STATUS: issue.status}
+    change = inbound.status_map.get(issue.status)
+    target = _state_value(change.state, view.states) if change else None
+    if change is not None and target is not None and view.incident.get("state") != target:
+        fields = {"state": target}
+        variables = _jira_variables(view)
+        if change.close_code:
+            fields["close_code"] = change.close_code
+        if change.close_notes:
+            fields["close_notes"] = render(change.close_notes, variables)
+        label = view.states.get(target, target)
+        reason = f"{issue.key} is {issue.status} at {view.supplier}: set {view.incident.number} to {label}"
+        changes.append(UpdateIncident(fields, shadow, reason))
+    else:
+        changes.append(RecordShadow("servicenow", shadow, f"{issue.key} is now {issue.status}"))
+    return changes
+
+
+def _comments_in(view: EntityView) -> list[Change]:
+    assert view.issue is not None
+    settings = view.mapping.inbound.comments
+    changes: list[Change] = []
+    for comment in sorted(view.issue.comments, key=lambda c: (c.created, c.comment_id)):
+        if comment.author_id == view.account_id or MARKER_TAG in comment.body:
+            continue
+        if comment.comment_id in view.mirrored_in:
+            continue
+        ref = marker("i", view.supplier, comment.comment_id)
+        header = render(
+            settings.header,
+            {
+                "key": view.issue.key,
+                "author": comment.author,
+                "supplier": view.mapping.display_name,
+                "created": _iso(comment.created),
+            },
+        )
+        text = f"{header}\n{comment.body}\n{stamp_line(ref)}"
+        reason = f"comment {comment.comment_id} by {comment.author} on {view.issue.key}"
+        changes.append(NoteOnIncident(comment.comment_id, settings.target, text, ref, reason))
+    return changes
+
+
+# --- helpers ------------------------------------------------------------------------------------------
+
+
+def _outbound_variables(view: EntityView) -> dict[str, str]:
+    allowed = set(view.mapping.outbound.redaction.allow_fields)
+    fields = {
+        name: value
+        for name, value in view.incident.values().items()
+        if name in allowed or name.split(".")[0] in allowed
+    }
+    return {
+        **fields,
+        "url": view.incident_url,
+        "mim_state": view.incident.get("major_incident_state"),
+        "supplier": view.mapping.display_name,
+    }
+
+
+def _state_value(state: str, states: Mapping[str, str]) -> str | None:
+    if state in states:
+        return state
+    return next((value for value, label in states.items() if label == state), None)
+
+
+def _same(value: str) -> tuple[str, str]:
+    return value, value
+
+
+def _norm(text: str) -> str:
+    return text.replace("\r\n", "\n").strip()
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 20] + " …(truncated)"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")

@@ -1,0 +1,37 @@
+"""Which suppliers an incident goes to, and why. Pure.
+
+A supplier gets an incident when its routing conditions match and one of its triggers holds:
+``assignment`` (as soon as the conditions match) or ``major_incident`` (once the incident is an
+accepted major incident). Once linked, an incident stays mirrored whatever later changes say.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from connector.config.supplier_file import SupplierMapping
+from connector.matching import Context, evaluate
+from connector.models import Incident
+
+
+@dataclass(frozen=True)
+class Route:
+    """The routing decision for one supplier."""
+
+    routed: bool
+    reason: str
+
+
+def route(mapping: SupplierMapping, incident: Incident, context: Context) -> Route:
+    """Whether ``incident`` should be mirrored to the supplier of ``mapping`` now."""
+    outcome = evaluate(mapping.routing.match, incident, context, path="routing.match")
+    if not outcome.matched:
+        failed = outcome.failed[0] if outcome.failed else None
+        detail = f": {failed.description} (actual {failed.actual})" if failed else ""
+        return Route(False, f"routing conditions of {mapping.supplier} do not match{detail}")
+    triggers = mapping.routing.triggers
+    if "assignment" in triggers:
+        return Route(True, f"matches the routing of {mapping.supplier}")
+    if incident.get("major_incident_state") == "accepted":
+        return Route(True, f"accepted major incident matching the routing of {mapping.supplier}")
+    return Route(False, f"{mapping.supplier} is engaged for accepted major incidents only")

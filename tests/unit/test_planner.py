@@ -1,0 +1,290 @@
+"""Mirroring decisions for one incident x supplier: pure, from views built by hand."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from connector.config.supplier_file import SupplierMapping
+from connector.plan import (
+    Blocked,
+    CommentOnIssue,
+    CreateIssue,
+    MoveIssue,
+    NoteOnIncident,
+    RecordShadow,
+    RemoteLinkOnIssue,
+    UpdateIncident,
+    UpdateIssue,
+)
+from connector.planner import (
+    LABELS_OURS,
+    REMOTE_LINK,
+    STATE_DONE,
+    SUPPLIER_STATUS,
+    EntityView,
+    find_path,
+    outbound_values,
+    plan,
+)
+from connector.servicenow.schema import CORE_INCIDENT_STATES
+from tests.factories import comment, incident, issue, journal, link, mapping
+
+INC = incident(state="2", cmdb_ci_name="", major_incident_state="")
+
+
+def view(**overrides: Any) -> EntityView:
+    base = EntityView(
+        incident=INC,
+        supplier="acme",
+        mapping=mapping("acme"),
+        states=CORE_INCIDENT_STATES,
+        routed=True,
+        link=None,
+        issue=None,
+        journal=(),
+        jira_shadow={},
+        snow_shadow={},
+        mirrored_out=frozenset(),
+        mirrored_in=frozenset(),
+        account_id="mim",
+        integration_user="svc.mim-connector",
+        incident_url="https://sn.example/nav_to.do?uri=incident.do?sys_id=x",
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+def synced(**overrides: Any) -> EntityView:
+    """A linked entity whose both sides match the shadows exactly: nothing to do."""
+    base = view(**{k: v for k, v in overrides.items() if k == "incident"})
+    texts = {name: text for name, (_api, text) in outbound_values(base).items()}
+    labels = "mim-connector servicenow"
+    fields = {**texts, "labels": labels, "u_supplier_reference": "ACME-1"}
+    current = issue(status="In Progress", **fields)
+    defaults = {
+        "link": link(),
+        "issue": current,
+        "jira_shadow": {
+            **texts,
+            "labels": labels,
+            LABELS_OURS: labels,
+            STATE_DONE: base.incident.get("state"),
+            REMOTE_LINK: f"servicenow:incident:{base.incident.sys_id}",
+        },
+        "snow_shadow": {
+            SUPPLIER_STATUS: "In Progress",
+            "u_supplier_reference": "ACME-1",
+            "u_supplier_eta": "",
+        },
+        "mirrored_in": frozenset({"link:ACME-1"}),
+        "incident": dataclasses.replace(
+            base.incident,
+            fields={
+                **base.incident.fields,
+                "correlation_display": "ACME-1",
+                "u_supplier_reference": "ACME-1",
+            },
+        ),
+    }
+    defaults.update(overrides)
+    return view(**defaults)
+
+
+def test_routed_and_unlinked_creates_one_stamped_issue_with_rendered_fields() -> None:
+    result = plan(view())
+    (create,) = result.changes
+    assert isinstance(create, CreateIssue)
+    assert (create.project, create.issue_type) == ("ACME", "Incident")
+    assert create.fields["summary"] == "[INC0010001] Checkout fails"
+    assert create.fields["priority"] == "Highest"
+    assert create.fields["customfield_10050"] == "INC0010001"
+    assert create.fields["labels"] == ["mim-connector", "servicenow"]
+    assert "https://sn.example/nav_to.do" in create.fields["description"]
+    assert create.shadow[LABELS_OURS] == "mim-connector servicenow"
+
+
+def test_not_routed_not_linked_does_nothing_and_says_why() -> None:
+    result = plan(view(routed=False))
+    assert result.changes == () and result.describe() == ["nothing to do (not routed to acme)"]
+
+
+def test_a_synced_entity_plans_nothing() -> None:
+    assert plan(synced()).changes == ()
+
+
+def test_servicenow_change_updates_only_that_field() -> None:
+    changed = dataclasses.replace(INC, fields={**INC.fields, "short_description": "Checkout down"})
+    before = synced()
+    result = plan(
+        dataclasses.replace(
+            before,
+            incident=dataclasses.replace(
+                before.incident, fields={**before.incident.fields, "short_description": "Checkout down"}
+            ),
+        )
+    )
+    (update,) = result.changes
+    assert isinstance(update, UpdateIssue)
+    assert update.fields == {"summary": "[INC0010001] Checkout down"}
+    assert update.before == {"summary": "[INC0010001] Checkout fails"}
+    assert changed.number in update.reason
+
+
+def test_supplier_edit_of_a_servicenow_owned_field_is_a_conflict_not_a_write() -> None:
+    base = synced()
+    edited = dataclasses.replace(base.issue, fields={**base.issue.fields, "summary": "ACME says: slow"})  # type: ignore[arg-type]
+    result = plan(dataclasses.replace(base, issue=edited))
+    assert [type(c) for c in result.changes] == [RecordShadow]
+    assert result.conflicts == ("ACME-1 summary was changed in Jira; ServiceNow owns it, left as is",)
+    noted = dataclasses.replace(
+        base, issue=edited, jira_shadow={**base.jira_shadow, "@conflict:summary": "ACME says: slow"}
+    )
+    assert plan(noted).conflicts == (), "a conflict is reported once"
+
+
+def test_mim_label_added_while_the_suppliers_own_labels_stay() -> None:
+    base = synced()
+    accepted = dataclasses.replace(
+        base.incident, fields={**base.incident.fields, "major_incident_state": "accepted"}
+    )
+    with_theirs = dataclasses.replace(
+        base.issue, fields={**base.issue.fields, "labels": "mim-connector servicenow vip-customer"}
+    )  # type: ignore[arg-type]
+    (update,) = plan(dataclasses.replace(base, incident=accepted, issue=with_theirs)).changes
+    assert isinstance(update, UpdateIssue)
+    assert update.fields == {"labels": ["mim-accepted", "mim-connector", "servicenow", "vip-customer"]}
+    assert update.after[LABELS_OURS] == "mim-accepted mim-connector servicenow"
+
+
+def test_resolving_the_incident_walks_the_workflow_with_the_required_resolution() -> None:
+    base = synced()
+    resolved = dataclasses.replace(base.incident, fields={**base.incident.fields, "state": "6"})
+    (move,) = plan(dataclasses.replace(base, incident=resolved)).changes
+    assert isinstance(move, MoveIssue)
+    assert [(h.name, h.to, dict(h.fields)) for h in move.hops] == [
+        ("Resolve", "Resolved", {"resolution": "Done"})
+    ]
+    assert move.state_shadow == "6"
+
+
+def test_closing_goes_through_resolved_but_never_through_a_terminal_status() -> None:
+    workflow = mapping("acme").jira.workflow
+    assert [h.to for h in find_path(workflow, "Open", "Closed") or []] == ["Resolved", "Closed"]
+    assert find_path(workflow, "Closed", "In Progress") is None, "Closed is terminal: nothing leads out of it"
+    assert [h.to for h in find_path(workflow, "Resolved", "Waiting for Customer") or []] == [
+        "In Progress",
+        "Waiting for Customer",
+    ]
+
+
+def test_no_path_is_a_clear_blocked_change() -> None:
+    base = synced()
+    closed = dataclasses.replace(base.issue, status="Closed")  # type: ignore[arg-type]
+    reopened = dataclasses.replace(base.incident, fields={**base.incident.fields, "state": "3"})
+    (blocked,) = [
+        c
+        for c in plan(dataclasses.replace(base, issue=closed, incident=reopened)).changes
+        if isinstance(c, Blocked)
+    ]
+    assert (
+        blocked.reason
+        == "ACME-1: no transition path from 'Closed' to 'Waiting for Customer' avoids a terminal status"
+    )
+
+
+def test_public_comments_go_out_redacted_work_notes_and_our_own_entries_do_not() -> None:
+    entries = (
+        journal("j1", "Please call bob@example.com about the outage", "comments"),
+        journal("j2", "internal: vendor is slow", "work_notes"),
+        journal(
+            "j3",
+            "[ACME-1] Jane:\nworking on it\n[mim-connector ref:iabc]",
+            "work_notes",
+            created_by="svc.mim-connector",
+        ),
+        journal("j4", "already sent", "comments"),
+    )
+    result = plan(synced(journal=entries, mirrored_out=frozenset({"j4"})))
+    (out,) = result.changes
+    assert isinstance(out, CommentOnIssue) and out.source_id == "j1"
+    assert out.body.startswith("alice (service desk) wrote:\nPlease call [e-mail removed] about the outage")
+    assert out.body.endswith(f"[mim-connector ref:{out.marker}]")
+    assert "internal" not in out.body
+
+
+def test_supplier_comments_come_in_once_as_attributed_work_notes() -> None:
+    base = synced()
+    comments = (
+        comment("c1", "Root cause found: disk full"),
+        comment("c2", "our own mirror [mim-connector ref:o123]", author="MIM Connector", author_id="mim"),
+        comment("c3", "already mirrored"),
+    )
+    current = dataclasses.replace(base.issue, comments=comments)  # type: ignore[arg-type]
+    (note,) = plan(dataclasses.replace(base, issue=current, mirrored_in=base.mirrored_in | {"c3"})).changes
+    assert isinstance(note, NoteOnIncident)
+    assert (note.source_id, note.element) == ("c1", "work_notes")
+    assert note.text.startswith(
+        "[ACME-1] Jane Doe (ACME Cloud Hosting):\nRoot cause found: disk full\n[mim-connector ref:"
+    )
+
+
+def test_supplier_resolution_sets_the_state_with_the_mandatory_fields_and_a_note() -> None:
+    base = synced()
+    resolved = dataclasses.replace(
+        base.issue, status="Resolved", fields={**base.issue.fields, "resolution": "Fixed"}
+    )  # type: ignore[arg-type]
+    note, update = plan(dataclasses.replace(base, issue=resolved)).changes
+    assert isinstance(note, NoteOnIncident) and "moved the issue from In Progress to Resolved" in note.text
+    assert isinstance(update, UpdateIncident)
+    assert update.fields == {
+        "state": "6",
+        "close_code": "Solution provided",
+        "close_notes": "Resolved by ACME in ACME-1: Fixed",
+    }
+    assert update.shadow == {SUPPLIER_STATUS: "Resolved"}
+
+
+def test_status_not_in_the_allow_list_only_notes() -> None:
+    base = synced()
+    waiting = dataclasses.replace(base.issue, status="Waiting for Customer")  # type: ignore[arg-type]
+    note, record = plan(dataclasses.replace(base, issue=waiting)).changes
+    assert isinstance(note, NoteOnIncident) and isinstance(record, RecordShadow)
+
+
+def test_first_sight_of_the_supplier_status_is_not_a_change() -> None:
+    base = synced(snow_shadow={"u_supplier_reference": "ACME-1", "u_supplier_eta": ""})
+    (record,) = plan(base).changes
+    assert record == RecordShadow(
+        "servicenow", {SUPPLIER_STATUS: "In Progress"}, "first sight of ACME-1's status"
+    )
+
+
+def test_supplier_owned_fields_and_link_back_after_create() -> None:
+    fresh = view(link=link(), issue=issue(status="Open"), jira_shadow={}, incident=INC)
+    changes = plan(fresh).changes
+    assert any(
+        isinstance(c, RemoteLinkOnIssue) and c.global_id == f"servicenow:incident:{INC.sys_id}"
+        for c in changes
+    )
+    (note,) = [c for c in changes if isinstance(c, NoteOnIncident)]
+    assert note.fields == {"correlation_display": "ACME-1"}
+    assert note.text.startswith(
+        "Mirrored to ACME Cloud Hosting as ACME-1: https://acme.example/browse/ACME-1"
+    )
+    (update,) = [c for c in changes if isinstance(c, UpdateIncident)]
+    assert update.fields == {"u_supplier_reference": "ACME-1"}
+
+
+@pytest.mark.parametrize("field", ["work_notes", "comments_and_work_notes", "caller_id"])
+def test_fields_outside_the_allow_list_never_reach_the_supplier(field: str) -> None:
+    leaky: SupplierMapping = mapping("acme").model_copy(
+        update={
+            "outbound": mapping("acme").outbound.model_copy(update={"summary": f"{{number}} {{{field}}}"})
+        }
+    )
+    secret = dataclasses.replace(INC, fields={**INC.fields, field: "CANARY-internal"})
+    (create,) = plan(view(mapping=leaky, incident=secret)).changes
+    assert isinstance(create, CreateIssue)
+    assert "CANARY" not in repr(create)
