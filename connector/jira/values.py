@@ -1,0 +1,226 @@
+"""Jira's JSON values to our text and back, its timestamps, JQL date literals and error envelopes.
+
+Pure functions, no I/O. Reading, answers become our domain types and every field value becomes
+text (:func:`field_text`); writing, text and lists become what Jira's v2 API expects
+(:func:`field_payload`). Users are ``accountId`` on Cloud and ``name`` on Data Center.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime, tzinfo
+from types import MappingProxyType
+from typing import Any
+
+from connector.models import SupplierComment, SupplierIssue
+from connector.ports import IssueRef, JiraAccount, Transition
+
+_TIME_FORMATS = ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z")
+_NAMED_FIELDS = frozenset({"priority", "resolution"})
+_STATUS_CATEGORIES = {"new": "todo", "indeterminate": "in_progress", "done": "done"}
+MESSAGE_LIMIT = 300
+STAMP_PROPERTY = "mim-connector"
+"""The issue entity property holding our identity stamp (``{"stamp": …}``)."""
+
+
+def parse_jira_time(text: str) -> datetime:
+    """An aware datetime from Jira's ``2026-11-22T10:00:00.000+0000`` (milliseconds optional).
+
+    Spelled out with ``strptime`` because ``datetime.fromisoformat`` before Python 3.11 rejects the
+    ``+0000`` offset. Raises ``ValueError`` for anything else.
+    """
+    for fmt in _TIME_FORMATS:
+        try:
+            return datetime.strptime(text, fmt)  # noqa: DTZ007 - every format ends in %z
+        except ValueError:
+            continue
+    raise ValueError(f"not a Jira timestamp: {text!r}")
+
+
+def jql_minute(moment: datetime, zone: tzinfo) -> str:
+    """``moment`` as a JQL date literal: ``"yyyy-MM-dd HH:mm"`` in ``zone``, floored to the minute.
+
+    JQL has minute precision and reads literals in the searching user's profile time zone, so a
+    bound floored this way includes everything from ``moment`` on (and up to a minute before).
+    Raises ``ValueError`` for a naive ``moment``.
+    """
+    if moment.tzinfo is None:
+        raise ValueError("JQL bounds need a timezone-aware datetime")
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+def jql_string(value: str) -> str:
+    """``value`` as a double-quoted JQL string."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def status_category(category_key: str) -> str:
+    """Jira's ``statusCategory.key`` in our vocabulary: ``todo``, ``in_progress`` or ``done``."""
+    return _STATUS_CATEGORIES.get(category_key, category_key)
+
+
+def field_text(field_id: str, value: Any) -> str:
+    """A field value as text.
+
+    Priorities and other named values by name, users by display name, labels space-joined in
+    sorted order, components ``", "``-joined in sorted order, other values as their string;
+    absent or null as ``""``.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        items = [_text(item) for item in value]
+        if field_id == "labels":
+            return " ".join(sorted(items))
+        if field_id == "components":
+            return ", ".join(sorted(items))
+        return ", ".join(items)
+    return _text(value)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        # users by displayName, priorities/statuses/components by name, select options by value
+        for key in ("displayName", "name", "value", "key"):
+            if key in value and value[key] is not None:
+                return str(value[key])
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, list):
+        return ", ".join(_text(item) for item in value)
+    return str(value)
+
+
+def field_payload(field_id: str, value: Any) -> Any:
+    """What Jira's v2 API expects for ``value`` of ``field_id``.
+
+    ``priority``/``resolution`` by name -> ``{"name": …}`` (``""`` clears); ``labels`` a list (a
+    string is split on whitespace); ``components`` names -> ``[{"name": …}]`` (a string is split on
+    commas); everything else as given (text and custom fields as strings). Dicts pass unchanged.
+    """
+    if isinstance(value, Mapping):
+        return dict(value)
+    if field_id in _NAMED_FIELDS:
+        return {"name": str(value)} if value else None
+    if field_id == "labels":
+        return value.split() if isinstance(value, str) else [str(item) for item in value or ()]
+    if field_id == "components":
+        names = value.split(",") if isinstance(value, str) else list(value or ())
+        return [{"name": str(name).strip()} for name in names if str(name).strip()]
+    return value
+
+
+def fields_payload(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`field_payload` applied to every entry."""
+    return {field_id: field_payload(field_id, value) for field_id, value in fields.items()}
+
+
+def jira_message(_status: int, body: str) -> str:
+    """The human part of a Jira error answer (``errorMessages`` and ``errors``), else the body's start."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return _squeeze(body)
+    parts: list[str] = []
+    if isinstance(data, dict):
+        messages = data.get("errorMessages")
+        if isinstance(messages, list):
+            parts += [str(message) for message in messages]
+        errors = data.get("errors")
+        if isinstance(errors, dict):
+            parts += [f"{field}: {message}" for field, message in errors.items()]
+        if not parts:
+            parts += [str(data[key]) for key in ("message", "errorMessage", "detail") if data.get(key)]
+    return _squeeze("; ".join(parts) if parts else body)
+
+
+def _squeeze(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()[:MESSAGE_LIMIT]
+
+
+# --- answers -> domain types ------------------------------------------------------------------------
+
+
+def account_from_json(raw: Mapping[str, Any], cloud: bool) -> JiraAccount:
+    """``GET myself`` as a :class:`JiraAccount`."""
+    return JiraAccount(
+        account_id=_user_id(raw, cloud),
+        display_name=str(raw.get("displayName") or ""),
+        time_zone=str(raw.get("timeZone") or "UTC"),
+    )
+
+
+def issue_ref_from_json(item: Mapping[str, Any]) -> IssueRef:
+    """A search hit (``fields=updated``) as an :class:`IssueRef`."""
+    updated = (item.get("fields") or {}).get("updated")
+    return IssueRef(
+        issue_id=str(item["id"]),
+        key=str(item.get("key") or ""),
+        updated=parse_jira_time(str(updated)) if updated else None,
+    )
+
+
+def issue_from_json(
+    raw: Mapping[str, Any],
+    fields: Sequence[str],
+    url: str,
+    comments: Sequence[SupplierComment],
+    cloud: bool,
+) -> SupplierIssue:
+    """An ``IssueBean`` as a :class:`SupplierIssue`: ``fields`` as text, the stamp from our property."""
+    values = raw.get("fields") or {}
+    status = values.get("status") or {}
+    category = str((status.get("statusCategory") or {}).get("key") or "")
+    return SupplierIssue(
+        issue_id=str(raw["id"]),
+        key=str(raw["key"]),
+        url=url,
+        status=str(status.get("name") or ""),
+        status_category=status_category(category),
+        updated=parse_jira_time(str(values["updated"])),
+        fields=MappingProxyType(
+            {field_id: field_text(field_id, values.get(field_id)) for field_id in fields}
+        ),
+        stamp=stamp_of(raw),
+        comments=tuple(comments),
+    )
+
+
+def stamp_of(raw: Mapping[str, Any]) -> str | None:
+    """The ``stamp`` key of our entity property's value, when the issue carries it."""
+    value = (raw.get("properties") or {}).get(STAMP_PROPERTY)
+    stamp = value.get("stamp") if isinstance(value, dict) else None
+    return str(stamp) if stamp is not None else None
+
+
+def comment_from_json(raw: Mapping[str, Any], cloud: bool) -> SupplierComment:
+    """A v2 comment (string body) as a :class:`SupplierComment`."""
+    author = raw.get("author") or {}
+    created = parse_jira_time(str(raw["created"]))
+    return SupplierComment(
+        comment_id=str(raw["id"]),
+        author=str(author.get("displayName") or ""),
+        author_id=_user_id(author, cloud),
+        body=str(raw.get("body") or ""),
+        created=created,
+        updated=parse_jira_time(str(raw["updated"])) if raw.get("updated") else created,
+    )
+
+
+def transition_from_json(item: Mapping[str, Any]) -> Transition:
+    """One entry of ``GET issue/{key}/transitions``."""
+    return Transition(
+        transition_id=str(item["id"]),
+        name=str(item.get("name") or ""),
+        to_status=str((item.get("to") or {}).get("name") or ""),
+    )
+
+
+def _user_id(user: Mapping[str, Any], cloud: bool) -> str:
+    found = user.get("accountId") if cloud else user.get("name") or user.get("key")
+    return str(found or "")

@@ -1,0 +1,114 @@
+"""Jira values to text and back, timestamps, JQL literals and error messages (pure, no HTTP)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from connector.jira.values import (
+    field_payload,
+    field_text,
+    jira_message,
+    jql_minute,
+    jql_string,
+    parse_jira_time,
+    status_category,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-22T10:00:00.000+0000", datetime(2026, 11, 22, 10, tzinfo=UTC)),
+        ("2026-11-22T11:00:00.250+0100", datetime(2026, 11, 22, 10, 0, 0, 250000, tzinfo=UTC)),
+        ("2026-11-22T15:30:00+0530", datetime(2026, 11, 22, 10, tzinfo=UTC)),
+    ],
+)
+def test_jira_timestamps_parse_to_aware_datetimes(text: str, expected: datetime) -> None:
+    parsed = parse_jira_time(text)
+    assert parsed == expected and parsed.tzinfo is not None
+
+
+def test_a_malformed_timestamp_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a Jira timestamp"):
+        parse_jira_time("2026-11-22 10:00")
+
+
+def test_jql_bounds_are_floored_minutes_in_the_given_zone() -> None:
+    moment = datetime(2026, 11, 22, 9, 59, 59, 999000, tzinfo=UTC)
+    assert jql_minute(moment, ZoneInfo("Europe/Berlin")) == "2026-11-22 10:59"
+    assert jql_minute(moment, ZoneInfo("Asia/Kolkata")) == "2026-11-22 15:29"
+    assert jql_minute(moment, timezone(timedelta(hours=-5))) == "2026-11-22 04:59"
+    with pytest.raises(ValueError, match="timezone-aware"):
+        jql_minute(datetime(2026, 11, 22), UTC)  # noqa: DTZ001 - the point of the test
+
+
+def test_jql_strings_are_quoted_and_escaped() -> None:
+    assert jql_string('say "hi" \\o/') == '"say \\"hi\\" \\\\o/"'
+
+
+@pytest.mark.parametrize(
+    ("field_id", "value", "text"),
+    [
+        ("priority", {"name": "High", "id": "2"}, "High"),
+        ("labels", ["p1", "db", "mim"], "db mim p1"),
+        ("components", [{"name": "Storage"}, {"name": "Network"}], "Network, Storage"),
+        ("assignee", {"accountId": "5b10", "displayName": "Jane Doe", "name": "jane"}, "Jane Doe"),
+        ("customfield_10100", {"value": "Sev 1", "id": "10001"}, "Sev 1"),
+        ("customfield_10061", "2026-11-22T10:00:00.000+0000", "2026-11-22T10:00:00.000+0000"),
+        ("customfield_10070", 3.0, "3.0"),
+        ("assignee", None, ""),
+        ("labels", [], ""),
+    ],
+)
+def test_field_values_read_as_text(field_id: str, value: object, text: str) -> None:
+    assert field_text(field_id, value) == text
+
+
+@pytest.mark.parametrize(
+    ("field_id", "value", "payload"),
+    [
+        ("priority", "High", {"name": "High"}),
+        ("priority", "", None),
+        ("resolution", "Done", {"name": "Done"}),
+        ("labels", ["a", "b"], ["a", "b"]),
+        ("labels", "a b", ["a", "b"]),
+        ("components", ["Storage", "Network"], [{"name": "Storage"}, {"name": "Network"}]),
+        ("components", "Storage, Network", [{"name": "Storage"}, {"name": "Network"}]),
+        ("description", "two\nlines", "two\nlines"),
+        ("customfield_10050", "INC0010001", "INC0010001"),
+        ("assignee", {"accountId": "5b10"}, {"accountId": "5b10"}),
+    ],
+)
+def test_field_values_are_written_as_jira_v2_expects(field_id: str, value: object, payload: object) -> None:
+    assert field_payload(field_id, value) == payload
+
+
+def test_status_categories_use_our_vocabulary() -> None:
+    assert [status_category(k) for k in ("new", "indeterminate", "done", "undefined")] == [
+        "todo",
+        "in_progress",
+        "done",
+        "undefined",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('{"errorMessages":["Issue does not exist"],"errors":{}}', "Issue does not exist"),
+        (
+            '{"errorMessages":[],"errors":{"summary":"You must specify a summary."}}',
+            "summary: You must specify a summary.",
+        ),
+        (
+            '{"title":"Unsupported Media Type","detail":"Content-Type \'null\' is not supported."}',
+            "Content-Type 'null' is not supported.",
+        ),
+        ("<html>\n  <body>Hibernating</body>\n</html>", "<html> <body>Hibernating</body> </html>"),
+    ],
+)
+def test_error_messages_come_from_jiras_envelope(body: str, message: str) -> None:
+    assert jira_message(400, body) == message
