@@ -89,6 +89,8 @@ def configure_logging(
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root.addHandler(handler)
     root.setLevel(level)
-    # urllib3 logs full URLs at DEBUG; one level up keeps query strings out of normal logs.
-    logging.getLogger("urllib3").setLevel(max(logging.INFO, root.level))
+    # urllib3 logs full URLs at DEBUG, requests_oauthlib the token request body (with the password):
+    # one level up keeps them out of every log, DEBUG included.
+    for chatty in ("urllib3", "requests_oauthlib", "oauthlib"):
+        logging.getLogger(chatty).setLevel(max(logging.INFO, root.level))
     return handler

@@ -81,9 +81,11 @@ class SupplierIssue:
     url: str
     status: str
     status_category: str
+    """``todo``, ``in_progress`` or ``done`` (Jira's new / indeterminate / done)."""
     updated: datetime
     fields: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    """Jira field id -> text (``summary``, ``priority``, ``labels`` comma-joined, ``customfield_…``)."""
+    """Jira field id -> text: priority by name, labels space-joined and sorted, components
+    ``", "``-joined and sorted, users by display name, anything else as its string, empty as ``""``."""
     stamp: str | None = None
     """Our identity stamp from the issue's entity property, when present."""
     comments: tuple[SupplierComment, ...] = ()

@@ -18,8 +18,10 @@ from connector.models import Incident, JournalElement, JournalEntry, SupplierCom
 class ServiceNowPort(Protocol):
     """The ServiceNow instance."""
 
-    integration_user: str
-    """The ``user_name`` our writes carry as ``sys_created_by`` / ``sys_updated_by``."""
+    @property
+    def integration_user(self) -> str:
+        """The ``user_name`` our writes carry as ``sys_created_by`` / ``sys_updated_by``."""
+        ...
 
     def server_time(self) -> datetime | None:
         """The instance's clock as of the last answer (its ``Date`` header); ``None`` before any call."""
@@ -85,8 +87,15 @@ class JiraAccount:
 class JiraPort(Protocol):
     """One supplier's Jira site."""
 
-    site: str
-    deployment: str
+    @property
+    def site(self) -> str:
+        """The supplier's name."""
+        ...
+
+    @property
+    def deployment(self) -> str:
+        """``cloud`` or ``datacenter``."""
+        ...
 
     def server_time(self) -> datetime | None:
         """The site's clock as of the last answer (``Date`` header); ``None`` before any call."""

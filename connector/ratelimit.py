@@ -1,6 +1,7 @@
 """Client-side pacing: we slow ourselves down before a platform has to throttle us.
 
-* :class:`TokenBucket` - a site's request budget (requests per second with a burst);
+* :class:`TokenBucket` - a site's request budget (requests per second with a burst, and an
+  optional hourly cap such as a ServiceNow ``sys_rate_limit_rules`` entry);
 * :class:`WriteWindows` - per-issue write limits in sliding windows (Jira allows 20 / 2 s and
   100 / 30 s per issue; we stay below with 15 / 2 s and 80 / 30 s by default);
 * :class:`ThrottleGate` - after a 429 with ``Retry-After``, no request goes to that scope (an
@@ -97,8 +98,11 @@ class Limiter:
         write_limits: Sequence[tuple[int, float]] = (),
         clock: Clock = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        *,
+        per_hour: int | None = None,
     ) -> None:
         self.bucket = TokenBucket(rate, burst, clock)
+        self.hourly = TokenBucket(per_hour / 3600, per_hour, clock) if per_hour else None
         self.writes = WriteWindows(write_limits, clock)
         self.gate = ThrottleGate(clock)
         self._sleep = sleep
@@ -110,6 +114,8 @@ class Limiter:
         """Block until a request to ``scopes`` (and a write to ``issue``, if given) may be sent."""
         with self._lock:
             delay = max(self.bucket.reserve(), self.gate.wait(scopes))
+            if self.hourly is not None:
+                delay = max(delay, self.hourly.reserve())
             if issue is not None:
                 delay = max(delay, self.writes.reserve(issue))
             self.waited += delay

@@ -132,6 +132,9 @@ class Redactor:
         (re.compile(rf"(?i)(\b{_SECRET_KEYS}=)[^&\s'\"]+"), rf"\1{MASK}"),
         # JSON bodies: "access_token": "..."
         (re.compile(rf'(?i)("{_SECRET_KEYS}"\s*:\s*")[^"]*'), rf"\1{MASK}"),
+        # Python reprs of dicts: 'access_token': '...', 'Authorization': 'Bearer ...'
+        (re.compile(rf"(?i)('{_SECRET_KEYS}'\s*:\s*')[^']*"), rf"\1{MASK}"),
+        (re.compile(r"(?i)('authorization'\s*:\s*'(?:basic|bearer) )[^']*"), rf"\1{MASK}"),
         # credentials in URLs: scheme://user:password@host
         (re.compile(r"(://[^/\s:@]+:)[^@/\s]+(@)"), rf"\1{MASK}\2"),
     )

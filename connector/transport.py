@@ -45,6 +45,10 @@ DEFAULT_THROTTLE_SECONDS = 5.0
 """How long a scope stays closed after a 429 that names no ``Retry-After``."""
 
 
+ThrottleScope = Callable[[Mapping[str, str], Sequence[str], str | None], str | None]
+"""Given a 429's headers, the request's scopes and its issue, the one scope to close (``None``: the system)."""
+
+
 class HttpFailure(Exception):
     """An HTTP answer an adapter got from its client library in another shape (e.g. python-jira's ``JIRAError``)."""
 
@@ -66,7 +70,7 @@ class Transport:
         policy: retry.RetryPolicy = retry.DEFAULT_POLICY,
         sleep: Callable[[float], None] = time.sleep,
         message_of: Callable[[int, str], str] = lambda _status, body: body[:300],
-        throttle_scope: Callable[[Mapping[str, str]], str | None] = lambda _headers: None,
+        throttle_scope: ThrottleScope = lambda _headers, _scopes, _issue: None,
     ) -> None:
         self.system = system
         self.limiter = limiter
@@ -127,7 +131,7 @@ class Transport:
                 error = self.translate(exc, method, what, write)
                 metrics.REQUESTS.labels(self.system, method, type(error).__name__).inc()
                 if isinstance(error, RateLimited):
-                    scope = self._scope_of(exc) or self.system
+                    scope = self._scope_of(exc, scopes, issue) or self.system
                     self.limiter.throttled(scope, error.retry_after or DEFAULT_THROTTLE_SECONDS)
                     metrics.THROTTLED.labels(self.system).inc()
                 raise error from None
@@ -144,7 +148,8 @@ class Transport:
         status, headers, body = _answer(exc)
         if status is not None:
             message = REDACTOR.redact(f"{prefix} -> {status} {self.message_of(status, body)}".strip())
-            retry_after = parse_retry_after(headers.get("Retry-After"))
+            # An HTTP-date Retry-After is relative to the server's clock, not ours.
+            retry_after = parse_retry_after(headers.get("Retry-After"), _date(headers))
             return error_for_status(status, message, retry_after=retry_after, write=write)
         if isinstance(exc, requests.ConnectTimeout) or _never_connected(exc):
             return Timeout(f"{prefix}: could not connect ({type(exc).__name__})")
@@ -156,12 +161,22 @@ class Transport:
             return Unavailable(f"{prefix}: no answer ({type(exc).__name__})")
         if isinstance(exc, requests.RequestException | ValueError):
             # A body that is not the platform's JSON (e.g. a hibernating instance's HTML page).
+            if write:
+                return UncertainOutcome(f"{prefix}: unreadable answer to a write ({type(exc).__name__})")
             return Unavailable(f"{prefix}: unreadable answer ({type(exc).__name__})")
         raise exc
 
-    def _scope_of(self, exc: BaseException) -> str | None:
+    def _scope_of(self, exc: BaseException, scopes: Sequence[str], issue: str | None) -> str | None:
         _status, headers, _body = _answer(exc)
-        return self.throttle_scope(headers) if headers else None
+        return self.throttle_scope(headers, scopes, issue) if headers else None
+
+
+def _date(headers: Mapping[str, str]) -> datetime | None:
+    try:
+        when = parsedate_to_datetime(headers.get("Date", ""))
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _answer(exc: BaseException) -> tuple[int | None, Mapping[str, str], str]:

@@ -62,6 +62,8 @@ def test_interpolate_urls() -> None:
         ("grant_type=password&password=pw1&username=u", "grant_type=password&password=***&username=u"),
         ("https://user:pw@host/path", "https://user:***@host/path"),
         ("nextPageToken=abc", "nextPageToken=abc"),
+        ("{'access_token': 'tok-1', 'scope': 'x'}", "{'access_token': '***', 'scope': 'x'}"),
+        ("{'Authorization': 'Bearer tok-2'}", "{'Authorization': 'Bearer ***'}"),
         ("servicenow.auth.token: not set", "servicenow.auth.token: not set"),
     ],
 )
