@@ -15,7 +15,6 @@ from connector import __version__
 from connector.config import DEFAULT_CONFIG, load_config
 from connector.config import schema as config_schema
 from connector.errors import ConfigError, ConnectorError
-from connector.log import configure_logging
 from connector.secrets import REDACTOR
 
 log = logging.getLogger(__name__)
@@ -59,18 +58,28 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the daemon (the sync core is still being built: this starts the embedded sandbox only)."""
-    loaded = load_config(args.config)
-    configure_logging(loaded.connector.logging.format, loaded.connector.logging.level)
-    sandbox = None
-    if loaded.connector.sandbox.embedded:
-        from connector.sandbox.embedded import ensure_sandbox
+    """Run the daemon until SIGINT/SIGTERM (SIGHUP reloads the configuration)."""
+    from connector.daemon import Daemon
 
-        sandbox = ensure_sandbox(loaded)
-    log.error("the sync daemon is not available yet in this version; nothing to run")
-    if sandbox is not None:
-        sandbox.stop()
-    return EXIT_FAILURE
+    return Daemon(args.config).run()
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """One cycle now; with ``--dry-run`` print the plan and write nothing."""
+    from connector.commands.sync import sync_once
+
+    return sync_once(args.config, dry_run=args.dry_run, progress=args.progress)
+
+
+def cmd_state(args: argparse.Namespace) -> int:
+    """Look at or act on the state store."""
+    from connector.commands import state
+
+    if args.state_command == "show":
+        return state.show(args.config)
+    if args.dlq_command == "list":
+        return state.dlq_list(args.config, every=args.all)
+    return state.dlq_act(args.config, args.letter_id, args.dlq_command)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -133,10 +142,39 @@ def build_parser() -> argparse.ArgumentParser:
         "--strict", action="store_true", help="treat warnings (e.g. unset credentials) as errors"
     )
 
-    run = add("run", cmd_run, "run the daemon")
+    run = add("run", cmd_run, "run the daemon (SIGINT/SIGTERM stop it cleanly, SIGHUP reloads the config)")
     run.add_argument(
         "-c", "--config", type=Path, default=DEFAULT_CONFIG, help="connector config (default: %(default)s)"
     )
+
+    config_help = "connector config (default: %(default)s)"
+    sync = add("sync", cmd_sync, "run one sync cycle now (--dry-run: print the plan, write nothing)")
+    sync.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG, help=config_help)
+    sync.add_argument(
+        "--once", action="store_true", default=True, help="one cycle (the only mode; for clarity)"
+    )
+    sync.add_argument("--dry-run", action="store_true", help="decide and print, make no write call")
+    sync.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: on a terminal)",
+    )
+
+    state_parser = add("state", cmd_state, "inspect the state store; manage the dead-letter queue")
+    state_parser.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG, help=config_help)
+    state_commands = state_parser.add_subparsers(dest="state_command", metavar="WHAT", required=True)
+    state_commands.add_parser("show", help="watermarks, links, intents, dead letters")
+    dlq = state_commands.add_parser("dlq", help="the dead-letter queue")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
+    listing = dlq_commands.add_parser("list", help="list queued dead letters")
+    listing.add_argument("--all", action="store_true", help="include resolved and dropped ones")
+    for action, text in (
+        ("retry", "retry a dead letter at the next cycle"),
+        ("drop", "give up on a dead letter"),
+    ):
+        sub = dlq_commands.add_parser(action, help=text)
+        sub.add_argument("letter_id", type=int, metavar="ID")
 
     sandbox = add(
         "sandbox", cmd_sandbox, "serve the ServiceNow and Jira simulators (for the demo, tests, dry runs)"

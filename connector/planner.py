@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -109,7 +109,7 @@ def plan(view: EntityView) -> Plan:
     changes += _fields_in(view, conflicts)
     changes += _status_in(view)
     changes += _comments_in(view)
-    return Plan(entity, tuple(changes), tuple(conflicts))
+    return Plan(entity, tuple(_coalesce(changes)), tuple(conflicts))
 
 
 # --- outbound -----------------------------------------------------------------------------------------
@@ -431,6 +431,35 @@ def _comments_in(view: EntityView) -> list[Change]:
 
 
 # --- helpers ------------------------------------------------------------------------------------------
+
+
+def _coalesce(changes: list[Change]) -> list[Change]:
+    """Fold incident field updates into the first journal note: one PATCH instead of several."""
+    updates = [c for c in changes if isinstance(c, UpdateIncident)]
+    first_note = next((c for c in changes if isinstance(c, NoteOnIncident)), None)
+    if not updates or first_note is None:
+        return changes
+    fields: dict[str, str] = {}
+    shadow: dict[str, str] = {}
+    for update in updates:
+        fields.update(update.fields)
+        shadow.update(update.shadow)
+    merged = replace(
+        first_note,
+        fields={**first_note.fields, **fields},
+        reason="; ".join([first_note.reason, *(u.reason for u in updates)]),
+    )
+    out: list[Change] = []
+    for change in changes:
+        if isinstance(change, UpdateIncident):
+            continue
+        if change is first_note:
+            out.append(merged)
+            if shadow:
+                out.append(RecordShadow("servicenow", shadow, "values written with the note above"))
+        else:
+            out.append(change)
+    return out
 
 
 def _outbound_variables(view: EntityView) -> dict[str, str]:

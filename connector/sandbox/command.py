@@ -112,9 +112,7 @@ def _default_site(name: str) -> JiraSiteSpec:
             JiraUser(
                 "MIM Connector", f"mim-connector@{name}.example", "mim-connector", api_token=token, pat=token
             ),
-            JiraUser(
-                f"Jane Doe ({name})", f"jane.doe@{name}.example", "jdoe", api_token=secrets.token_urlsafe(18)
-            ),
+            JiraUser("Jane Doe", f"jane.doe@{name}.example", "jdoe", api_token=secrets.token_urlsafe(18)),
         ),
         projects=(
             JiraProject(

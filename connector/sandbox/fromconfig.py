@@ -197,9 +197,8 @@ def _site(
             time_zone=zone,
         )
     agent_secret = secrets.token_urlsafe(18)
-    display = mapping.display_name if mapping else name
     agent = JiraUser(
-        f"Jane Doe ({display})",
+        "Jane Doe",
         f"jane.doe@{domain}",
         "jdoe",
         api_token=agent_secret if jira.deployment == "cloud" else None,

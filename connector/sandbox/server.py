@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
 
 from connector.sandbox.core import PlatformApp
+from connector.wsgi import bind_server
 
 log = logging.getLogger(__name__)
 
@@ -57,23 +57,7 @@ class AppServer:
 
     def start(self) -> AppServer:
         """Bind and serve in a daemon thread. Raises ``OSError`` when the port is taken."""
-        # We bind and listen ourselves and hand werkzeug the socket: on a bind error werkzeug
-        # would print to stderr and call sys.exit() instead of raising.
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind((self.host, self.port))
-            listener.listen(128)
-            server = make_server(
-                self.host,
-                self.port,
-                self.app,
-                threaded=True,
-                request_handler=_QuietHandler,
-                fd=listener.fileno(),
-            )
-        finally:
-            listener.close()
+        server = bind_server(self.app, self.host, self.port, _QuietHandler)
         self._server = server
         self.port = int(server.server_address[1])
         self.app.base_url = self.url

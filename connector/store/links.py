@@ -252,7 +252,9 @@ class CommentLedger:
 
     def settled(self, link_id: int, direction: Direction) -> frozenset[str]:
         """Source ids mirrored for sure (``done``); pending, uncertain and abandoned ones are not."""
-        condition = and_(comments.c.link_id == link_id, comments.c.direction == direction, comments.c.state == "done")
+        condition = and_(
+            comments.c.link_id == link_id, comments.c.direction == direction, comments.c.state == "done"
+        )
         with self._engine.connect() as conn:
             return frozenset(conn.execute(select(comments.c.source_id).where(condition)).scalars())
 

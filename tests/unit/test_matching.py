@@ -40,7 +40,9 @@ def test_operators_and_combinators(when: object, matched: bool) -> None:
 
 def test_every_leaf_reports_what_it_compared() -> None:
     outcome = evaluate(
-        condition({"all": [{"field": "priority", "in": [1, 2]}, {"field": "category", "equals": "database"}]}),
+        condition(
+            {"all": [{"field": "priority", "in": [1, 2]}, {"field": "category", "equals": "database"}]}
+        ),
         INC,
         SimpleContext(T0),
     )

@@ -230,20 +230,21 @@ def test_supplier_comments_come_in_once_as_attributed_work_notes() -> None:
     )
 
 
-def test_supplier_resolution_sets_the_state_with_the_mandatory_fields_and_a_note() -> None:
+def test_supplier_resolution_sets_the_state_with_the_mandatory_fields_in_the_same_write_as_its_note() -> None:
     base = synced()
     resolved = dataclasses.replace(
         base.issue, status="Resolved", fields={**base.issue.fields, "resolution": "Fixed"}
     )  # type: ignore[arg-type]
-    note, update = plan(dataclasses.replace(base, issue=resolved)).changes
+    note, record = plan(dataclasses.replace(base, issue=resolved)).changes
     assert isinstance(note, NoteOnIncident) and "moved the issue from In Progress to Resolved" in note.text
-    assert isinstance(update, UpdateIncident)
-    assert update.fields == {
+    assert note.fields == {
         "state": "6",
         "close_code": "Solution provided",
         "close_notes": "Resolved by ACME in ACME-1: Fixed",
     }
-    assert update.shadow == {SUPPLIER_STATUS: "Resolved"}
+    assert record == RecordShadow(
+        "servicenow", {SUPPLIER_STATUS: "Resolved"}, "values written with the note above"
+    )
 
 
 def test_status_not_in_the_allow_list_only_notes() -> None:
@@ -261,7 +262,7 @@ def test_first_sight_of_the_supplier_status_is_not_a_change() -> None:
     )
 
 
-def test_supplier_owned_fields_and_link_back_after_create() -> None:
+def test_supplier_owned_fields_and_link_back_after_create_share_one_write() -> None:
     fresh = view(link=link(), issue=issue(status="Open"), jira_shadow={}, incident=INC)
     changes = plan(fresh).changes
     assert any(
@@ -269,12 +270,11 @@ def test_supplier_owned_fields_and_link_back_after_create() -> None:
         for c in changes
     )
     (note,) = [c for c in changes if isinstance(c, NoteOnIncident)]
-    assert note.fields == {"correlation_display": "ACME-1"}
+    assert note.fields == {"correlation_display": "ACME-1", "u_supplier_reference": "ACME-1"}
     assert note.text.startswith(
         "Mirrored to ACME Cloud Hosting as ACME-1: https://acme.example/browse/ACME-1"
     )
-    (update,) = [c for c in changes if isinstance(c, UpdateIncident)]
-    assert update.fields == {"u_supplier_reference": "ACME-1"}
+    assert not [c for c in changes if isinstance(c, UpdateIncident)], "folded into the note's PATCH"
 
 
 @pytest.mark.parametrize("field", ["work_notes", "comments_and_work_notes", "caller_id"])

@@ -1,0 +1,403 @@
+"""One sync cycle: observe both sides, decide per incident x supplier, act, then advance the watermarks.
+
+Observe: new incident versions (keyset since the watermark, minus the overlap, de-duplicated by
+``sys_mod_count``), new journal entries, and issues updated at each supplier. Each observation
+names entities (incident x supplier) to look at, together with due dead letters and, on a sweep,
+every open link. Decide: the pure planner, from fresh reads of both sides. Act: the executor.
+
+A failing entity goes to the dead-letter queue and later work for it is held there; every other
+entity carries on. Watermarks and processed versions are stored only once the cycle's entities
+are done (or queued), so a crash re-reads rather than loses.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from connector import metrics
+from connector.config import LoadedConfig
+from connector.config.supplier_file import SupplierMapping
+from connector.errors import AuthError, ConnectorError, PermissionDenied
+from connector.executor import Executor, Supplier
+from connector.matching import SN_DATETIME, SimpleContext
+from connector.models import Incident, JournalEntry
+from connector.needs import incident_fields
+from connector.planner import MARKER_TAG, EntityView, plan
+from connector.ports import JiraPort, ServiceNowPort
+from connector.routing import route
+from connector.store import Store
+from connector.store.db import utcnow
+from connector.store.links import entity_key
+from connector.store.progress import Watermark
+from connector.templates import placeholders
+
+log = logging.getLogger(__name__)
+
+INCIDENTS, JOURNAL = "servicenow:incident", "servicenow:journal"
+MAX_PASSES = 4
+ISSUE_FIELDS = (
+    "summary",
+    "description",
+    "status",
+    "priority",
+    "labels",
+    "components",
+    "updated",
+    "resolution",
+    "assignee",
+)
+
+
+@dataclass
+class Work:
+    """Why an entity is looked at this cycle."""
+
+    incident_sys_id: str
+    supplier: str
+    full_journal: bool = False
+    journal: list[JournalEntry] = field(default_factory=list)
+
+
+@dataclass
+class CycleReport:
+    """What one cycle saw and did."""
+
+    new_versions: int = 0
+    journal_entries: int = 0
+    issues_seen: int = 0
+    entities: int = 0
+    writes: int = 0
+    held: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    plans: dict[str, list[str]] = field(default_factory=dict)
+    """Dry runs: entity -> the plan's lines."""
+
+
+@dataclass
+class _SupplierRuntime:
+    name: str
+    executor: Executor
+    site: JiraPort
+    account_id: str
+    issue_fields: tuple[str, ...]
+
+
+class Engine:
+    """The sync core for one configuration, one store and one adapter per system."""
+
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        store: Store,
+        snow: ServiceNowPort,
+        sites: Mapping[str, JiraPort],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        dry_run: bool = False,
+    ) -> None:
+        self.loaded = loaded
+        self.store = store
+        self.snow = snow
+        self.clock = clock
+        self.dry_run = dry_run
+        self.fields = incident_fields(loaded)
+        polling = loaded.connector.polling
+        self.overlap = polling.overlap
+        self.page_size = polling.page_size
+        self.instance_url = loaded.connector.servicenow.instance_url
+        self.states = loaded.connector.servicenow.incident_states
+        self._last_sweep: datetime | None = None
+        self.suppliers: dict[str, _SupplierRuntime] = {}
+        for name, site_config in loaded.connector.suppliers.items():
+            mapping = loaded.suppliers.get(name)
+            if not site_config.enabled or mapping is None or name not in sites:
+                continue
+            site = sites[name]
+            supplier = Supplier(name, site, site_config.jira.url, mapping.jira.project, polling.search_lag)
+            executor = Executor(store, snow, supplier, loaded.connector.instance_name)
+            extra = [f for f in mapping.outbound.fields] + _inbound_jira_fields(mapping)
+            self.suppliers[name] = _SupplierRuntime(
+                name, executor, site, "", tuple(dict.fromkeys([*ISSUE_FIELDS, *extra]))
+            )
+
+    # --- the cycle ---------------------------------------------------------------------------------
+
+    def cycle(
+        self,
+        *,
+        servicenow: bool = True,
+        sites: Iterable[str] | None = None,
+        sweep: bool | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> CycleReport:
+        """Run one cycle; ``sites`` limits which supplier sites are searched (default: all).
+
+        ``sweep`` forces (True) or skips (False) the re-check of every open link (default: when due);
+        ``on_progress(done, total)`` is told after each entity (for progress bars on long backfills).
+        """
+        report = CycleReport()
+        now = self.clock()
+        work: dict[str, Work] = {}
+        snapshots: dict[str, Incident] = {}
+        commit: list[Callable[[], None]] = []
+        with metrics.CYCLE_SECONDS.time():
+            if servicenow:
+                self._observe_servicenow(now, work, snapshots, commit, report)
+            for name in self.suppliers if sites is None else sites:
+                if name in self.suppliers:
+                    self._observe_site(self.suppliers[name], now, work, commit, report)
+            due = {letter.entity for letter in self.store.dlq.due(now)}
+            for entity in due:
+                incident_sys_id, _, supplier = entity.rpartition(":")
+                work.setdefault(entity, Work(incident_sys_id, supplier)).full_journal = True
+            if sweep or (sweep is None and self._sweep_due(now)):
+                self._last_sweep = now
+                for runtime in self.suppliers.values():
+                    for link in self.store.links.active(runtime.name):
+                        work.setdefault(
+                            link.entity, Work(link.incident_sys_id, runtime.name)
+                        ).full_journal = True
+            blocked = self.store.dlq.blocked()
+            for done, (entity, item) in enumerate(work.items(), start=1):
+                if entity in blocked and entity not in due:
+                    if not self.dry_run:
+                        self.store.dlq.hold(entity)
+                    report.held += 1
+                else:
+                    self._process(item, snapshots.get(item.incident_sys_id), now, report)
+                if on_progress is not None:
+                    on_progress(done, len(work))
+            if not self.dry_run:
+                for step in commit:
+                    step()
+        metrics.DEAD_LETTERS.set(len(self.store.dlq.blocked()))
+        metrics.LAST_CYCLE.set(self.clock().timestamp())
+        return report
+
+    def _sweep_due(self, now: datetime) -> bool:
+        interval = self.loaded.connector.polling.sweep_interval
+        return self._last_sweep is None or now - self._last_sweep >= interval
+
+    # --- observing -----------------------------------------------------------------------------------
+
+    def _observe_servicenow(
+        self,
+        now: datetime,
+        work: dict[str, Work],
+        snapshots: dict[str, Incident],
+        commit: list[Callable[[], None]],
+        report: CycleReport,
+    ) -> None:
+        mark = self.store.watermarks.get(INCIDENTS)
+        since = _sn_time(_start(mark, now - self.loaded.connector.polling.initial_lookback) - self.overlap)
+        newest: dict[str, Incident] = {}
+        for incident in self.snow.incidents_changed(since, self.fields, self.page_size):
+            known = newest.get(incident.sys_id)
+            if known is None or incident.mod_count > known.mod_count:
+                newest[incident.sys_id] = incident
+        poll_start = self.snow.server_time() or now
+        fresh = []
+        for incident in newest.values():
+            record = self.store.incidents.get(incident.sys_id)
+            if record is None or incident.mod_count > record.mod_count:
+                fresh.append(incident)
+        report.new_versions = len(fresh)
+        context = SimpleContext(now)
+        for incident in fresh:
+            snapshots[incident.sys_id] = incident
+            linked = {link.supplier for link in self.store.links.for_incident(incident.sys_id)}
+            for name, runtime in self.suppliers.items():
+                mapping = self.loaded.suppliers[name]
+                if name in linked or route(mapping, incident, context).routed:
+                    work.setdefault(
+                        entity_key(incident.sys_id, runtime.name), Work(incident.sys_id, runtime.name)
+                    )
+        journal_mark = self.store.watermarks.get(JOURNAL)
+        journal_since = (
+            _start(journal_mark, now - self.loaded.connector.polling.initial_lookback) - self.overlap
+        )
+        seen_before = set(journal_mark.boundary) if journal_mark else set()
+        entries = [
+            e
+            for e in self.snow.journal_since(_sn_time(journal_since), self.page_size)
+            if e.sys_id not in seen_before
+        ]
+        journal_start = self.snow.server_time() or now
+        for entry in entries:
+            if MARKER_TAG in entry.value:
+                continue  # our own note: nothing to mirror
+            report.journal_entries += 1
+            for link in self.store.links.for_incident(entry.incident_sys_id):
+                if link.supplier in self.suppliers:
+                    work.setdefault(link.entity, Work(entry.incident_sys_id, link.supplier)).journal.append(
+                        entry
+                    )
+
+        def store_progress() -> None:
+            for incident in fresh:
+                self.store.incidents.remember(
+                    incident.sys_id, incident.number, incident.mod_count, incident.updated_on, incident.fields
+                )
+            self.store.watermarks.set(INCIDENTS, Watermark(_sn_time(poll_start)))
+            window = _sn_time(journal_start - self.overlap)
+            recent = sorted({e.sys_id for e in entries if e.created_on >= window} | {s for s in seen_before})
+            self.store.watermarks.set(JOURNAL, Watermark(_sn_time(journal_start), tuple(recent[-5000:])))
+            metrics.WATERMARK_LAG.labels(INCIDENTS).set(max(0.0, (self.clock() - poll_start).total_seconds()))
+
+        commit.append(store_progress)
+
+    def _observe_site(
+        self,
+        runtime: _SupplierRuntime,
+        now: datetime,
+        work: dict[str, Work],
+        commit: list[Callable[[], None]],
+        report: CycleReport,
+    ) -> None:
+        source = f"jira:{runtime.name}"
+        mark = self.store.watermarks.get(source)
+        since = _start(mark, now - self.loaded.connector.polling.initial_lookback) - self.overlap
+        seen_before = set(mark.boundary) if mark else set()
+        mapping = self.loaded.suppliers[runtime.name]
+        try:
+            refs = list(runtime.site.issues_updated_since(mapping.jira.project, since, self.page_size))
+        except ConnectorError as exc:
+            log.warning("cannot search %s: %s", runtime.name, exc, extra={"supplier": runtime.name})
+            return
+        poll_start = runtime.site.server_time() or now
+        versions = []
+        for ref in refs:
+            version = f"{ref.issue_id}@{ref.updated.isoformat() if ref.updated else ''}"
+            versions.append((version, ref.updated))
+            if version in seen_before:
+                continue
+            report.issues_seen += 1
+            link = self.store.links.by_issue(runtime.name, ref.issue_id)
+            if link is not None:
+                work.setdefault(link.entity, Work(link.incident_sys_id, runtime.name))
+
+        def store_progress() -> None:
+            window = poll_start - self.overlap - timedelta(minutes=1)
+            recent = tuple(sorted({v for v, updated in versions if updated is None or updated >= window}))
+            self.store.watermarks.set(source, Watermark(poll_start.isoformat(), recent))
+
+        commit.append(store_progress)
+
+    # --- deciding and acting -------------------------------------------------------------------------
+
+    def _process(self, item: Work, snapshot: Incident | None, now: datetime, report: CycleReport) -> None:
+        runtime = self.suppliers.get(item.supplier)
+        if runtime is None:
+            return
+        entity = entity_key(item.incident_sys_id, item.supplier)
+        report.entities += 1
+        try:
+            incident = snapshot or self.snow.incident(item.incident_sys_id, self.fields)
+            if incident is None:
+                return
+            self._sync(runtime, incident, item, now, report)
+            if self.store.dlq.queued(entity) is not None:
+                self.store.dlq.resolve(entity)
+        except (AuthError, PermissionDenied) as exc:
+            self._fail(entity, exc, report)
+        except ConnectorError as exc:
+            self._fail(entity, exc, report)
+        except Exception as exc:
+            log.exception("unexpected failure on %s", entity, extra={"supplier": item.supplier})
+            self._fail(entity, exc, report)
+
+    def _fail(self, entity: str, exc: BaseException, report: CycleReport) -> None:
+        report.failed[entity] = f"{type(exc).__name__}: {exc}"
+        if self.dry_run:
+            return
+        letter = self.store.dlq.fail(entity, type(exc).__name__, str(exc))
+        log.warning("%s held in the dead-letter queue (attempt %s): %s", entity, letter.attempts, exc)
+
+    def _sync(
+        self, runtime: _SupplierRuntime, incident: Incident, item: Work, now: datetime, report: CycleReport
+    ) -> None:
+        mapping = self.loaded.suppliers[runtime.name]
+        link = self.store.links.get(incident.sys_id, runtime.name)
+        if not self.dry_run:
+            link = runtime.executor.reconcile(incident, link, now)
+        journal: list[JournalEntry] = list(item.journal)
+        need_full = item.full_journal or link is None or link.state != "linked"
+        routed = route(mapping, incident, SimpleContext(now)).routed
+        for _pass in range(MAX_PASSES):
+            issue = None
+            if link is not None and link.state == "linked" and link.jira_key:
+                issue = runtime.site.issue(link.jira_key, runtime.issue_fields, comments=True)
+                if issue is None:
+                    self.store.links.set_state(link.link_id, "unlinked")
+                    log.error(
+                        "%s is gone or hidden; unlinked", link.jira_key, extra={"supplier": runtime.name}
+                    )
+                    return
+                if need_full:
+                    journal = self.snow.journal_of(incident.sys_id)
+                    need_full = False
+            view = EntityView(
+                incident=incident,
+                supplier=runtime.name,
+                mapping=mapping,
+                states=self.states,
+                routed=routed,
+                link=link,
+                issue=issue,
+                journal=journal,
+                jira_shadow=self.store.shadows.get(link.link_id, "jira") if link else {},
+                snow_shadow=self.store.shadows.get(link.link_id, "servicenow") if link else {},
+                mirrored_out=self.store.comments.settled(link.link_id, "out") if link else frozenset(),
+                mirrored_in=self.store.comments.settled(link.link_id, "in") if link else frozenset(),
+                account_id=self._account(runtime),
+                integration_user=self.snow.integration_user,
+                incident_url=f"{self.instance_url}/nav_to.do?uri=incident.do?sys_id={incident.sys_id}",
+                sibling_keys=tuple(
+                    other.jira_key
+                    for other in self.store.links.for_incident(incident.sys_id)
+                    if other.jira_key
+                ),
+            )
+            decided = plan(view)
+            if self.dry_run:
+                report.plans[f"{incident.number} @ {runtime.name}"] = decided.describe()
+                return
+            if not decided.changes:
+                return
+            link, incident = runtime.executor.apply(decided, incident, link)
+            report.writes += len(decided.writes)
+            if not decided.writes:
+                return
+
+    def _account(self, runtime: _SupplierRuntime) -> str:
+        if not runtime.account_id:
+            runtime.account_id = runtime.site.myself().account_id
+        return runtime.account_id
+
+
+def _inbound_jira_fields(mapping: SupplierMapping) -> list[str]:
+    names = [
+        n
+        for template in mapping.inbound.fields.values()
+        for n in placeholders(template)
+        if n.startswith("customfield_")
+    ]
+    if mapping.problem.root_cause_field:
+        names.append(mapping.problem.root_cause_field)
+    return names
+
+
+def _start(mark: Watermark | None, default: datetime) -> datetime:
+    if mark is None:
+        return default
+    text = mark.position
+    if "T" in text:
+        return datetime.fromisoformat(text)
+    return datetime.strptime(text, SN_DATETIME).replace(tzinfo=default.tzinfo)
+
+
+def _sn_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(SN_DATETIME)

@@ -1,0 +1,415 @@
+"""Apply a plan safely: an intent before every external write, the outcome after, never a blind repeat.
+
+Writes fall in two kinds:
+
+* **idempotent** (set fields, transitions towards a target, remote-link upsert): if the answer is
+  lost the next pass re-reads both sides and re-plans, which is always safe;
+* **appending** (create an issue, add a comment, add a journal entry): each carries a stamp or a
+  marker, and an uncertain outcome is settled by :meth:`Executor.reconcile` looking for it -
+  found means done, provably absent means the write may be sent again.
+
+The audit log gets every write with before, after, reason and outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from connector import metrics
+from connector.errors import ConnectorError, TransitionNotAvailable, UncertainOutcome
+from connector.models import Incident
+from connector.plan import (
+    Blocked,
+    Change,
+    CommentOnIssue,
+    CreateIssue,
+    MoveIssue,
+    NoteOnIncident,
+    Plan,
+    RecordShadow,
+    RemoteLinkOnIssue,
+    UpdateIncident,
+    UpdateIssue,
+)
+from connector.planner import MARKER_TAG, REMOTE_LINK, STATE_DONE
+from connector.ports import JiraPort, ServiceNowPort
+from connector.store import Store
+from connector.store.db import utcnow
+from connector.store.intents import IntentState
+from connector.store.links import Link, entity_key
+
+log = logging.getLogger(__name__)
+STAMP_PROPERTY = "mim-connector"
+
+
+@dataclass(frozen=True)
+class Supplier:
+    """One supplier as the executor needs it: its site adapter and where its issues are browsed."""
+
+    name: str
+    site: JiraPort
+    browse_base: str
+    project: str
+    search_lag: timedelta
+
+
+class Executor:
+    """Applies plans for the entities of one supplier."""
+
+    def __init__(self, store: Store, snow: ServiceNowPort, supplier: Supplier, instance: str) -> None:
+        self.store = store
+        self.snow = snow
+        self.supplier = supplier
+        self.instance = instance
+
+    # --- settling what a crash or a lost answer left open ------------------------------------------
+
+    def reconcile(self, incident: Incident, link: Link | None, now: datetime) -> Link | None:
+        """Settle this entity's unfinished intents and comment-ledger entries; return the (updated) link.
+
+        Raises:
+            UncertainOutcome: a lost create cannot be settled yet (search may still lag); try later.
+        """
+        entity = entity_key(incident.sys_id, self.supplier.name)
+        for intent in self.store.intents.unfinished(entity):
+            if intent.operation == "create_issue" and link is not None and link.state == "creating":
+                link = self._settle_create(intent.intent_id, intent.created_at, link, now)
+            else:
+                # Idempotent writes: re-planning from fresh reads redoes them if they did not land.
+                self.store.intents.finish(
+                    intent.intent_id, "abandoned", {"reason": "re-planned after restart"}
+                )
+        if link is not None and link.state == "linked":
+            self._settle_comments(incident, link)
+        return link
+
+    def _settle_create(self, intent_id: int, created_at: datetime, link: Link, now: datetime) -> Link:
+        site = self.supplier.site
+        for ref in site.created_by_me_since(self.supplier.project, created_at - timedelta(minutes=1)):
+            issue = site.issue(ref.key, [], comments=False)
+            if issue is not None and issue.stamp == link.stamp:
+                log.info(
+                    "lost create found: %s is ours",
+                    ref.key,
+                    extra={"supplier": self.supplier.name, "jira_key": ref.key},
+                )
+                confirmed = self.store.links.confirm(
+                    link.link_id, ref.issue_id, ref.key, self._browse(ref.key)
+                )
+                self.store.intents.finish(intent_id, "done", {"jira_key": ref.key, "reconciled": True})
+                return confirmed
+        if now - created_at < self.supplier.search_lag:
+            raise UncertainOutcome(
+                f"create for {link.incident_sys_id} at {self.supplier.name} not visible yet; search may lag"
+            )
+        self.store.intents.finish(intent_id, "abandoned", {"reason": "not found after the search lag"})
+        return link
+
+    def _settle_comments(self, incident: Incident, link: Link) -> None:
+        entries = self.store.comments.unfinished(link.link_id)
+        if not entries:
+            return
+        outbound = [e for e in entries if e.direction == "out"]
+        inbound = [e for e in entries if e.direction == "in"]
+        if outbound and link.jira_key:
+            issue = self.supplier.site.issue(link.jira_key, [], comments=True)
+            bodies = {c.comment_id: c.body for c in issue.comments} if issue else {}
+            for entry in outbound:
+                found = next(
+                    (cid for cid, body in bodies.items() if f"{MARKER_TAG}{entry.marker}]" in body), None
+                )
+                self.store.comments.finish(entry.comment_id, "done" if found else "abandoned", found)
+        if inbound:
+            journal = self.snow.journal_of(incident.sys_id)
+            texts = [j.value for j in journal]
+            for entry in inbound:
+                landed = any(f"{MARKER_TAG}{entry.marker}]" in text for text in texts)
+                self.store.comments.finish(
+                    entry.comment_id, "done" if landed else "abandoned", entry.marker if landed else None
+                )
+
+    # --- applying ----------------------------------------------------------------------------------
+
+    def apply(self, plan: Plan, incident: Incident, link: Link | None) -> tuple[Link | None, Incident]:
+        """Apply ``plan`` in order; return the link and the incident as our writes left it.
+
+        The link is new after a :class:`CreateIssue`; the incident carries the fields we wrote, so
+        the next pass plans from what ServiceNow now holds.
+
+        Raises the first :class:`~connector.errors.ConnectorError` a write meets; what was done
+        before it stays done and recorded.
+        """
+        for conflict in plan.conflicts:
+            metrics.CONFLICTS.labels(self.supplier.name).inc()
+            log.warning("%s", conflict, extra={"incident": incident.number, "supplier": self.supplier.name})
+        written: dict[str, str] = {}
+        for change in plan.changes:
+            metrics.PLANNED.labels(self.supplier.name, type(change).__name__).inc()
+            link = self._apply(change, incident, link)
+            if isinstance(change, UpdateIncident | NoteOnIncident):
+                written.update(change.fields)
+        if written:
+            incident = replace(incident, fields={**incident.fields, **written})
+        return link, incident
+
+    def _apply(self, change: Change, incident: Incident, link: Link | None) -> Link | None:
+        if isinstance(change, CreateIssue):
+            return self._create(change, incident, link)
+        if isinstance(change, Blocked):
+            raise TransitionNotAvailable(change.reason)
+        assert link is not None
+        if isinstance(change, RecordShadow):
+            self.store.shadows.put(link.link_id, change.side, change.values)
+        elif isinstance(change, UpdateIssue):
+            self._write(
+                link,
+                incident,
+                "update_issue",
+                change.reason,
+                change.before,
+                change.after,
+                lambda: self.supplier.site.update_issue(_key(link), change.fields),
+            )
+            self.store.shadows.put(link.link_id, "jira", change.after)
+        elif isinstance(change, MoveIssue):
+            self._write(
+                link,
+                incident,
+                "transition",
+                change.reason,
+                None,
+                {"status": change.target},
+                lambda: self._move(_key(link), change),
+            )
+            self.store.shadows.put(link.link_id, "jira", {STATE_DONE: change.state_shadow})
+        elif isinstance(change, RemoteLinkOnIssue):
+            self._write(
+                link,
+                incident,
+                "remote_link",
+                change.reason,
+                None,
+                {"globalId": change.global_id},
+                lambda: self.supplier.site.upsert_remote_link(
+                    _key(link), change.global_id, change.url, change.title
+                ),
+            )
+            self.store.shadows.put(link.link_id, "jira", {REMOTE_LINK: change.global_id})
+        elif isinstance(change, UpdateIncident):
+            self._write(
+                link,
+                incident,
+                "update_incident",
+                change.reason,
+                None,
+                dict(change.fields),
+                lambda: self.snow.update_incident(incident.sys_id, change.fields),
+                system="servicenow",
+            )
+            self.store.shadows.put(link.link_id, "servicenow", change.shadow)
+        elif isinstance(change, CommentOnIssue):
+            self._append(
+                link,
+                incident,
+                "out",
+                change.source_id,
+                change.marker,
+                change.reason,
+                lambda: self.supplier.site.add_comment(_key(link), change.body).comment_id,
+            )
+        elif isinstance(change, NoteOnIncident):
+            element = "comments" if change.element == "comments" else "work_notes"
+            payload = {**change.fields, element: change.text}
+
+            def note() -> str:
+                self.snow.update_incident(incident.sys_id, payload)
+                return change.marker
+
+            self._append(
+                link,
+                incident,
+                "in",
+                change.source_id,
+                change.marker,
+                change.reason,
+                note,
+                system="servicenow",
+            )
+        return link
+
+    def _create(self, change: CreateIssue, incident: Incident, link: Link | None) -> Link:
+        if link is None:
+            link, _ = self.store.links.claim(incident.sys_id, self.supplier.name, secrets.token_hex(8))
+        entity = link.entity
+        properties = {
+            STAMP_PROPERTY: {
+                "stamp": link.stamp,
+                "incident_sys_id": incident.sys_id,
+                "incident_number": incident.number,
+                "instance": self.instance,
+            }
+        }
+        intent = self.store.intents.begin(
+            entity,
+            "create_issue",
+            f"jira:{self.supplier.name}/{change.project}",
+            link.stamp,
+            {"summary": change.shadow.get("summary", "")},
+        )
+        try:
+            ref = self.supplier.site.create_issue(
+                change.project, change.issue_type, change.fields, properties
+            )
+        except ConnectorError as exc:
+            self._failed(
+                intent.intent_id,
+                exc,
+                f"jira:{self.supplier.name}",
+                "create_issue",
+                incident.number,
+                change.reason,
+            )
+            raise
+        link = self.store.links.confirm(link.link_id, ref.issue_id, ref.key, self._browse(ref.key))
+        self.store.intents.finish(intent.intent_id, "done", {"jira_key": ref.key})
+        self.store.shadows.put(link.link_id, "jira", change.shadow)
+        self.store.audit.record(
+            f"jira:{self.supplier.name}",
+            "create_issue",
+            ref.key,
+            reason=change.reason,
+            after=dict(change.shadow),
+            intent_id=intent.intent_id,
+        )
+        metrics.WRITES.labels(f"jira:{self.supplier.name}", "create_issue", "done").inc()
+        log.info(
+            "created %s for %s",
+            ref.key,
+            incident.number,
+            extra={"supplier": self.supplier.name, "jira_key": ref.key},
+        )
+        return link
+
+    def _move(self, jira_key: str, change: MoveIssue) -> None:
+        site = self.supplier.site
+        for hop in change.hops:
+            available = site.transitions(jira_key)
+            chosen = next((t for t in available if t.name == hop.name and t.to_status == hop.to), None)
+            chosen = chosen or next((t for t in available if t.to_status == hop.to), None)
+            if chosen is None:
+                offered = ", ".join(f"{t.name} -> {t.to_status}" for t in available) or "none"
+                raise TransitionNotAvailable(
+                    f"{jira_key}: no transition to '{hop.to}' is available (offered: {offered})"
+                )
+            site.transition(jira_key, chosen.transition_id, hop.fields)
+
+    def _write(
+        self,
+        link: Link,
+        incident: Incident,
+        operation: str,
+        reason: str,
+        before: Mapping[str, str] | None,
+        after: Mapping[str, Any],
+        send: Any,
+        system: str | None = None,
+    ) -> None:
+        system = system or f"jira:{self.supplier.name}"
+        target = incident.number if system == "servicenow" else _key(link)
+        intent = self.store.intents.begin(
+            link.entity, operation, f"{system}/{target}", secrets.token_hex(8), dict(after)
+        )
+        try:
+            send()
+        except ConnectorError as exc:
+            self._failed(intent.intent_id, exc, system, operation, target, reason)
+            raise
+        self.store.intents.finish(intent.intent_id, "done")
+        self.store.audit.record(
+            system,
+            operation,
+            target,
+            reason=reason,
+            before=dict(before) if before else None,
+            after=dict(after),
+            intent_id=intent.intent_id,
+        )
+        metrics.WRITES.labels(system, operation, "done").inc()
+
+    def _append(
+        self,
+        link: Link,
+        incident: Incident,
+        direction: str,
+        source_id: str,
+        ref: str,
+        reason: str,
+        send: Any,
+        system: str | None = None,
+    ) -> None:
+        entry, fresh = self.store.comments.begin(link.link_id, direction, source_id, ref)  # type: ignore[arg-type]
+        if not fresh and entry.state == "done":
+            return
+        system = system or f"jira:{self.supplier.name}"
+        target = incident.number if system == "servicenow" else _key(link)
+        operation = "add_comment" if direction == "out" else "add_journal"
+        intent = self.store.intents.begin(
+            link.entity, operation, f"{system}/{target}", ref, {"source": source_id}
+        )
+        try:
+            created_id = send()
+        except UncertainOutcome as exc:
+            self.store.comments.finish(entry.comment_id, "uncertain")
+            self._failed(intent.intent_id, exc, system, operation, target, reason)
+            raise
+        except ConnectorError as exc:
+            self.store.comments.finish(entry.comment_id, "abandoned")
+            self._failed(intent.intent_id, exc, system, operation, target, reason)
+            raise
+        self.store.comments.finish(entry.comment_id, "done", str(created_id))
+        self.store.intents.finish(intent.intent_id, "done", {"target_id": str(created_id)})
+        self.store.audit.record(
+            system,
+            operation,
+            target,
+            reason=reason,
+            after={"source": source_id, "marker": ref},
+            intent_id=intent.intent_id,
+        )
+        metrics.WRITES.labels(system, operation, "done").inc()
+
+    def _failed(
+        self, intent_id: int, exc: ConnectorError, system: str, operation: str, target: str, reason: str
+    ) -> None:
+        outcome: IntentState = "uncertain" if isinstance(exc, UncertainOutcome) else "failed"
+        self.store.intents.finish(
+            intent_id, outcome, {"error": type(exc).__name__, "message": str(exc)[:500]}
+        )
+        self.store.audit.record(
+            system,
+            operation,
+            target,
+            reason=reason,
+            intent_id=intent_id,
+            outcome=outcome,
+            after={"error": str(exc)[:500]},
+        )
+        metrics.WRITES.labels(system, operation, outcome).inc()
+
+    def _browse(self, jira_key: str) -> str:
+        return f"{self.supplier.browse_base}/browse/{jira_key}"
+
+
+def _key(link: Link) -> str:
+    assert link.jira_key is not None
+    return link.jira_key
+
+
+def now_utc() -> datetime:
+    """The store's notion of now (UTC)."""
+    return utcnow()

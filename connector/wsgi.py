@@ -1,0 +1,26 @@
+"""Serving a WSGI app from a thread on a port we bind ourselves (werkzeug would ``sys.exit`` on a bind error)."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+
+def bind_server(
+    app: Any, host: str, port: int, handler: type[WSGIRequestHandler] | None = None
+) -> BaseWSGIServer:
+    """A threaded server for ``app`` on ``host:port`` (0 = any free port).
+
+    Raises:
+        OSError: the address cannot be bound (e.g. the port is taken).
+    """
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(128)
+        return make_server(host, port, app, threaded=True, request_handler=handler, fd=listener.fileno())
+    finally:
+        listener.close()

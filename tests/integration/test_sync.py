@@ -1,0 +1,181 @@
+"""The sync core end to end: real adapters, real store, the sandbox, the shipped mappings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from connector.wiring import Runtime
+from tests.integration.world import World
+
+INTEGRATION = ("svc.mim-connector", "mim-connector")
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    created = World.create(tmp_path)
+    yield created
+    created.close()
+
+
+@pytest.fixture
+def runtime(world: World) -> Iterator[Runtime]:
+    running = world.runtime()
+    yield running
+    running.close()
+
+
+def ours(world: World, marks: tuple[int, int]) -> list[tuple[str, str]]:
+    return [(e["method"], e["path"]) for e in world.writes_since(marks) if e["user"] in INTEGRATION]
+
+
+def converge(runtime: Runtime, cycles: int = 3) -> None:
+    for _ in range(cycles):
+        runtime.engine.cycle()
+
+
+def test_a_routed_incident_is_mirrored_once_with_identity_on_both_sides(
+    world: World, runtime: Runtime
+) -> None:
+    incident = world.create_incident(
+        assignment_group=world.acme_group(), comments="Customer: card payments fail"
+    )
+    runtime.engine.cycle()
+    (issue,) = world.issues("acme", "ACME")
+    assert issue.fields.summary == f"[{incident['number']}] Checkout fails for all customers"
+    assert issue.fields.priority.name == "Highest"
+    agent = world.agent("acme")
+    assert agent.issue_property(issue.key, "mim-connector").value.incident_sys_id == incident["sys_id"]
+    (remote,) = agent.remote_links(issue.key)
+    assert remote.globalId == f"servicenow:incident:{incident['sys_id']}"
+    (comment,) = agent.comments(issue.key)
+    assert "Customer: card payments fail" in comment.body
+    assert world.incident(incident["sys_id"])["correlation_display"] == issue.key
+    notes = [j["value"] for j in world.journal(incident["sys_id"]) if j["element"] == "work_notes"]
+    assert len(notes) == 1 and notes[0].startswith(f"Mirrored to ACME Cloud Hosting as {issue.key}")
+    converge(runtime)
+    assert len(world.issues("acme", "ACME")) == 1
+    assert len(agent.comments(issue.key)) == 1
+
+
+def test_after_convergence_ten_idle_cycles_write_nothing(world: World, runtime: Runtime) -> None:
+    world.create_incident(assignment_group=world.acme_group())
+    converge(runtime)
+    marks = world.marks()
+    for _ in range(10):
+        runtime.engine.cycle(sweep=False)
+    assert ours(world, marks) == []
+    servicenow_calls, jira_calls = world.requests_since(marks)
+    assert len(servicenow_calls) <= 10 * 3, "idle: at most 3 ServiceNow calls per cycle"
+    assert len(jira_calls) <= 10 * 3, "idle: at most one search per supplier (3) per cycle"
+    assert all("/search" in entry["path"] for entry in jira_calls)
+
+
+def test_servicenow_changes_flow_out_and_internal_notes_never_do(world: World, runtime: Runtime) -> None:
+    incident = world.create_incident(assignment_group=world.acme_group())
+    converge(runtime)
+    marks = world.marks()
+    world.update_incident(
+        incident["sys_id"],
+        short_description="Checkout down",
+        work_notes="CANARY-internal: vendor contract dispute",
+    )
+    world.update_incident(incident["sys_id"], comments="We are working with our hosting provider")
+    converge(runtime)
+    (issue,) = world.issues("acme", "ACME")
+    assert issue.fields.summary == f"[{incident['number']}] Checkout down"
+    bodies = [c.body for c in world.agent("acme").comments(issue.key)]
+    assert any("We are working with our hosting provider" in body for body in bodies)
+    outbound = world.jira_control.requests(since=marks[1])
+    assert not any("CANARY" in str(entry["body"]) for entry in outbound)
+
+
+def test_supplier_work_comes_back_once(world: World, runtime: Runtime) -> None:
+    incident = world.create_incident(assignment_group=world.acme_group())
+    converge(runtime)
+    (issue,) = world.issues("acme", "ACME")
+    agent = world.agent("acme")
+    agent.add_comment(issue.key, "Disk full on db-cluster-01, expanding the volume")
+    transitions = {t["name"]: t["id"] for t in agent.transitions(issue.key)}
+    agent.transition_issue(issue.key, transitions["Resolve"], fields={"resolution": {"name": "Fixed"}})
+    converge(runtime)
+    journal = world.journal(incident["sys_id"])
+    supplier_notes = [j["value"] for j in journal if "Disk full" in j["value"]]
+    assert len(supplier_notes) == 1
+    assert supplier_notes[0].startswith(f"[{issue.key}] Jane Doe (ACME Cloud Hosting):\nDisk full")
+    current = world.incident(incident["sys_id"])
+    assert (current["state"], current["close_code"]) == ("6", "Solution provided")
+    assert current["close_notes"] == f"Resolved by ACME in {issue.key}: Fixed"
+    assert current["u_supplier_reference"] == issue.key
+    converge(runtime)
+    assert len([j for j in world.journal(incident["sys_id"]) if "Disk full" in j["value"]]) == 1
+
+
+def test_one_incident_three_suppliers_three_issues(world: World, runtime: Runtime) -> None:
+    payments = world.lookup("cmdb_ci_service", "name=Payments")
+    wan = world.lookup("cmdb_ci", "name=wan-link-fra")
+    world.create_incident(
+        assignment_group=world.acme_group(),
+        business_service=payments,
+        cmdb_ci=wan,
+        major_incident_state="accepted",
+    )
+    converge(runtime)
+    assert [
+        len(world.issues(site, project))
+        for site, project in (("acme", "ACME"), ("globex", "NET"), ("initech", "PAY"))
+    ] == [1, 1, 1]
+
+
+def test_resolving_in_servicenow_transitions_each_supplier_issue(world: World, runtime: Runtime) -> None:
+    incident = world.create_incident(assignment_group=world.acme_group())
+    converge(runtime)
+    world.update_incident(
+        incident["sys_id"], state="6", close_code="Solution provided", close_notes="Fixed by a restart"
+    )
+    converge(runtime)
+    (issue,) = world.issues("acme", "ACME")
+    assert issue.fields.status.name == "Resolved"
+    assert issue.fields.resolution.name == "Done"
+
+
+def test_dry_run_plans_and_writes_nothing(world: World) -> None:
+    world.create_incident(assignment_group=world.acme_group())
+    marks = world.marks()
+    runtime = world.runtime(dry_run=True)
+    try:
+        report = runtime.engine.cycle()
+    finally:
+        runtime.close()
+    assert world.writes_since(marks, user="svc.mim-connector") == []
+    assert world.writes_since(marks, user="mim-connector") == []
+    ((entity, lines),) = report.plans.items()
+    assert entity.endswith("@ acme")
+    assert lines[0].startswith("CreateIssue: INC")
+
+
+def test_a_poisoned_entity_waits_in_the_dead_letter_queue_and_others_carry_on(
+    world: World, runtime: Runtime
+) -> None:
+    world.jira_control.add_fault(
+        method="POST",
+        path="^/acme/rest/api/2/issue$",
+        status=400,
+        body={"errorMessages": ["Field 'summary' too long"], "errors": {}},
+    )
+    payments = world.lookup("cmdb_ci_service", "name=Payments")
+    incident = world.create_incident(assignment_group=world.acme_group(), business_service=payments)
+    report = runtime.engine.cycle()
+    assert list(report.failed) == [f"{incident['sys_id']}:acme"]
+    assert len(world.issues("initech", "PAY")) == 1, "the other supplier was not delayed"
+    world.update_incident(incident["sys_id"], comments="more news")
+    assert runtime.engine.cycle().held == 1
+    (letter,) = runtime.store.dlq.list()
+    assert (letter.attempts, letter.held_events, letter.error_type) == (1, 1, "InvalidRequest")
+    world.jira_control.clear_faults()
+    assert runtime.store.dlq.retry_now(letter.letter_id)
+    converge(runtime)
+    assert len(world.issues("acme", "ACME")) == 1
+    assert runtime.store.dlq.list() == []
