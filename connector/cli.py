@@ -71,6 +71,13 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return sync_once(args.config, dry_run=args.dry_run, progress=args.progress)
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Live checks of the configuration against ServiceNow and every supplier site."""
+    from connector.commands.doctor import doctor
+
+    return doctor(args.config)
+
+
 def cmd_state(args: argparse.Namespace) -> int:
     """Look at or act on the state store."""
     from connector.commands import state
@@ -160,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="progress bar (default: on a terminal)",
     )
+
+    doctor = add(
+        "doctor", cmd_doctor, "live checks: logins, projects, statuses and fields exist on both sides"
+    )
+    doctor.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG, help=config_help)
 
     state_parser = add("state", cmd_state, "inspect the state store; manage the dead-letter queue")
     state_parser.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG, help=config_help)

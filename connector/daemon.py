@@ -35,6 +35,7 @@ class Daemon:
         self.clock = clock
         self.stop = threading.Event()
         self.reload_requested = threading.Event()
+        self._wake = threading.Event()
         self.cycles = 0
 
     def run(self) -> int:
@@ -84,7 +85,9 @@ class Daemon:
                 for name in sites:
                     due_sites[name] = now + polling.supplier_interval.total_seconds()
             next_due = min([due_servicenow, *due_sites.values()])
-            self.stop.wait(max(0.05, next_due - self.clock()))
+            # Signals set _wake so that a stop or reload is acted on now, not at the next tick.
+            self._wake.wait(max(0.05, next_due - self.clock()))
+            self._wake.clear()
         return runtime
 
     def _cycle(
@@ -135,9 +138,11 @@ class Daemon:
     def _install_signals(self) -> dict[int, Any]:
         def on_stop(_signum: int, _frame: FrameType | None) -> None:
             self.stop.set()
+            self._wake.set()
 
         def on_reload(_signum: int, _frame: FrameType | None) -> None:
             self.reload_requested.set()
+            self._wake.set()
 
         handlers = {signal.SIGINT: on_stop, signal.SIGTERM: on_stop, signal.SIGHUP: on_reload}
         return {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}

@@ -84,6 +84,16 @@ class JiraAccount:
     time_zone: str
 
 
+@dataclass(frozen=True)
+class SiteDescription:
+    """What a supplier site offers the connector (for ``doctor``)."""
+
+    project_visible: bool
+    issue_types: tuple[str, ...]
+    statuses: tuple[str, ...]
+    field_ids: frozenset[str]
+
+
 class JiraPort(Protocol):
     """One supplier's Jira site."""
 

@@ -8,6 +8,13 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 
+class QuietHandler(WSGIRequestHandler):
+    """No line per request on stderr (the daemon's log and the sandbox journal say what matters)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Say nothing."""
+
+
 def bind_server(
     app: Any, host: str, port: int, handler: type[WSGIRequestHandler] | None = None
 ) -> BaseWSGIServer:
@@ -21,6 +28,8 @@ def bind_server(
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((host, port))
         listener.listen(128)
-        return make_server(host, port, app, threaded=True, request_handler=handler, fd=listener.fileno())
+        return make_server(
+            host, port, app, threaded=True, request_handler=handler or QuietHandler, fd=listener.fileno()
+        )
     finally:
         listener.close()

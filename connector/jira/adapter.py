@@ -40,7 +40,7 @@ from connector.jira.values import (
     transition_from_json,
 )
 from connector.models import SupplierComment, SupplierIssue
-from connector.ports import IssueRef, JiraAccount, JiraPort, Transition
+from connector.ports import IssueRef, JiraAccount, JiraPort, SiteDescription, Transition
 from connector.ratelimit import Limiter
 from connector.retry import DEFAULT_POLICY, RetryPolicy
 from connector.secrets import interpolate
@@ -162,6 +162,23 @@ class JiraAdapter:
         if reason == "jira-burst-based" and endpoint_scope:
             return str(endpoint_scope)
         return None
+
+    def describe(self, project: str) -> SiteDescription:
+        """The project (visible? its issue types), the site's statuses and field ids: three GETs."""
+        client = self._connect()
+        try:
+            answer = self._get(client, f"project/{project}", {"expand": "issueTypes"}, "project")
+            visible, issue_types = True, tuple(str(t.get("name", "")) for t in answer.get("issueTypes", []))
+        except TicketNotAccessible:
+            visible, issue_types = False, ()
+        statuses = self._call(lambda: client.get_list("status", {}), "GET", "status", "GET status")
+        fields = self._call(lambda: client.get_list("field", {}), "GET", "field", "GET field")
+        return SiteDescription(
+            visible,
+            issue_types,
+            tuple(str(s.get("name", "")) for s in statuses),
+            frozenset(str(f.get("id", "")) for f in fields),
+        )
 
     # --- JiraPort ---------------------------------------------------------------------------------
 

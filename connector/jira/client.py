@@ -160,15 +160,22 @@ class JiraClient:
 
     def get(self, path: str, params: Mapping[str, Any]) -> JsonObject:
         """``GET {server}/rest/api/2/{path}``."""
-        return self._send("GET", path, params=dict(params))
+        return _object(self._send("GET", path, params=dict(params)))
+
+    def get_list(self, path: str, params: Mapping[str, Any]) -> list[JsonObject]:
+        """``GET {server}/rest/api/2/{path}`` answering a JSON list (``field``, ``status``)."""
+        value = self._send("GET", path, params=dict(params))
+        if not isinstance(value, list):
+            raise ValueError(f"expected a JSON list, got {type(value).__name__}")
+        return [_object(item) for item in value]
 
     def post(self, path: str, body: Any) -> JsonObject:
         """``POST {server}/rest/api/2/{path}`` with a JSON body."""
-        return self._send("POST", path, body=body)
+        return _object(self._send("POST", path, body=body))
 
     def put(self, path: str, body: Any) -> JsonObject:
         """``PUT {server}/rest/api/2/{path}`` with a JSON body."""
-        return self._send("PUT", path, body=body)
+        return _object(self._send("PUT", path, body=body))
 
     def _send(
         self,
@@ -177,7 +184,7 @@ class JiraClient:
         *,
         params: dict[str, Any] | None = None,
         body: Any = None,
-    ) -> JsonObject:
+    ) -> Any:
         url = f"{self.server_url}/{REST_PATH}/{path}"
         data = None if body is None else json.dumps(body)
         # ResilientSession applies the client's timeout itself and raises JIRAError on an error answer.
@@ -185,7 +192,7 @@ class JiraClient:
             response = self.session.request(method, url, params=params, data=data)
         if not response.content:
             return {}
-        return _object(response.json())
+        return response.json()
 
 
 def _object(value: Any) -> JsonObject:

@@ -6,19 +6,16 @@ import logging
 import threading
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
+from werkzeug.serving import BaseWSGIServer
 
 from connector.sandbox.core import PlatformApp
-from connector.wsgi import bind_server
+from connector.wsgi import QuietHandler, bind_server
 
 log = logging.getLogger(__name__)
 
 
-class _QuietHandler(WSGIRequestHandler):
+class _QuietHandler(QuietHandler):
     """Request handler that logs nothing per request and ignores connections the sandbox cut itself."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        """Per-request lines would drown the demo's output; the journal records every request."""
 
     def log_error(self, format: str, *args: Any) -> None:
         """Route errors to our logger at debug level."""
