@@ -37,7 +37,12 @@ def build(loaded: LoadedConfig, *, dry_run: bool = False) -> Runtime:
         connector.errors.ConnectorError: a site refuses us at connection time.
     """
     connector = loaded.connector
-    store = Store.open(connector.store.url, loaded.base_dir, actor=connector.instance_name)
+    store = Store.open(
+        connector.store.url,
+        loaded.base_dir,
+        actor=connector.instance_name,
+        retry_delay=connector.polling.dead_letter_retry,
+    )
     snow = ServiceNowAdapter(connector.servicenow, base_dir=loaded.base_dir)
     sites = {
         name: JiraAdapter(name, supplier.jira, base_dir=loaded.base_dir)

@@ -140,6 +140,8 @@ class PollingConfig(ConfigModel):
     """How often every open linked incident is re-checked, catching anything polling missed."""
     search_lag: Duration = timedelta(minutes=1)
     """How long Jira search may lag behind a write; a lost create is retried only after this."""
+    dead_letter_retry: Duration = timedelta(seconds=30)
+    """First retry of a failed entity; each further failure doubles the wait, up to an hour."""
 
 
 class MetricsConfig(ConfigModel):

@@ -54,6 +54,9 @@ class AppServer:
 
     def start(self) -> AppServer:
         """Bind and serve in a daemon thread. Raises ``OSError`` when the port is taken."""
+        # werkzeug logs an "Error on request" traceback when a reset fault has closed the socket
+        # under it; that is the fault working, not an error.
+        logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
         server = bind_server(self.app, self.host, self.port, _QuietHandler)
         self._server = server
         self.port = int(server.server_address[1])

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -21,7 +22,9 @@ from connector.store.progress import Incidents, Watermarks
 class Store:
     """All persistent state of one connector instance."""
 
-    def __init__(self, engine: Engine, actor: str = "mim-connector") -> None:
+    def __init__(
+        self, engine: Engine, actor: str = "mim-connector", *, retry_delay: timedelta | None = None
+    ) -> None:
         self.engine = engine
         self.watermarks = Watermarks(engine)
         self.incidents = Incidents(engine)
@@ -30,14 +33,21 @@ class Store:
         self.comments = CommentLedger(engine)
         self.intents = Intents(engine)
         self.audit = AuditLog(engine, actor)
-        self.dlq = DeadLetters(engine)
+        self.dlq = DeadLetters(engine) if retry_delay is None else DeadLetters(engine, base_delay=retry_delay)
 
     @classmethod
-    def open(cls, url: str, base_dir: Path | None = None, *, actor: str = "mim-connector") -> Store:
+    def open(
+        cls,
+        url: str,
+        base_dir: Path | None = None,
+        *,
+        actor: str = "mim-connector",
+        retry_delay: timedelta | None = None,
+    ) -> Store:
         """Connect to ``url`` (relative SQLite paths against ``base_dir``) and migrate the schema."""
         engine = engine_for(url, base_dir)
         migrate(engine)
-        return cls(engine, actor)
+        return cls(engine, actor, retry_delay=retry_delay)
 
     @property
     def dialect(self) -> str:
