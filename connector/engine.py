@@ -23,14 +23,14 @@ from connector.config.supplier_file import SupplierMapping
 from connector.errors import AuthError, ConnectorError, PermissionDenied
 from connector.executor import Executor, Supplier
 from connector.matching import SN_DATETIME, SimpleContext
-from connector.models import Incident, JournalEntry
+from connector.models import Incident, JournalEntry, SupplierIssue
 from connector.needs import incident_fields
 from connector.planner import MARKER_TAG, EntityView, plan
 from connector.ports import JiraPort, ServiceNowPort
 from connector.routing import route
 from connector.store import Store
 from connector.store.db import utcnow
-from connector.store.links import entity_key
+from connector.store.links import Link, entity_key
 from connector.store.progress import Watermark
 from connector.templates import placeholders
 
@@ -110,6 +110,10 @@ class Engine:
         self.instance_url = loaded.connector.servicenow.instance_url
         self.states = loaded.connector.servicenow.incident_states
         self._last_sweep: datetime | None = None
+        self._seen: dict[str, set[str]] = {}
+        """Per supplier, issue versions read after our last write to them in this cycle."""
+        self._latest: dict[str, Incident] = {}
+        """Incidents as this cycle left them (our own writes included when nobody else wrote)."""
         self.suppliers: dict[str, _SupplierRuntime] = {}
         for name, site_config in loaded.connector.suppliers.items():
             mapping = loaded.suppliers.get(name)
@@ -139,6 +143,8 @@ class Engine:
         ``on_progress(done, total)`` is told after each entity (for progress bars on long backfills).
         """
         report = CycleReport()
+        self._seen = {}
+        self._latest = {}
         now = self.clock()
         work: dict[str, Work] = {}
         snapshots: dict[str, Incident] = {}
@@ -167,7 +173,8 @@ class Engine:
                         self.store.dlq.hold(entity)
                     report.held += 1
                 else:
-                    self._process(item, snapshots.get(item.incident_sys_id), now, report)
+                    snapshot = self._latest.get(item.incident_sys_id) or snapshots.get(item.incident_sys_id)
+                    self._process(item, snapshot, now, report)
                 if on_progress is not None:
                     on_progress(done, len(work))
             if not self.dry_run:
@@ -237,7 +244,7 @@ class Engine:
                     )
 
         def store_progress() -> None:
-            for incident in fresh:
+            for incident in [*fresh, *self._latest.values()]:
                 self.store.incidents.remember(
                     incident.sys_id, incident.number, incident.mod_count, incident.updated_on, incident.fields
                 )
@@ -270,7 +277,7 @@ class Engine:
         poll_start = runtime.site.server_time() or now
         versions = []
         for ref in refs:
-            version = f"{ref.issue_id}@{ref.updated.isoformat() if ref.updated else ''}"
+            version = _version(ref.issue_id, ref.updated)
             versions.append((version, ref.updated))
             if version in seen_before:
                 continue
@@ -281,8 +288,9 @@ class Engine:
 
         def store_progress() -> None:
             window = poll_start - self.overlap - timedelta(minutes=1)
-            recent = tuple(sorted({v for v, updated in versions if updated is None or updated >= window}))
-            self.store.watermarks.set(source, Watermark(poll_start.isoformat(), recent))
+            recent = {v for v, updated in versions if updated is None or updated >= window}
+            recent |= self._seen.get(runtime.name, set())
+            self.store.watermarks.set(source, Watermark(poll_start.isoformat(), tuple(sorted(recent))))
 
         commit.append(store_progress)
 
@@ -326,6 +334,30 @@ class Engine:
         journal: list[JournalEntry] = list(item.journal)
         need_full = item.full_journal or link is None or link.state != "linked"
         routed = route(mapping, incident, SimpleContext(now)).routed
+        last, incident = self._passes(runtime, mapping, incident, link, journal, need_full, routed, report)
+        self._latest[incident.sys_id] = incident
+        if last is not None:
+            # The issue as we last read it, our own writes included: the next search need not
+            # bring it back to us (its `updated` is already known).
+            self._seen.setdefault(runtime.name, set()).add(_version(last.issue_id, last.updated))
+
+    def _passes(
+        self,
+        runtime: _SupplierRuntime,
+        mapping: SupplierMapping,
+        incident: Incident,
+        link: Link | None,
+        journal: list[JournalEntry],
+        need_full: bool,
+        routed: bool,
+        report: CycleReport,
+    ) -> tuple[SupplierIssue | None, Incident]:
+        """Read the issue, plan, apply; again while the last plan wrote something (at most MAX_PASSES).
+
+        Returns the issue as last read (``None`` unless that read came after every write) and the
+        incident as our writes left it.
+        """
+        issue = None
         for _pass in range(MAX_PASSES):
             issue = None
             if link is not None and link.state == "linked" and link.jira_key:
@@ -335,7 +367,7 @@ class Engine:
                     log.error(
                         "%s is gone or hidden; unlinked", link.jira_key, extra={"supplier": runtime.name}
                     )
-                    return
+                    return None, incident
                 if need_full:
                     journal = self.snow.journal_of(incident.sys_id)
                     need_full = False
@@ -364,13 +396,13 @@ class Engine:
             decided = plan(view)
             if self.dry_run:
                 report.plans[f"{incident.number} @ {runtime.name}"] = decided.describe()
-                return
-            if not decided.changes:
-                return
-            link, incident = runtime.executor.apply(decided, incident, link)
-            report.writes += len(decided.writes)
+                return None, incident
+            if decided.changes:
+                link, incident = runtime.executor.apply(decided, incident, link)
+                report.writes += len(decided.writes)
             if not decided.writes:
-                return
+                return issue, incident
+        return None, incident
 
     def _account(self, runtime: _SupplierRuntime) -> str:
         if not runtime.account_id:
@@ -388,6 +420,11 @@ def _inbound_jira_fields(mapping: SupplierMapping) -> list[str]:
     if mapping.problem.root_cause_field:
         names.append(mapping.problem.root_cause_field)
     return names
+
+
+def _version(issue_id: str, updated: datetime | None) -> str:
+    """How a search result and a direct read name the same issue version."""
+    return f"{issue_id}@{updated.astimezone(UTC).isoformat(timespec='milliseconds') if updated else ''}"
 
 
 def _start(mark: Watermark | None, default: datetime) -> datetime:

@@ -36,7 +36,7 @@ from connector.plan import (
     UpdateIncident,
     UpdateIssue,
 )
-from connector.planner import MARKER_TAG, REMOTE_LINK, STATE_DONE
+from connector.planner import MARKER_TAG, REMOTE_LINK, STATE_DONE, SUPPLIER_STATUS
 from connector.ports import JiraPort, ServiceNowPort
 from connector.store import Store
 from connector.store.db import utcnow
@@ -66,6 +66,7 @@ class Executor:
         self.snow = snow
         self.supplier = supplier
         self.instance = instance
+        self._counts: list[int | None] = []
 
     # --- settling what a crash or a lost answer left open ------------------------------------------
 
@@ -148,14 +149,33 @@ class Executor:
             metrics.CONFLICTS.labels(self.supplier.name).inc()
             log.warning("%s", conflict, extra={"incident": incident.number, "supplier": self.supplier.name})
         written: dict[str, str] = {}
+        self._counts = []
         for change in plan.changes:
             metrics.PLANNED.labels(self.supplier.name, type(change).__name__).inc()
             link = self._apply(change, incident, link)
             if isinstance(change, UpdateIncident | NoteOnIncident):
                 written.update(change.fields)
-        if written:
-            incident = replace(incident, fields={**incident.fields, **written})
+        if written or self._counts:
+            incident = replace(
+                incident, fields={**incident.fields, **written}, mod_count=self._advanced(incident)
+            )
         return link, incident
+
+    def _advanced(self, incident: Incident) -> int:
+        """The incident's version after our writes, if nobody else wrote in between; else the one we read.
+
+        Each of our PATCHes adds exactly one to ``sys_mod_count``; any other jump means someone else
+        changed the incident meanwhile, and that version must still be processed.
+        """
+        count = incident.mod_count
+        for reported in self._counts:
+            if reported != count + 1:
+                return incident.mod_count
+            count = reported
+        return count
+
+    def _patch(self, incident: Incident, fields: Mapping[str, str]) -> None:
+        self._counts.append(self.snow.update_incident(incident.sys_id, fields))
 
     def _apply(self, change: Change, incident: Incident, link: Link | None) -> Link | None:
         if isinstance(change, CreateIssue):
@@ -187,6 +207,8 @@ class Executor:
                 lambda: self._move(_key(link), change),
             )
             self.store.shadows.put(link.link_id, "jira", {STATE_DONE: change.state_shadow})
+            # Our own move is not a supplier status change: it must not come back as one.
+            self.store.shadows.put(link.link_id, "servicenow", {SUPPLIER_STATUS: change.target})
         elif isinstance(change, RemoteLinkOnIssue):
             self._write(
                 link,
@@ -208,7 +230,7 @@ class Executor:
                 change.reason,
                 None,
                 dict(change.fields),
-                lambda: self.snow.update_incident(incident.sys_id, change.fields),
+                lambda: self._patch(incident, change.fields),
                 system="servicenow",
             )
             self.store.shadows.put(link.link_id, "servicenow", change.shadow)
@@ -227,7 +249,7 @@ class Executor:
             payload = {**change.fields, element: change.text}
 
             def note() -> str:
-                self.snow.update_incident(incident.sys_id, payload)
+                self._patch(incident, payload)
                 return change.marker
 
             self._append(

@@ -47,8 +47,11 @@ class ServiceNowPort(Protocol):
         """Every work note and comment of one incident, oldest first."""
         ...
 
-    def update_incident(self, sys_id: str, fields: Mapping[str, str]) -> None:
-        """Change fields of an incident (one PATCH); ``work_notes`` / ``comments`` append journal entries."""
+    def update_incident(self, sys_id: str, fields: Mapping[str, str]) -> int | None:
+        """Change fields of an incident (one PATCH); ``work_notes`` / ``comments`` append journal entries.
+
+        Returns the incident's ``sys_mod_count`` after the write, when the answer says.
+        """
         ...
 
     def add_journal(self, sys_id: str, element: JournalElement, text: str) -> None:

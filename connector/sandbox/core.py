@@ -66,7 +66,8 @@ class FaultRule:
 
     ``action``: ``respond`` answers with ``status`` in the platform's error envelope (plus
     ``headers``, or ``body`` verbatim); ``drop`` closes the connection without an answer;
-    ``reset`` aborts it with a TCP reset. ``status: 0`` means ``drop``. ``when``: ``before`` fails
+    ``reset`` aborts it with a TCP reset; ``pass`` only waits ``delay_ms`` and lets the request
+    through untouched (latency injection). ``status: 0`` means ``drop``. ``when``: ``before`` fails
     the request without applying it; ``after_commit`` applies it, then fails or drops the answer.
     ``delay_ms`` waits at that point: before the platform sees the request, or after it applied it
     (a slow answer to an applied write - the client times out not knowing it succeeded).
@@ -81,7 +82,7 @@ class FaultRule:
     delay_ms: int = 0
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None
-    action: Literal["respond", "drop", "reset"] = "respond"
+    action: Literal["respond", "drop", "reset", "pass"] = "respond"
     query: str | None = None
     id: int = 0
     fired: int = 0
@@ -91,8 +92,8 @@ class FaultRule:
             self.action = "drop"
         if self.when not in ("before", "after_commit"):
             raise ValueError("when must be 'before' or 'after_commit'")
-        if self.action not in ("respond", "drop", "reset"):
-            raise ValueError("action must be 'respond', 'drop' or 'reset'")
+        if self.action not in ("respond", "drop", "reset", "pass"):
+            raise ValueError("action must be 'respond', 'drop', 'reset' or 'pass'")
         if not 0.0 <= self.probability <= 1.0:
             raise ValueError("probability must be between 0 and 1")
         self._path = re.compile(self.path)
@@ -259,12 +260,17 @@ class PlatformApp:
         fault = self.faults.pick(request.method, request.path, query)
         if fault is not None and fault.when == "before":
             _pause(fault)
-            response = self._fault_response(fault, environ)
+            response = (
+                self._handle_safely(request)
+                if fault.action == "pass"
+                else self._fault_response(fault, environ)
+            )
         else:
             response = self._handle_safely(request)
             if fault is not None:
                 _pause(fault)
-                response = self._fault_response(fault, environ)
+                if fault.action != "pass":
+                    response = self._fault_response(fault, environ)
         self._record(request, response, fault, started)
         return response(environ, start_response)
 

@@ -160,14 +160,16 @@ class ServiceNowAdapter:
         )
         return [entry for entry in map(_journal_entry, rows) if entry is not None]
 
-    def update_incident(self, sys_id: str, fields: Mapping[str, str]) -> None:
+    def update_incident(self, sys_id: str, fields: Mapping[str, str]) -> int | None:
         """Change fields of an incident in one PATCH; nothing is sent when ``fields`` is empty.
 
         ``work_notes`` / ``comments`` append journal entries. A 403 from a data policy (e.g. close
-        fields missing on resolve) raises :class:`~connector.errors.InvalidRequest`.
+        fields missing on resolve) raises :class:`~connector.errors.InvalidRequest`. Returns the
+        incident's ``sys_mod_count`` after the write.
         """
         if fields:
-            self._client.patch_record("incident", sys_id, fields)
+            return self._client.patch_record("incident", sys_id, fields)
+        return None
 
     def add_journal(self, sys_id: str, element: JournalElement, text: str) -> None:
         """Append a work note or an additional comment (one PATCH); empty text appends nothing, so sends nothing."""

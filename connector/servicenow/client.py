@@ -228,15 +228,17 @@ class ServiceNowClient:
 
         return self.call(fetch, method="GET", what=f"GET {table}", write=False)
 
-    def patch_record(self, table: str, sys_id: str, payload: Mapping[str, str]) -> None:
-        """One ``PATCH`` of a record; never repeated once it may have been sent."""
+    def patch_record(self, table: str, sys_id: str, payload: Mapping[str, str]) -> int | None:
+        """One ``PATCH`` of a record; never repeated once it may have been sent. Returns its new ``sys_mod_count``."""
         url = f"{self.client.base_url}/api/now/table/{table}/{record_path(sys_id)}"
         what = f"PATCH {table}"
 
-        def send() -> None:
+        def send() -> int | None:
             # pysnow workaround: Resource.update() is a GET then a PUT; one PATCH through its session
-            # instead, asking for nothing but the sys_id back.
-            response = self.session.patch(url, params={"sysparm_fields": "sys_id"}, json=dict(payload))
+            # instead, asking for nothing but the sys_id and modification count back.
+            response = self.session.patch(
+                url, params={"sysparm_fields": "sys_id,sys_mod_count"}, json=dict(payload)
+            )
             response.raise_for_status()
             try:
                 result = response.json().get("result")
@@ -248,8 +250,10 @@ class ServiceNowClient:
                 ) from None
             if not isinstance(result, dict):
                 raise UncertainOutcome(f"{SYSTEM}: {what}: answer without a result; it may have been applied")
+            count = str(result.get("sys_mod_count", ""))
+            return int(count) if count.isdigit() else None
 
-        self.call(send, method="PATCH", what=what, write=True)
+        return self.call(send, method="PATCH", what=what, write=True)
 
     def close(self) -> None:
         """Release the session's connections."""

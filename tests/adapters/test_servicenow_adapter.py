@@ -243,14 +243,14 @@ def test_update_incident_and_add_journal_are_one_patch_each(snow: Served, make: 
     path = f"/api/now/table/incident/{sys_id}"
 
     seq = snow.control.last_seq()
-    adapter.update_incident(sys_id, {"short_description": "changed", "impact": "1"})
+    assert adapter.update_incident(sys_id, {"short_description": "changed", "impact": "1"}) == 1
     update = snow.requests_since(seq)
     seq = snow.control.last_seq()
     adapter.add_journal(sys_id, "work_notes", "Supplier ACME-12 says: restarted")
     note = snow.requests_since(seq)
 
     assert [(r["method"], r["path"], r["query"], r["status"]) for r in update + note] == [
-        ("PATCH", path, "sysparm_fields=sys_id", 200)
+        ("PATCH", path, "sysparm_fields=sys_id%2Csys_mod_count", 200)
     ] * 2
     assert update[0]["body"] == {"short_description": "changed", "impact": "1"}
     assert note[0]["body"] == {"work_notes": "Supplier ACME-12 says: restarted"}

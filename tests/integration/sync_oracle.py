@@ -44,11 +44,16 @@ def act(world: World, phase: str, incident: dict[str, str] | None) -> dict[str, 
     return incident
 
 
-def converge(runtime: Runtime, *, quiet_cycles: int = 2, limit: int = 30, pause: float = 0.4) -> int:
-    """Cycle until ``quiet_cycles`` in a row write nothing and fail nothing; return the cycles run."""
+def converge(
+    runtime: Runtime, *, quiet_cycles: int = 2, limit: int = 30, pause: float = 0.4, sweep: bool = True
+) -> int:
+    """Cycle until ``quiet_cycles`` in a row write nothing and fail nothing; return the cycles run.
+
+    ``sweep=False`` relies on polling alone (the sweep would mask what polling missed).
+    """
     quiet = 0
     for done in range(1, limit + 1):
-        report = runtime.engine.cycle(sweep=True)
+        report = runtime.engine.cycle(sweep=sweep)
         quiet = quiet + 1 if not report.writes and not report.failed and not report.held else 0
         if quiet >= quiet_cycles:
             return done

@@ -191,3 +191,33 @@ def test_server_clock_skew_loses_no_change(world: World, skew: int) -> None:
         check(world, first, 2)
     finally:
         runtime.close()
+
+
+def test_a_human_edit_racing_our_write_is_still_processed(world: World) -> None:
+    """Our PATCH answer says sys_mod_count; only an exact +1 lets us skip re-reading our own echo."""
+    import threading
+
+    incident = act(world, "create", None)
+    runtime = world.runtime()
+    try:
+        converge(runtime)
+        (issue,) = world.issues("acme", "ACME")
+        world.agent("acme").add_comment(issue.key, "Supplier update while the desk edits")
+        # Hold our PATCH before ServiceNow applies it; the desk's edit lands first.
+        world.servicenow_control.add_fault(
+            method="PATCH", path=INCIDENT, when="before", action="pass", delay_ms=1500, count=1
+        )
+        cycle = threading.Thread(target=runtime.engine.cycle)
+        cycle.start()
+        deadline = time.monotonic() + 20
+        while world.servicenow_control.faults()[0]["fired"] == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        world.update_incident(incident["sys_id"], short_description="Checkout down everywhere")
+        cycle.join(timeout=30)
+        world.servicenow_control.clear_faults()
+        converge(runtime, sweep=False)
+        (issue,) = world.issues("acme", "ACME")
+        assert issue.fields.summary == f"[{incident['number']}] Checkout down everywhere"
+    finally:
+        runtime.close()

@@ -179,3 +179,39 @@ def test_a_poisoned_entity_waits_in_the_dead_letter_queue_and_others_carry_on(
     converge(runtime)
     assert len(world.issues("acme", "ACME")) == 1
     assert runtime.store.dlq.list() == []
+
+
+def test_the_sweep_catches_what_search_never_showed(world: World, runtime: Runtime) -> None:
+    incident = world.create_incident(assignment_group=world.acme_group())
+    converge(runtime)
+    world.jira_control.post("sites/acme/settings", {"index_lag_seconds": 3600})
+    (issue,) = world.issues("acme", "ACME")
+    world.agent("acme").add_comment(issue.key, "Seen only by a direct read")
+    for _ in range(3):
+        runtime.engine.cycle(sweep=False)
+    assert not any("Seen only by a direct read" in j["value"] for j in world.journal(incident["sys_id"]))
+    runtime.engine.cycle(sweep=True)
+    assert sum("Seen only by a direct read" in j["value"] for j in world.journal(incident["sys_id"])) == 1
+
+
+def test_calls_per_synced_update_stay_within_budget(world: World, runtime: Runtime) -> None:
+    """R6: a ServiceNow field change costs at most 4 Jira calls and 1 ServiceNow call beyond the polls."""
+    incident = world.create_incident(assignment_group=world.acme_group())
+    converge(runtime)
+    marks = world.marks()
+    world.update_incident(incident["sys_id"], short_description="Checkout down")
+    cycles = 0
+    while True:
+        cycles += 1
+        report = runtime.engine.cycle(sweep=False)
+        if not report.writes and not report.failed:
+            break
+    servicenow_calls, jira_calls = world.requests_since(marks)
+    polls = {"/api/now/table/incident", "/api/now/table/sys_journal_field"}
+    servicenow_extra = [
+        e for e in servicenow_calls if e["user"] == "svc.mim-connector" and e["path"] not in polls
+    ]
+    jira_extra = [e for e in jira_calls if e["user"] == "mim-connector" and "/search" not in e["path"]]
+    assert len(jira_extra) <= 4, [(e["method"], e["path"]) for e in jira_extra]
+    assert len(servicenow_extra) <= 1, [(e["method"], e["path"]) for e in servicenow_extra]
+    assert len([e for e in jira_calls if "/search" in e["path"]]) <= 3 * cycles

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -106,6 +107,15 @@ def test_delay_makes_a_client_time_out(served) -> None:
     )
     with pytest.raises(requests.Timeout):
         requests.get(f"{url}/count", timeout=0.1)
+
+
+def test_pass_only_adds_latency(served) -> None:
+    app, url, control = served
+    control.add_fault(method="POST", path="/count", action="pass", delay_ms=200, count=1)
+    started = time.monotonic()
+    assert requests.post(f"{url}/count", json={}, timeout=5).status_code == 201
+    assert time.monotonic() - started >= 0.2
+    assert app.value == 1
 
 
 def test_probability_and_unknown_keys(served) -> None:
