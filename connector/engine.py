@@ -27,7 +27,9 @@ from connector.models import Incident, JournalEntry, SupplierIssue
 from connector.needs import incident_fields
 from connector.planner import MARKER_TAG, EntityView, plan
 from connector.ports import JiraPort, ServiceNowPort
+from connector.promotion import Promoter
 from connector.routing import route
+from connector.rules import RuleBook, eligibility
 from connector.store import Store
 from connector.store.db import utcnow
 from connector.store.links import Link, entity_key
@@ -74,6 +76,8 @@ class CycleReport:
     failed: dict[str, str] = field(default_factory=dict)
     plans: dict[str, list[str]] = field(default_factory=dict)
     """Dry runs: entity -> the plan's lines."""
+    decisions: dict[str, str] = field(default_factory=dict)
+    """What the promotion rules decided, by incident number."""
 
 
 @dataclass
@@ -109,6 +113,7 @@ class Engine:
         self.page_size = polling.page_size
         self.instance_url = loaded.connector.servicenow.instance_url
         self.states = loaded.connector.servicenow.incident_states
+        self.promoter = Promoter(RuleBook(loaded.rules), store, snow, self.fields, dry_run=dry_run)
         self._last_sweep: datetime | None = None
         self._seen: dict[str, set[str]] = {}
         """Per supplier, issue versions read after our last write to them in this cycle."""
@@ -212,13 +217,16 @@ class Engine:
             if record is None or incident.mod_count > record.mod_count:
                 fresh.append(incident)
         report.new_versions = len(fresh)
-        context = SimpleContext(now)
+        self.promoter.track(fresh, now)
+        promotion = self.promoter.run(fresh, now)
+        report.decisions.update(promotion.decided)
+        report.failed.update({f"{number} @ rules": error for number, error in promotion.failed.items()})
         for incident in fresh:
             snapshots[incident.sys_id] = incident
             linked = {link.supplier for link in self.store.links.for_incident(incident.sys_id)}
+            child = incident.sys_id in promotion.children
             for name, runtime in self.suppliers.items():
-                mapping = self.loaded.suppliers[name]
-                if name in linked or route(mapping, incident, context).routed:
+                if name in linked or (not child and self._routed(name, incident, now)):
                     work.setdefault(
                         entity_key(incident.sys_id, runtime.name), Work(incident.sys_id, runtime.name)
                     )
@@ -246,7 +254,13 @@ class Engine:
         def store_progress() -> None:
             for incident in [*fresh, *self._latest.values()]:
                 self.store.incidents.remember(
-                    incident.sys_id, incident.number, incident.mod_count, incident.updated_on, incident.fields
+                    incident.sys_id,
+                    incident.number,
+                    incident.mod_count,
+                    incident.updated_on,
+                    incident.fields,
+                    opened_at=incident.get("opened_at"),
+                    candidate=eligibility(incident, material_changed=True).eligible,
                 )
             self.store.watermarks.set(INCIDENTS, Watermark(_sn_time(poll_start)))
             window = _sn_time(journal_start - self.overlap)
@@ -333,7 +347,7 @@ class Engine:
             link = runtime.executor.reconcile(incident, link, now)
         journal: list[JournalEntry] = list(item.journal)
         need_full = item.full_journal or link is None or link.state != "linked"
-        routed = route(mapping, incident, SimpleContext(now)).routed
+        routed = self._routed(runtime.name, incident, now)
         last, incident = self._passes(runtime, mapping, incident, link, journal, need_full, routed, report)
         self._latest[incident.sys_id] = incident
         if last is not None:
@@ -403,6 +417,12 @@ class Engine:
             if not decided.writes:
                 return issue, incident
         return None, incident
+
+    def _routed(self, supplier: str, incident: Incident, now: datetime) -> bool:
+        """Routing says so, or a promotion rule engaged this supplier for the incident."""
+        if route(self.loaded.suppliers[supplier], incident, SimpleContext(now)).routed:
+            return True
+        return supplier in self.store.decisions.engaged(incident.sys_id)
 
     def _account(self, runtime: _SupplierRuntime) -> str:
         if not runtime.account_id:

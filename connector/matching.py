@@ -87,25 +87,34 @@ class SimpleContext:
         return self.clusters.get(f"{cluster.cluster.by}={incident.get(cluster.cluster.by)}", 1)
 
 
-def evaluate(condition: Condition, incident: Incident, context: Context, path: str = "when") -> Outcome:
-    """Evaluate ``condition`` for ``incident``; ``any`` stops at the first match, ``all`` at the first miss."""
+def evaluate(
+    condition: Condition, incident: Incident, context: Context, path: str = "when", *, full: bool = False
+) -> Outcome:
+    """Evaluate ``condition`` for ``incident``.
+
+    ``any`` stops at the first match and ``all`` at the first miss, unless ``full`` asks for every
+    leaf (the ``--tree`` view).
+    """
     checks: list[Check] = []
-    matched = _eval(condition, incident, context, path, checks)
+    matched = _eval(condition, incident, context, path, checks, full)
     return Outcome(matched, tuple(checks))
 
 
-def _eval(node: Condition, incident: Incident, context: Context, path: str, checks: list[Check]) -> bool:
-    if isinstance(node, AllCondition):
-        return all(
-            _eval(child, incident, context, f"{path}.all[{i}]", checks) for i, child in enumerate(node.all)
+def _eval(
+    node: Condition, incident: Incident, context: Context, path: str, checks: list[Check], full: bool
+) -> bool:
+    if isinstance(node, AllCondition | AnyCondition):
+        kind = "all" if isinstance(node, AllCondition) else "any"
+        children = node.all if isinstance(node, AllCondition) else node.any
+        results = (
+            _eval(child, incident, context, f"{path}.{kind}[{i}]", checks, full)
+            for i, child in enumerate(children)
         )
-    if isinstance(node, AnyCondition):
-        return any(
-            _eval(child, incident, context, f"{path}.any[{i}]", checks) for i, child in enumerate(node.any)
-        )
+        values = list(results) if full else results
+        return all(values) if kind == "all" else any(values)
     if isinstance(node, NotCondition):
         inner: list[Check] = []
-        result = not _eval(node.not_, incident, context, f"{path}.not", inner)
+        result = not _eval(node.not_, incident, context, f"{path}.not", inner, full)
         checks.extend(Check(c.path, f"not ({c.description})", c.actual, not c.passed) for c in inner)
         return result
     check = _leaf(node, incident, context, path)

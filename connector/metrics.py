@@ -25,3 +25,12 @@ DEAD_LETTERS = Gauge("mim_dead_letters", "Entities held in the dead-letter queue
 CYCLE_SECONDS = Histogram("mim_cycle_seconds", "Duration of one sync cycle")
 WATERMARK_LAG = Gauge("mim_watermark_lag_seconds", "Server time minus the source's watermark", ["source"])
 LAST_CYCLE = Gauge("mim_last_cycle_timestamp_seconds", "When the last sync cycle finished (Unix time)")
+RULE_DECISIONS = Counter(
+    "mim_rule_decisions_total", "Major-incident decisions written, by rule and action", ["rule", "action"]
+)
+RULE_DRY_RUNS = Counter(
+    "mim_rule_dry_run_decisions_total",
+    "Decisions made in dry run (not written), by rule and action",
+    ["rule", "action"],
+)
+RULES_CAPPED = Counter("mim_rule_capped_total", "Decisions held back by a proposals-per-hour cap", ["rule"])

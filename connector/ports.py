@@ -39,6 +39,14 @@ class ServiceNowPort(Protocol):
         """One incident by sys_id, or ``None`` when it does not exist (or is not readable)."""
         ...
 
+    def incident_where(self, field: str, value: str, fields: Sequence[str]) -> Incident | None:
+        """The first incident whose ``field`` equals ``value`` (e.g. ``number``, ``correlation_id``)."""
+        ...
+
+    def create_incident(self, fields: Mapping[str, str], read: Sequence[str]) -> Incident:
+        """Create an incident (one POST); a lost answer raises ``UncertainOutcome``."""
+        ...
+
     def journal_since(self, since: str, page_size: int) -> Iterator[JournalEntry]:
         """Incident work notes and comments with ``sys_created_on >= since``, in (created, sys_id) order."""
         ...

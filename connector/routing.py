@@ -2,7 +2,8 @@
 
 A supplier gets an incident when its routing conditions match and one of its triggers holds:
 ``assignment`` (as soon as the conditions match) or ``major_incident`` (once the incident is an
-accepted major incident). Once linked, an incident stays mirrored whatever later changes say.
+accepted major incident). A child incident is not mirrored on its own: its major incident speaks
+for it. Once linked, an incident stays mirrored whatever later changes say.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class Route:
 
 def route(mapping: SupplierMapping, incident: Incident, context: Context) -> Route:
     """Whether ``incident`` should be mirrored to the supplier of ``mapping`` now."""
+    if incident.get("parent_incident"):
+        return Route(False, "a child incident: its major incident is mirrored instead")
     outcome = evaluate(mapping.routing.match, incident, context, path="routing.match")
     if not outcome.matched:
         failed = outcome.failed[0] if outcome.failed else None

@@ -1,4 +1,7 @@
-"""``mim-connector sync --once [--dry-run]``: one cycle now, printing the plan (dry run) or what was done."""
+"""``mim-connector sync --once [--dry-run]``: one cycle now, printing the plan or what was done.
+
+Also prints what the promotion rules decided (in a dry run: what they would have decided).
+"""
 
 from __future__ import annotations
 
@@ -50,6 +53,8 @@ def sync_once(config: Path, *, dry_run: bool, out: TextIO = sys.stdout, progress
             f"{report.writes} writes, {len(report.failed)} failed, {report.held} held",
             file=out,
         )
+    for number, decision in sorted(report.decisions.items()):
+        print(f"rules {number}: {decision}", file=out)
     for entity, error in sorted(report.failed.items()):
         print(f"failed {entity}: {error}", file=out)
     return 1 if report.failed else 0

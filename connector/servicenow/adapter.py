@@ -44,6 +44,7 @@ JOURNAL_ELEMENTS = tuple(_ELEMENTS)
 JOURNAL_OF_INCIDENTS = f"name=incident^elementIN{','.join(JOURNAL_ELEMENTS)}"
 JOURNAL_PAGE_SIZE = 500
 """Page size when reading one incident's whole journal."""
+_PLAIN_FIELD = re.compile(r"^[a-z_][a-z0-9_]*$")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 
 
@@ -136,6 +137,19 @@ class ServiceNowAdapter:
         columns = list(dict.fromkeys((*INCIDENT_KEYS, *fields)))
         row = self._client.get_record("incident", sys_id, columns)
         return _incident(row, fields) if row is not None else None
+
+    def incident_where(self, field: str, value: str, fields: Sequence[str]) -> Incident | None:
+        """The first incident whose ``field`` equals ``value`` (e.g. ``number``, ``correlation_id``)."""
+        if not _PLAIN_FIELD.match(field) or "^" in value:
+            raise InvalidRequest(f"{SYSTEM}: cannot look up incidents by {field}={value!r}")
+        columns = list(dict.fromkeys((*INCIDENT_KEYS, *fields)))
+        rows = self._client.get_records("incident", f"{field}={value}^ORDERBYsys_created_on", columns, 1)
+        return _incident(rows[0], fields) if rows else None
+
+    def create_incident(self, fields: Mapping[str, str], read: Sequence[str]) -> Incident:
+        """Create an incident (one POST); returns it with the ``read`` fields."""
+        columns = list(dict.fromkeys((*INCIDENT_KEYS, *read)))
+        return _incident(self._client.create_record("incident", fields, columns), read)
 
     def journal_since(self, since: str, page_size: int) -> Iterator[JournalEntry]:
         """Incident work notes and comments with ``sys_created_on >= since``, in (created, sys_id) order."""

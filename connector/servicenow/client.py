@@ -228,6 +228,16 @@ class ServiceNowClient:
 
         return self.call(fetch, method="GET", what=f"GET {table}", write=False)
 
+    def create_record(self, table: str, payload: Mapping[str, str], fields: Sequence[str]) -> dict[str, Any]:
+        """One ``POST`` creating a record; never repeated once it may have been sent."""
+
+        def send() -> dict[str, Any]:
+            # pysnow workaround: a fresh Resource (and ParamsBuilder) so no GET parameter leaks into the POST.
+            created: dict[str, Any] = self._resource(table, fields).create(dict(payload)).one()
+            return created
+
+        return self.call(send, method="POST", what=f"POST {table}", write=True)
+
     def patch_record(self, table: str, sys_id: str, payload: Mapping[str, str]) -> int | None:
         """One ``PATCH`` of a record; never repeated once it may have been sent. Returns its new ``sys_mod_count``."""
         url = f"{self.client.base_url}/api/now/table/{table}/{record_path(sys_id)}"

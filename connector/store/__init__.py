@@ -1,7 +1,8 @@
 """The state store (SQLAlchemy Core): SQLite file by default, PostgreSQL by URL.
 
 ``Store.open(url)`` migrates the schema and exposes one small repository per concern:
-``watermarks``, ``incidents``, ``links``, ``shadows``, ``comments``, ``intents``, ``audit``, ``dlq``.
+``watermarks``, ``incidents``, ``links``, ``shadows``, ``comments``, ``intents``, ``audit``, ``dlq``,
+and for the promotion rules ``decisions``, ``conditions`` and ``clusters``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from connector.store.db import engine_for
+from connector.store.decisions import Clusters, ConditionState, Decisions
 from connector.store.dlq import DeadLetters
 from connector.store.intents import AuditLog, Intents
 from connector.store.links import CommentLedger, Links, Shadows
@@ -33,6 +35,9 @@ class Store:
         self.comments = CommentLedger(engine)
         self.intents = Intents(engine)
         self.audit = AuditLog(engine, actor)
+        self.decisions = Decisions(engine)
+        self.conditions = ConditionState(engine)
+        self.clusters = Clusters(engine)
         self.dlq = DeadLetters(engine) if retry_delay is None else DeadLetters(engine, base_delay=retry_delay)
 
     @classmethod

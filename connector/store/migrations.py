@@ -24,7 +24,20 @@ def _v1(conn: Connection) -> None:
     schema.metadata.create_all(conn, checkfirst=True)
 
 
-STEPS: dict[int, Callable[[Connection], None]] = {1: _v1}
+def _v2(conn: Connection) -> None:
+    """Promotion rules: decisions, condition state, clusters, and candidate columns on incidents."""
+    schema.metadata.create_all(conn, checkfirst=True)
+    present = {column["name"] for column in inspect(conn).get_columns("incidents")}
+    if "opened_at" not in present:
+        conn.execute(text("ALTER TABLE incidents ADD COLUMN opened_at VARCHAR(19)"))
+    if "candidate" not in present:
+        conn.execute(text("ALTER TABLE incidents ADD COLUMN candidate BOOLEAN DEFAULT false NOT NULL"))
+    indexes = {index["name"] for index in inspect(conn).get_indexes("incidents")}
+    if "ix_incidents_candidate" not in indexes:
+        conn.execute(text("CREATE INDEX ix_incidents_candidate ON incidents (candidate, opened_at)"))
+
+
+STEPS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2}
 
 
 def current_version(conn: Connection) -> int:

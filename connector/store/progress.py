@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import ColumnElement, Engine, and_, func, select
 
 from connector.store.db import utcnow
 from connector.store.schema import incidents, watermarks
@@ -75,15 +75,29 @@ class Incidents:
         return _incident(row) if row else None
 
     def remember(
-        self, sys_id: str, number: str, mod_count: int, updated_on: str, snapshot: Mapping[str, Any]
+        self,
+        sys_id: str,
+        number: str,
+        mod_count: int,
+        updated_on: str,
+        snapshot: Mapping[str, Any],
+        *,
+        opened_at: str | None = None,
+        candidate: bool = False,
     ) -> bool:
-        """Record a processed version; returns ``False`` (and changes nothing) if it is not newer."""
+        """Record a processed version; returns ``False`` (and changes nothing) if it is not newer.
+
+        ``candidate`` marks an incident the promotion rules may still act on (active, no parent,
+        not already a major incident), so time conditions can be re-checked without a new version.
+        """
         values = {
             "number": number,
             "mod_count": mod_count,
             "updated_on": updated_on,
             "snapshot": dict(snapshot),
             "seen_at": utcnow(),
+            "opened_at": opened_at or None,
+            "candidate": candidate,
         }
         with self._engine.begin() as conn:
             current = conn.execute(select(incidents.c.mod_count).where(incidents.c.sys_id == sys_id)).scalar()
@@ -94,6 +108,21 @@ class Incidents:
                 return False
             conn.execute(incidents.update().where(incidents.c.sys_id == sys_id).values(**values))
             return True
+
+    def candidates(self, opened_after: str | None = None) -> list[IncidentRecord]:
+        """Incidents the rules may still act on, optionally only those opened after a time."""
+        condition: ColumnElement[bool] = incidents.c.candidate.is_(True)
+        if opened_after is not None:
+            condition = and_(condition, incidents.c.opened_at >= opened_after)
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(incidents).where(condition)).all()
+        return [_incident(row) for row in rows]
+
+    def opened_since(self, opened_after: str) -> list[IncidentRecord]:
+        """Every incident opened after a time (cluster windows)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(incidents).where(incidents.c.opened_at >= opened_after)).all()
+        return [_incident(row) for row in rows]
 
     def count(self) -> int:
         """How many incidents the store knows."""

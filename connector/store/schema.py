@@ -9,7 +9,10 @@ Identity and progress live here, never only in memory and never rediscovered by 
 * ``comments`` - the comment ledger: each mirrored journal entry or Jira comment, once per direction;
 * ``intents`` - a row before every external write, its outcome after (crash and uncertainty recovery);
 * ``dead_letters`` - entities whose processing failed, held (with later work) until retried or dropped;
-* ``audit`` - every write: who, what, before, after, why.
+* ``audit`` - every write: who, what, before, after, why;
+* ``decisions`` - what the promotion rules decided per incident (written before the write it causes);
+* ``condition_state`` - since when a ``for:`` condition (or "unassigned") has held for an incident;
+* ``clusters`` - the major incident each cluster of related incidents was gathered under.
 
 Times are timezone-aware UTC. JSON columns hold our own data only (never credentials).
 """
@@ -30,8 +33,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import (
+    false as sql_false,
+)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -60,7 +66,11 @@ incidents = Table(
     Column("updated_on", String(19), nullable=False),
     Column("snapshot", JSON, nullable=False),
     Column("seen_at", DateTime(timezone=True), nullable=False),
+    # v2: what the promotion rules need to find candidates without reading every snapshot.
+    Column("opened_at", String(19)),
+    Column("candidate", Boolean, nullable=False, default=False, server_default=sql_false()),
     Index("ix_incidents_number", "number"),
+    Index("ix_incidents_candidate", "candidate", "opened_at"),
 )
 
 links = Table(
@@ -138,6 +148,42 @@ dead_letters = Table(
     Column("next_attempt_at", DateTime(timezone=True), nullable=False),
     Column("manual", Boolean, nullable=False, default=False),
     Index("ix_dead_letters_entity_state", "entity", "state"),
+)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("decision_id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_sys_id", String(32), nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("mode", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("material", JSON, nullable=False),
+    Column("engage", JSON, nullable=False),
+    Column("parent_sys_id", String(32)),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_decisions_incident", "incident_sys_id"),
+    Index("ix_decisions_at", "at"),
+)
+
+condition_state = Table(
+    "condition_state",
+    metadata,
+    Column("incident_sys_id", String(32), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("since", DateTime(timezone=True), nullable=False),
+)
+
+clusters = Table(
+    "clusters",
+    metadata,
+    Column("cluster_id", Integer, primary_key=True, autoincrement=True),
+    Column("rule", String(64), nullable=False),
+    Column("value", Text, nullable=False),
+    Column("major_sys_id", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_clusters_rule_value", "rule", "value"),
 )
 
 audit = Table(

@@ -47,6 +47,19 @@ def test_sync_dry_run_prints_the_plan_and_makes_no_write_call(world: World) -> N
     assert [e for e in world.writes_since(marks) if e["user"] in ("svc.mim-connector", "mim-connector")] == []
 
 
+def test_sync_dry_run_says_what_the_rules_would_decide_and_remembers_nothing(world: World) -> None:
+    ci = world.lookup("cmdb_ci", "name=web-lb-01")
+    incident = world.create_incident(cmdb_ci=ci)
+    expected = f"rules {incident['number']}: dry run: proposed by rule critical-ci-p1"
+    for _ in range(2):
+        result = run(world, "sync", "--once", "--dry-run")
+        assert result.returncode == 0, result.stderr
+        assert expected in result.stdout
+    assert world.incident(incident["sys_id"])["major_incident_state"] == ""
+    assert run(world, "sync", "--once").returncode == 0
+    assert world.incident(incident["sys_id"])["major_incident_state"] == "proposed"
+
+
 def test_sync_once_then_state_show(world: World) -> None:
     world.create_incident(assignment_group=world.acme_group())
     result = run(world, "sync", "--once")

@@ -154,3 +154,62 @@ def test_relative_sqlite_path_is_relative_to_the_config(tmp_path: Path) -> None:
     store = Store.open("sqlite:///../var/state.db", base_dir=tmp_path / "config")
     store.close()
     assert (tmp_path / "var" / "state.db").exists()
+
+
+def test_a_version_1_database_is_upgraded_in_place(store_url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(store_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:  # the v1 shape of the tables that v2 changes, with a row in it
+        conn.execute(text("CREATE TABLE meta (key VARCHAR(64) PRIMARY KEY, value TEXT NOT NULL)"))
+        conn.execute(text("INSERT INTO meta (key, value) VALUES ('schema_version', '1')"))
+        conn.execute(
+            text(
+                "CREATE TABLE incidents (sys_id VARCHAR(32) PRIMARY KEY, number VARCHAR(40) NOT NULL, "
+                "mod_count INTEGER NOT NULL, updated_on VARCHAR(19) NOT NULL, snapshot JSON NOT NULL, "
+                "seen_at TIMESTAMP WITH TIME ZONE NOT NULL)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO incidents VALUES ('s1', 'INC1', 1, '2026-11-22 10:00:00', '{}', '2026-11-22 10:00:00+00')"
+            )
+        )
+    engine.dispose()
+    upgraded = Store.open(store_url)
+    try:
+        assert migrate(upgraded.engine) == store_schema.SCHEMA_VERSION == 2
+        columns = {c["name"] for c in inspect(upgraded.engine).get_columns("incidents")}
+        assert {"opened_at", "candidate"} <= columns
+        assert upgraded.incidents.get("s1") is not None and upgraded.incidents.candidates() == []
+        upgraded.incidents.remember(
+            "s1", "INC1", 2, "2026-11-22 10:01:00", {}, opened_at="2026-11-22 09:00:00", candidate=True
+        )
+        assert [r.sys_id for r in upgraded.incidents.candidates("2026-11-22 08:00:00")] == ["s1"]
+        assert upgraded.incidents.candidates("2026-11-22 09:30:00") == []
+    finally:
+        upgraded.close()
+
+
+def test_decisions_conditions_and_clusters(store: Store) -> None:
+    first = store.decisions.record(
+        "s1", "p1-rule", "propose", "promote-in-place", "pending", {"priority": "1"}, ["acme"]
+    )
+    store.decisions.settle(first.decision_id, "proposed")
+    store.decisions.record("s2", "p1-rule", "propose", "promote-in-place", "dry_run", {})
+    hour_ago = utcnow() - timedelta(hours=1)
+    assert store.decisions.written_since(hour_ago) == 1
+    assert store.decisions.written_since(hour_ago, rule="other") == 0
+    assert store.decisions.engaged("s1") == {"acme"}
+    assert store.decisions.latest("s1").state == "proposed"  # type: ignore[union-attr]
+    assert store.decisions.pending() == []
+    since = utcnow() - timedelta(minutes=20)
+    store.conditions.hold("s1", "unassigned", since)
+    store.conditions.hold("s1", "unassigned", utcnow())
+    assert store.conditions.all_for("s1")["unassigned"].replace(microsecond=0) == since.replace(microsecond=0)
+    store.conditions.broken("s1", "unassigned")
+    assert store.conditions.all_for("s1") == {}
+    store.clusters.add("ci-cluster", "ci-1", "s1")
+    store.clusters.add("ci-cluster", "ci-1", "s9")
+    assert store.clusters.latest("ci-cluster", "ci-1").major_sys_id == "s9"  # type: ignore[union-attr]
+    assert store.clusters.latest("ci-cluster", "ci-2") is None

@@ -1,0 +1,266 @@
+"""Promotion rules in the daemon, against the sandbox: propose once and explain, clusters, rejection,
+caps, dry run, create-parent, engaged suppliers, idempotence across restarts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+
+from tests.integration.sync_oracle import converge
+from tests.integration.world import World
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    created = World.create(tmp_path)
+    yield created
+    created.close()
+
+
+def rules(world: World, text: str) -> None:
+    (world.root / "mappings" / "rules.yaml").write_text(text)
+
+
+def counted(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def notes(world: World, sys_id: str, needle: str) -> list[str]:
+    return [
+        j["value"] for j in world.journal(sys_id) if j["element"] == "work_notes" and needle in j["value"]
+    ]
+
+
+def test_a_p1_on_a_critical_ci_is_proposed_once_with_one_explaining_note(world: World) -> None:
+    ci = world.lookup("cmdb_ci", "name=web-lb-01")
+    incident = world.create_incident(cmdb_ci=ci)
+    runtime = world.runtime()
+    try:
+        converge(runtime)
+    finally:
+        runtime.close()
+    current = world.incident(incident["sys_id"])
+    assert current["major_incident_state"] == "proposed"
+    assert current["business_impact"] == "P1 on web-lb-01 (1 - most critical)"
+    (note,) = notes(world, incident["sys_id"], "rule 'critical-ci-p1'")
+    assert "- priority equals 1: '1'" in note
+    assert (
+        "- cmdb_ci.business_criticality in [1 - most critical, 2 - somewhat critical]: '1 - most critical'"
+        in note
+    )
+    restarted = world.runtime()
+    try:
+        converge(restarted)
+    finally:
+        restarted.close()
+    assert len(notes(world, incident["sys_id"], "rule 'critical-ci-p1'")) == 1, "idempotent across restarts"
+
+
+def test_five_incidents_on_one_ci_make_one_major_incident_and_four_children(world: World) -> None:
+    ci = world.lookup("cmdb_ci", "name=storage-array-02")
+    created = [
+        world.create_incident(cmdb_ci=ci, impact="3", urgency="3", short_description=f"Slow storage {n}")
+        for n in range(5)
+    ]
+    runtime = world.runtime()
+    try:
+        converge(runtime)
+    finally:
+        runtime.close()
+    states = [world.incident(i["sys_id"]) for i in created]
+    majors = [s for s in states if s["major_incident_state"] == "proposed"]
+    assert [m["number"] for m in majors] == [created[0]["number"]]
+    children = [s for s in states if s["parent_incident"] == created[0]["sys_id"]]
+    assert len(children) == 4
+    assert all(len(notes(world, c["sys_id"], "linked this incident as a child")) == 1 for c in children)
+
+
+def test_a_sixth_incident_joins_the_existing_cluster(world: World) -> None:
+    ci = world.lookup("cmdb_ci", "name=storage-array-02")
+    first = [world.create_incident(cmdb_ci=ci, impact="3", urgency="3") for _ in range(5)]
+    runtime = world.runtime()
+    try:
+        converge(runtime)
+        late = world.create_incident(cmdb_ci=ci, impact="3", urgency="3")
+        converge(runtime)
+    finally:
+        runtime.close()
+    assert world.incident(late["sys_id"])["parent_incident"] == first[0]["sys_id"]
+    assert sum(world.incident(i["sys_id"])["major_incident_state"] == "proposed" for i in [*first, late]) == 1
+
+
+def test_a_rejected_candidate_is_not_re_proposed_until_something_material_changes(world: World) -> None:
+    rules(
+        world,
+        (world.root / "mappings" / "rules.yaml")
+        .read_text()
+        .replace(
+            "  - name: critical-ci-p1\n    description: Priority 1 on a most-critical configuration item\n",
+            "  - name: critical-ci-p1\n    description: Priority 1 on a most-critical configuration item\n    reconsider_rejected: true\n",
+        ),
+    )
+    ci = world.lookup("cmdb_ci", "name=web-lb-01")
+    incident = world.create_incident(cmdb_ci=ci, impact="1", urgency="2")
+    runtime = world.runtime()
+    try:
+        converge(runtime)
+        assert world.incident(incident["sys_id"])["major_incident_state"] == ""
+        world.update_incident(incident["sys_id"], urgency="1")
+        converge(runtime)
+        assert world.incident(incident["sys_id"])["major_incident_state"] == "proposed"
+        world.update_incident(incident["sys_id"], major_incident_state="rejected")
+        world.update_incident(incident["sys_id"], short_description="still broken, but not major")
+        converge(runtime)
+        assert world.incident(incident["sys_id"])["major_incident_state"] == "rejected", "no flapping"
+        world.update_incident(incident["sys_id"], cmdb_ci=world.lookup("cmdb_ci", "name=db-cluster-01"))
+        converge(runtime)
+        assert world.incident(incident["sys_id"])["major_incident_state"] == "proposed", (
+            "reconsidered after a material change"
+        )
+    finally:
+        runtime.close()
+
+
+def test_the_cap_stops_a_runaway_rule(world: World) -> None:
+    rules(
+        world,
+        """version: 1
+settings:
+  max_proposals_per_hour: 3
+rules:
+  - name: everything-is-major
+    description: A rule gone wrong
+    when: {field: active, equals: true}
+    then: {action: propose}
+""",
+    )
+    created = [world.create_incident(impact="3", urgency="3") for _ in range(6)]
+    alerts = counted("mim_rule_capped_total", rule="everything-is-major")
+    runtime = world.runtime()
+    try:
+        converge(runtime)
+        converge(runtime)
+        report_states = [world.incident(i["sys_id"])["major_incident_state"] for i in created]
+        capped = [
+            d
+            for d in (runtime.store.decisions.latest(i["sys_id"]) for i in created)
+            if d and d.state == "capped"
+        ]
+    finally:
+        runtime.close()
+    assert report_states.count("proposed") == 3
+    assert len(capped) == 3
+    assert counted("mim_rule_capped_total", rule="everything-is-major") - alerts == 3, "once per incident"
+
+
+def test_dry_run_rules_decide_and_count_but_write_nothing(world: World) -> None:
+    text = (world.root / "mappings" / "rules.yaml").read_text().replace("  dry_run: false", "  dry_run: true")
+    rules(world, text)
+    ci = world.lookup("cmdb_ci", "name=web-lb-01")
+    incident = world.create_incident(cmdb_ci=ci)
+    labels = {"rule": "critical-ci-p1", "action": "propose"}
+    before = counted("mim_rule_dry_run_decisions_total", **labels)
+    runtime = world.runtime()
+    try:
+        report = runtime.engine.cycle()
+        runtime.engine.cycle()
+        decision = runtime.store.decisions.latest(incident["sys_id"])
+    finally:
+        runtime.close()
+    assert report.decisions[incident["number"]] == "dry run: proposed by rule critical-ci-p1"
+    assert decision is not None and decision.state == "dry_run"
+    assert counted("mim_rule_dry_run_decisions_total", **labels) - before == 1
+    assert world.incident(incident["sys_id"])["major_incident_state"] == ""
+
+
+def test_create_parent_mode_makes_a_new_major_incident_with_the_original_as_child(world: World) -> None:
+    text = (
+        (world.root / "mappings" / "rules.yaml")
+        .read_text()
+        .replace("  mode: promote-in-place", "  mode: create-parent")
+    )
+    rules(world, text)
+    ci = world.lookup("cmdb_ci", "name=web-lb-01")
+    incident = world.create_incident(cmdb_ci=ci)
+    runtime = world.runtime()
+    try:
+        converge(runtime)
+    finally:
+        runtime.close()
+    child = world.incident(incident["sys_id"])
+    parent = world.incident(child["parent_incident"])
+    assert (parent["major_incident_state"], child["major_incident_state"]) == ("proposed", "")
+    assert parent["short_description"] == "Major incident: Checkout fails for all customers"
+    assert parent["correlation_id"].startswith("mim-connector:parent:")
+    assert len(notes(world, incident["sys_id"], "linked this incident as a child")) == 1
+
+
+def test_a_promoting_rule_engages_its_supplier(world: World) -> None:
+    payments = world.lookup("cmdb_ci_service", "name=Payments")
+    incident = world.create_incident(business_service=payments, impact="1", urgency="2")
+    runtime = world.runtime()
+    try:
+        converge(runtime)
+    finally:
+        runtime.close()
+    assert world.incident(incident["sys_id"])["major_incident_state"] == "accepted"
+    assert len(world.issues("initech", "PAY")) == 1
+
+
+def test_rules_test_explains_live_and_from_a_file(world: World, tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = str(Path(sys.executable).parent / "mim-connector")
+    ci = world.lookup("cmdb_ci", "name=mail-01")
+    incident = world.create_incident(cmdb_ci=ci, impact="1", urgency="1")
+    live = subprocess.run(
+        [script, "rules", "test", incident["number"], "-c", str(world.config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ.copy(),
+    )
+    assert live.returncode == 0, live.stderr
+    lines = live.stdout.splitlines()
+    assert lines[0] == f"{incident['number']} (priority 1, state 1, major_incident_state -): eligible"
+    assert "2. critical-ci-p1: no match - Priority 1 on a most-critical configuration item" in lines
+    assert (
+        "     ✗ cmdb_ci.business_criticality in [1 - most critical, 2 - somewhat critical] — actual '3 - less critical'"
+        in lines
+    )
+    assert lines[-1] == "Decision: no rule matched"
+    record = tmp_path / "incident.json"
+    record.write_text(
+        json.dumps(
+            {
+                "result": {
+                    "number": "INC9",
+                    "priority": "1",
+                    "state": "2",
+                    "cmdb_ci.business_criticality": "1 - most critical",
+                }
+            }
+        )
+    )
+    from_file = subprocess.run(
+        [script, "rules", "test", "--file", str(record), "-c", str(world.config), "--tree"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert from_file.stdout.splitlines()[-1] == "Decision: propose by rule critical-ci-p1 (promote-in-place)"
+    assert "4. ci-cluster: no match" in from_file.stdout, "--tree shows the rules after the match too"
+    missing = subprocess.run(
+        [script, "rules", "test", "INC0000000", "-c", str(world.config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ.copy(),
+    )
+    assert (missing.returncode, missing.stdout.strip()) == (2, "INC0000000: no such incident")
