@@ -52,6 +52,7 @@ sandbox: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/sandbox_bench.py
+	$(BIN)/python benchmarks/rules_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -9,6 +9,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from connector import __version__
@@ -25,6 +26,15 @@ Command = Callable[[argparse.Namespace], int]
 
 def _print(text: str) -> None:
     print(REDACTOR.redact(text))
+
+
+def _utc_time(text: str) -> datetime:
+    """An argparse type: ServiceNow's ``YYYY-MM-DD HH:MM:SS`` (or ISO 8601), read as UTC."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time like '2026-11-22 09:30:00'") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -109,6 +119,25 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
     )
+
+
+def cmd_rules_backtest(args: argparse.Namespace) -> int:
+    """Replay history through the promotion rules; report per rule and against real priority 1s."""
+    from connector.commands.backtest import run_backtest
+
+    return run_backtest(
+        args.config, args.events, args.since, args.json, args.chart, args.progress, sys.stdout
+    )
+
+
+def cmd_rules_test(args: argparse.Namespace) -> int:
+    """Explain which rule matches one incident (live, or from a JSON file)."""
+    from connector.commands.explain import rules_test
+
+    if (args.number is None) == (args.file is None):
+        print("give an incident number or --file, not both", file=sys.stderr)
+        return EXIT_INVALID
+    return rules_test(args.config, args.number, args.file, tree=args.tree, at=args.at)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -214,6 +243,53 @@ def build_parser() -> argparse.ArgumentParser:
         "--speed", type=float, default=0.0, help="replay pace, multiple of real time (0 = flat out)"
     )
     sandbox.add_argument("--seed", type=int, default=0, help="seed of the fault-injection dice")
+
+    rules_parser = commands.add_parser(
+        "rules",
+        help="promotion-rule tools",
+        description="Promotion-rule tools: explain and back-test the rules.",
+    )
+    rules_commands = rules_parser.add_subparsers(dest="rules_command", metavar="WHAT", required=True)
+    test_help = "which rule matches an incident, and which condition failed for every rule before it"
+    test = rules_commands.add_parser("test", help=test_help, description=test_help)
+    test.set_defaults(func=cmd_rules_test)
+    test.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG, help=config_help)
+    test.add_argument(
+        "number", nargs="?", metavar="INC0010001", help="read the incident live through the adapter"
+    )
+    test.add_argument(
+        "--file", type=Path, metavar="incident.json", help="read the incident from a JSON file instead"
+    )
+    test.add_argument("--tree", action="store_true", help="evaluate every rule and every condition")
+    test.add_argument(
+        "--at",
+        type=_utc_time,
+        metavar="'YYYY-MM-DD HH:MM:SS'",
+        help="evaluate at this UTC time instead of now (time conditions, e.g. open_for)",
+    )
+    backtest_help = "replay history through the rules: per-rule decisions, timing, comparison with real P1s"
+    backtest = rules_commands.add_parser("backtest", help=backtest_help, description=backtest_help)
+    backtest.set_defaults(func=cmd_rules_backtest)
+    backtest.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG, help=config_help)
+    history = backtest.add_mutually_exclusive_group(required=True)
+    history.add_argument(
+        "--events",
+        metavar="EVENTS.csv",
+        help="a ServiceNow incident audit export ('builtin' = the shipped slice)",
+    )
+    history.add_argument(
+        "--since", metavar="DURATION", help="incidents the live instance changed in this window, e.g. 30d"
+    )
+    backtest.add_argument("--json", action="store_true", help="print machine-readable JSON instead")
+    backtest.add_argument(
+        "--chart", type=Path, metavar="FILE.html|FILE.svg", help="write a chart of decisions per week"
+    )
+    backtest.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: on a terminal)",
+    )
 
     schema = add("schema", cmd_schema, "print, write or verify the JSON Schemas of the config files")
     target = schema.add_mutually_exclusive_group()

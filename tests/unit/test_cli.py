@@ -30,7 +30,7 @@ def test_help_lists_the_subcommands() -> None:
     result = run("--help")
     assert result.returncode == 0
     listed = re.findall(r"^    (\w+)\s", result.stdout, re.MULTILINE)
-    assert listed == ["check", "run", "sync", "doctor", "state", "sandbox", "schema"]
+    assert listed == ["check", "run", "sync", "doctor", "state", "sandbox", "rules", "schema"]
 
 
 def test_module_entry_point_matches() -> None:
@@ -45,7 +45,7 @@ def test_check_shipped_files_exits_zero_with_one_summary_line() -> None:
     result = run("check", "-c", "config/demo.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines() == [
-        "OK: 5 files valid - 4 rules (4 enabled), 3 suppliers (acme, globex, initech)"
+        "OK: 5 files valid - 5 rules (4 enabled), 3 suppliers (acme, globex, initech)"
     ]
     assert run("check").returncode == 0
 
