@@ -24,6 +24,15 @@ def rules(world: World, text: str) -> None:
     (world.root / "mappings" / "rules.yaml").write_text(text)
 
 
+def settle(world: World) -> None:
+    """Run the daemon's cycles on a fresh runtime (as after a restart) until nothing is left to do."""
+    runtime = world.runtime()
+    try:
+        converge(runtime)
+    finally:
+        runtime.close()
+
+
 def counted(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
@@ -37,11 +46,7 @@ def notes(world: World, sys_id: str, needle: str) -> list[str]:
 def test_a_p1_on_a_critical_ci_is_proposed_once_with_one_explaining_note(world: World) -> None:
     ci = world.lookup("cmdb_ci", "name=web-lb-01")
     incident = world.create_incident(cmdb_ci=ci)
-    runtime = world.runtime()
-    try:
-        converge(runtime)
-    finally:
-        runtime.close()
+    settle(world)
     current = world.incident(incident["sys_id"])
     assert current["major_incident_state"] == "proposed"
     assert current["business_impact"] == "P1 on web-lb-01 (1 - most critical)"
@@ -51,11 +56,7 @@ def test_a_p1_on_a_critical_ci_is_proposed_once_with_one_explaining_note(world: 
         "- cmdb_ci.business_criticality in [1 - most critical, 2 - somewhat critical]: '1 - most critical'"
         in note
     )
-    restarted = world.runtime()
-    try:
-        converge(restarted)
-    finally:
-        restarted.close()
+    settle(world)
     assert len(notes(world, incident["sys_id"], "rule 'critical-ci-p1'")) == 1, "idempotent across restarts"
 
 
@@ -65,11 +66,7 @@ def test_five_incidents_on_one_ci_make_one_major_incident_and_four_children(worl
         world.create_incident(cmdb_ci=ci, impact="3", urgency="3", short_description=f"Slow storage {n}")
         for n in range(5)
     ]
-    runtime = world.runtime()
-    try:
-        converge(runtime)
-    finally:
-        runtime.close()
+    settle(world)
     states = [world.incident(i["sys_id"]) for i in created]
     majors = [s for s in states if s["major_incident_state"] == "proposed"]
     assert [m["number"] for m in majors] == [created[0]["number"]]
@@ -185,11 +182,7 @@ def test_create_parent_mode_makes_a_new_major_incident_with_the_original_as_chil
     rules(world, text)
     ci = world.lookup("cmdb_ci", "name=web-lb-01")
     incident = world.create_incident(cmdb_ci=ci)
-    runtime = world.runtime()
-    try:
-        converge(runtime)
-    finally:
-        runtime.close()
+    settle(world)
     child = world.incident(incident["sys_id"])
     parent = world.incident(child["parent_incident"])
     assert (parent["major_incident_state"], child["major_incident_state"]) == ("proposed", "")
@@ -201,11 +194,7 @@ def test_create_parent_mode_makes_a_new_major_incident_with_the_original_as_chil
 def test_a_promoting_rule_engages_its_supplier(world: World) -> None:
     payments = world.lookup("cmdb_ci_service", "name=Payments")
     incident = world.create_incident(business_service=payments, impact="1", urgency="2")
-    runtime = world.runtime()
-    try:
-        converge(runtime)
-    finally:
-        runtime.close()
+    settle(world)
     assert world.incident(incident["sys_id"])["major_incident_state"] == "accepted"
     assert len(world.issues("initech", "PAY")) == 1
 
