@@ -137,7 +137,10 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
     if (args.number is None) == (args.file is None):
         print("give an incident number or --file, not both", file=sys.stderr)
         return EXIT_INVALID
-    return rules_test(args.config, args.number, args.file, tree=args.tree, at=args.at)
+    if args.events is not None and args.number is None:
+        print("--events needs the incident number to look up in it", file=sys.stderr)
+        return EXIT_INVALID
+    return rules_test(args.config, args.number, args.file, tree=args.tree, at=args.at, events=args.events)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -259,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     test.add_argument(
         "--file", type=Path, metavar="incident.json", help="read the incident from a JSON file instead"
+    )
+    test.add_argument(
+        "--events",
+        metavar="EVENTS.csv",
+        help="read the incident from an audit export ('builtin' = the shipped slice), replayed up to --at",
     )
     test.add_argument("--tree", action="store_true", help="evaluate every rule and every condition")
     test.add_argument(

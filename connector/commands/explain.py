@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from connector.config import load_config
+from connector.backtest import SimulationContext, observations_from_events
+from connector.config import LoadedConfig, load_config
+from connector.eventlog import read_events
 from connector.matching import Context, SimpleContext, parse_sn_datetime
 from connector.models import Incident
 from connector.needs import incident_fields
@@ -57,6 +60,29 @@ def file_context(book: RuleBook, incident: Incident, now: datetime) -> SimpleCon
     return SimpleContext(now, held)
 
 
+def history_subject(
+    book: RuleBook, events: str, number: str, at: datetime | None
+) -> tuple[Incident, SimulationContext] | None:
+    """``number`` as an audit export shows it at ``at`` (default: its last update).
+
+    The context carries the memory of a replay of every incident up to then (time conditions,
+    clusters), as the back-test had it. ``None`` when the incident has no update by then.
+
+    Raises:
+        OSError, ValueError: the export cannot be read.
+    """
+    observations = observations_from_events(read_events(events))
+    own = [o.at for o in observations if o.incident.number == number and (at is None or o.at <= at)]
+    if not own:
+        return None
+    until = at or own[-1]
+    context = SimulationContext(book.file.rules, observations[0].at)
+    for observation in itertools.takewhile(lambda o: o.at <= until, observations):
+        context.observe(observation)
+    context.now = until
+    return context.latest[number], context
+
+
 def rules_test(
     config: Path,
     number: str | None,
@@ -64,20 +90,45 @@ def rules_test(
     *,
     tree: bool,
     at: datetime | None = None,
+    events: str | None = None,
     out: TextIO = sys.stdout,
 ) -> int:
-    """Print the evaluation at ``at`` (default now); exit 0, or 2 when the incident cannot be found or read."""
+    """Print the evaluation of one incident at ``at``.
+
+    The incident is read live, from a JSON ``file``, or from an audit export (``events``); ``at``
+    defaults to now (for an export, to the incident's last update).
+
+    Returns:
+        0, or 2 when the incident cannot be found or read.
+    """
     loaded = load_config(config)
     book = RuleBook(loaded.rules)
-    now = at or utcnow()
     if file is not None:
         try:
             incident = incident_from_json(file)
         except (OSError, ValueError) as exc:
             print(f"cannot read {file}: {exc}", file=out)
             return 2
-        return _print(book, incident, file_context(book, incident, now), tree, out)
+        return _print(book, incident, file_context(book, incident, at or utcnow()), tree, out)
     assert number is not None
+    if events is not None:
+        try:
+            found = history_subject(book, events, number, at)
+        except (OSError, ValueError) as exc:
+            print(f"cannot read {events}: {exc}", file=out)
+            return 2
+        if found is None:
+            print(
+                f"{number}: no update in {events}" + (f" by {at:%Y-%m-%d %H:%M:%S}" if at else ""), file=out
+            )
+            return 2
+        incident, context = found
+        print(f"as of {context.now:%Y-%m-%d %H:%M:%S} UTC in {events}", file=out)
+        return _print(book, incident, context, tree, out)
+    return _live(loaded, book, number, at or utcnow(), tree, out)
+
+
+def _live(loaded: LoadedConfig, book: RuleBook, number: str, now: datetime, tree: bool, out: TextIO) -> int:
     sandbox = None
     if loaded.connector.sandbox.embedded:
         from connector.sandbox.embedded import ensure_sandbox
