@@ -104,6 +104,11 @@ class PromotionReport:
     touched: set[str] = field(default_factory=set)
     """sys_ids this cycle already decided or linked (their snapshots are stale now)."""
 
+    def say(self, number: str, what: str) -> None:
+        """Record (and log) what was written for an incident."""
+        self.decided[number] = what
+        log.info("%s: %s", number, what, extra={"incident": number})
+
 
 class Promoter:
     """Runs a :class:`RuleBook` against the incidents the engine observes."""
@@ -217,7 +222,7 @@ class Promoter:
             self._gather(decision, cluster, context, report)
         else:
             self._promote(decision, context, report)
-            report.decided[incident.number] = label
+            report.say(incident.number, label)
         metrics.RULE_DECISIONS.labels(rule.name, decision.action).inc()
 
     def _cap_reached(self, rule: str, per_rule: int | None, now: datetime) -> str:
@@ -299,23 +304,19 @@ class Promoter:
                 self._link_child(
                     incident, major, rule.name, f"joins the cluster on {cluster.cluster.by}", report
                 )
-                report.decided[incident.number] = (
-                    f"child of {major.number or major.sys_id} (rule {rule.name})"
-                )
+                report.say(incident.number, f"child of {major.number or major.sys_id} (rule {rule.name})")
             return
         members = cluster_members(incident, cluster, context.recent, context)
         head = members[0]
         mode = decision.mode(self.book.settings.mode)
         major = self._promote(Decision(head, decision.eligibility, decision.matched), context, report)
-        report.decided[head.number] = (
-            f"{DECIDED[decision.action]} by rule {rule.name} (cluster of {len(members)})"
-        )
+        report.say(head.number, f"{DECIDED[decision.action]} by rule {rule.name} (cluster of {len(members)})")
         self.store.clusters.add(rule.name, value, major.sys_id)
         why = f"{len(members)} incidents share {cluster.cluster.by} within {cluster.cluster.within}"
         for member in members:
             if member.sys_id != major.sys_id and (mode == "create-parent" or member is not head):
                 self._link_child(member, major, rule.name, why, report)
-                report.decided[member.number] = f"child of {major.number or major.sys_id} (rule {rule.name})"
+                report.say(member.number, f"child of {major.number or major.sys_id} (rule {rule.name})")
 
     def _known(self, sys_id: str, context: StoreContext) -> Incident:
         """An incident by sys_id from this cycle's or the store's snapshots (its number when known)."""
