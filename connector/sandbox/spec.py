@@ -116,6 +116,29 @@ class JiraCustomField:
 
 
 @dataclass(frozen=True)
+class JiraIssueLinkType:
+    """An issue link type.
+
+    A link runs from a source issue to a destination issue: the source ``outward`` the destination
+    ("INC-1 causes PRB-1"), the destination ``inward`` the source ("PRB-1 is caused by INC-1").
+    """
+
+    name: str
+    inward: str
+    outward: str
+
+
+DEFAULT_ISSUE_LINK_TYPES = (
+    JiraIssueLinkType("Blocks", "is blocked by", "blocks"),
+    JiraIssueLinkType("Cloners", "is cloned by", "clones"),
+    JiraIssueLinkType("Duplicate", "is duplicated by", "duplicates"),
+    JiraIssueLinkType("Relates", "relates to", "relates to"),
+    JiraIssueLinkType("Problem/Incident", "is caused by", "causes"),
+)
+"""Jira's standard link types plus the ITSM "Problem/Incident" type suppliers link root causes with."""
+
+
+@dataclass(frozen=True)
 class JiraSiteSpec:
     """One supplier's Jira site, served under ``/<name>`` on the shared Jira server."""
 
@@ -126,6 +149,8 @@ class JiraSiteSpec:
     custom_fields: tuple[JiraCustomField, ...] = ()
     priorities: tuple[str, ...] = ("Highest", "High", "Medium", "Low", "Lowest")
     resolutions: tuple[str, ...] = ("Done", "Fixed", "Won't Do", "Duplicate", "Cannot Reproduce")
+    issue_link_types: tuple[JiraIssueLinkType, ...] = DEFAULT_ISSUE_LINK_TYPES
+    """Link types in ``GET issueLinkType`` order; ids are assigned from 10000 in this order."""
     index_lag_seconds: float = 0.0
     """How long a write takes to become visible to search (Jira search is eventually consistent)."""
     burst_per_second: int = 100

@@ -16,7 +16,7 @@ from connector.sandbox.spec import JiraCustomField
 
 FieldKind = Literal[
     "key", "text", "string", "issuetype", "project", "status", "statusCategory", "priority", "labels",
-    "resolution", "datetime", "user", "comments", "date", "number",
+    "resolution", "datetime", "user", "comments", "date", "number", "issuelinks",
 ]  # fmt: skip
 Screen = Literal["create", "edit", "none"]
 
@@ -91,6 +91,8 @@ SYSTEM_FIELDS: tuple[FieldDef, ...] = (
     _system("creator", "Creator", "user", ("creator",), "user", screen="none"),
     _system("comment", "Comment", "comments", ("comment",), "comments-page", navigable=False, orderable=False, screen="none"),
     _system("duedate", "Due date", "date", ("due", "duedate"), "date"),
+    # Not settable through fields/update here (use POST issueLink); JQL reaches links through functions.
+    FieldDef("issuelinks", "Linked Issues", "issuelinks", (), {"type": "array", "items": "issuelinks", "system": "issuelinks"}, screen="none"),
 )  # fmt: skip
 
 

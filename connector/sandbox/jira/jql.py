@@ -61,13 +61,17 @@ class FieldRef:
 
 @dataclass(frozen=True)
 class Value:
-    """An operand item: a literal, ``EMPTY`` (``empty``), or a function call (``function``, name in ``text``)."""
+    """An operand item: a literal, ``EMPTY`` (``empty``), or a function call (``function``).
+
+    A function has its name in ``text`` and its arguments in ``args``.
+    """
 
     text: str
     position: int
     quoted: bool = False
     function: bool = False
     empty: bool = False
+    args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -282,13 +286,25 @@ class _Parser:
         if token.keyword("EMPTY", "NULL"):
             return Value(token.text, token.position, empty=True)
         if self.token.kind == "(":
-            while self.token.kind not in (")", "end"):
-                self.advance()
-            if self.token.kind != ")":
-                raise jql_error(f"Expecting ')' but got {self.token.shown()}.", self.token.position)
-            self.advance()
-            return Value(token.text, token.position, function=True)
+            return Value(token.text, token.position, function=True, args=self.arguments())
         return Value(token.text, token.position)
+
+    def arguments(self) -> tuple[str, ...]:
+        """A function's comma-separated arguments; the words of an unquoted argument are joined."""
+        self.advance()
+        args: list[str] = []
+        current: list[str] = []
+        while self.token.kind not in (")", "end"):
+            token = self.advance()
+            if token.kind == ",":
+                args.append(" ".join(current))
+                current = []
+            else:
+                current.append(token.text)
+        if self.token.kind != ")":
+            raise jql_error(f"Expecting ')' but got {self.token.shown()}.", self.token.position)
+        self.advance()
+        return (*args, " ".join(current)) if args or current else ()
 
     def order_list(self) -> tuple[OrderKey, ...]:
         keys = [self.order_key()]

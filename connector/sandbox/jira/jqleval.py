@@ -20,6 +20,7 @@ from connector.sandbox.jira.errors import JiraApiError, bad_request
 from connector.sandbox.jira.fields import FieldDef
 from connector.sandbox.jira.issues import stored
 from connector.sandbox.jira.jql import Clause, FieldRef, Junction, Negation, Node, OrderKey, Query, Value
+from connector.sandbox.jira.links import LINKED_ISSUES, linked_issue_ids
 from connector.sandbox.jira.model import Issue
 from connector.sandbox.jira.site import JiraSite
 from connector.sandbox.jira.workflow import CATEGORIES
@@ -89,7 +90,10 @@ def _clause(clause: Clause, ctx: JqlContext) -> Predicate:
     operator, name = clause.operator, clause.field.name
     if operator not in _SUPPORTED[kind]:
         raise bad_request(f"The operator '{operator}' is not supported by the '{name}' field.")
-    if operator in ("IN", "NOT IN") and not clause.is_list:
+    list_function = not clause.is_list and _is_linked_issues(clause.values[0])
+    if list_function and operator not in ("IN", "NOT IN"):
+        raise bad_request(f"The operator '{operator}' is not supported by the '{LINKED_ISSUES}' function.")
+    if operator in ("IN", "NOT IN") and not (clause.is_list or list_function):
         raise bad_request(
             f"Operator '{operator.lower()}' does not support the non-list value '{clause.values[0].text}' for field '{name}'."
         )
@@ -109,7 +113,11 @@ def _clause(clause: Clause, ctx: JqlContext) -> Predicate:
         bound = _convert(kind, definition, clause, clause.values[0], ctx)
         compare = _COMPARE[operator]
         return lambda issue: _ordered(getter(issue), bound, compare)
-    wanted = [_convert(kind, definition, clause, value, ctx) for value in clause.values if not value.empty]
+    wanted: list[Any] = []
+    for value in clause.values:
+        if not value.empty:
+            converted = _convert(kind, definition, clause, value, ctx)
+            wanted += converted if _is_linked_issues(value) else [converted]
     empty_too = empty_wanted or None in wanted  # "resolution = Unresolved" means no resolution
     return _membership(getter, [w for w in wanted if w is not None], operator in ("!=", "NOT IN"), empty_too)
 
@@ -120,6 +128,10 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "<=": lambda a, b: a <= b,
     ">=": lambda a, b: a >= b,
 }
+
+
+def _is_linked_issues(value: Value) -> bool:
+    return value.function and value.text.lower() == LINKED_ISSUES.lower()
 
 
 def _single(clause: Clause) -> str:
@@ -230,6 +242,8 @@ def _convert(kind: str, definition: FieldDef | None, clause: Clause, value: Valu
             return ctx.now
         if value.text.lower() == "currentuser" and kind == "user":
             return ctx.username
+        if _is_linked_issues(value) and kind == "key":
+            return linked_issue_ids(ctx.site, value.args)
         raise bad_request(f"Unable to find JQL function '{value.text}()'.")
     missing = f"The value '{text}' does not exist for the field '{name}'."
     if kind in ("datetime", "date"):

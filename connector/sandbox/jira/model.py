@@ -59,9 +59,29 @@ class RemoteLink:
     object: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class IssueLink:
+    """A link between two issues of one site, held by both.
+
+    The source ``outward`` the destination: Jira's ``sourceId``/``destinationId``, which the body of
+    ``POST issueLink`` names ``inwardIssue``/``outwardIssue`` (see :mod:`connector.sandbox.jira.links`).
+    """
+
+    link_id: str
+    type_id: str
+    source_id: str
+    destination_id: str
+
+    def other_end(self, issue_id: str) -> tuple[str, bool]:
+        """The id of the issue at the other end from ``issue_id``, and whether this link is outward from it."""
+        if issue_id == self.source_id:
+            return self.destination_id, True
+        return self.source_id, False
+
+
 @dataclass
 class Issue:
-    """One issue with its comments, remote links, entity properties and changelog."""
+    """One issue with its comments, remote links, issue links, entity properties and changelog."""
 
     issue_id: str
     key: str
@@ -85,6 +105,7 @@ class Issue:
     """Custom field values by field id: ``str``, ``float``, ``datetime`` or ``list[str]``."""
     comments: list[Comment] = field(default_factory=list)
     remote_links: list[RemoteLink] = field(default_factory=list)
+    links: list[IssueLink] = field(default_factory=list)
     properties: dict[str, Any] = field(default_factory=dict)
     history: list[History] = field(default_factory=list)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from connector.sandbox.jira.adf import text_to_adf
 from connector.sandbox.jira.dates import format_jira_time
-from connector.sandbox.jira.model import Comment, History, Issue, RemoteLink
+from connector.sandbox.jira.model import Comment, History, Issue, IssueLink, RemoteLink
 from connector.sandbox.jira.site import JiraSite, ProjectInfo
 from connector.sandbox.jira.workflow import CATEGORIES
 
@@ -204,6 +204,67 @@ def remote_link_json(view: View, issue: Issue, link: RemoteLink) -> dict[str, An
     return out
 
 
+def link_type_json(view: View, type_id: str) -> dict[str, Any]:
+    """An ``IssueLinkType``."""
+    link_type = view.site.link_types[type_id]
+    return {
+        "id": type_id,
+        "name": link_type.name,
+        "inward": link_type.inward,
+        "outward": link_type.outward,
+        "self": f"{view.rest}/issueLinkType/{type_id}",
+    }
+
+
+def linked_issue_json(view: View, issue: Issue) -> dict[str, Any]:
+    """A ``LinkedIssue``: the other end of a link with the few fields Jira embeds."""
+    fields: dict[str, Any] = {"summary": issue.summary, "status": status_json(view, issue.status)}
+    if issue.priority is not None:
+        fields["priority"] = named_json(view, "priority", issue.priority)
+    fields["issuetype"] = issuetype_json(view, issue.issue_type)
+    return {
+        "id": issue.issue_id,
+        "key": issue.key,
+        "self": f"{view.rest}/issue/{issue.issue_id}",
+        "fields": fields,
+    }
+
+
+def issue_link_json(view: View, link: IssueLink, source: Issue, destination: Issue) -> dict[str, Any]:
+    """``GET issueLink/{id}``: ``inwardIssue`` is the source, ``outwardIssue`` the destination."""
+    return {
+        "id": link.link_id,
+        "self": f"{view.rest}/issueLink/{link.link_id}",
+        "type": link_type_json(view, link.type_id),
+        "inwardIssue": linked_issue_json(view, source),
+        "outwardIssue": linked_issue_json(view, destination),
+    }
+
+
+def issue_links_json(view: View, issue: Issue) -> list[dict[str, Any]]:
+    """The ``issuelinks`` field: each link once, showing only the *other* issue.
+
+    On the source the destination appears as ``outwardIssue`` (read: this issue <outward> it), on
+    the destination the source appears as ``inwardIssue`` (this issue <inward> it). Grouped by link
+    type like Jira's ``LinkCollection`` (types by name here), outward links before inward, oldest first.
+    """
+    site = view.site
+    entries: list[tuple[tuple[str, int, int], dict[str, Any]]] = []
+    for link in issue.links:
+        other_id, outward = link.other_end(issue.issue_id)
+        other = site.issues.get(other_id)
+        if other is None:
+            continue
+        entry = {
+            "id": link.link_id,
+            "self": f"{view.rest}/issueLink/{link.link_id}",
+            "type": link_type_json(view, link.type_id),
+            "outwardIssue" if outward else "inwardIssue": linked_issue_json(view, other),
+        }
+        entries.append(((site.link_types[link.type_id].name, 0 if outward else 1, int(link.link_id)), entry))
+    return [entry for _order, entry in sorted(entries, key=lambda pair: pair[0])]
+
+
 def custom_value(view: View, issue: Issue, field_id: str) -> Any:
     """The JSON value of a custom field."""
     value = issue.custom.get(field_id)
@@ -239,6 +300,7 @@ def field_value(view: View, issue: Issue, field_id: str) -> Any:
             view, issue, issue.comments, 0, len(issue.comments), len(issue.comments)
         ),
         "duedate": lambda: issue.due_date.isoformat() if issue.due_date else None,
+        "issuelinks": lambda: issue_links_json(view, issue),
     }
     getter = simple.get(field_id)
     return getter() if getter is not None else custom_value(view, issue, field_id)
@@ -256,7 +318,11 @@ def changelog_json(view: View, issue: Issue) -> dict[str, Any]:
 
 
 def history_json(view: View, history: History) -> dict[str, Any]:
-    """One changelog entry; ``from``/``to`` are null where Jira has no id, as it sends them."""
+    """One changelog entry, as Jira sends it.
+
+    ``from``/``to`` are null where Jira has no id; ``fieldId`` is absent for items without one
+    (issue ``Link`` items).
+    """
     return {
         "id": history.history_id,
         "author": user_json(view, history.author),
@@ -265,7 +331,7 @@ def history_json(view: View, history: History) -> dict[str, Any]:
             {
                 "field": item.field,
                 "fieldtype": item.field_type,
-                "fieldId": item.field_id,
+                **({"fieldId": item.field_id} if item.field_id else {}),
                 "from": item.from_value,
                 "fromString": item.from_string,
                 "to": item.to_value,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from werkzeug.routing import Map, Rule
 
-from connector.sandbox.jira import routes_issue, routes_meta, routes_parts, routes_search
+from connector.sandbox.jira import routes_issue, routes_links, routes_meta, routes_parts, routes_search
 from connector.sandbox.jira.call import Handler
 
 _API = "/rest/api/<any('2','3','latest'):version>"
@@ -38,6 +38,10 @@ URL_MAP = Map(
         Rule(
             f"{_ISSUE}/properties/<path:property_key>", endpoint="property", methods=["GET", "PUT", "DELETE"]
         ),
+        Rule(f"{_API}/issueLinkType", endpoint="issueLinkTypes", methods=_READ),
+        Rule(f"{_API}/issueLinkType/<link_type_id>", endpoint="issueLinkType", methods=_READ),
+        Rule(f"{_API}/issueLink", endpoint="issueLink_create", methods=_WRITE),
+        Rule(f"{_API}/issueLink/<issue_link_id>", endpoint="issueLink", methods=["GET", "DELETE"]),
         Rule(f"{_API}/search", endpoint="search", methods=["GET", "POST"]),
         Rule(f"{_API}/search/jql", endpoint="search_jql", methods=["GET", "POST"]),
         Rule(f"{_API}/search/approximate-count", endpoint="approximate_count", methods=_WRITE),
@@ -49,7 +53,11 @@ URL_MAP = Map(
 )
 
 HANDLERS: dict[str, Handler] = (
-    routes_meta.HANDLERS | routes_issue.HANDLERS | routes_parts.HANDLERS | routes_search.HANDLERS
+    routes_meta.HANDLERS
+    | routes_issue.HANDLERS
+    | routes_parts.HANDLERS
+    | routes_links.HANDLERS
+    | routes_search.HANDLERS
 )
 ANONYMOUS = {"serverInfo"}
 CLOUD_ONLY = {"search_jql", "approximate_count", "changelog"}

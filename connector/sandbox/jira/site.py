@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 from connector.sandbox.jira.fields import FieldRegistry
 from connector.sandbox.jira.index import SearchIndex
 from connector.sandbox.jira.limits import RateLimiter
-from connector.sandbox.jira.model import Issue
+from connector.sandbox.jira.model import Issue, IssueLink
 from connector.sandbox.jira.workflow import WorkflowGraph
-from connector.sandbox.spec import JiraProject, JiraSiteSpec, JiraUser, StatusCategory
+from connector.sandbox.spec import JiraIssueLinkType, JiraProject, JiraSiteSpec, JiraUser, StatusCategory
 
 _CLASSIC_STATUS_IDS = {"Open": "1", "In Progress": "3", "Reopened": "4", "Resolved": "5", "Closed": "6"}
 _DEFAULT_PAGE_LIMIT = {"cloud": 100, "datacenter": 1000}
@@ -116,10 +116,12 @@ class JiraSite:
                 self.statuses.setdefault(status.name, (status_id, status.category))
         self.priorities = {name: str(index + 1) for index, name in enumerate(spec.priorities)}
         self.resolutions = {name: str(10000 + index) for index, name in enumerate(spec.resolutions)}
+        self.link_types = _link_types(spec)
         self.settings = SiteSettings.from_spec(spec)
         self.index = SearchIndex()
         self.limiter = RateLimiter()
         self.issues: dict[str, Issue] = {}
+        self.issue_links: dict[str, IssueLink] = {}
         self._ids_by_key: dict[str, str] = {}
         self._counters: dict[str, int] = {}
 
@@ -183,16 +185,35 @@ class JiraSite:
         self.index.record(issue.issue_id, issue.snapshot(), now)
 
     def remove(self, issue: Issue, now: datetime) -> None:
-        """Delete an issue; search keeps finding it until the index catches up."""
+        """Delete an issue and its issue links; search keeps finding it until the index catches up.
+
+        The linked issues lose the link and are re-indexed, but get no changelog entry and keep
+        their ``updated`` (not verified against Jira, which deletes the link rows with the issue).
+        """
         del self.issues[issue.issue_id]
         del self._ids_by_key[issue.key.upper()]
         self.index.record(issue.issue_id, None, now)
+        for link in issue.links:
+            self.issue_links.pop(link.link_id, None)
+            other = self.issues.get(link.other_end(issue.issue_id)[0])
+            if other is not None:
+                other.links.remove(link)
+                self.reindex(other, now)
 
     def reset(self) -> None:
         """Back to the spec: no issues, counters restarted, settings restored."""
         self.issues.clear()
+        self.issue_links.clear()
         self._ids_by_key.clear()
         self._counters.clear()
         self.index.clear()
         self.limiter.clear()
         self.settings = SiteSettings.from_spec(self.spec)
+
+
+def _link_types(spec: JiraSiteSpec) -> dict[str, JiraIssueLinkType]:
+    """Link types by id (from 10000, in spec order); names must be unique, as Jira requires."""
+    names = [link_type.name for link_type in spec.issue_link_types]
+    if len(set(names)) != len(names) or not all(name.strip() for name in names):
+        raise ValueError(f"issue link type names must be non-empty and unique on site {spec.name}")
+    return {str(10000 + index): link_type for index, link_type in enumerate(spec.issue_link_types)}

@@ -35,6 +35,10 @@ OPERATIONS = {
     "/rest/api/3/issue/{issueIdOrKey}/properties/{propertyKey}": ["get", "put", "delete"],
     "/rest/api/3/search": ["get", "post"],
     "/rest/api/3/search/jql": ["get", "post"],
+    "/rest/api/3/issueLinkType": ["get"],
+    "/rest/api/3/issueLinkType/{issueLinkTypeId}": ["get"],
+    "/rest/api/3/issueLink": ["post"],
+    "/rest/api/3/issueLink/{linkId}": ["get", "delete"],
 }
 EXTRA_SCHEMAS = ["ErrorCollection"]
 PROSE = {"description", "example", "examples", "summary", "externalDocs", "x-atlassian-connect-scope",
