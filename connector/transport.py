@@ -2,7 +2,9 @@
 
 ``Transport.call(fn, ...)`` waits for the site's budget and any throttled scope, runs ``fn`` (one
 HTTP request through pysnow, python-jira or their session), translates whatever it raises into
-:mod:`connector.errors`, closes the throttled scope on a 429, and retries what is retriable.
+:mod:`connector.errors`, closes the throttled scope on a 429, and retries what is retriable. A
+system still unreachable after every retry is not called again for a cool-down (a circuit
+breaker): its calls fail at once with :class:`~connector.errors.Unavailable` meanwhile.
 
 Translation rules, the same for every platform:
 
@@ -43,6 +45,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 DEFAULT_THROTTLE_SECONDS = 5.0
 """How long a scope stays closed after a 429 that names no ``Retry-After``."""
+DEFAULT_COOLDOWN_SECONDS = 30.0
+"""How long a system that could not be reached after every retry is left alone."""
 
 
 ThrottleScope = Callable[[Mapping[str, str], Sequence[str], str | None], str | None]
@@ -71,6 +75,8 @@ class Transport:
         sleep: Callable[[float], None] = time.sleep,
         message_of: Callable[[int, str], str] = lambda _status, body: body[:300],
         throttle_scope: ThrottleScope = lambda _headers, _scopes, _issue: None,
+        cooldown: float = DEFAULT_COOLDOWN_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.system = system
         self.limiter = limiter
@@ -78,8 +84,12 @@ class Transport:
         self.sleep = sleep
         self.message_of = message_of
         self.throttle_scope = throttle_scope
+        self.cooldown = cooldown
+        self.clock = clock
         self._server_time: datetime | None = None
         self._lock = threading.Lock()
+        self._down_until: float | None = None
+        """While set and ahead of the clock the system is down: calls fail at once (circuit open)."""
 
     # --- server clock -----------------------------------------------------------------------------
 
@@ -138,7 +148,35 @@ class Transport:
             metrics.REQUESTS.labels(self.system, method, "ok").inc()
             return result
 
-        return retry.call(attempt, self.policy, self.sleep)
+        self._refuse_while_down(what)
+        try:
+            result = retry.call(attempt, self.policy, self.sleep)
+        except (Unavailable, Timeout) as exc:
+            self._went_down(exc)
+            raise
+        if self._down_until is not None:
+            log.info("%s answers again", self.system)
+            self._down_until = None
+        return result
+
+    def _refuse_while_down(self, what: str) -> None:
+        down_until = self._down_until
+        if down_until is not None and self.clock() < down_until:
+            metrics.REQUESTS.labels(self.system, "-", "CircuitOpen").inc()
+            raise Unavailable(
+                f"{self.system}: {what} not sent: the system was unreachable moments ago "
+                f"(next try in {down_until - self.clock():.0f}s)"
+            )
+
+    def _went_down(self, exc: ConnectorError) -> None:
+        """Every retry failed to reach the system: stop calling it for ``cooldown`` seconds.
+
+        So that one supplier's outage costs one request's retries per cool-down, not every
+        entity's, and the other suppliers are not kept waiting behind it.
+        """
+        if self._down_until is None or self.clock() >= self._down_until:
+            log.warning("%s unreachable; not called for %.0fs: %s", self.system, self.cooldown, exc)
+        self._down_until = self.clock() + self.cooldown
 
     def translate(self, exc: BaseException, method: str, what: str, write: bool) -> ConnectorError:
         """The :mod:`connector.errors` class for whatever a client library raised."""

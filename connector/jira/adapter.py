@@ -90,6 +90,7 @@ class JiraAdapter:
             sleep=sleep,
             message_of=jira_message,
             throttle_scope=self._throttle_scope,
+            clock=clock,
         )
         self._client: JiraClient | None = None
         self._account: JiraAccount | None = None

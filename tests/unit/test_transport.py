@@ -1,0 +1,64 @@
+"""The transport's circuit breaker: a system unreachable after every retry is left alone for a while."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from connector.errors import Unavailable
+from connector.ratelimit import Limiter
+from connector.retry import RetryPolicy
+from connector.transport import Transport
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def transport(clock: FakeClock) -> Transport:
+    limiter = Limiter(100.0, 100, clock=clock, sleep=clock.sleep)
+    policy = RetryPolicy(attempts=3, initial=0.1, maximum=1.0, jitter=0.0)
+    return Transport("jira:acme", limiter, policy=policy, sleep=clock.sleep, cooldown=30.0, clock=clock)
+
+
+def test_after_the_retries_fail_calls_are_refused_without_sending_until_the_cooldown_ends() -> None:
+    clock = FakeClock()
+    link = transport(clock)
+    sent: list[str] = []
+
+    def down() -> str:
+        sent.append("GET")
+        raise requests.ConnectionError("connection reset by peer")
+
+    with pytest.raises(Unavailable):
+        link.call(down, method="GET", what="GET issue", write=False)
+    assert len(sent) == 3, "the retry policy's attempts, then the circuit opens"
+    clock.now += 10
+    with pytest.raises(Unavailable, match="not sent"):
+        link.call(down, method="GET", what="GET issue", write=False)
+    assert len(sent) == 3, "nothing sent while the circuit is open"
+    clock.now += 25
+    assert link.call(lambda: "ok", method="GET", what="GET issue", write=False) == "ok"
+    assert link.call(lambda: "again", method="GET", what="GET issue", write=False) == "again"
+
+
+def test_a_failure_that_recovers_within_the_retries_does_not_open_the_circuit() -> None:
+    clock = FakeClock()
+    link = transport(clock)
+    answers = iter([requests.ConnectionError("reset"), "ok"])
+
+    def flaky() -> str:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert link.call(flaky, method="GET", what="GET issue", write=False) == "ok"
+    assert link.call(lambda: "next", method="GET", what="GET issue", write=False) == "next"
