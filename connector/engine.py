@@ -20,15 +20,16 @@ from datetime import UTC, datetime, timedelta
 from connector import metrics
 from connector.config import LoadedConfig
 from connector.config.supplier_file import SupplierMapping
+from connector.entity import MARKER_TAG, EntityView
 from connector.errors import AuthError, ConnectorError, PermissionDenied
 from connector.executor import Executor, Supplier
 from connector.matching import SN_DATETIME, SimpleContext
 from connector.models import Incident, JournalEntry, SupplierIssue
 from connector.needs import incident_fields
-from connector.planner import MARKER_TAG, EntityView, plan
+from connector.planner import plan
 from connector.ports import JiraPort, ServiceNowPort
 from connector.promotion import Promoter
-from connector.routing import route
+from connector.routing import implicates, route, triggered
 from connector.rules import RuleBook, eligibility
 from connector.store import Store
 from connector.store.db import utcnow
@@ -119,6 +120,8 @@ class Engine:
         """Per supplier, issue versions read after our last write to them in this cycle."""
         self._latest: dict[str, Incident] = {}
         """Incidents as this cycle left them (our own writes included when nobody else wrote)."""
+        self._followups: dict[str, Work] = {}
+        """Entities to look at again this cycle because a sibling's write changed their incident."""
         self.suppliers: dict[str, _SupplierRuntime] = {}
         for name, site_config in loaded.connector.suppliers.items():
             mapping = loaded.suppliers.get(name)
@@ -127,10 +130,7 @@ class Engine:
             site = sites[name]
             supplier = Supplier(name, site, site_config.jira.url, mapping.jira.project, polling.search_lag)
             executor = Executor(store, snow, supplier, loaded.connector.instance_name)
-            extra = [f for f in mapping.outbound.fields] + _inbound_jira_fields(mapping)
-            self.suppliers[name] = _SupplierRuntime(
-                name, executor, site, "", tuple(dict.fromkeys([*ISSUE_FIELDS, *extra]))
-            )
+            self.suppliers[name] = _SupplierRuntime(name, executor, site, "", issue_fields(mapping))
 
     # --- the cycle ---------------------------------------------------------------------------------
 
@@ -172,16 +172,28 @@ class Engine:
                             link.entity, Work(link.incident_sys_id, runtime.name)
                         ).full_journal = True
             blocked = self.store.dlq.blocked()
-            for done, (entity, item) in enumerate(work.items(), start=1):
-                if entity in blocked and entity not in due:
-                    if not self.dry_run:
-                        self.store.dlq.hold(entity)
-                    report.held += 1
-                else:
-                    snapshot = self._latest.get(item.incident_sys_id) or snapshots.get(item.incident_sys_id)
-                    self._process(item, snapshot, now, report)
-                if on_progress is not None:
-                    on_progress(done, len(work))
+            self._followups = {}
+            rounds = [work]
+            done = 0
+            for batch in rounds:
+                for entity, item in batch.items():
+                    if entity in blocked and entity not in due:
+                        if not self.dry_run:
+                            self.store.dlq.hold(entity)
+                        report.held += 1
+                    else:
+                        snapshot = self._latest.get(item.incident_sys_id) or snapshots.get(
+                            item.incident_sys_id
+                        )
+                        self._process(item, snapshot, now, report)
+                    done += 1
+                    if on_progress is not None:
+                        on_progress(done, sum(map(len, rounds)) + len(self._followups))
+                if self._followups and len(rounds) < 2:
+                    # Entities done before a sibling changed the incident see the change now, not
+                    # at the next sweep (our own writes are not polled back as new versions).
+                    rounds.append(self._followups)
+                    self._followups = {}
             if not self.dry_run:
                 for step in commit:
                     step()
@@ -223,6 +235,8 @@ class Engine:
         report.failed.update({f"{number} @ rules": error for number, error in promotion.failed.items()})
         for incident in fresh:
             snapshots[incident.sys_id] = incident
+            if incident.get("parent_incident"):
+                self._implicate(incident, now, work)
             linked = {link.supplier for link in self.store.links.for_incident(incident.sys_id)}
             child = incident.sys_id in promotion.children
             for name, runtime in self.suppliers.items():
@@ -348,8 +362,13 @@ class Engine:
         journal: list[JournalEntry] = list(item.journal)
         need_full = item.full_journal or link is None or link.state != "linked"
         routed = self._routed(runtime.name, incident, now)
+        before = incident
         last, incident = self._passes(runtime, mapping, incident, link, journal, need_full, routed, report)
         self._latest[incident.sys_id] = incident
+        if _fields_changed(before, incident):
+            for sibling in self.store.links.for_incident(incident.sys_id):
+                if sibling.supplier != runtime.name and sibling.supplier in self.suppliers:
+                    self._followups.setdefault(sibling.entity, Work(incident.sys_id, sibling.supplier))
         if last is not None:
             # The issue as we last read it, our own writes included: the next search need not
             # bring it back to us (its `updated` is already known).
@@ -401,6 +420,7 @@ class Engine:
                 account_id=self._account(runtime),
                 integration_user=self.snow.integration_user,
                 incident_url=f"{self.instance_url}/nav_to.do?uri=incident.do?sys_id={incident.sys_id}",
+                instance_url=self.instance_url,
                 sibling_keys=tuple(
                     other.jira_key
                     for other in self.store.links.for_incident(incident.sys_id)
@@ -419,10 +439,31 @@ class Engine:
         return None, incident
 
     def _routed(self, supplier: str, incident: Incident, now: datetime) -> bool:
-        """Routing says so, or a promotion rule engaged this supplier for the incident."""
-        if route(self.loaded.suppliers[supplier], incident, SimpleContext(now)).routed:
+        """Routing says so, a promotion rule engaged the supplier, or a child implicates it."""
+        mapping = self.loaded.suppliers[supplier]
+        if route(mapping, incident, SimpleContext(now)).routed:
             return True
-        return supplier in self.store.decisions.engaged(incident.sys_id)
+        if supplier in self.store.decisions.engaged(incident.sys_id):
+            return True
+        return (
+            not incident.get("parent_incident")
+            and triggered(mapping, incident)
+            and supplier in self.store.decisions.implicated(incident.sys_id)
+        )
+
+    def _implicate(self, child: Incident, now: datetime, work: dict[str, Work]) -> None:
+        """A child's suppliers become its major incident's: remembered, and looked at this cycle."""
+        parent = child.get("parent_incident")
+        context = SimpleContext(now)
+        suppliers = [
+            name for name in self.suppliers if implicates(self.loaded.suppliers[name], child, context)
+        ]
+        new = set(suppliers) - self.store.decisions.implicated(parent)
+        if not new or self.dry_run:
+            return
+        self.store.decisions.implicate(parent, child.sys_id, sorted(new))
+        for name in sorted(new):
+            work.setdefault(entity_key(parent, name), Work(parent, name))
 
     def _account(self, runtime: _SupplierRuntime) -> str:
         if not runtime.account_id:
@@ -430,8 +471,12 @@ class Engine:
         return runtime.account_id
 
 
-def _inbound_jira_fields(mapping: SupplierMapping) -> list[str]:
-    names = [
+def issue_fields(mapping: SupplierMapping) -> tuple[str, ...]:
+    """The Jira fields to read for a supplier: the ones we write, compare or copy back."""
+    out = mapping.outbound
+    names = [*ISSUE_FIELDS, *out.fields, *(shared.jira for shared in mapping.shared)]
+    names += [f for f in (out.mim.field, out.mim.bridge_field, out.mim.next_update_field) if f]
+    names += [
         n
         for template in mapping.inbound.fields.values()
         for n in placeholders(template)
@@ -439,7 +484,20 @@ def _inbound_jira_fields(mapping: SupplierMapping) -> list[str]:
     ]
     if mapping.problem.root_cause_field:
         names.append(mapping.problem.root_cause_field)
-    return names
+    if mapping.problem.root_cause_link:
+        names.append("issuelinks")
+    return tuple(dict.fromkeys(names))
+
+
+def _fields_changed(before: Incident, after: Incident) -> bool:
+    """Whether our writes changed incident fields that other suppliers' plans read.
+
+    Journal entries and the list of supplier keys (``correlation_display``) do not count.
+    """
+    journal = ("work_notes", "comments", "correlation_display")
+    return {k: v for k, v in before.fields.items() if k not in journal} != {
+        k: v for k, v in after.fields.items() if k not in journal
+    }
 
 
 def _version(issue_id: str, updated: datetime | None) -> str:

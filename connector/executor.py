@@ -21,13 +21,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connector import metrics
+from connector.entity import MARKER_TAG, STATE_DONE, SUPPLIER_STATUS
 from connector.errors import ConnectorError, TransitionNotAvailable, UncertainOutcome
-from connector.models import Incident
+from connector.models import Incident, Problem
 from connector.plan import (
     Blocked,
     Change,
     CommentOnIssue,
     CreateIssue,
+    CreateProblem,
     MoveIssue,
     NoteOnIncident,
     Plan,
@@ -35,8 +37,8 @@ from connector.plan import (
     RemoteLinkOnIssue,
     UpdateIncident,
     UpdateIssue,
+    UpdateProblem,
 )
-from connector.planner import MARKER_TAG, REMOTE_LINK, STATE_DONE, SUPPLIER_STATUS
 from connector.ports import JiraPort, ServiceNowPort
 from connector.store import Store
 from connector.store.db import utcnow
@@ -67,6 +69,8 @@ class Executor:
         self.supplier = supplier
         self.instance = instance
         self._counts: list[int | None] = []
+        self._problem: Problem | None = None
+        """The problem the last :class:`CreateProblem` created or found."""
 
     # --- settling what a crash or a lost answer left open ------------------------------------------
 
@@ -126,10 +130,17 @@ class Executor:
                 )
                 self.store.comments.finish(entry.comment_id, "done" if found else "abandoned", found)
         if inbound:
-            journal = self.snow.journal_of(incident.sys_id)
-            texts = [j.value for j in journal]
+            texts: dict[str, list[str]] = {}
             for entry in inbound:
-                landed = any(f"{MARKER_TAG}{entry.marker}]" in text for text in texts)
+                record = _problem_of(entry.source_id) or incident.sys_id
+                if record not in texts:
+                    journal = (
+                        self.snow.journal_of(record)
+                        if record == incident.sys_id
+                        else self.snow.problem_journal(record)
+                    )
+                    texts[record] = [j.value for j in journal]
+                landed = any(f"{MARKER_TAG}{entry.marker}]" in text for text in texts[record])
                 self.store.comments.finish(
                     entry.comment_id, "done" if landed else "abandoned", entry.marker if landed else None
                 )
@@ -155,6 +166,16 @@ class Executor:
             link = self._apply(change, incident, link)
             if isinstance(change, UpdateIncident | NoteOnIncident):
                 written.update(change.fields)
+            elif isinstance(change, CreateProblem) and self._problem is not None:
+                written.update(
+                    {
+                        "problem_id": self._problem.sys_id,
+                        "problem_id.number": self._problem.number,
+                        "problem_id.cause_notes": self._problem.cause_notes,
+                    }
+                )
+            elif isinstance(change, UpdateProblem) and "cause_notes" in change.fields:
+                written["problem_id.cause_notes"] = change.fields["cause_notes"]
         if written or self._counts:
             incident = replace(
                 incident, fields={**incident.fields, **written}, mod_count=self._advanced(incident)
@@ -221,7 +242,7 @@ class Executor:
                     _key(link), change.global_id, change.url, change.title
                 ),
             )
-            self.store.shadows.put(link.link_id, "jira", {REMOTE_LINK: change.global_id})
+            self.store.shadows.put(link.link_id, "jira", {change.shadow_key: change.global_id})
         elif isinstance(change, UpdateIncident):
             self._write(
                 link,
@@ -234,6 +255,10 @@ class Executor:
                 system="servicenow",
             )
             self.store.shadows.put(link.link_id, "servicenow", change.shadow)
+        elif isinstance(change, CreateProblem):
+            self._create_problem(change, incident, link)
+        elif isinstance(change, UpdateProblem):
+            self._update_problem(change, incident, link)
         elif isinstance(change, CommentOnIssue):
             self._append(
                 link,
@@ -263,6 +288,85 @@ class Executor:
                 system="servicenow",
             )
         return link
+
+    def _create_problem(self, change: CreateProblem, incident: Incident, link: Link) -> None:
+        """Find the problem by its stamp or create it; then link it to the incident with a work note."""
+        problem = self.snow.problem_where("correlation_id", change.stamp)
+        if problem is None:
+            target = f"servicenow/problem for {incident.number}"
+            intent = self.store.intents.begin(link.entity, "create_problem", target, change.stamp, {})
+            try:
+                problem = self.snow.create_problem(change.fields)
+            except ConnectorError as exc:
+                self._failed(
+                    intent.intent_id, exc, "servicenow", "create_problem", incident.number, change.reason
+                )
+                raise
+            self.store.intents.finish(intent.intent_id, "done", {"problem": problem.number})
+            self.store.audit.record(
+                "servicenow",
+                "create_problem",
+                problem.number,
+                reason=change.reason,
+                after={k: v for k, v in change.fields.items() if k != "cause_notes"},
+                intent_id=intent.intent_id,
+            )
+            metrics.WRITES.labels("servicenow", "create_problem", "done").inc()
+            log.info(
+                "created %s for %s", problem.number, incident.number, extra={"incident": incident.number}
+            )
+        self._problem = problem
+        if incident.get("problem_id") != problem.sys_id:
+            note = change.note.replace("{problem}", problem.number)
+            payload = {"problem_id": problem.sys_id, "work_notes": note}
+
+            def link_it() -> str:
+                self._patch(incident, payload)
+                return change.marker
+
+            self._append(
+                link,
+                incident,
+                "in",
+                f"problem-created:{incident.sys_id}",
+                change.marker,
+                f"link {problem.number} to {incident.number}",
+                link_it,
+                system="servicenow",
+            )
+        self.store.shadows.put(link.link_id, "servicenow", change.shadow)
+
+    def _update_problem(self, change: UpdateProblem, incident: Incident, link: Link) -> None:
+        target = f"problem {incident.get('problem_id.number') or change.problem_sys_id}"
+        if change.fields:
+            self._write(
+                link,
+                incident,
+                "update_problem",
+                change.reason,
+                None,
+                dict(change.fields),
+                lambda: self.snow.update_problem(change.problem_sys_id, change.fields),
+                system="servicenow",
+            )
+        if change.note:
+
+            def note() -> str:
+                self.snow.update_problem(change.problem_sys_id, {"work_notes": change.note})
+                return change.marker
+
+            self._append(
+                link,
+                incident,
+                "in",
+                change.source_id,
+                change.marker,
+                change.reason,
+                note,
+                system="servicenow",
+            )
+        log.info("%s: %s", target, change.reason, extra={"incident": incident.number})
+        self.store.shadows.put(link.link_id, "servicenow", change.shadow)
 
     def _create(self, change: CreateIssue, incident: Incident, link: Link | None) -> Link:
         if link is None:
@@ -425,6 +529,12 @@ class Executor:
 
     def _browse(self, jira_key: str) -> str:
         return f"{self.supplier.browse_base}/browse/{jira_key}"
+
+
+def _problem_of(source_id: str) -> str | None:
+    """The problem a ledger entry's note went to (``problem:<sys_id>:…``), or ``None`` for the incident."""
+    kind, _, rest = source_id.partition(":")
+    return rest.split(":", 1)[0] if kind == "problem" and ":" in rest else None
 
 
 def _key(link: Link) -> str:

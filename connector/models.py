@@ -49,6 +49,15 @@ class Incident:
 
 
 @dataclass(frozen=True)
+class Problem:
+    """A ServiceNow problem record, as far as the connector needs it."""
+
+    sys_id: str
+    number: str
+    cause_notes: str = ""
+
+
+@dataclass(frozen=True)
 class JournalEntry:
     """A work note or additional comment (a ``sys_journal_field`` row)."""
 
@@ -73,6 +82,20 @@ class SupplierComment:
 
 
 @dataclass(frozen=True)
+class LinkedIssue:
+    """An issue link as seen from one side: ``description`` reads from this issue to ``key``.
+
+    E.g. on ACME-1 with "ACME-1 is caused by ACME-7": description ``is caused by``, key ``ACME-7``.
+    """
+
+    link_type: str
+    description: str
+    key: str
+    summary: str
+    status: str
+
+
+@dataclass(frozen=True)
 class SupplierIssue:
     """A supplier's Jira issue as last read (directly, never from search alone)."""
 
@@ -89,3 +112,5 @@ class SupplierIssue:
     stamp: str | None = None
     """Our identity stamp from the issue's entity property, when present."""
     comments: tuple[SupplierComment, ...] = ()
+    links: tuple[LinkedIssue, ...] = ()
+    """Issue links, when the read asked for ``issuelinks``."""

@@ -55,6 +55,17 @@ def incident_fields(loaded: LoadedConfig) -> list[str]:
         for template in (out.summary, out.description, *out.fields.values()):
             wanted += _template_fields(template)
         wanted += mapping.inbound.fields
+        if out.mim.bridge_field:
+            wanted.append(out.mim.bridge_source)
+        if out.mim.next_update_field:
+            wanted.append(out.mim.next_update_source)
+        wanted += [shared.servicenow for shared in mapping.shared]
+        if (
+            mapping.problem.link_problem
+            or mapping.problem.root_cause_field
+            or mapping.problem.root_cause_link
+        ):
+            wanted += ["problem_id.number", "problem_id.cause_notes"]
     return list(dict.fromkeys(wanted))
 
 

@@ -78,6 +78,8 @@ class RemoteLinkOnIssue:
     url: str
     title: str
     reason: str
+    shadow_key: str = "@remote_link"
+    """Where the Jira-side shadow remembers this link (one key per kind of record linked)."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,37 @@ class NoteOnIncident:
 
 
 @dataclass(frozen=True)
+class CreateProblem:
+    """Create the incident's problem record and link it to the incident (``problem_id``, a work note).
+
+    A lost answer is settled by looking the problem up by ``stamp`` (its ``correlation_id``).
+    """
+
+    stamp: str
+    fields: Mapping[str, str]
+    note: str
+    """The incident's work note; ``{problem}`` becomes the problem's number."""
+    marker: str
+    shadow: Mapping[str, str]
+    """Values to remember on the ServiceNow side once done."""
+    reason: str
+
+
+@dataclass(frozen=True)
+class UpdateProblem:
+    """Write to the incident's problem record: fields (idempotent) and/or a marker-stamped work note."""
+
+    problem_sys_id: str
+    fields: Mapping[str, str]
+    shadow: Mapping[str, str]
+    reason: str
+    note: str = ""
+    marker: str = ""
+    source_id: str = ""
+    """Identifies the note in the comment ledger (so it is written once)."""
+
+
+@dataclass(frozen=True)
 class RecordShadow:
     """Nothing to write, but remember what was seen (a value already equal, a conflict noted)."""
 
@@ -121,6 +154,8 @@ Change = (
     | RemoteLinkOnIssue
     | UpdateIncident
     | NoteOnIncident
+    | CreateProblem
+    | UpdateProblem
     | RecordShadow
 )
 

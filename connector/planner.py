@@ -10,7 +10,9 @@ The rules, in the order they are applied:
 * **comments out** - public comments (work notes only if the mapping opts in), redacted, once each;
 * **supplier-owned incident fields** and **status in** - written when the supplier's value changed;
   a state change only for allow-listed statuses, with the mandatory resolution fields;
-* **comments in** - the supplier's comments as work notes (or comments), attributed, once each.
+* **comments in** - the supplier's comments as work notes (or comments), attributed, once each;
+* **shared fields** (:mod:`connector.mirror_shared`) - last writer wins, conflicts reported;
+* **problem management** (:mod:`connector.mirror_problem`) - problem links, root cause, RCA problems.
 
 Nothing is planned that the shadows or the comment ledger say was already done: that is both
 the no-op guard and the echo guard.
@@ -18,14 +20,31 @@ the no-op guard and the echo guard.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from connector.config.supplier_file import SupplierMapping, Workflow
-from connector.models import Incident, JournalEntry, SupplierIssue
+from connector.config.supplier_file import Workflow
+from connector.entity import (
+    LABELS_OURS,
+    MARKER_TAG,
+    REMOTE_LINK,
+    STATE_DONE,
+    SUMMARY_LIMIT,
+    SUPPLIER_STATUS,
+    TEXT_LIMIT,
+    EntityView,
+    clip,
+    jira_time,
+    jira_variables,
+    marker,
+    norm,
+    same,
+    stamp_line,
+)
+from connector.mirror_problem import plan_problem
+from connector.mirror_shared import initial_values, plan_shared
 from connector.plan import (
     Blocked,
     Change,
@@ -41,53 +60,9 @@ from connector.plan import (
     UpdateIssue,
 )
 from connector.redaction import redact
-from connector.store.links import Link
 from connector.templates import render
 
-MARKER_TAG = "[mim-connector ref:"
-SUMMARY_LIMIT = 255
-TEXT_LIMIT = 32_000
 DEFAULT_RESOLUTION = "Done"
-LABELS_OURS = "@labels_ours"
-STATE_DONE = "@state"
-REMOTE_LINK = "@remote_link"
-SUPPLIER_STATUS = "@supplier_status"
-
-
-@dataclass(frozen=True)
-class EntityView:
-    """Everything the planner may look at for one incident x supplier."""
-
-    incident: Incident
-    supplier: str
-    mapping: SupplierMapping
-    states: Mapping[str, str]
-    """Incident state value -> label on this instance."""
-    routed: bool
-    link: Link | None
-    issue: SupplierIssue | None
-    journal: Sequence[JournalEntry]
-    jira_shadow: Mapping[str, str]
-    snow_shadow: Mapping[str, str]
-    mirrored_out: frozenset[str]
-    """Journal entries (sys_id) already in the comment ledger for this link."""
-    mirrored_in: frozenset[str]
-    """Supplier comment ids (and event keys) already in the comment ledger."""
-    account_id: str
-    integration_user: str
-    incident_url: str
-    sibling_keys: tuple[str, ...] = ()
-    """Keys of every supplier issue of this incident (for ``correlation_display``)."""
-
-
-def marker(kind: str, *parts: str) -> str:
-    """A short, stable reference for one mirrored item (``o…`` out, ``i…`` in, ``l…`` link note)."""
-    return kind + hashlib.sha1("|".join(parts).encode(), usedforsecurity=False).hexdigest()[:10]
-
-
-def stamp_line(ref: str) -> str:
-    """The line that identifies text we wrote, so it is never mirrored back and can be found again."""
-    return f"{MARKER_TAG}{ref}]"
 
 
 def plan(view: EntityView) -> Plan:
@@ -102,6 +77,7 @@ def plan(view: EntityView) -> Plan:
     changes: list[Change] = []
     conflicts: list[str] = []
     changes += _fields_out(view, conflicts)
+    changes += plan_shared(view, conflicts)
     changes += _remote_link(view)
     changes += _status_out(view)
     changes += _comments_out(view)
@@ -109,7 +85,8 @@ def plan(view: EntityView) -> Plan:
     changes += _fields_in(view, conflicts)
     changes += _status_in(view)
     changes += _comments_in(view)
-    return Plan(entity, tuple(_coalesce(changes)), tuple(conflicts))
+    changes += plan_problem(view)
+    return Plan(entity, tuple(_coalesce(_one_issue_update(changes))), tuple(conflicts))
 
 
 # --- outbound -----------------------------------------------------------------------------------------
@@ -123,7 +100,7 @@ def outbound_values(view: EntityView) -> dict[str, tuple[Any, str]]:
     patterns = out.redaction.patterns
 
     def text(template: str, limit: int) -> str:
-        return _clip(redact(render(template, variables), patterns).strip(), limit)
+        return clip(redact(render(template, variables), patterns).strip(), limit)
 
     values: dict[str, tuple[Any, str]] = {
         "summary": _same(text(out.summary, SUMMARY_LIMIT).replace("\n", " ")),
@@ -136,9 +113,14 @@ def outbound_values(view: EntityView) -> dict[str, tuple[Any, str]]:
         values["components"] = (list(out.components), ", ".join(sorted(out.components)))
     for field_id, template in out.fields.items():
         values[field_id] = _same(text(template, TEXT_LIMIT))
-    mim_state = view.incident.get("major_incident_state")
-    if out.mim.target == "field" and out.mim.field:
-        values[out.mim.field] = _same(mim_state)
+    mim = out.mim
+    if mim.target == "field" and mim.field:
+        values[mim.field] = _same(view.incident.get("major_incident_state"))
+    if mim.bridge_field:
+        values[mim.bridge_field] = _same(redact(view.incident.get(mim.bridge_source), patterns).strip())
+    if mim.next_update_field:
+        due = jira_time(view.incident.get(mim.next_update_source))
+        values[mim.next_update_field] = (due or None, due)
     return values
 
 
@@ -154,8 +136,11 @@ def our_labels(view: EntityView) -> list[str]:
 def _create(view: EntityView) -> CreateIssue:
     values = outbound_values(view)
     labels = our_labels(view)
-    fields = {name: api for name, (api, _text) in values.items()}
+    fields = {name: api for name, (api, _text) in values.items() if api is not None}
     shadow = {name: text for name, (_api, text) in values.items()}
+    shared_fields, shared_shadow = initial_values(view)
+    fields.update(shared_fields)
+    shadow.update(shared_shadow)
     if labels:
         fields["labels"] = labels
     shadow["labels"] = " ".join(labels)
@@ -172,16 +157,16 @@ def _fields_out(view: EntityView, conflicts: list[str]) -> list[Change]:
     after: dict[str, str] = {}
     remember: dict[str, str] = {}
     for name, (api, wanted) in outbound_values(view).items():
-        current = _norm(view.issue.fields.get(name, ""))
+        current = norm(view.issue.fields.get(name, ""))
         shadow = view.jira_shadow.get(name)
-        if shadow is not None and _norm(shadow) == _norm(wanted):
-            if current != _norm(wanted) and view.jira_shadow.get(f"@conflict:{name}") != current:
+        if shadow is not None and same(shadow, wanted):
+            if not same(current, wanted) and view.jira_shadow.get(f"@conflict:{name}") != current:
                 conflicts.append(
                     f"{view.issue.key} {name} was changed in Jira; ServiceNow owns it, left as is"
                 )
                 remember[f"@conflict:{name}"] = current
             continue
-        if current == _norm(wanted):
+        if same(current, wanted):
             remember[name] = wanted
             continue
         write[name], before[name], after[name] = api, current, wanted
@@ -296,7 +281,7 @@ def _comments_out(view: EntityView) -> list[Change]:
             {"author": entry.created_by, "created": entry.created_on, "number": view.incident.number},
         )
         body = redact(entry.value, view.mapping.outbound.redaction.patterns)
-        text = _clip(f"{header}\n{body}", TEXT_LIMIT) + f"\n\n{stamp_line(ref)}"
+        text = clip(f"{header}\n{body}", TEXT_LIMIT) + f"\n\n{stamp_line(ref)}"
         changes.append(
             CommentOnIssue(
                 entry.sys_id, text, ref, f"{entry.element} {entry.sys_id} of {view.incident.number}"
@@ -323,20 +308,8 @@ def _link_back(view: EntityView) -> list[Change]:
 # --- inbound ------------------------------------------------------------------------------------------
 
 
-def _jira_variables(view: EntityView) -> dict[str, str]:
-    assert view.issue is not None
-    issue = view.issue
-    return {
-        **issue.fields,
-        "key": issue.key,
-        "url": issue.url,
-        "status": issue.status,
-        "supplier": view.mapping.display_name,
-    }
-
-
 def _fields_in(view: EntityView, conflicts: list[str]) -> list[Change]:
-    variables = _jira_variables(view)
+    variables = jira_variables(view)
     write: dict[str, str] = {}
     remember: dict[str, str] = {}
     for field, template in view.mapping.inbound.fields.items():
@@ -392,7 +365,7 @@ def _status_in(view: EntityView) -> list[Change]:
     target = _state_value(change.state, view.states) if change else None
     if change is not None and target is not None and view.incident.get("state") != target:
         fields = {"state": target}
-        variables = _jira_variables(view)
+        variables = jira_variables(view)
         if change.close_code:
             fields["close_code"] = change.close_code
         if change.close_notes:
@@ -431,6 +404,22 @@ def _comments_in(view: EntityView) -> list[Change]:
 
 
 # --- helpers ------------------------------------------------------------------------------------------
+
+
+def _one_issue_update(changes: list[Change]) -> list[Change]:
+    """Fold every issue field update into the first: one PUT instead of several."""
+    updates = [c for c in changes if isinstance(c, UpdateIssue)]
+    if len(updates) < 2:
+        return changes
+    merged = UpdateIssue(
+        {k: v for u in updates for k, v in u.fields.items()},
+        {k: v for u in updates for k, v in u.before.items()},
+        {k: v for u in updates for k, v in u.after.items()},
+        "; ".join(u.reason for u in updates),
+    )
+    return [
+        merged if c is updates[0] else c for c in changes if c is updates[0] or not isinstance(c, UpdateIssue)
+    ]
 
 
 def _coalesce(changes: list[Change]) -> list[Change]:
@@ -485,14 +474,6 @@ def _state_value(state: str, states: Mapping[str, str]) -> str | None:
 
 def _same(value: str) -> tuple[str, str]:
     return value, value
-
-
-def _norm(text: str) -> str:
-    return text.replace("\r\n", "\n").strip()
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 20] + " …(truncated)"
 
 
 def _iso(moment: datetime) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from connector.models import Incident, JournalElement, JournalEntry, SupplierComment, SupplierIssue
+from connector.models import Incident, JournalElement, JournalEntry, Problem, SupplierComment, SupplierIssue
 
 
 class ServiceNowPort(Protocol):
@@ -64,6 +64,22 @@ class ServiceNowPort(Protocol):
 
     def add_journal(self, sys_id: str, element: JournalElement, text: str) -> None:
         """Append a work note or an additional comment to an incident."""
+        ...
+
+    def problem_where(self, field: str, value: str) -> Problem | None:
+        """The first problem whose ``field`` equals ``value`` (e.g. ``correlation_id``)."""
+        ...
+
+    def create_problem(self, fields: Mapping[str, str]) -> Problem:
+        """Create a problem (one POST); a lost answer raises ``UncertainOutcome``."""
+        ...
+
+    def update_problem(self, sys_id: str, fields: Mapping[str, str]) -> None:
+        """Change fields of a problem (one PATCH); ``work_notes`` appends a journal entry."""
+        ...
+
+    def problem_journal(self, sys_id: str) -> list[JournalEntry]:
+        """Every work note and comment of one problem, oldest first."""
         ...
 
 

@@ -19,10 +19,10 @@ from datetime import datetime, timedelta
 
 from connector import metrics
 from connector.config.conditions import ClusterCondition
+from connector.entity import MARKER_TAG, marker, stamp_line
 from connector.errors import ConnectorError, UncertainOutcome
 from connector.matching import SN_DATETIME, evaluate, parse_sn_datetime
 from connector.models import Incident
-from connector.planner import MARKER_TAG, marker, stamp_line
 from connector.ports import ServiceNowPort
 from connector.rules import (
     SETTLED_MIM_STATES,

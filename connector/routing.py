@@ -3,7 +3,8 @@
 A supplier gets an incident when its routing conditions match and one of its triggers holds:
 ``assignment`` (as soon as the conditions match) or ``major_incident`` (once the incident is an
 accepted major incident). A child incident is not mirrored on its own: its major incident speaks
-for it. Once linked, an incident stays mirrored whatever later changes say.
+for it, and reaches every supplier one of its children implicates (same triggers). Once linked, an
+incident stays mirrored whatever later changes say.
 """
 
 from __future__ import annotations
@@ -32,9 +33,18 @@ def route(mapping: SupplierMapping, incident: Incident, context: Context) -> Rou
         failed = outcome.failed[0] if outcome.failed else None
         detail = f": {failed.description} (actual {failed.actual})" if failed else ""
         return Route(False, f"routing conditions of {mapping.supplier} do not match{detail}")
-    triggers = mapping.routing.triggers
-    if "assignment" in triggers:
+    if "assignment" in mapping.routing.triggers:
         return Route(True, f"matches the routing of {mapping.supplier}")
-    if incident.get("major_incident_state") == "accepted":
+    if triggered(mapping, incident):
         return Route(True, f"accepted major incident matching the routing of {mapping.supplier}")
     return Route(False, f"{mapping.supplier} is engaged for accepted major incidents only")
+
+
+def implicates(mapping: SupplierMapping, child: Incident, context: Context) -> bool:
+    """Whether a child incident's own fields match the supplier's routing conditions."""
+    return evaluate(mapping.routing.match, child, context, path="routing.match").matched
+
+
+def triggered(mapping: SupplierMapping, incident: Incident) -> bool:
+    """Whether one of the supplier's triggers holds for ``incident`` (conditions aside)."""
+    return "assignment" in mapping.routing.triggers or incident.get("major_incident_state") == "accepted"

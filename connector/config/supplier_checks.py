@@ -68,9 +68,16 @@ def check_supplier(
     problems += _outbound_problems(doc, mapping, states)
     problems += _inbound_problems(doc, mapping, states)
     problems += _ownership_problems(doc, mapping)
-    if mapping.problem.create_problem == "on_root_cause" and mapping.problem.root_cause_field is None:
+    problems += _shared_problems(doc, mapping)
+    problem = mapping.problem
+    if problem.create_problem == "on_root_cause" and not (
+        problem.root_cause_field or problem.root_cause_link
+    ):
         problems.append(
-            doc.problem(("problem", "create_problem"), "on_root_cause needs problem.root_cause_field")
+            doc.problem(
+                ("problem", "create_problem"),
+                "on_root_cause needs problem.root_cause_field or problem.root_cause_link",
+            )
         )
     return problems
 
@@ -187,6 +194,11 @@ def _outbound_problems(doc: SourceDoc, mapping: SupplierMapping, states: Mapping
             )
     if out.mim.target == "field" and out.mim.field is None:
         problems.append(doc.problem(("outbound", "mim", "target"), "target 'field' needs outbound.mim.field"))
+    for shown, source in (("bridge_field", "bridge_source"), ("next_update_field", "next_update_source")):
+        if getattr(out.mim, shown) is not None:
+            problems += _leaving_field_problems(
+                doc, mapping, ("outbound", "mim", source), getattr(out.mim, source)
+            )
     names = [pattern.name for pattern in out.redaction.patterns]
     for index, name in enumerate(names):
         if names.index(name) != index:
@@ -285,4 +297,62 @@ def _ownership_problems(doc: SourceDoc, mapping: SupplierMapping) -> list[Proble
                     loc, f"{name} is written by ServiceNow (line {line}), so the supplier cannot own it too"
                 )
             )
+    return problems
+
+
+def _leaving_field_problems(doc: SourceDoc, mapping: SupplierMapping, loc: Loc, field: str) -> list[Problem]:
+    """An incident field whose value is sent to the supplier as is: it must exist and be allowed out."""
+    if problem := field_problem(doc, loc, field):
+        return [problem]
+    allow = mapping.outbound.redaction.allow_fields
+    if field not in allow and field.split(".")[0] not in allow:
+        return [
+            doc.problem(
+                loc, f"'{field}' is not in outbound.redaction.allow_fields, so it may not leave ServiceNow"
+            )
+        ]
+    return []
+
+
+def _shared_problems(doc: SourceDoc, mapping: SupplierMapping) -> list[Problem]:
+    """Shared fields: allowed out, writable in, and owned by nobody else on either side."""
+    out = mapping.outbound
+    jira_written = {*out.fields, *(key for key in OWN_OUTBOUND_KEYS if key not in ("priority", "components"))}
+    if out.priority_map:
+        jira_written.add("priority")
+    if out.components:
+        jira_written.add("components")
+    jira_written |= {f for f in (out.mim.field, out.mim.bridge_field, out.mim.next_update_field) if f}
+    jira_read = {name for template in mapping.inbound.fields.values() for name in placeholders(template)}
+    jira_read |= {f for f in (mapping.problem.root_cause_field,) if f}
+    problems: list[Problem] = []
+    seen_snow: set[str] = set()
+    seen_jira: set[str] = set()
+    for index, shared in enumerate(mapping.shared):
+        loc: Loc = ("shared", index)
+        snow_field = shared.servicenow
+        if snow_field in INBOUND_PROTECTED or snow_field.startswith("sys_"):
+            problems.append(
+                doc.problem(
+                    (*loc, "servicenow"), INBOUND_PROTECTED.get(snow_field, "system fields cannot be written")
+                )
+            )
+        elif "." in snow_field:
+            problems.append(doc.problem((*loc, "servicenow"), "only the incident's own fields can be shared"))
+        else:
+            problems += _leaving_field_problems(doc, mapping, (*loc, "servicenow"), snow_field)
+        if snow_field in mapping.inbound.fields:
+            problems.append(
+                doc.problem((*loc, "servicenow"), f"{snow_field} is already written by inbound.fields")
+            )
+        if shared.jira in jira_written:
+            problems.append(doc.problem((*loc, "jira"), f"{shared.jira} is already written by outbound"))
+        if shared.jira in jira_read:
+            problems.append(
+                doc.problem((*loc, "jira"), f"{shared.jira} is already read by inbound or problem")
+            )
+        if snow_field in seen_snow or shared.jira in seen_jira:
+            problems.append(doc.problem(loc, "a field may be shared only once"))
+        seen_snow.add(snow_field)
+        seen_jira.add(shared.jira)
     return problems

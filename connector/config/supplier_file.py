@@ -2,7 +2,8 @@
 
 *Outbound* is ServiceNow -> the supplier's Jira; *inbound* is the supplier's Jira -> ServiceNow.
 Ownership follows direction: Jira fields written outbound belong to ServiceNow and are never read
-back; ServiceNow fields written inbound belong to the supplier. Work notes never leave ServiceNow
+back; ServiceNow fields written inbound belong to the supplier; ``shared`` fields belong to both,
+the last writer winning. Work notes never leave ServiceNow
 unless ``outbound.comments.work_notes`` says so, and every outbound text passes the redaction rules.
 """
 
@@ -82,14 +83,25 @@ class OutboundComments(ConfigModel):
 
 
 class MimMirror(ConfigModel):
-    """How the incident's major-incident state, bridge and next update show on the supplier issue."""
+    """How the incident's major-incident state, bridge and next update show on the supplier issue.
+
+    The state goes to a label (``<label_prefix><state>``) or a field. The bridge (war-room) link and
+    the time the next update is due are copied from incident fields into Jira fields when both are
+    named; their incident fields must be in ``redaction.allow_fields`` like any other outbound value.
+    """
 
     target: Literal["label", "field"] = "label"
     field: JiraFieldId | None = None
     """The Jira field receiving the MIM state when ``target: field``."""
     label_prefix: str = "mim-"
     bridge_field: JiraFieldId | None = None
+    """Jira field showing the bridge / war-room link."""
+    bridge_source: FieldPath = "u_bridge_url"
+    """Incident field holding the bridge link."""
     next_update_field: JiraFieldId | None = None
+    """Jira (date-time) field showing when the next update is due."""
+    next_update_source: FieldPath = "u_next_update"
+    """Incident field holding the next update's due time (ServiceNow date-time, UTC)."""
 
 
 class RedactionPattern(ConfigModel):
@@ -153,6 +165,17 @@ class Inbound(ConfigModel):
     """Supplier-owned incident fields, e.g. ``u_supplier_reference: "{key}"``."""
 
 
+class SharedField(ConfigModel):
+    """A field both sides may edit: the last writer wins, by each server's own clock.
+
+    ``values`` maps ServiceNow values to Jira values (and back); unmapped values pass unchanged.
+    """
+
+    servicenow: FieldPath
+    jira: JiraFieldId
+    values: dict[str, str] = Field(default_factory=dict)
+
+
 class ProblemLinks(ConfigModel):
     """Problem management: links to the problem record and root cause write-back."""
 
@@ -160,8 +183,13 @@ class ProblemLinks(ConfigModel):
     """Add a remote link to the incident's problem on the supplier issue, with a comment."""
     root_cause_field: JiraFieldId | None = None
     """Jira field where the supplier records the root cause."""
+    root_cause_link: str | None = None
+    """Or: a link description on the supplier issue (e.g. ``is caused by``) naming the cause issue."""
     root_cause_target: Literal["cause_notes", "work_notes"] = "cause_notes"
+    """Where the root cause goes on the problem: its cause notes (when free) or a work note."""
     create_problem: Literal["never", "on_root_cause", "on_resolve"] = "never"
+    """Create the incident's problem when the supplier gives a root cause, or when the major
+    incident is resolved (for root-cause analysis); never when the incident has one already."""
 
 
 class SupplierMapping(ConfigModel):
@@ -175,4 +203,6 @@ class SupplierMapping(ConfigModel):
     routing: Routing
     outbound: Outbound
     inbound: Inbound = Inbound()
+    shared: tuple[SharedField, ...] = ()
+    """Fields both sides own (last writer wins); every other field has one owner, by direction."""
     problem: ProblemLinks = ProblemLinks()

@@ -14,7 +14,7 @@ from datetime import datetime, tzinfo
 from types import MappingProxyType
 from typing import Any
 
-from connector.models import SupplierComment, SupplierIssue
+from connector.models import LinkedIssue, SupplierComment, SupplierIssue
 from connector.ports import IssueRef, JiraAccount, Transition
 
 _TIME_FORMATS = ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z")
@@ -176,6 +176,7 @@ def issue_from_json(
     values = raw.get("fields") or {}
     status = values.get("status") or {}
     category = str((status.get("statusCategory") or {}).get("key") or "")
+    links = tuple(link for item in values.get("issuelinks") or () if (link := linked_issue(item)) is not None)
     return SupplierIssue(
         issue_id=str(raw["id"]),
         key=str(raw["key"]),
@@ -184,10 +185,38 @@ def issue_from_json(
         status_category=status_category(category),
         updated=parse_jira_time(str(values["updated"])),
         fields=MappingProxyType(
-            {field_id: field_text(field_id, values.get(field_id)) for field_id in fields}
+            {
+                field_id: field_text(field_id, values.get(field_id))
+                for field_id in fields
+                if field_id != "issuelinks"
+            }
         ),
         stamp=stamp_of(raw),
         comments=tuple(comments),
+        links=links,
+    )
+
+
+def linked_issue(item: Mapping[str, Any]) -> LinkedIssue | None:
+    """One ``issuelinks`` entry as read on this issue.
+
+    An entry with ``outwardIssue`` B reads "this issue <type.outward> B" (this issue *blocks* B);
+    one with ``inwardIssue`` C reads "this issue <type.inward> C" (this issue *is blocked by* C).
+    """
+    link_type = item.get("type") or {}
+    if isinstance(item.get("outwardIssue"), dict):
+        other, description = item["outwardIssue"], link_type.get("outward")
+    elif isinstance(item.get("inwardIssue"), dict):
+        other, description = item["inwardIssue"], link_type.get("inward")
+    else:
+        return None
+    other_fields = other.get("fields") or {}
+    return LinkedIssue(
+        link_type=str(link_type.get("name") or ""),
+        description=str(description or ""),
+        key=str(other.get("key") or ""),
+        summary=str(other_fields.get("summary") or ""),
+        status=str((other_fields.get("status") or {}).get("name") or ""),
     )
 
 

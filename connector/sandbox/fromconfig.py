@@ -252,6 +252,8 @@ def _custom_fields(mapping: SupplierMapping | None) -> tuple[JiraCustomField, ..
     add(mim.bridge_field, "Bridge / war room", "string")
     add(mim.next_update_field, "Next update due", "datetime")
     add(mapping.problem.root_cause_field, "Root cause", "text")
+    for shared in mapping.shared:
+        add(shared.jira, f"Shared with ServiceNow ({shared.servicenow})", "text")
     for template in mapping.inbound.fields.values():
         for name in placeholders(template):
             add(name, f"Supplier field {name.removeprefix('customfield_')}")

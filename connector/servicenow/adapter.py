@@ -27,7 +27,7 @@ from typing import Any
 
 from connector.config.connector_file import ServiceNowSite
 from connector.errors import InvalidRequest
-from connector.models import Incident, JournalElement, JournalEntry
+from connector.models import Incident, JournalElement, JournalEntry, Problem
 from connector.ratelimit import Limiter
 from connector.retry import DEFAULT_POLICY, RetryPolicy
 from connector.servicenow.client import ServiceNowClient, message_of, record_path
@@ -42,6 +42,7 @@ _ELEMENTS: Mapping[str, JournalElement] = MappingProxyType(
 )
 JOURNAL_ELEMENTS = tuple(_ELEMENTS)
 JOURNAL_OF_INCIDENTS = f"name=incident^elementIN{','.join(JOURNAL_ELEMENTS)}"
+PROBLEM_FIELDS = ("sys_id", "number", "cause_notes")
 JOURNAL_PAGE_SIZE = 500
 """Page size when reading one incident's whole journal."""
 _PLAIN_FIELD = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -65,6 +66,10 @@ def _incident(row: Mapping[str, Any], fields: Sequence[str]) -> Incident:
         updated_on=_text(row.get("sys_updated_on")),
         fields=MappingProxyType({name: _text(row[name]) for name in fields if name in row}),
     )
+
+
+def _problem(row: Mapping[str, Any]) -> Problem:
+    return Problem(_text(row.get("sys_id")), _text(row.get("number")), _text(row.get("cause_notes")))
 
 
 def _journal_entry(row: Mapping[str, Any]) -> JournalEntry | None:
@@ -117,7 +122,9 @@ class ServiceNowAdapter:
             sleep=sleep,
             per_hour=budget.requests_per_hour,
         )
-        self._transport = Transport(SYSTEM, limiter, policy=policy, sleep=sleep, message_of=message_of)
+        self._transport = Transport(
+            SYSTEM, limiter, policy=policy, sleep=sleep, message_of=message_of, clock=clock
+        )
         self._client = ServiceNowClient(site, self._transport, base_dir=base_dir, clock=clock)
         self.integration_user: str = site.auth.username
 
@@ -193,6 +200,32 @@ class ServiceNowAdapter:
             )
         if text:
             self._client.patch_record("incident", sys_id, {element: text})
+
+    def problem_where(self, field: str, value: str) -> Problem | None:
+        """The first problem whose ``field`` equals ``value`` (e.g. ``correlation_id``)."""
+        if not _PLAIN_FIELD.match(field) or "^" in value:
+            raise InvalidRequest(f"{SYSTEM}: cannot look up problems by {field}={value!r}")
+        rows = self._client.get_records(
+            "problem", f"{field}={value}^ORDERBYsys_created_on", PROBLEM_FIELDS, 1
+        )
+        return _problem(rows[0]) if rows else None
+
+    def create_problem(self, fields: Mapping[str, str]) -> Problem:
+        """Create a problem (one POST) and return it."""
+        return _problem(self._client.create_record("problem", fields, PROBLEM_FIELDS))
+
+    def update_problem(self, sys_id: str, fields: Mapping[str, str]) -> None:
+        """Change fields of a problem in one PATCH (``work_notes`` appends); nothing sent when empty."""
+        if fields:
+            self._client.patch_record("problem", sys_id, fields)
+
+    def problem_journal(self, sys_id: str) -> list[JournalEntry]:
+        """Every work note and comment of one problem, oldest first (``incident_sys_id`` holds the problem's)."""
+        conditions = f"element_id={record_path(sys_id)}^name=problem^elementIN{','.join(JOURNAL_ELEMENTS)}"
+        rows = self._keyset(
+            "sys_journal_field", "sys_created_on", conditions, None, JOURNAL_FIELDS, JOURNAL_PAGE_SIZE
+        )
+        return [entry for entry in map(_journal_entry, rows) if entry is not None]
 
     def close(self) -> None:
         """Release connections; the adapter is not used afterwards."""

@@ -13,6 +13,8 @@ from connector.store.db import as_utc, utcnow
 from connector.store.schema import clusters, condition_state, decisions
 
 WRITTEN = ("proposed", "promoted")
+IMPLICATED = "implicated"
+"""Not a rule's decision: a child incident names suppliers its major incident must reach."""
 """Decision states that changed ServiceNow (what caps count)."""
 
 
@@ -115,6 +117,19 @@ class Decisions:
     def engaged(self, incident_sys_id: str) -> set[str]:
         """Suppliers the written decisions for an incident engaged."""
         condition = and_(decisions.c.incident_sys_id == incident_sys_id, decisions.c.state.in_(WRITTEN))
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(decisions.c.engage).where(condition)).scalars()
+            return {supplier for engage in rows for supplier in (engage or [])}
+
+    def implicate(self, incident_sys_id: str, child_sys_id: str, suppliers: Sequence[str]) -> None:
+        """Record that a child incident implicates ``suppliers`` in its major incident."""
+        self.record(
+            incident_sys_id, "-", "implicate", "-", IMPLICATED, {"child": child_sys_id}, sorted(suppliers)
+        )
+
+    def implicated(self, incident_sys_id: str) -> set[str]:
+        """Suppliers the incident's children implicate (routed by a child's own fields)."""
+        condition = and_(decisions.c.incident_sys_id == incident_sys_id, decisions.c.state == IMPLICATED)
         with self._engine.connect() as conn:
             rows = conn.execute(select(decisions.c.engage).where(condition)).scalars()
             return {supplier for engage in rows for supplier in (engage or [])}

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from connector.config.supplier_file import SupplierMapping
+from connector.entity import LABELS_OURS, REMOTE_LINK, STATE_DONE, SUPPLIER_STATUS, EntityView
 from connector.plan import (
     Blocked,
     CommentOnIssue,
@@ -19,16 +20,7 @@ from connector.plan import (
     UpdateIncident,
     UpdateIssue,
 )
-from connector.planner import (
-    LABELS_OURS,
-    REMOTE_LINK,
-    STATE_DONE,
-    SUPPLIER_STATUS,
-    EntityView,
-    find_path,
-    outbound_values,
-    plan,
-)
+from connector.planner import find_path, outbound_values, plan
 from connector.servicenow.schema import CORE_INCIDENT_STATES
 from tests.factories import comment, incident, issue, journal, link, mapping
 

@@ -259,6 +259,34 @@ MISTAKES: dict[str, Mistake] = {
             "mappings/suppliers/acme.yaml:30:13: outbound.status_map.Closed: no transition path leads from 'Open' to 'Closed' without passing a terminal status",
         ),
     ),
+    "shared-field-not-allowed-out-and-owned-twice": Mistake(
+        ACME,
+        "inbound:\n",
+        "shared:\n  - {servicenow: u_supplier_reference, jira: customfield_10050}\n"
+        "  - {servicenow: state, jira: customfield_10099}\ninbound:\n",
+        (
+            "mappings/suppliers/acme.yaml:35:18: shared[0].servicenow: 'u_supplier_reference' is not in outbound.redaction.allow_fields, so it may not leave ServiceNow",
+            "mappings/suppliers/acme.yaml:35:18: shared[0].servicenow: u_supplier_reference is already written by inbound.fields",
+            "mappings/suppliers/acme.yaml:35:46: shared[0].jira: customfield_10050 is already written by outbound",
+            "mappings/suppliers/acme.yaml:36:18: shared[1].servicenow: use inbound.status_map to let the supplier change the state",
+        ),
+    ),
+    "mim-bridge-source-must-be-allowed-out": Mistake(
+        ACME,
+        "  redaction:\n",
+        "  mim: {bridge_field: customfield_10080, bridge_source: u_bridge_url}\n  redaction:\n",
+        (
+            "mappings/suppliers/acme.yaml:32:57: outbound.mim.bridge_source: 'u_bridge_url' is not in outbound.redaction.allow_fields, so it may not leave ServiceNow",
+        ),
+    ),
+    "root-cause-problem-needs-a-source": Mistake(
+        ACME,
+        "inbound:\n",
+        "problem: {create_problem: on_root_cause}\ninbound:\n",
+        (
+            "mappings/suppliers/acme.yaml:34:27: problem.create_problem: on_root_cause needs problem.root_cause_field or problem.root_cause_link",
+        ),
+    ),
     "list-where-mapping-expected": Mistake(
         RULES,
         "settings:\n  max_proposals_per_hour: 5\n",

@@ -32,9 +32,12 @@ def test_demo_config_becomes_sites_with_the_mappings_projects_and_workflows() ->
     ]
     assert {t.name: t.requires for t in project.workflow.transitions}["Resolve"] == ("resolution",)
     assert {f.id for f in acme.custom_fields} == {
-        "customfield_10050",
-        "customfield_10061",
-        "customfield_10070",
+        "customfield_10050",  # outbound.fields
+        "customfield_10061",  # read by inbound.fields
+        "customfield_10062",  # shared
+        "customfield_10070",  # problem.root_cause_field
+        "customfield_10080",  # outbound.mim.bridge_field
+        "customfield_10081",  # outbound.mim.next_update_field
     }
     assert sites["globex"].priorities[:2] == ("Blocker", "Critical")
     integration = acme.users[0]
@@ -44,7 +47,15 @@ def test_demo_config_becomes_sites_with_the_mappings_projects_and_workflows() ->
     )
     assert sites["globex"].users[0].pat == "generated-2"
     assert plan.spec.servicenow.users[0].user_name == "svc.mim-connector"
-    assert plan.spec.servicenow.custom_columns == {"incident": ("u_supplier_eta", "u_supplier_reference")}
+    assert plan.spec.servicenow.custom_columns == {
+        "incident": (
+            "u_bridge_url",
+            "u_next_update",
+            "u_supplier_eta",
+            "u_supplier_reference",
+            "u_workaround",
+        )
+    }
     assert plan.provided == {
         "MIM_DEMO_SN_PASSWORD": "generated-0",
         "MIM_DEMO_ACME_TOKEN": "generated-1",

@@ -1,0 +1,125 @@
+"""What the mirroring decisions look at for one incident x supplier, and the vocabulary they share. Pure.
+
+:class:`EntityView` is everything a plan may depend on; the shadow keys name what is remembered
+between cycles (besides plain field values); markers identify text we wrote, so it is never
+mirrored back and a lost write can be found again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from connector.config.supplier_file import SupplierMapping
+from connector.jira.values import parse_jira_time
+from connector.matching import parse_sn_datetime
+from connector.models import Incident, JournalEntry, SupplierIssue
+from connector.store.links import Link
+
+MARKER_TAG = "[mim-connector ref:"
+SUMMARY_LIMIT = 255
+TEXT_LIMIT = 32_000
+
+# Shadow keys that are not field names.
+LABELS_OURS = "@labels_ours"
+STATE_DONE = "@state"
+REMOTE_LINK = "@remote_link"
+SUPPLIER_STATUS = "@supplier_status"
+PROBLEM_LINK = "@problem_link"
+ROOT_CAUSE = "@root_cause"
+CAUSE_NOTES = "@cause_notes"
+SHARED = "@shared:"
+
+
+@dataclass(frozen=True)
+class EntityView:
+    """Everything the planner may look at for one incident x supplier."""
+
+    incident: Incident
+    supplier: str
+    mapping: SupplierMapping
+    states: Mapping[str, str]
+    """Incident state value -> label on this instance."""
+    routed: bool
+    link: Link | None
+    issue: SupplierIssue | None
+    journal: Sequence[JournalEntry]
+    jira_shadow: Mapping[str, str]
+    snow_shadow: Mapping[str, str]
+    mirrored_out: frozenset[str]
+    """Journal entries (sys_id) already in the comment ledger for this link."""
+    mirrored_in: frozenset[str]
+    """Supplier comment ids (and event keys) already in the comment ledger."""
+    account_id: str
+    integration_user: str
+    incident_url: str
+    sibling_keys: tuple[str, ...] = ()
+    """Keys of every supplier issue of this incident (for ``correlation_display``)."""
+    instance_url: str = ""
+    """The ServiceNow instance's base URL (links to other records, e.g. the problem)."""
+
+    def record_url(self, table: str, sys_id: str) -> str:
+        """A browser link to a record of this instance."""
+        return f"{self.instance_url}/nav_to.do?uri={table}.do?sys_id={sys_id}"
+
+
+def marker(kind: str, *parts: str) -> str:
+    """A short, stable reference for one mirrored item (``o…`` out, ``i…`` in, ``l…`` link note)."""
+    return kind + hashlib.sha1("|".join(parts).encode(), usedforsecurity=False).hexdigest()[:10]
+
+
+def stamp_line(ref: str) -> str:
+    """The line that identifies text we wrote, so it is never mirrored back and can be found again."""
+    return f"{MARKER_TAG}{ref}]"
+
+
+def jira_variables(view: EntityView) -> dict[str, str]:
+    """What inbound templates see: the issue's fields as text, its key, URL, status and supplier."""
+    assert view.issue is not None
+    issue = view.issue
+    return {
+        **issue.fields,
+        "key": issue.key,
+        "url": issue.url,
+        "status": issue.status,
+        "supplier": view.mapping.display_name,
+    }
+
+
+def norm(text: str) -> str:
+    """Text as compared across systems: line endings and surrounding blanks do not count."""
+    return text.replace("\r\n", "\n").strip()
+
+
+def same(left: str, right: str) -> bool:
+    """Equal as text, or the same instant written two ways (ServiceNow's and Jira's formats)."""
+    if norm(left) == norm(right):
+        return True
+    a, b = _instant(left), _instant(right)
+    return a is not None and a == b
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying so."""
+    return text if len(text) <= limit else text[: limit - 20] + " …(truncated)"
+
+
+def jira_time(sn_time: str) -> str:
+    """A ServiceNow date-time (UTC) as a Jira date-time value; other text unchanged."""
+    moment = parse_sn_datetime(sn_time)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000+0000") if moment else sn_time
+
+
+def _instant(text: str) -> datetime | None:
+    text = norm(text)
+    if not text:
+        return None
+    moment = parse_sn_datetime(text)
+    if moment is not None:
+        return moment
+    try:
+        return parse_jira_time(text)
+    except ValueError:
+        return None

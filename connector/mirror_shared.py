@@ -1,0 +1,101 @@
+"""Shared fields for one incident x supplier: both sides may edit them, the last writer wins. Pure.
+
+For each ``shared`` pair the shadow remembers the value both sides last agreed on, in Jira's terms.
+Only one side moved away from it: that side's value is copied to the other. Both moved (to
+different values): the change made later by its own server's clock wins (``sys_updated_on`` of the
+incident, ``updated`` of the issue), and the conflict is reported once. Outbound values are mapped
+(``values``) and redacted like every other text that leaves ServiceNow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connector.config.supplier_file import SharedField
+from connector.entity import SHARED, EntityView, norm
+from connector.matching import parse_sn_datetime
+from connector.plan import Change, RecordShadow, UpdateIncident, UpdateIssue
+from connector.redaction import redact
+
+
+def to_jira(view: EntityView, shared: SharedField, value: str) -> str:
+    """A ServiceNow value as it is shown in Jira (mapped, then redacted)."""
+    mapped = shared.values.get(value, value)
+    return norm(redact(mapped, view.mapping.outbound.redaction.patterns))
+
+
+def to_servicenow(shared: SharedField, value: str) -> str:
+    """A Jira value as ServiceNow stores it (the value map read backwards)."""
+    back = {jira: snow for snow, jira in shared.values.items()}
+    return back.get(value, value)
+
+
+def initial_values(view: EntityView) -> tuple[dict[str, Any], dict[str, str]]:
+    """For a new issue: the shared Jira fields to set, and their shadow (the agreed values)."""
+    fields: dict[str, Any] = {}
+    shadow: dict[str, str] = {}
+    for shared in view.mapping.shared:
+        value = to_jira(view, shared, view.incident.get(shared.servicenow))
+        if value:
+            fields[shared.jira] = value
+        shadow[SHARED + shared.jira] = value
+    return fields, shadow
+
+
+def plan_shared(view: EntityView, conflicts: list[str]) -> list[Change]:
+    """The writes that bring every shared field to the last writer's value."""
+    issue = view.issue
+    assert issue is not None
+    to_issue: dict[str, Any] = {}
+    before: dict[str, str] = {}
+    after: dict[str, str] = {}
+    to_incident: dict[str, str] = {}
+    agreed: dict[str, str] = {}
+    for shared in view.mapping.shared:
+        key = SHARED + shared.jira
+        ours = to_jira(view, shared, view.incident.get(shared.servicenow))
+        theirs = norm(issue.fields.get(shared.jira, ""))
+        last = view.jira_shadow.get(key)
+        if ours == theirs:
+            if last != ours and (last is not None or ours):
+                agreed[key] = ours
+            continue
+        winner = _winner(view, shared, ours, theirs, last, conflicts)
+        if winner == "servicenow":
+            to_issue[shared.jira], before[shared.jira], after[shared.jira] = ours or None, theirs, ours
+            after[key] = ours
+        else:
+            to_incident[shared.servicenow] = to_servicenow(shared, theirs)
+            agreed[key] = theirs
+    changes: list[Change] = []
+    if to_issue:
+        names = ", ".join(sorted(to_issue))
+        changes.append(UpdateIssue(to_issue, before, after, f"ServiceNow changed shared {names}"))
+    if to_incident:
+        names = ", ".join(sorted(to_incident))
+        changes.append(
+            UpdateIncident(to_incident, {}, f"{view.supplier} changed shared {names} in {issue.key}")
+        )
+    if agreed:
+        # After the incident write (if any): recorded only once ServiceNow holds the value.
+        changes.append(RecordShadow("jira", agreed, "shared values both sides now agree on"))
+    return changes
+
+
+def _winner(
+    view: EntityView, shared: SharedField, ours: str, theirs: str, last: str | None, conflicts: list[str]
+) -> str:
+    assert view.issue is not None
+    if last is None:
+        return "supplier" if not ours else "servicenow"
+    if theirs == last:
+        return "servicenow"
+    if ours == last:
+        return "supplier"
+    incident_time = parse_sn_datetime(view.incident.updated_on)
+    later = "supplier" if incident_time is None or view.issue.updated >= incident_time else "servicenow"
+    conflicts.append(
+        f"{view.incident.number} {shared.servicenow} / {view.issue.key} {shared.jira} changed on both sides; "
+        f"the later change wins ({'Jira' if later == 'supplier' else 'ServiceNow'})"
+    )
+    return later
