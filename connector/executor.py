@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -272,22 +272,35 @@ class Executor:
         elif isinstance(change, NoteOnIncident):
             element = "comments" if change.element == "comments" else "work_notes"
             payload = {**change.fields, element: change.text}
-
-            def note() -> str:
-                self._patch(incident, payload)
-                return change.marker
-
-            self._append(
+            self._journal_once(
                 link,
                 incident,
-                "in",
                 change.source_id,
                 change.marker,
                 change.reason,
-                note,
-                system="servicenow",
+                lambda: self._patch(incident, payload),
             )
         return link
+
+    def _journal_once(
+        self,
+        link: Link,
+        incident: Incident,
+        source_id: str,
+        ref: str,
+        reason: str,
+        write: Callable[[], object],
+    ) -> None:
+        """A ServiceNow write appending a journal entry marked ``ref``, sent once.
+
+        It is recorded in the comment ledger, so a lost answer is settled by finding the marker.
+        """
+
+        def send() -> str:
+            write()
+            return ref
+
+        self._append(link, incident, "in", source_id, ref, reason, send, system="servicenow")
 
     def _create_problem(self, change: CreateProblem, incident: Incident, link: Link) -> None:
         """Find the problem by its stamp or create it; then link it to the incident with a work note."""
@@ -319,20 +332,13 @@ class Executor:
         if incident.get("problem_id") != problem.sys_id:
             note = change.note.replace("{problem}", problem.number)
             payload = {"problem_id": problem.sys_id, "work_notes": note}
-
-            def link_it() -> str:
-                self._patch(incident, payload)
-                return change.marker
-
-            self._append(
+            self._journal_once(
                 link,
                 incident,
-                "in",
                 f"problem-created:{incident.sys_id}",
                 change.marker,
                 f"link {problem.number} to {incident.number}",
-                link_it,
-                system="servicenow",
+                lambda: self._patch(incident, payload),
             )
         self.store.shadows.put(link.link_id, "servicenow", change.shadow)
 
@@ -350,20 +356,13 @@ class Executor:
                 system="servicenow",
             )
         if change.note:
-
-            def note() -> str:
-                self.snow.update_problem(change.problem_sys_id, {"work_notes": change.note})
-                return change.marker
-
-            self._append(
+            self._journal_once(
                 link,
                 incident,
-                "in",
                 change.source_id,
                 change.marker,
                 change.reason,
-                note,
-                system="servicenow",
+                lambda: self.snow.update_problem(change.problem_sys_id, {"work_notes": change.note}),
             )
         log.info("%s: %s", target, change.reason, extra={"incident": incident.number})
         self.store.shadows.put(link.link_id, "servicenow", change.shadow)

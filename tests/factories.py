@@ -79,3 +79,16 @@ def link(
     state: str = "linked", key: str | None = "ACME-1", supplier: str = "acme", incident_sys_id: str = "sys"
 ) -> Link:
     return Link(1, incident_sys_id, supplier, state, "10001" if key else None, key, None, "stamp", T0, T0)
+
+
+class FakeClock:
+    """Monotonic time that only moves when told (or slept on)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds

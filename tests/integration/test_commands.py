@@ -7,22 +7,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import requests
 
 from tests.integration.world import World, free_port
 
 SCRIPT = str(Path(sys.executable).parent / "mim-connector")
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    created = World.create(tmp_path)
-    yield created
-    created.close()
 
 
 def run(world: World, *args: str) -> subprocess.CompletedProcess[str]:

@@ -5,11 +5,9 @@ multi-hop transitions, and internal notes that never leave ServiceNow."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from prometheus_client import REGISTRY
 
 from connector.wiring import Runtime
@@ -17,20 +15,6 @@ from tests.integration.sync_oracle import FAST, converge
 from tests.integration.world import World
 
 CANARY = "CANARY-7f3a internal: contract penalty clause"
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    created = World.create(tmp_path)
-    yield created
-    created.close()
-
-
-@pytest.fixture
-def runtime(world: World) -> Iterator[Runtime]:
-    running = world.runtime()
-    yield running
-    running.close()
 
 
 def problem(world: World, sys_id: str) -> dict[str, Any]:

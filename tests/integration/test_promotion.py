@@ -3,21 +3,12 @@ caps, dry run, create-parent, engaged suppliers, idempotence across restarts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from prometheus_client import REGISTRY
 
 from tests.integration.sync_oracle import converge
 from tests.integration.world import World
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    created = World.create(tmp_path)
-    yield created
-    created.close()
 
 
 def rules(world: World, text: str) -> None:

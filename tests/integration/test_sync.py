@@ -2,29 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from connector.wiring import Runtime
 from tests.integration.world import World
 
 INTEGRATION = ("svc.mim-connector", "mim-connector")
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    created = World.create(tmp_path)
-    yield created
-    created.close()
-
-
-@pytest.fixture
-def runtime(world: World) -> Iterator[Runtime]:
-    running = world.runtime()
-    yield running
-    running.close()
 
 
 def ours(world: World, marks: tuple[int, int]) -> list[tuple[str, str]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,11 +173,3 @@ class World:
 
     def requests_since(self, marks: tuple[int, int]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         return self.servicenow_control.requests(since=marks[0]), self.jira_control.requests(since=marks[1])
-
-
-def world(tmp_path: Path) -> Iterator[World]:
-    created = World.create(tmp_path)
-    try:
-        yield created
-    finally:
-        created.close()

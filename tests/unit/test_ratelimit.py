@@ -5,17 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connector.ratelimit import Limiter, ThrottleGate, TokenBucket, WriteWindows
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+from tests.factories import FakeClock
 
 
 def test_token_bucket_allows_a_burst_then_paces() -> None:

@@ -9,17 +9,7 @@ from connector.errors import Unavailable
 from connector.ratelimit import Limiter
 from connector.retry import RetryPolicy
 from connector.transport import Transport
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+from tests.factories import FakeClock
 
 
 def transport(clock: FakeClock) -> Transport:
