@@ -13,7 +13,9 @@ are done (or queued), so a crash re-reads rather than loses.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -122,6 +124,11 @@ class Engine:
         """Incidents as this cycle left them (our own writes included when nobody else wrote)."""
         self._followups: dict[str, Work] = {}
         """Entities to look at again this cycle because a sibling's write changed their incident."""
+        self._journals: dict[str, list[JournalEntry]] = {}
+        """Full journals read this cycle, by incident."""
+        self.workers = polling.workers
+        self._lock = threading.Lock()
+        """Guards the cycle's report and progress when incidents are worked on in parallel."""
         self.suppliers: dict[str, _SupplierRuntime] = {}
         for name, site_config in loaded.connector.suppliers.items():
             mapping = loaded.suppliers.get(name)
@@ -150,6 +157,7 @@ class Engine:
         report = CycleReport()
         self._seen = {}
         self._latest = {}
+        self._journals = {}
         now = self.clock()
         work: dict[str, Work] = {}
         snapshots: dict[str, Incident] = {}
@@ -173,33 +181,60 @@ class Engine:
                         ).full_journal = True
             blocked = self.store.dlq.blocked()
             self._followups = {}
-            rounds = [work]
-            done = 0
-            for batch in rounds:
-                for entity, item in batch.items():
-                    if entity in blocked and entity not in due:
-                        if not self.dry_run:
-                            self.store.dlq.hold(entity)
-                        report.held += 1
-                    else:
-                        snapshot = self._latest.get(item.incident_sys_id) or snapshots.get(
-                            item.incident_sys_id
-                        )
-                        self._process(item, snapshot, now, report)
-                    done += 1
-                    if on_progress is not None:
-                        on_progress(done, sum(map(len, rounds)) + len(self._followups))
-                if self._followups and len(rounds) < 2:
-                    # Entities done before a sibling changed the incident see the change now, not
-                    # at the next sweep (our own writes are not polled back as new versions).
-                    rounds.append(self._followups)
-                    self._followups = {}
+            progress = _Progress(on_progress, len(work))
+            batch = work
+            for round_ in range(2):
+                self._work_on(batch, blocked, due, snapshots, now, report, progress)
+                if not self._followups or round_:
+                    break
+                # Entities done before a sibling changed the incident see the change now, not at the
+                # next sweep (our own writes are not polled back as new versions).
+                batch, self._followups = self._followups, {}
+                progress.total += len(batch)
             if not self.dry_run:
                 for step in commit:
                     step()
         metrics.DEAD_LETTERS.set(len(self.store.dlq.blocked()))
         metrics.LAST_CYCLE.set(self.clock().timestamp())
         return report
+
+    def _work_on(
+        self,
+        batch: Mapping[str, Work],
+        blocked: set[str],
+        due: set[str],
+        snapshots: Mapping[str, Incident],
+        now: datetime,
+        report: CycleReport,
+        progress: _Progress,
+    ) -> None:
+        """Process ``batch``: incidents in parallel (``polling.workers``), each incident's suppliers in turn."""
+        by_incident: dict[str, list[tuple[str, Work]]] = {}
+        for entity, item in batch.items():
+            by_incident.setdefault(item.incident_sys_id, []).append((entity, item))
+
+        def one_incident(items: list[tuple[str, Work]]) -> None:
+            for entity, item in items:
+                if entity in blocked and entity not in due:
+                    if not self.dry_run:
+                        self.store.dlq.hold(entity)
+                    with self._lock:
+                        report.held += 1
+                else:
+                    snapshot = self._latest.get(item.incident_sys_id) or snapshots.get(item.incident_sys_id)
+                    self._process(item, snapshot, now, report)
+                progress.step(self._lock)
+
+        groups = list(by_incident.values())
+        if self.workers == 1 or len(groups) < 2:
+            for items in groups:
+                one_incident(items)
+            return
+        with ThreadPoolExecutor(
+            max_workers=min(self.workers, len(groups)), thread_name_prefix="entity"
+        ) as pool:
+            for _ in pool.map(one_incident, groups):
+                pass
 
     def _sweep_due(self, now: datetime) -> bool:
         interval = self.loaded.connector.polling.sweep_interval
@@ -329,7 +364,8 @@ class Engine:
         if runtime is None:
             return
         entity = entity_key(item.incident_sys_id, item.supplier)
-        report.entities += 1
+        with self._lock:
+            report.entities += 1
         try:
             incident = snapshot or self.snow.incident(item.incident_sys_id, self.fields)
             if incident is None:
@@ -346,7 +382,8 @@ class Engine:
             self._fail(entity, exc, report)
 
     def _fail(self, entity: str, exc: BaseException, report: CycleReport) -> None:
-        report.failed[entity] = f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            report.failed[entity] = f"{type(exc).__name__}: {exc}"
         if self.dry_run:
             return
         letter = self.store.dlq.fail(entity, type(exc).__name__, str(exc))
@@ -402,7 +439,7 @@ class Engine:
                     )
                     return None, incident
                 if need_full:
-                    journal = self.snow.journal_of(incident.sys_id)
+                    journal = self._full_journal(incident.sys_id)
                     need_full = False
             view = EntityView(
                 incident=incident,
@@ -429,14 +466,27 @@ class Engine:
             )
             decided = plan(view)
             if self.dry_run:
-                report.plans[f"{incident.number} @ {runtime.name}"] = decided.describe()
+                with self._lock:
+                    report.plans[f"{incident.number} @ {runtime.name}"] = decided.describe()
                 return None, incident
             if decided.changes:
                 link, incident = runtime.executor.apply(decided, incident, link)
-                report.writes += len(decided.writes)
+                with self._lock:
+                    report.writes += len(decided.writes)
             if not decided.writes:
                 return issue, incident
         return None, incident
+
+    def _full_journal(self, incident_sys_id: str) -> list[JournalEntry]:
+        """The incident's whole journal, read once per cycle for all its suppliers.
+
+        Entries written since the read are ours (marked, never mirrored) or come with the next
+        journal poll, so the siblings of the entity that read it may share it.
+        """
+        journal = self._journals.get(incident_sys_id)
+        if journal is None:
+            journal = self._journals[incident_sys_id] = self.snow.journal_of(incident_sys_id)
+        return journal
 
     def _routed(self, supplier: str, incident: Incident, now: datetime) -> bool:
         """Routing says so, a promotion rule engaged the supplier, or a child implicates it."""
@@ -487,6 +537,21 @@ def issue_fields(mapping: SupplierMapping) -> tuple[str, ...]:
     if mapping.problem.root_cause_link:
         names.append("issuelinks")
     return tuple(dict.fromkeys(names))
+
+
+@dataclass
+class _Progress:
+    """Counts processed entities for an ``on_progress(done, total)`` callback."""
+
+    callback: Callable[[int, int], None] | None
+    total: int
+    done: int = 0
+
+    def step(self, lock: threading.Lock) -> None:
+        with lock:
+            self.done += 1
+            if self.callback is not None:
+                self.callback(self.done, self.total)
 
 
 def _fields_changed(before: Incident, after: Incident) -> bool:

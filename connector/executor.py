@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -68,9 +69,8 @@ class Executor:
         self.snow = snow
         self.supplier = supplier
         self.instance = instance
-        self._counts: list[int | None] = []
-        self._problem: Problem | None = None
-        """The problem the last :class:`CreateProblem` created or found."""
+        self._local = threading.local()
+        """Per thread (the engine applies plans of different incidents at once): see :meth:`apply`."""
 
     # --- settling what a crash or a lost answer left open ------------------------------------------
 
@@ -160,23 +160,25 @@ class Executor:
             metrics.CONFLICTS.labels(self.supplier.name).inc()
             log.warning("%s", conflict, extra={"incident": incident.number, "supplier": self.supplier.name})
         written: dict[str, str] = {}
-        self._counts = []
+        self._local.counts = []
+        self._local.problem = None
         for change in plan.changes:
             metrics.PLANNED.labels(self.supplier.name, type(change).__name__).inc()
             link = self._apply(change, incident, link)
             if isinstance(change, UpdateIncident | NoteOnIncident):
                 written.update(change.fields)
-            elif isinstance(change, CreateProblem) and self._problem is not None:
+            elif isinstance(change, CreateProblem) and self._local.problem is not None:
+                problem: Problem = self._local.problem
                 written.update(
                     {
-                        "problem_id": self._problem.sys_id,
-                        "problem_id.number": self._problem.number,
-                        "problem_id.cause_notes": self._problem.cause_notes,
+                        "problem_id": problem.sys_id,
+                        "problem_id.number": problem.number,
+                        "problem_id.cause_notes": problem.cause_notes,
                     }
                 )
             elif isinstance(change, UpdateProblem) and "cause_notes" in change.fields:
                 written["problem_id.cause_notes"] = change.fields["cause_notes"]
-        if written or self._counts:
+        if written or self._local.counts:
             incident = replace(
                 incident, fields={**incident.fields, **written}, mod_count=self._advanced(incident)
             )
@@ -189,14 +191,14 @@ class Executor:
         changed the incident meanwhile, and that version must still be processed.
         """
         count = incident.mod_count
-        for reported in self._counts:
+        for reported in self._local.counts:
             if reported != count + 1:
                 return incident.mod_count
             count = reported
         return count
 
     def _patch(self, incident: Incident, fields: Mapping[str, str]) -> None:
-        self._counts.append(self.snow.update_incident(incident.sys_id, fields))
+        self._local.counts.append(self.snow.update_incident(incident.sys_id, fields))
 
     def _apply(self, change: Change, incident: Incident, link: Link | None) -> Link | None:
         if isinstance(change, CreateIssue):
@@ -328,7 +330,7 @@ class Executor:
             log.info(
                 "created %s for %s", problem.number, incident.number, extra={"incident": incident.number}
             )
-        self._problem = problem
+        self._local.problem = problem
         if incident.get("problem_id") != problem.sys_id:
             note = change.note.replace("{problem}", problem.number)
             payload = {"problem_id": problem.sys_id, "work_notes": note}

@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 DEFAULT_THROTTLE_SECONDS = 5.0
 """How long a scope stays closed after a 429 that names no ``Retry-After``."""
+POOL_SIZE = 64
+"""Connections kept per host: at least the most workers ``polling.workers`` allows."""
 DEFAULT_COOLDOWN_SECONDS = 30.0
 """How long a system that could not be reached after every retry is left alone."""
 
@@ -94,8 +96,13 @@ class Transport:
     # --- server clock -----------------------------------------------------------------------------
 
     def watch(self, session: requests.Session) -> None:
-        """Record the ``Date`` header of every answer ``session`` receives (the server's clock)."""
+        """Record the ``Date`` header of every answer ``session`` receives (the server's clock).
+
+        Also keeps enough pooled connections for the engine's parallel workers (requests keeps 10).
+        """
         session.hooks.setdefault("response", []).append(self._on_response)
+        for prefix in ("http://", "https://"):
+            session.mount(prefix, requests.adapters.HTTPAdapter(pool_maxsize=POOL_SIZE, max_retries=0))
 
     def _on_response(self, response: requests.Response, *_args: Any, **_kwargs: Any) -> requests.Response:
         stamp = response.headers.get("Date")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from connector.config import LoadedConfig
 from connector.engine import Engine
 from connector.jira.adapter import JiraAdapter
+from connector.retry import RetryPolicy
 from connector.servicenow.adapter import ServiceNowAdapter
 from connector.store import Store
 
@@ -43,9 +44,16 @@ def build(loaded: LoadedConfig, *, dry_run: bool = False) -> Runtime:
         actor=connector.instance_name,
         retry_delay=connector.polling.dead_letter_retry,
     )
-    snow = ServiceNowAdapter(connector.servicenow, base_dir=loaded.base_dir)
+    retry = connector.retry
+    policy = RetryPolicy(
+        attempts=retry.attempts,
+        initial=retry.initial_backoff.total_seconds(),
+        maximum=retry.max_backoff.total_seconds(),
+    )
+    cooldown = retry.cooldown.total_seconds()
+    snow = ServiceNowAdapter(connector.servicenow, base_dir=loaded.base_dir, policy=policy, cooldown=cooldown)
     sites = {
-        name: JiraAdapter(name, supplier.jira, base_dir=loaded.base_dir)
+        name: JiraAdapter(name, supplier.jira, base_dir=loaded.base_dir, policy=policy, cooldown=cooldown)
         for name, supplier in connector.suppliers.items()
         if supplier.enabled and name in loaded.suppliers
     }

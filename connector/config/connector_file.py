@@ -142,6 +142,20 @@ class PollingConfig(ConfigModel):
     """How long Jira search may lag behind a write; a lost create is retried only after this."""
     dead_letter_retry: Duration = timedelta(seconds=30)
     """First retry of a failed entity; each further failure doubles the wait, up to an hour."""
+    workers: int = Field(8, ge=1, le=64)
+    """Incidents worked on at once in a cycle (an incident's suppliers always one after another)."""
+
+
+class RetryConfig(ConfigModel):
+    """How hard each request is tried, and how long an unreachable system is then left alone."""
+
+    attempts: int = Field(5, ge=1, le=20)
+    """Tries per request in all (5xx, connection failures, 429s)."""
+    initial_backoff: Duration = timedelta(milliseconds=500)
+    """The first wait; each further one doubles (with jitter), never below a 429's Retry-After."""
+    max_backoff: Duration = timedelta(seconds=30)
+    cooldown: Duration = timedelta(seconds=30)
+    """After every try failed to reach a system: how long its calls fail at once instead."""
 
 
 class MetricsConfig(ConfigModel):
@@ -186,6 +200,7 @@ class ConnectorConfig(ConfigModel):
     suppliers: dict[Slug, SupplierSite] = Field(default_factory=dict)
     store: StoreConfig = StoreConfig()
     polling: PollingConfig = PollingConfig()
+    retry: RetryConfig = RetryConfig()
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
     sandbox: SandboxConfig = SandboxConfig()

@@ -44,7 +44,7 @@ from connector.ports import IssueRef, JiraAccount, JiraPort, SiteDescription, Tr
 from connector.ratelimit import Limiter
 from connector.retry import DEFAULT_POLICY, RetryPolicy
 from connector.secrets import interpolate
-from connector.transport import Transport
+from connector.transport import DEFAULT_COOLDOWN_SECONDS, Transport
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -68,6 +68,7 @@ class JiraAdapter:
         policy: RetryPolicy = DEFAULT_POLICY,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        cooldown: float = DEFAULT_COOLDOWN_SECONDS,
     ) -> None:
         self.site: str = name
         self.deployment: str = site.deployment
@@ -91,6 +92,7 @@ class JiraAdapter:
             message_of=jira_message,
             throttle_scope=self._throttle_scope,
             clock=clock,
+            cooldown=cooldown,
         )
         self._client: JiraClient | None = None
         self._account: JiraAccount | None = None

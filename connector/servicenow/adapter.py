@@ -32,7 +32,7 @@ from connector.ratelimit import Limiter
 from connector.retry import DEFAULT_POLICY, RetryPolicy
 from connector.servicenow.client import ServiceNowClient, message_of, record_path
 from connector.servicenow.session import SYSTEM
-from connector.transport import Transport
+from connector.transport import DEFAULT_COOLDOWN_SECONDS, Transport
 
 INCIDENT_KEYS = ("sys_id", "number", "sys_mod_count", "sys_updated_on")
 """Columns every incident read includes, whatever the caller asks for."""
@@ -113,6 +113,7 @@ class ServiceNowAdapter:
         policy: RetryPolicy = DEFAULT_POLICY,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        cooldown: float = DEFAULT_COOLDOWN_SECONDS,
     ) -> None:
         budget = site.rate_budget
         limiter = Limiter(
@@ -123,7 +124,7 @@ class ServiceNowAdapter:
             per_hour=budget.requests_per_hour,
         )
         self._transport = Transport(
-            SYSTEM, limiter, policy=policy, sleep=sleep, message_of=message_of, clock=clock
+            SYSTEM, limiter, policy=policy, sleep=sleep, message_of=message_of, clock=clock, cooldown=cooldown
         )
         self._client = ServiceNowClient(site, self._transport, base_dir=base_dir, clock=clock)
         self.integration_user: str = site.auth.username

@@ -336,3 +336,18 @@ def test_a_linked_cause_issue_becomes_the_root_cause_on_the_rca_problem(
     assert notes[0].startswith(
         f"[{fault.key}] Globex Networks root cause:\n{cause.key}: Fibre cut between FRA-1 and FRA-2"
     )
+
+
+def test_many_incidents_are_worked_on_in_parallel_and_mirrored_once_each(
+    world: World, runtime: Runtime
+) -> None:
+    assert runtime.engine.workers > 1
+    created = [major_incident_at_three_suppliers(world, short_description=f"Outage {n}") for n in range(24)]
+    report = runtime.engine.cycle()
+    assert report.failed == {} and report.entities >= 72
+    converge(runtime)
+    for site, project in SITES:
+        summaries = sorted(issue.fields.summary for issue in world.issues(site, project))
+        assert len(summaries) == len(set(summaries)) == len(created), site
+    keys = [world.incident(i["sys_id"])["correlation_display"] for i in created]
+    assert all(len(k.split(", ")) == 3 for k in keys), keys
