@@ -68,10 +68,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the daemon until SIGINT/SIGTERM (SIGHUP reloads the configuration)."""
-    from connector.daemon import Daemon
+    """Run the daemon until SIGINT/SIGTERM (SIGHUP reloads the configuration); summarise at the end.
 
-    return Daemon(args.config).run()
+    On a terminal a live panel shows progress; the summary of what was synced goes to stdout.
+    """
+    from connector.daemon import Daemon
+    from connector.view import view_for
+
+    return Daemon(args.config, observer=view_for(sys.stdout)).run()
 
 
 def cmd_sync(args: argparse.Namespace) -> int:

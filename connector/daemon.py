@@ -2,7 +2,12 @@
 
 * SIGINT / SIGTERM: the cycle in flight finishes, then the process exits 0;
 * SIGHUP: reload the configuration; a broken one is logged and the last good one kept;
-* a failing cycle (ServiceNow down, a bug) is logged and retried on the next tick, never fatal.
+* a failing cycle (ServiceNow down, a bug) is logged and retried on the next tick, never fatal;
+* with ``sandbox.stop_when_idle`` and a sandbox story it plays (the demo), it also stops once the
+  story is over: replay and agents done, and no cycle saw or wrote anything for that long.
+
+A :class:`RunObserver` (the live view and summary of :mod:`connector.view`) is told when the
+daemon starts, after every cycle, and when it stops (before the store is closed).
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from connector.config import LoadedConfig, load_config
 from connector.engine import CycleReport
@@ -22,27 +28,56 @@ from connector.errors import ConfigError, ConnectorError
 from connector.health import Health, HealthServer
 from connector.log import configure_logging
 from connector.sandbox.runner import Sandbox
+from connector.store import Store
 from connector.wiring import Runtime, build
 
 log = logging.getLogger(__name__)
 
 
-class Daemon:
-    """Runs one configuration until stopped."""
+class RunObserver(Protocol):
+    """Watches a daemon run (e.g. to show progress); must not raise."""
 
-    def __init__(self, config_path: Path, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def started(self, loaded: LoadedConfig) -> None:
+        """The daemon is configured and about to run its first cycle."""
+
+    def cycle(self, report: CycleReport | None, seconds: float, store: Store) -> None:
+        """A cycle ended after ``seconds``; ``report`` is ``None`` when it failed."""
+
+    def stopped(self, store: Store) -> None:
+        """The daemon stopped; ``store`` is still open."""
+
+
+class Daemon:
+    """Runs one configuration until stopped.
+
+    ``sandbox``: a sandbox the caller started and keeps (tests); the daemon then starts no
+    embedded one and treats its replay and agents as the story ``stop_when_idle`` waits for.
+    """
+
+    def __init__(
+        self,
+        config_path: Path,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sandbox: Sandbox | None = None,
+        observer: RunObserver | None = None,
+    ) -> None:
         self.config_path = config_path
         self.clock = clock
+        self.sandbox = sandbox
+        self.observer = observer
         self.stop = threading.Event()
         self.reload_requested = threading.Event()
         self._wake = threading.Event()
         self.cycles = 0
+        self._active_at = 0.0
 
     def run(self) -> int:
         """Serve until SIGINT/SIGTERM; returns the exit code."""
         loaded = load_config(self.config_path)
         configure_logging(loaded.connector.logging.format, loaded.connector.logging.level)
-        sandbox = self._sandbox(loaded)
+        sandbox = self._sandbox(loaded) if self.sandbox is None else None
+        story = self.sandbox or sandbox
         runtime = build(loaded)
         polling = loaded.connector.polling
         health = Health(
@@ -53,22 +88,29 @@ class Daemon:
         log.info(
             "mim-connector %s running: %d supplier(s)", loaded.connector.instance_name, len(runtime.sites)
         )
+        if self.observer is not None:
+            self.observer.started(loaded)
         try:
-            runtime = self._loop(runtime, health)
+            runtime = self._loop(runtime, health, story)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            runtime.close()
-            if server is not None:
-                server.stop()
-            if sandbox is not None:
-                sandbox.stop()
+            try:
+                if self.observer is not None:
+                    self.observer.stopped(runtime.store)
+            finally:
+                runtime.close()
+                if server is not None:
+                    server.stop()
+                if sandbox is not None:
+                    sandbox.stop()
         log.info("stopped after %d cycle(s)", self.cycles)
         return 0
 
-    def _loop(self, runtime: Runtime, health: Health) -> Runtime:
+    def _loop(self, runtime: Runtime, health: Health, story: Sandbox | None) -> Runtime:
         due_servicenow = 0.0
         due_sites: dict[str, float] = dict.fromkeys(runtime.sites, 0.0)
+        self._active_at = self.clock()
         while not self.stop.is_set():
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
@@ -84,13 +126,37 @@ class Daemon:
                     due_servicenow = now + polling.servicenow_interval.total_seconds()
                 for name in sites:
                     due_sites[name] = now + polling.supplier_interval.total_seconds()
+            if self._story_over(story, runtime.loaded.connector.sandbox.stop_when_idle):
+                log.info("the sandbox story is over and nothing moved for a while: stopping")
+                break
             next_due = min([due_servicenow, *due_sites.values()])
             # Signals set _wake so that a stop or reload is acted on now, not at the next tick.
             self._wake.wait(max(0.05, next_due - self.clock()))
             self._wake.clear()
         return runtime
 
+    def _story_over(self, story: Sandbox | None, idle_for: timedelta | None) -> bool:
+        """True once ``story`` is settled and neither it nor a cycle was active for ``idle_for``."""
+        if story is None or idle_for is None:
+            return False
+        if not story.settled():
+            # Agents about to act count as activity: their work must still be synced.
+            self._active_at = self.clock()
+            return False
+        return self.clock() - self._active_at >= idle_for.total_seconds()
+
     def _cycle(
+        self, runtime: Runtime, health: Health, servicenow: bool, sites: list[str]
+    ) -> CycleReport | None:
+        started = self.clock()
+        report = self._run_cycle(runtime, health, servicenow, sites)
+        if report is not None and _active(report):
+            self._active_at = self.clock()
+        if self.observer is not None:
+            self.observer.cycle(report, self.clock() - started, runtime.store)
+        return report
+
+    def _run_cycle(
         self, runtime: Runtime, health: Health, servicenow: bool, sites: list[str]
     ) -> CycleReport | None:
         try:
@@ -151,9 +217,12 @@ class Daemon:
     def _sandbox(loaded: LoadedConfig) -> Sandbox | None:
         if not loaded.connector.sandbox.embedded:
             return None
-        from connector.sandbox.embedded import ensure_sandbox
+        from connector.sandbox.embedded import discard_store, ensure_sandbox
 
-        return ensure_sandbox(loaded)
+        sandbox = ensure_sandbox(loaded)
+        if sandbox is not None and loaded.connector.sandbox.fresh_store:
+            discard_store(loaded)
+        return sandbox
 
     @staticmethod
     def _health_server(loaded: LoadedConfig, health: Health) -> HealthServer | None:
@@ -167,3 +236,14 @@ class Daemon:
                 "metrics and health endpoints not served on %s:%s: %s", metrics.host, metrics.port, exc
             )
             return None
+
+
+def _active(report: CycleReport) -> bool:
+    """Whether a cycle saw or did anything (failures alone do not count: retries back off)."""
+    return bool(
+        report.new_versions
+        or report.journal_entries
+        or report.issues_seen
+        or report.writes
+        or report.decisions
+    )

@@ -173,12 +173,35 @@ class LoggingConfig(ConfigModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+class SandboxAgents(ConfigModel):
+    """People the embedded sandbox plays, through the same APIs as real ones (demo only).
+
+    One engineer per supplier site answers the issues the connector creates, through the
+    supplier's declared workflow; a service desk analyst writes on mirrored incidents.
+    """
+
+    enabled: bool = False
+    poll_interval: Duration = timedelta(seconds=1)
+    """How often each of them looks for new work."""
+    acknowledge_after: Duration = timedelta(seconds=5)
+    """A supplier engineer comments, starts work and gives an ETA this long after an issue appears."""
+    resolve_after: Duration = timedelta(seconds=30)
+    """...and resolves it this long after it appeared (root cause first, where the mapping has a field)."""
+    spread: float = Field(0.5, ge=0, le=1)
+    """Each issue's delays are stretched by up to this fraction (stable per issue): replies do not
+    all come in lockstep."""
+    service_desk_after: Duration = timedelta(seconds=4)
+    """The service desk posts a customer update and an internal work note this long after an
+    incident is first mirrored."""
+
+
 class SandboxConfig(ConfigModel):
     """Run the bundled ServiceNow and Jira simulators in-process (demo and dry runs only).
 
     They listen where ``servicenow.instance_url`` and the suppliers' ``jira.url`` point (one Jira
     server, a site per path). If simulators already answer there (``mim-connector sandbox`` in
-    another terminal), the daemon uses those instead of starting its own.
+    another terminal), the daemon uses those instead of starting its own; the replay, the agents,
+    ``fresh_store`` and ``stop_when_idle`` only apply to a sandbox it starts itself.
     """
 
     embedded: bool = False
@@ -186,6 +209,21 @@ class SandboxConfig(ConfigModel):
     """An incident event log to replay into the simulated ServiceNow: ``builtin`` or a CSV path."""
     replay_speed: float = Field(600.0, ge=0)
     """Replay pace as a multiple of real time (0 = as fast as possible)."""
+    replay_max_gap: Duration | None = None
+    """Longest pause between two replayed events: quiet nights and weeks of the log pass in this."""
+    replay_limit: int | None = Field(None, ge=1)
+    """Replay only the first N incidents of the log (with all their updates)."""
+    cast: Literal["none", "demo"] = "none"
+    """``demo``: give a share of the replayed incidents the demo world's assignment groups, CIs and
+    business services, so that supplier routing and promotion rules have work; ``none`` replays
+    the log as it is."""
+    agents: SandboxAgents = SandboxAgents()
+    fresh_store: bool = False
+    """``run`` starts from an empty state store (a SQLite store file is deleted) when it starts its
+    own sandbox: that is a new world, and links to the issues of a previous one would point nowhere."""
+    stop_when_idle: Duration | None = None
+    """Stop the daemon once the replay and the agents are done and no cycle saw or wrote anything
+    for this long (the demo's end). Unset: run until stopped."""
 
 
 class ConnectorConfig(ConfigModel):

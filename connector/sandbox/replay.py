@@ -2,8 +2,10 @@
 
 Each incident's first event becomes a ``POST /api/now/table/incident`` (keeping its number),
 later events become ``PATCH`` requests carrying only what changed. Referenced records (groups,
-users, CIs, problems) are looked up by name and created when missing. The original spacing of
-events is kept, divided by ``speed``; ``speed=0`` replays as fast as the server answers.
+users, CIs, business services, problems) are looked up by name and created when missing. The
+original spacing of events is kept, divided by ``speed`` and, with ``max_gap``, never longer than
+that (quiet nights and weeks of a log pass quickly); ``speed=0`` replays as fast as the server
+answers. :func:`first_incidents` cuts a log down to its first incidents.
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ _DISPLAY_FIELD = {
     "sys_user": "name",
     "sys_user_group": "name",
     "cmdb_ci": "name",
+    "cmdb_ci_service": "name",
     "problem": "short_description",
 }
+# Exports rarely carry the business service; a cast log (connector.sandbox.casting) does.
+_REFERENCE_TABLES = {**REFERENCE_COLUMNS, "business_service": "cmdb_ci_service"}
 
 
 @dataclass
@@ -41,6 +46,33 @@ class ReplayStats:
     errors: list[str] = field(default_factory=list)
 
 
+def first_incidents(events: Sequence[IncidentEvent], limit: int | None) -> list[IncidentEvent]:
+    """The events of the first ``limit`` incidents to appear in ``events`` (all of them for ``None``)."""
+    if limit is None:
+        return list(events)
+    kept: set[str] = set()
+    for event in events:
+        if len(kept) == limit:
+            break
+        kept.add(event.number)
+    return [event for event in events if event.number in kept]
+
+
+def schedule(events: Sequence[IncidentEvent], speed: float, max_gap: float | None = None) -> list[float]:
+    """Seconds after the start at which each event is due: logged gaps / ``speed``, capped at ``max_gap``.
+
+    ``speed=0`` means no waiting at all (every event is due at once).
+    """
+    due: list[float] = []
+    offset = 0.0
+    for index, event in enumerate(events):
+        if index and speed > 0:
+            gap = (event.updated_at - events[index - 1].updated_at).total_seconds() / speed
+            offset += gap if max_gap is None else min(gap, max_gap)
+        due.append(offset)
+    return due
+
+
 class Replayer:
     """Writes events to a ServiceNow instance as one user (normally the sandbox ``admin``)."""
 
@@ -50,12 +82,14 @@ class Replayer:
         auth: tuple[str, str],
         *,
         speed: float = 0.0,
+        max_gap: float | None = None,
         session: requests.Session | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         timeout: float = 10.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.speed = speed
+        self.max_gap = max_gap
         self.session = session or requests.Session()
         self.session.auth = auth
         self.session.headers.update({"Accept": "application/json"})
@@ -67,18 +101,13 @@ class Replayer:
     def run(self, events: Sequence[IncidentEvent], stop: threading.Event | None = None) -> ReplayStats:
         """Replay ``events`` in order, pacing them by ``speed``; stops early when ``stop`` is set."""
         stats = ReplayStats()
-        if not events:
-            return stats
         start_wall = time.monotonic()
-        first = events[0].updated_at
-        for event in events:
+        for event, due in zip(events, schedule(events, self.speed, self.max_gap), strict=True):
             if stop is not None and stop.is_set():
                 break
-            if self.speed > 0:
-                due = (event.updated_at - first).total_seconds() / self.speed
-                wait = due - (time.monotonic() - start_wall)
-                if wait > 0:
-                    self.sleep(wait)
+            wait = due - (time.monotonic() - start_wall)
+            if wait > 0:
+                self._pause(wait, stop)
             try:
                 self._apply(event, stats)
             except (requests.RequestException, KeyError, ValueError) as exc:
@@ -87,12 +116,21 @@ class Replayer:
                 log.warning("replay of %s (update %s) failed: %s", event.number, event.mod_count, exc)
         return stats
 
+    def _pause(self, seconds: float, stop: threading.Event | None) -> None:
+        """Sleep, but wake at once when ``stop`` is set (a slow replay must not delay shutdown)."""
+        if self.sleep is not None:
+            self.sleep(seconds)
+        elif stop is not None:
+            stop.wait(seconds)
+        else:
+            time.sleep(seconds)
+
     def _apply(self, event: IncidentEvent, stats: ReplayStats) -> None:
         known = self._incidents.get(event.number)
         fields, references = changed(known[1] if known else None, event)
         payload: dict[str, str] = dict(fields)
         for column, name in references.items():
-            payload[column] = self._reference(REFERENCE_COLUMNS[column], name, stats) if name else ""
+            payload[column] = self._reference(_REFERENCE_TABLES[column], name, stats) if name else ""
         if known is None:
             payload |= {
                 "number": event.number,

@@ -2,7 +2,9 @@
 
 ``Sandbox(spec).start()`` serves the ServiceNow simulator and one Jira server hosting every site
 of ``spec`` (each at ``/<site>``), each with its own clock so skew can be applied to one side
-only. ``probe()`` tells whether simulators already answer at an address, so that the daemon can
+only. A started sandbox can replay an event log and run actors (simulated people, see
+:mod:`connector.sandbox.agents`) in the background; :meth:`Sandbox.settled` tells when both are
+done. ``probe()`` tells whether simulators already answer at an address, so that the daemon can
 use a sandbox started by ``mim-connector sandbox`` in another terminal.
 """
 
@@ -11,17 +13,18 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import requests
 
 from connector.config import LoadedConfig
 from connector.config.connector_file import JiraApiTokenAuth, JiraBasicAuth, JiraPatAuth, ServiceNowOAuth2Auth
 from connector.eventlog import read_events
+from connector.sandbox.casting import cast_demo
 from connector.sandbox.control import SandboxControl
 from connector.sandbox.core import Clock
 from connector.sandbox.jira import JiraApp
-from connector.sandbox.replay import Replayer, ReplayStats
+from connector.sandbox.replay import Replayer, ReplayStats, first_incidents
 from connector.sandbox.server import AppServer
 from connector.sandbox.servicenow import ServiceNowApp
 from connector.sandbox.spec import SandboxSpec, SnowUser
@@ -35,6 +38,18 @@ class SandboxError(RuntimeError):
     """The sandbox cannot start or be found (e.g. its port is taken by something else)."""
 
 
+class Actor(Protocol):
+    """Someone the sandbox plays in the background (a supplier engineer, the service desk)."""
+
+    name: str
+
+    def run(self, stop: threading.Event) -> None:
+        """Work until ``stop`` is set; never raise for a failed request (log it and go on)."""
+
+    def busy(self) -> bool:
+        """Whether anything this actor has seen still awaits its next step."""
+
+
 class Sandbox:
     """Both simulators of ``spec``, served on loopback. Use as a context manager or start/stop."""
 
@@ -46,9 +61,10 @@ class Sandbox:
             AppServer(self.servicenow, spec.host, spec.servicenow_port),
             AppServer(self.jira, spec.host, spec.jira_port),
         )
-        self._replay_stop = threading.Event()
+        self._background_stop = threading.Event()
         self._replay_thread: threading.Thread | None = None
         self.replay_stats: ReplayStats | None = None
+        self._actors: list[tuple[Actor, threading.Thread]] = []
 
     def start(self) -> Sandbox:
         """Bind both servers. Raises :class:`SandboxError` when a port is taken."""
@@ -61,10 +77,12 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
-        """Stop any replay and both servers."""
-        self._replay_stop.set()
+        """Stop any replay and actors, then both servers."""
+        self._background_stop.set()
         if self._replay_thread is not None:
             self._replay_thread.join(timeout=10)
+        for _actor, thread in self._actors:
+            thread.join(timeout=10)
         for server in self._servers:
             server.stop()
 
@@ -113,18 +131,48 @@ class Sandbox:
             for u in self.servicenow.info()["users"]
         ]
 
-    def replay(self, source: str, speed: float) -> None:
-        """Replay an event log (``builtin`` or a CSV path) in the background as ``admin``."""
-        events = read_events(source)
+    def replay(
+        self,
+        source: str,
+        speed: float,
+        *,
+        max_gap: float | None = None,
+        limit: int | None = None,
+        cast: Literal["none", "demo"] = "none",
+    ) -> None:
+        """Replay an event log (``builtin`` or a CSV path) in the background as ``admin``.
+
+        ``limit`` keeps the first N incidents, ``cast="demo"`` casts them onto the demo world
+        (:mod:`connector.sandbox.casting`), ``max_gap`` caps each pause in seconds.
+        """
+        events = first_incidents(read_events(source), limit)
+        if cast == "demo":
+            events = cast_demo(events)
         admin = self.admin()
-        replayer = Replayer(self.servicenow_url, (admin.user_name, admin.password), speed=speed)
+        replayer = Replayer(
+            self.servicenow_url, (admin.user_name, admin.password), speed=speed, max_gap=max_gap
+        )
 
         def work() -> None:
-            self.replay_stats = replayer.run(events, self._replay_stop)
+            self.replay_stats = replayer.run(events, self._background_stop)
             log.info("sandbox replay finished: %s", self.replay_stats)
 
         self._replay_thread = threading.Thread(target=work, name="sandbox-replay", daemon=True)
         self._replay_thread.start()
+
+    def add_actor(self, actor: Actor) -> None:
+        """Run ``actor`` in the background until the sandbox stops."""
+        thread = threading.Thread(
+            target=actor.run, args=(self._background_stop,), name=f"sandbox-{actor.name}", daemon=True
+        )
+        self._actors.append((actor, thread))
+        thread.start()
+
+    def settled(self) -> bool:
+        """True once the replay (if any) has finished and no actor has work in hand."""
+        if self._replay_thread is not None and self._replay_thread.is_alive():
+            return False
+        return not any(actor.busy() for actor, _thread in self._actors)
 
 
 def probe(servicenow_url: str, jira_url: str, timeout: float = 1.0) -> dict[str, Any] | None:

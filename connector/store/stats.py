@@ -1,0 +1,107 @@
+"""What the state store says was synced, in counts: read-only queries for the live view and the summary.
+
+Every figure counts settled work only (a comment ``done`` in the ledger, a decision written, a
+link confirmed), so it matches what the other side holds. Counts are over the whole store: with
+a fresh store (the demo) that is one run; a long-lived store counts since it was created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy import ColumnElement, Engine, Table, and_, func, select
+
+from connector.store.schema import audit, comments, dead_letters, decisions, incidents, links
+
+STATUS_SOURCE_PREFIX = "status:"
+"""The comment ledger keys a mirrored comment by the id of its source (a Jira comment id, a
+journal entry's sys_id) and every other note by ``<kind>:…``; a supplier status change written
+back is ``status:…``."""
+
+
+@dataclass(frozen=True)
+class SyncStats:
+    """Counts of what was synced, each over settled work only."""
+
+    incidents: int = 0
+    """Incidents the connector has processed at least one version of."""
+    issues: Mapping[str, int] = field(default_factory=dict)
+    """Supplier -> issues created and linked there."""
+    proposed: int = 0
+    promoted: int = 0
+    children: int = 0
+    """Incidents the rules linked under a major incident."""
+    capped: int = 0
+    """Decisions held back by a guardrail (should stay 0)."""
+    comments_out: int = 0
+    """ServiceNow journal entries mirrored as supplier comments."""
+    comments_in: int = 0
+    """Supplier comments mirrored into incidents."""
+    status_changes_in: int = 0
+    """Supplier status changes written back to incidents."""
+    dead_letters: int = 0
+    """Entities (incident x supplier) held in the dead-letter queue now."""
+
+    @property
+    def issues_total(self) -> int:
+        """Issues across every supplier."""
+        return sum(self.issues.values())
+
+
+def sync_stats(engine: Engine) -> SyncStats:
+    """Read the current counts (a handful of indexed ``COUNT`` queries)."""
+    with engine.connect() as conn:
+
+        def count(table: Table, condition: ColumnElement[bool] | None = None) -> int:
+            query = select(func.count()).select_from(table)
+            if condition is not None:
+                query = query.where(condition)
+            return int(conn.execute(query).scalar_one())
+
+        issues = {
+            str(supplier): int(number)
+            for supplier, number in conn.execute(
+                select(links.c.supplier, func.count())
+                .where(links.c.state == "linked")
+                .group_by(links.c.supplier)
+                .order_by(links.c.supplier)
+            )
+        }
+        settled = comments.c.state == "done"
+        is_comment = ~comments.c.source_id.contains(":", autoescape=True)
+        is_status = comments.c.source_id.startswith(STATUS_SOURCE_PREFIX, autoescape=True)
+        children = conn.execute(
+            select(func.count(func.distinct(audit.c.target))).where(
+                and_(audit.c.operation == "link_child", audit.c.outcome == "done")
+            )
+        ).scalar_one()
+        return SyncStats(
+            incidents=count(incidents),
+            issues=issues,
+            proposed=count(decisions, decisions.c.state == "proposed"),
+            promoted=count(decisions, decisions.c.state == "promoted"),
+            children=int(children),
+            capped=count(decisions, decisions.c.state == "capped"),
+            comments_out=count(comments, and_(comments.c.direction == "out", settled, is_comment)),
+            comments_in=count(comments, and_(comments.c.direction == "in", settled, is_comment)),
+            status_changes_in=count(comments, and_(comments.c.direction == "in", settled, is_status)),
+            dead_letters=count(dead_letters, dead_letters.c.state == "queued"),
+        )
+
+
+def problem_links(engine: Engine) -> tuple[int, int]:
+    """Incidents whose last processed version names a problem, and how many of them are mirrored.
+
+    Reads every incident snapshot: meant for a summary at exit, not for every cycle.
+    """
+    with engine.connect() as conn:
+        mirrored = set(
+            conn.execute(select(links.c.incident_sys_id).where(links.c.state == "linked")).scalars()
+        )
+        with_problem = [
+            sys_id
+            for sys_id, snapshot in conn.execute(select(incidents.c.sys_id, incidents.c.snapshot))
+            if isinstance(snapshot, dict) and snapshot.get("problem_id")
+        ]
+    return len(with_problem), sum(1 for sys_id in with_problem if sys_id in mirrored)
