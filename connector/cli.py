@@ -62,7 +62,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     _print(
         f"OK: {len(loaded.files)} files valid - {len(rules)} rules ({enabled} enabled), "
         f"{len(loaded.suppliers)} suppliers ({suppliers})"
-        + (f", {len(loaded.warnings)} warnings" if loaded.warnings else "")
+        + (
+            f", {len(loaded.warnings)} warning{'s' if len(loaded.warnings) != 1 else ''}"
+            if loaded.warnings
+            else ""
+        )
     )
     return EXIT_OK
 

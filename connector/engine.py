@@ -23,7 +23,7 @@ from connector import metrics
 from connector.config import LoadedConfig
 from connector.config.supplier_file import SupplierMapping
 from connector.entity import MARKER_TAG, EntityView
-from connector.errors import AuthError, ConnectorError, PermissionDenied
+from connector.errors import AuthError, ConcurrentChange, ConnectorError, PermissionDenied
 from connector.executor import Executor, Supplier
 from connector.matching import SN_DATETIME, SimpleContext
 from connector.models import Incident, JournalEntry, SupplierIssue
@@ -470,7 +470,15 @@ class Engine:
                     report.plans[f"{incident.number} @ {runtime.name}"] = decided.describe()
                 return None, incident
             if decided.changes:
-                link, incident = runtime.executor.apply(decided, incident, link)
+                try:
+                    link, incident = runtime.executor.apply(decided, incident, link)
+                except ConcurrentChange as exc:
+                    if _pass == MAX_PASSES - 1:
+                        raise
+                    log.info("%s; reading again", exc, extra={"supplier": runtime.name})
+                    link = self.store.links.get(incident.sys_id, runtime.name)
+                    incident = self.snow.incident(incident.sys_id, self.fields) or incident
+                    continue
                 with self._lock:
                     report.writes += len(decided.writes)
             if not decided.writes:

@@ -14,7 +14,8 @@
     │   └── Timeout                     no answer before anything was sent
     ├── SkippableError                  give up on this one entity, carry on with the others
     │   ├── TicketNotAccessible         404 / gone on the supplier side
-    │   └── TransitionNotAvailable      no workflow path to the wanted status
+    │   ├── TransitionNotAvailable      no workflow path to the wanted status
+    │   └── ConcurrentChange            the other side moved meanwhile: re-read and re-plan
     └── UncertainOutcome                a write may or may not have happened (timeout after send,
                                         dropped response): reconcile by looking for our stamp,
                                         never repeat blindly
@@ -97,6 +98,10 @@ class TicketNotAccessible(SkippableError):
 
 class TransitionNotAvailable(SkippableError):
     """No workflow path leads to the wanted status without passing a terminal status."""
+
+
+class ConcurrentChange(SkippableError):
+    """The other side changed what a write was based on while we wrote: read again and re-plan."""
 
 
 class UncertainOutcome(ConnectorError):

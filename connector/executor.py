@@ -23,7 +23,7 @@ from typing import Any
 
 from connector import metrics
 from connector.entity import MARKER_TAG, STATE_DONE, SUPPLIER_STATUS
-from connector.errors import ConnectorError, TransitionNotAvailable, UncertainOutcome
+from connector.errors import ConcurrentChange, ConnectorError, TransitionNotAvailable, UncertainOutcome
 from connector.models import Incident, Problem
 from connector.plan import (
     Blocked,
@@ -429,9 +429,13 @@ class Executor:
             chosen = next((t for t in available if t.name == hop.name and t.to_status == hop.to), None)
             chosen = chosen or next((t for t in available if t.to_status == hop.to), None)
             if chosen is None:
+                now = site.issue(jira_key, ["status"], comments=False)
+                if now is not None and now.status == change.target:
+                    return  # the supplier got there first
                 offered = ", ".join(f"{t.name} -> {t.to_status}" for t in available) or "none"
-                raise TransitionNotAvailable(
-                    f"{jira_key}: no transition to '{hop.to}' is available (offered: {offered})"
+                raise ConcurrentChange(
+                    f"{jira_key}: no transition to '{hop.to}' from '{now.status if now else '?'}' "
+                    f"(offered: {offered}); the issue moved since it was read"
                 )
             site.transition(jira_key, chosen.transition_id, hop.fields)
 

@@ -63,6 +63,8 @@ from connector.redaction import redact
 from connector.templates import render
 
 DEFAULT_RESOLUTION = "Done"
+FINAL_STATES = frozenset({"7", "8"})
+"""Closed and canceled: ServiceNow does not reopen these."""
 
 
 def plan(view: EntityView) -> Plan:
@@ -230,7 +232,18 @@ def _status_out(view: EntityView) -> list[Change]:
                 "jira", {STATE_DONE: state}, f"incident state {label} needs no supplier status change"
             )
         ]
-    hops = find_path(view.mapping.jira.workflow, view.issue.status, target)
+    workflow = view.mapping.jira.workflow
+    here = workflow.statuses.get(view.issue.status)
+    if here is not None and here.terminal:
+        # The supplier closed the issue for good; nothing may move it, and waiting cannot help.
+        return [
+            RecordShadow(
+                "jira",
+                {STATE_DONE: state},
+                f"{view.issue.key} is {view.issue.status} (final) at {view.supplier}: incident state {label} not mirrored",
+            )
+        ]
+    hops = find_path(workflow, view.issue.status, target)
     if hops is None:
         return [
             Blocked(
@@ -363,7 +376,9 @@ def _status_in(view: EntityView) -> list[Change]:
     shadow = {SUPPLIER_STATUS: issue.status}
     change = inbound.status_map.get(issue.status)
     target = _state_value(change.state, view.states) if change else None
-    if change is not None and target is not None and view.incident.get("state") != target:
+    current = view.incident.get("state")
+    # A closed or canceled incident is final: a supplier status can only leave a note there.
+    if change is not None and target is not None and current != target and current not in FINAL_STATES:
         fields = {"state": target}
         variables = jira_variables(view)
         if change.close_code:

@@ -226,4 +226,30 @@ def check_cross(
                     one_of(mapping.supplier, configured, f"a supplier in {connector_doc.display}"),
                 )
             )
+    return problems + _shared_inbound_fields(mapping_docs)
+
+
+def _shared_inbound_fields(
+    mapping_docs: Mapping[str, tuple[SourceDoc, SupplierMapping | None]],
+) -> list[Problem]:
+    """Two suppliers writing one incident field fight over it whenever an incident goes to both."""
+    writers: dict[str, str] = {}
+    problems = []
+    for stem, (doc, mapping) in sorted(mapping_docs.items()):
+        if mapping is None:
+            continue
+        written = [*mapping.inbound.fields, *(shared.servicenow for shared in mapping.shared)]
+        for field in written:
+            first = writers.setdefault(field, stem)
+            if first != stem:
+                loc = ("inbound", "fields", field) if field in mapping.inbound.fields else ("shared",)
+                problems.append(
+                    doc.problem(
+                        loc,
+                        f"{first} writes {field} too: an incident mirrored to both would see them "
+                        "overwrite each other (give each supplier its own field)",
+                        key=field in mapping.inbound.fields,
+                        severity="warning",
+                    )
+                )
     return problems

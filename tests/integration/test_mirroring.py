@@ -351,3 +351,27 @@ def test_many_incidents_are_worked_on_in_parallel_and_mirrored_once_each(
         assert len(summaries) == len(set(summaries)) == len(created), site
     keys = [world.incident(i["sys_id"])["correlation_display"] for i in created]
     assert all(len(k.split(", ")) == 3 for k in keys), keys
+
+
+def test_an_issue_that_moved_while_we_moved_it_is_read_again_not_dead_lettered(
+    world: World, runtime: Runtime
+) -> None:
+    incident = world.create_incident(assignment_group=world.acme_group())
+    converge(runtime)
+    (issue,) = world.issues("acme", "ACME")
+    # As if the supplier had moved it between our read and our transition: no way on from here.
+    world.jira_control.add_fault(
+        method="GET",
+        path=rf"^/acme/rest/api/2/issue/{issue.key}/transitions$",
+        status=200,
+        body={"expand": "transitions", "transitions": []},
+        count=1,
+    )
+    world.update_incident(
+        incident["sys_id"], state="6", close_code="Solution provided", close_notes="Restarted"
+    )
+    report = runtime.engine.cycle()
+    assert [f["fired"] for f in world.jira_control.faults()] == [1]
+    assert report.failed == {} and runtime.store.dlq.blocked() == set()
+    (issue,) = world.issues("acme", "ACME")
+    assert issue.fields.status.name == "Resolved"

@@ -173,16 +173,23 @@ def test_closing_goes_through_resolved_but_never_through_a_terminal_status() -> 
 
 def test_no_path_is_a_clear_blocked_change() -> None:
     base = synced()
-    closed = dataclasses.replace(base.issue, status="Closed")  # type: ignore[arg-type]
-    reopened = dataclasses.replace(base.incident, fields={**base.incident.fields, "state": "3"})
+    workflow = base.mapping.jira.workflow
+    no_reopen = workflow.model_copy(
+        update={"transitions": tuple(t for t in workflow.transitions if t.name != "Reopen")}
+    )
+    stuck = base.mapping.model_copy(
+        update={"jira": base.mapping.jira.model_copy(update={"workflow": no_reopen})}
+    )
+    resolved = dataclasses.replace(base.issue, status="Resolved")  # type: ignore[arg-type]
+    on_hold = dataclasses.replace(base.incident, fields={**base.incident.fields, "state": "3"})
     (blocked,) = [
         c
-        for c in plan(dataclasses.replace(base, issue=closed, incident=reopened)).changes
+        for c in plan(dataclasses.replace(base, mapping=stuck, issue=resolved, incident=on_hold)).changes
         if isinstance(c, Blocked)
     ]
     assert (
         blocked.reason
-        == "ACME-1: no transition path from 'Closed' to 'Waiting for Customer' avoids a terminal status"
+        == "ACME-1: no transition path from 'Resolved' to 'Waiting for Customer' avoids a terminal status"
     )
 
 
@@ -237,6 +244,37 @@ def test_supplier_resolution_sets_the_state_with_the_mandatory_fields_in_the_sam
     assert record == RecordShadow(
         "servicenow", {SUPPLIER_STATUS: "Resolved"}, "values written with the note above"
     )
+
+
+def test_a_supplier_status_never_reopens_a_closed_incident() -> None:
+    base = synced()
+    closed = dataclasses.replace(base.incident, fields={**base.incident.fields, "state": "7"})
+    resolved = dataclasses.replace(base.issue, status="Resolved")  # type: ignore[arg-type]
+    changes = plan(
+        dataclasses.replace(
+            base, incident=closed, issue=resolved, jira_shadow={**base.jira_shadow, STATE_DONE: "7"}
+        )
+    ).changes
+    assert [type(c) for c in changes] == [NoteOnIncident, RecordShadow]
+    note = changes[0]
+    assert isinstance(note, NoteOnIncident) and note.fields == {}
+
+
+def test_an_issue_closed_for_good_at_the_supplier_is_left_there() -> None:
+    base = synced()
+    closed = dataclasses.replace(base.issue, status="Closed")  # type: ignore[arg-type]
+    reopened = dataclasses.replace(base.incident, fields={**base.incident.fields, "state": "3"})
+    view_ = dataclasses.replace(
+        base, issue=closed, incident=reopened, snow_shadow={**base.snow_shadow, SUPPLIER_STATUS: "Closed"}
+    )
+    changes = [c for c in plan(view_).changes if not isinstance(c, NoteOnIncident)]
+    assert changes == [
+        RecordShadow(
+            "jira",
+            {STATE_DONE: "3"},
+            "ACME-1 is Closed (final) at acme: incident state On Hold not mirrored",
+        )
+    ]
 
 
 def test_status_not_in_the_allow_list_only_notes() -> None:
