@@ -23,7 +23,13 @@ from typing import Any
 
 from connector import metrics
 from connector.entity import MARKER_TAG, STATE_DONE, SUPPLIER_STATUS
-from connector.errors import ConcurrentChange, ConnectorError, TransitionNotAvailable, UncertainOutcome
+from connector.errors import (
+    ConcurrentChange,
+    ConnectorError,
+    InvalidRequest,
+    TransitionNotAvailable,
+    UncertainOutcome,
+)
 from connector.models import Incident, Problem
 from connector.plan import (
     Blocked,
@@ -423,21 +429,32 @@ class Executor:
         return link
 
     def _move(self, jira_key: str, change: MoveIssue) -> None:
+        """Walk ``change.hops``; the supplier moving the issue meanwhile is a :class:`ConcurrentChange`."""
         site = self.supplier.site
         for hop in change.hops:
             available = site.transitions(jira_key)
             chosen = next((t for t in available if t.name == hop.name and t.to_status == hop.to), None)
             chosen = chosen or next((t for t in available if t.to_status == hop.to), None)
             if chosen is None:
-                now = site.issue(jira_key, ["status"], comments=False)
-                if now is not None and now.status == change.target:
-                    return  # the supplier got there first
-                offered = ", ".join(f"{t.name} -> {t.to_status}" for t in available) or "none"
-                raise ConcurrentChange(
-                    f"{jira_key}: no transition to '{hop.to}' from '{now.status if now else '?'}' "
-                    f"(offered: {offered}); the issue moved since it was read"
-                )
-            site.transition(jira_key, chosen.transition_id, hop.fields)
+                self._moved_meanwhile(jira_key, change, hop.to)
+                return
+            try:
+                site.transition(jira_key, chosen.transition_id, hop.fields)
+            except InvalidRequest:
+                # Offered a moment ago, refused now: the issue moved in between, unless it is still offered.
+                if any(t.transition_id == chosen.transition_id for t in site.transitions(jira_key)):
+                    raise
+                self._moved_meanwhile(jira_key, change, hop.to)
+                return
+
+    def _moved_meanwhile(self, jira_key: str, change: MoveIssue, hop_to: str) -> None:
+        """Return when the issue already is at the move's target; else raise :class:`ConcurrentChange`."""
+        now = self.supplier.site.issue(jira_key, ["status"], comments=False)
+        if now is not None and now.status == change.target:
+            return  # the supplier got there first
+        raise ConcurrentChange(
+            f"{jira_key}: no way to '{hop_to}' from '{now.status if now else '?'}'; the issue moved since it was read"
+        )
 
     def _write(
         self,

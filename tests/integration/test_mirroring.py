@@ -4,6 +4,7 @@ multi-hop transitions, and internal notes that never leave ServiceNow."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -372,6 +373,44 @@ def test_an_issue_that_moved_while_we_moved_it_is_read_again_not_dead_lettered(
     )
     report = runtime.engine.cycle()
     assert [f["fired"] for f in world.jira_control.faults()] == [1]
+    assert report.failed == {} and runtime.store.dlq.blocked() == set()
+    (issue,) = world.issues("acme", "ACME")
+    assert issue.fields.status.name == "Resolved"
+
+
+def test_a_transition_refused_because_the_supplier_moved_first_is_not_an_error(
+    world: World, runtime: Runtime
+) -> None:
+    incident = world.create_incident(assignment_group=world.acme_group())
+    converge(runtime)
+    (issue,) = world.issues("acme", "ACME")
+    agent = world.agent("acme")
+    resolve = {t["name"]: t["id"] for t in agent.transitions(issue.key)}["Resolve"]
+    world.jira_control.add_fault(
+        method="POST",
+        path=rf"^/acme/rest/api/2/issue/{issue.key}/transitions$",
+        action="pass",
+        delay_ms=1500,
+        count=1,
+    )
+    world.update_incident(
+        incident["sys_id"], state="6", close_code="Solution provided", close_notes="Restarted"
+    )
+    supplier = threading.Timer(
+        0.7, lambda: agent.transition_issue(issue.key, resolve, fields={"resolution": {"name": "Fixed"}})
+    )
+    supplier.start()
+    try:
+        report = runtime.engine.cycle()
+    finally:
+        supplier.join()
+    assert [f["fired"] for f in world.jira_control.faults()] == [1]
+    refused = [
+        e["status"]
+        for e in world.jira_control.requests()
+        if e["method"] == "POST" and e["path"].endswith("/transitions") and e["user"] == "mim-connector"
+    ]
+    assert refused == [400], "ours arrived after the supplier's and was refused"
     assert report.failed == {} and runtime.store.dlq.blocked() == set()
     (issue,) = world.issues("acme", "ACME")
     assert issue.fields.status.name == "Resolved"
