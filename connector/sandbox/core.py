@@ -272,6 +272,9 @@ class PlatformApp:
                 if fault.action != "pass":
                     response = self._fault_response(fault, environ)
         self._record(request, response, fault, started)
+        if fault is not None and fault.action in ("drop", "reset"):
+            # Only once journaled: a client that sees the connection die may look at the journal at once.
+            _abort_connection(environ, reset=fault.action == "reset")
         return response(environ, start_response)
 
     def _handle_safely(self, request: Request) -> Response:
@@ -283,8 +286,7 @@ class PlatformApp:
 
     def _fault_response(self, fault: FaultRule, environ: dict[str, Any]) -> Response:
         if fault.action in ("drop", "reset"):
-            _abort_connection(environ, reset=fault.action == "reset")
-            return Response(b"", status=599)
+            return Response(b"", status=599)  # never sent: the connection is aborted instead
         if fault.body is not None:
             body = fault.body if isinstance(fault.body, str) else json.dumps(fault.body)
             response = Response(body, status=fault.status, mimetype=JSON)
