@@ -59,6 +59,14 @@ class Clock:
         """The server's current time, timezone-aware UTC."""
         return self._source() + self._skew
 
+    def real_now(self) -> datetime:
+        """Real time, unskewed: for windows (rate limits) that must not jump when the skew changes.
+
+        A skew models a server clock that is off, not one that jumps; without this a skew set
+        back by 90 s would leave every recent hit "in the future" and refuse for 90 s.
+        """
+        return self._source()
+
 
 @dataclass
 class FaultRule:

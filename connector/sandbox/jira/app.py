@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, timedelta
 from typing import Any
 
@@ -48,7 +49,7 @@ class JiraApp(PlatformApp):
                 raise ValueError(
                     f"site name {name!r} must be unique, non-empty, without edge '/' or leading '_'"
                 )
-            self.sites[name] = JiraSite(spec)
+            self.sites[name] = JiraSite(spec, self.clock.real_now)
         self._by_length = sorted(self.sites, key=len, reverse=True)
 
     # --- PlatformApp hooks ------------------------------------------------------------------------
@@ -185,12 +186,15 @@ class JiraApp(PlatformApp):
         if call.username is None:
             return None
         site, method = call.site, call.request.method
-        refusal, remaining = site.limiter.burst(endpoint, method, call.now, site.settings.burst_per_second)
+        real = self.clock.real_now()
+        refusal, remaining = site.limiter.burst(endpoint, method, real, site.settings.burst_per_second)
         if refusal is None and endpoint in ISSUE_WRITES and method in ("POST", "PUT", "DELETE"):
             issue = site.issue(args["issue_ref"])
             if issue is not None:
-                refusal = site.limiter.issue_write(issue.issue_id, call.now, site.settings.issue_write_limits)
+                refusal = site.limiter.issue_write(issue.issue_id, real, site.settings.issue_write_limits)
         if refusal is not None:
+            # The windows run on real time; the reset the header shows is on the server's clock.
+            refusal = replace(refusal, reset_at=refusal.reset_at + (call.now - real))
             raise JiraApiError(429, "Rate limit exceeded.", headers=_rate_headers(site, refusal))
         return remaining
 

@@ -9,37 +9,50 @@ back what search has already seen (an index does not go backwards).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 from connector.sandbox.jira.model import Issue
 
 
 class SearchIndex:
-    """Indexed and pending issue states; not thread-safe (the app's lock guards it)."""
+    """Indexed and pending issue states; not thread-safe (the app's lock guards it).
 
-    def __init__(self) -> None:
+    A write is due once ``lag`` has passed on the server clock (so moving that clock forward
+    releases it, as tests do) or, with a ``real_clock``, in real time: a server clock set back
+    must not hold writes back by the size of the step.
+    """
+
+    def __init__(self, real_clock: Callable[[], datetime] | None = None) -> None:
         self._indexed: dict[str, Issue] = {}
-        self._pending: dict[str, list[tuple[datetime, Issue | None]]] = {}
+        self._pending: dict[str, list[tuple[datetime, datetime, Issue | None]]] = {}
+        self._real = real_clock
 
     def record(self, issue_id: str, snapshot: Issue | None, written_at: datetime) -> None:
         """Queue the state of ``issue_id`` after a write (``None``: deleted)."""
-        self._pending.setdefault(issue_id, []).append((written_at, snapshot))
+        real = self._real() if self._real is not None else written_at
+        self._pending.setdefault(issue_id, []).append((written_at, real, snapshot))
 
     def visible(self, now: datetime, lag_seconds: float) -> Iterator[Issue]:
         """Apply the writes at least ``lag_seconds`` old, then yield every indexed issue."""
-        horizon = now - timedelta(seconds=lag_seconds)
+        lag = timedelta(seconds=lag_seconds)
+        horizon = now - lag
+        real_horizon = self._real() - lag if self._real is not None else horizon
         for issue_id in list(self._pending):
             versions = self._pending[issue_id]
-            due = [version for version in versions if version[0] <= horizon]
-            if not due:
+            count = 0
+            for written_at, real, _snapshot in versions:
+                if written_at > horizon and real > real_horizon:
+                    break
+                count += 1
+            if not count:
                 continue
-            snapshot = due[-1][1]
+            snapshot = versions[count - 1][2]
             if snapshot is None:
                 self._indexed.pop(issue_id, None)
             else:
                 self._indexed[issue_id] = snapshot
-            remaining = versions[len(due) :]
+            remaining = versions[count:]
             if remaining:
                 self._pending[issue_id] = remaining
             else:

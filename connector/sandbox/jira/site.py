@@ -7,6 +7,7 @@ grow with the number of issues; only search scans them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
@@ -90,7 +91,7 @@ class ProjectInfo:
 class JiraSite:
     """State of one site. Raises ``ValueError`` at construction when the spec is inconsistent."""
 
-    def __init__(self, spec: JiraSiteSpec) -> None:
+    def __init__(self, spec: JiraSiteSpec, real_clock: Callable[[], datetime] | None = None) -> None:
         self.spec = spec
         self.name = spec.name
         self.is_cloud = spec.deployment == "cloud"
@@ -118,7 +119,7 @@ class JiraSite:
         self.resolutions = {name: str(10000 + index) for index, name in enumerate(spec.resolutions)}
         self.link_types = _link_types(spec)
         self.settings = SiteSettings.from_spec(spec)
-        self.index = SearchIndex()
+        self.index = SearchIndex(real_clock)
         self.limiter = RateLimiter()
         self.issues: dict[str, Issue] = {}
         self.issue_links: dict[str, IssueLink] = {}
