@@ -96,6 +96,18 @@ class LinkedIssue:
 
 
 @dataclass(frozen=True)
+class StatusChange:
+    """The most recent status change in an issue's changelog: its identity and who made it."""
+
+    change_id: str
+    author_id: str
+    author: str
+    from_status: str
+    to_status: str
+    created: datetime
+
+
+@dataclass(frozen=True)
 class SupplierIssue:
     """A supplier's Jira issue as last read (directly, never from search alone)."""
 
@@ -114,3 +126,5 @@ class SupplierIssue:
     comments: tuple[SupplierComment, ...] = ()
     links: tuple[LinkedIssue, ...] = ()
     """Issue links, when the read asked for ``issuelinks``."""
+    status_change: StatusChange | None = None
+    """The latest status change, when the read's changelog shows one (Jira embeds recent entries only)."""

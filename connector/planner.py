@@ -31,6 +31,7 @@ from connector.entity import (
     MARKER_TAG,
     REMOTE_LINK,
     STATE_DONE,
+    STATUS_CHANGE,
     SUMMARY_LIMIT,
     SUPPLIER_STATUS,
     TEXT_LIMIT,
@@ -60,6 +61,7 @@ from connector.plan import (
     UpdateIssue,
 )
 from connector.redaction import redact
+from connector.servicenow.schema import MAJOR_INCIDENT_STATES
 from connector.templates import render
 
 DEFAULT_RESOLUTION = "Done"
@@ -197,6 +199,11 @@ def _labels(view: EntityView) -> tuple[list[str], str, str] | None:
     assert view.issue is not None
     ours = our_labels(view)
     previous = set(view.jira_shadow.get(LABELS_OURS, "").split())
+    mim = view.mapping.outbound.mim
+    if mim.target == "label":
+        # Every state label is ours, recorded or not: a label write whose answer was lost
+        # leaves the shadow behind, and the next state change must still take the old one off.
+        previous |= {f"{mim.label_prefix}{state}" for state in MAJOR_INCIDENT_STATES}
     if set(ours) == previous:
         return None
     current = set(view.issue.fields.get("labels", "").split())
@@ -350,30 +357,47 @@ def _fields_in(view: EntityView, conflicts: list[str]) -> list[Change]:
 
 
 def _status_in(view: EntityView) -> list[Change]:
+    """A supplier's status move: a work note, and the incident state when the status is allow-listed.
+
+    A move is recognised by its changelog entry when the read shows one (so a move back to the
+    status we last saw still counts, and our own moves never come back), else by the status.
+    """
     assert view.issue is not None
     issue = view.issue
     previous = view.snow_shadow.get(SUPPLIER_STATUS)
-    if previous == issue.status:
+    seen = view.snow_shadow.get(STATUS_CHANGE)
+    moved = (
+        issue.status_change if issue.status_change and issue.status_change.to_status == issue.status else None
+    )
+    shadow = {SUPPLIER_STATUS: issue.status} | ({STATUS_CHANGE: moved.change_id} if moved else {})
+    if (moved is not None and moved.change_id == seen) or (moved is None and previous == issue.status):
         return []
-    if previous is None:
-        return [
-            RecordShadow(
-                "servicenow", {SUPPLIER_STATUS: issue.status}, f"first sight of {issue.key}'s status"
-            )
-        ]
+    if previous is None or (seen is None and previous == issue.status):
+        return [RecordShadow("servicenow", shadow, f"first sight of {issue.key}'s status")]
+    if moved is not None and moved.author_id == view.account_id:
+        # Our own move, whose answer we may never have seen (a dropped response, a crash): not news.
+        return [RecordShadow("servicenow", shadow, f"our move of {issue.key}")]
+    if moved is not None and moved.from_status:
+        previous = moved.from_status
     changes: list[Change] = []
     inbound = view.mapping.inbound
     if inbound.status_work_note:
-        key = f"status:{issue.key}:{issue.updated.isoformat()}:{issue.status}"
+        # The changelog entry names one move for good; `updated` would change with every comment.
+        identity = moved.change_id if moved is not None else issue.updated.isoformat()
+        key = f"status:{issue.key}:{identity}:{issue.status}"
         ref = marker("i", view.supplier, key)
-        text = f"[{issue.key}] {view.mapping.display_name} moved the issue from {previous} to {issue.status}.\n{stamp_line(ref)}"
+        who = (
+            f"{moved.author} ({view.mapping.display_name})"
+            if moved is not None and moved.author
+            else view.mapping.display_name
+        )
+        text = f"[{issue.key}] {who} moved the issue from {previous} to {issue.status}.\n{stamp_line(ref)}"
         if key not in view.mirrored_in:
             changes.append(
                 NoteOnIncident(
                     key, "work_notes", text, ref, f"{issue.key} status {previous} -> {issue.status}"
                 )
             )
-    shadow = {SUPPLIER_STATUS: issue.status}
     change = inbound.status_map.get(issue.status)
     target = _state_value(change.state, view.states) if change else None
     current = view.incident.get("state")

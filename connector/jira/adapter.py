@@ -218,7 +218,8 @@ class JiraAdapter:
         wanted = list(dict.fromkeys(["status", "updated", *fields, *(["comment"] if comments else [])]))
         try:
             raw = self._call(
-                lambda: client.issue(key_or_id, ",".join(wanted), STAMP_PROPERTY),
+                # The embedded changelog says who made the latest status change (ours or theirs).
+                lambda: client.issue(key_or_id, ",".join(wanted), STAMP_PROPERTY, "changelog"),
                 "GET",
                 "issue",
                 f"GET issue {key_or_id}",

@@ -132,10 +132,12 @@ class JiraClient:
         with _http_failures():
             return _object(self._jira.myself())
 
-    def issue(self, key_or_id: str, fields: str, properties: str) -> JsonObject:
-        """``GET issue/{key}?fields=…&properties=…`` as raw JSON."""
+    def issue(self, key_or_id: str, fields: str, properties: str, expand: str | None = None) -> JsonObject:
+        """``GET issue/{key}?fields=…&properties=…[&expand=…]`` as raw JSON."""
         with _http_failures():
-            return _object(self._jira.issue(key_or_id, fields=fields, properties=properties).raw)
+            return _object(
+                self._jira.issue(key_or_id, fields=fields, properties=properties, expand=expand).raw
+            )
 
     def transitions(self, jira_key: str) -> list[JsonObject]:
         """``GET issue/{key}/transitions``."""

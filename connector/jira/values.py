@@ -14,7 +14,7 @@ from datetime import datetime, tzinfo
 from types import MappingProxyType
 from typing import Any
 
-from connector.models import LinkedIssue, SupplierComment, SupplierIssue
+from connector.models import LinkedIssue, StatusChange, SupplierComment, SupplierIssue
 from connector.ports import IssueRef, JiraAccount, Transition
 
 _TIME_FORMATS = ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z")
@@ -194,7 +194,36 @@ def issue_from_json(
         stamp=stamp_of(raw),
         comments=tuple(comments),
         links=links,
+        status_change=latest_status_change(raw, cloud),
     )
+
+
+def latest_status_change(raw: Mapping[str, Any], cloud: bool) -> StatusChange | None:
+    """The newest ``status`` item of an ``expand=changelog`` read, or ``None`` without one.
+
+    Jira embeds recent histories only and does not promise their order, so the newest is chosen
+    by its id (Jira numbers histories in order; ``created`` follows a server clock that may be
+    stepped) and then by ``created``.
+    """
+    histories = (raw.get("changelog") or {}).get("histories") or ()
+    found: list[tuple[int, datetime, StatusChange]] = []
+    for history in histories:
+        item = next((i for i in history.get("items") or () if i.get("field") == "status"), None)
+        if item is None or not history.get("created"):
+            continue
+        author = history.get("author") or {}
+        created = parse_jira_time(str(history["created"]))
+        change = StatusChange(
+            change_id=str(history.get("id") or ""),
+            author_id=_user_id(author, cloud),
+            author=str(author.get("displayName") or ""),
+            from_status=str(item.get("fromString") or ""),
+            to_status=str(item.get("toString") or ""),
+            created=created,
+        )
+        number = int(change.change_id) if change.change_id.isdigit() else -1
+        found.append((number, created, change))
+    return max(found, key=lambda entry: entry[:2])[2] if found else None
 
 
 def linked_issue(item: Mapping[str, Any]) -> LinkedIssue | None:

@@ -13,6 +13,7 @@ from connector.jira.values import (
     jira_message,
     jql_minute,
     jql_string,
+    latest_status_change,
     parse_jira_time,
     status_category,
 )
@@ -112,3 +113,35 @@ def test_status_categories_use_our_vocabulary() -> None:
 )
 def test_error_messages_come_from_jiras_envelope(body: str, message: str) -> None:
     assert jira_message(400, body) == message
+
+
+def _history(history_id: str, created: str, author: str, was: str, now: str) -> dict[str, object]:
+    return {
+        "id": history_id,
+        "created": created,
+        "author": {"accountId": author, "displayName": author.title()},
+        "items": [{"field": "status", "fromString": was, "toString": now}],
+    }
+
+
+def test_the_latest_status_change_is_the_highest_history_id_even_if_a_clock_stepped_back() -> None:
+    raw = {
+        "changelog": {
+            "histories": [
+                _history("10007", "2026-01-01T10:00:00.000+0000", "mim", "Open", "In Progress"),
+                {"id": "10008", "created": "2026-01-01T10:01:00.000+0000", "items": [{"field": "labels"}]},
+                # The server clock went back 90 s between the two moves.
+                _history("10009", "2026-01-01T09:58:40.000+0000", "jane", "In Progress", "Resolved"),
+            ]
+        }
+    }
+    change = latest_status_change(raw, cloud=True)
+    assert change is not None
+    assert (change.change_id, change.author_id, change.from_status, change.to_status) == (
+        "10009",
+        "jane",
+        "In Progress",
+        "Resolved",
+    )
+    assert latest_status_change({"changelog": {"histories": []}}, cloud=True) is None
+    assert latest_status_change({}, cloud=True) is None

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from connector.config.supplier_file import SupplierMapping
-from connector.entity import LABELS_OURS, REMOTE_LINK, STATE_DONE, SUPPLIER_STATUS, EntityView
+from connector.entity import LABELS_OURS, REMOTE_LINK, STATE_DONE, STATUS_CHANGE, SUPPLIER_STATUS, EntityView
+from connector.models import StatusChange
 from connector.plan import (
     Blocked,
     CommentOnIssue,
@@ -318,3 +320,50 @@ def test_fields_outside_the_allow_list_never_reach_the_supplier(field: str) -> N
     (create,) = plan(view(mapping=leaky, incident=secret)).changes
     assert isinstance(create, CreateIssue)
     assert "CANARY" not in repr(create)
+
+
+def _moved(base: EntityView, to: str, change_id: str, author_id: str, was: str = "In Progress") -> EntityView:
+    change = StatusChange(change_id, author_id, "Jane Doe", was, to, datetime(2026, 1, 1, tzinfo=UTC))
+    moved = dataclasses.replace(base.issue, status=to, status_change=change)  # type: ignore[arg-type]
+    return dataclasses.replace(base, issue=moved)
+
+
+def test_our_own_move_read_back_after_a_lost_answer_is_not_news() -> None:
+    base = synced()
+    (record,) = plan(_moved(base, "Resolved", "900", author_id="mim")).changes
+    assert record == RecordShadow(
+        "servicenow", {SUPPLIER_STATUS: "Resolved", STATUS_CHANGE: "900"}, "our move of ACME-1"
+    )
+
+
+def test_a_move_back_to_the_status_last_seen_is_recognised_by_its_changelog_entry() -> None:
+    base = synced()
+    base = dataclasses.replace(
+        base, snow_shadow={**base.snow_shadow, SUPPLIER_STATUS: "Resolved", STATUS_CHANGE: "900"}
+    )
+    # We moved it to In Progress (entry 901, never seen), then the engineer resolved it again (902).
+    changes = plan(_moved(base, "Resolved", "902", author_id="jane")).changes
+    note = next(c for c in changes if isinstance(c, NoteOnIncident))
+    assert note.source_id == "status:ACME-1:902:Resolved"
+    assert "Jane Doe (ACME Cloud Hosting) moved the issue from In Progress to Resolved" in note.text
+    assert note.fields.get("state") == "6" or any(
+        isinstance(c, UpdateIncident) and c.fields.get("state") == "6" for c in changes
+    )
+    # The same entry read again (the issue updated since by a comment) is not a second move.
+    seen = dataclasses.replace(base, snow_shadow={**base.snow_shadow, STATUS_CHANGE: "902"})
+    later = _moved(seen, "Resolved", "902", author_id="jane")
+    assert not plan(later).changes
+
+
+def test_an_old_mim_label_goes_even_when_its_write_was_never_recorded() -> None:
+    base = synced()
+    canceled = dataclasses.replace(
+        base.incident, fields={**base.incident.fields, "major_incident_state": "canceled"}
+    )
+    # "mim-accepted" reached Jira, but the answer was lost: the shadow still says no MIM label.
+    stale = dataclasses.replace(
+        base.issue, fields={**base.issue.fields, "labels": "mim-accepted mim-connector servicenow vip"}
+    )  # type: ignore[arg-type]
+    (update,) = plan(dataclasses.replace(base, incident=canceled, issue=stale)).changes
+    assert isinstance(update, UpdateIssue)
+    assert update.fields == {"labels": ["mim-canceled", "mim-connector", "servicenow", "vip"]}
