@@ -71,11 +71,15 @@ class ThrottleGate:
     def __init__(self, clock: Clock = time.monotonic) -> None:
         self._clock = clock
         self._until: dict[str, float] = {}
+        self.on_close: Callable[[str, float], None] | None = None
+        """Told ``(scope, seconds)`` of every closure, e.g. to keep it across a restart."""
 
     def close(self, scope: str, seconds: float) -> None:
         """No request to ``scope`` for ``seconds`` (extends, never shortens, an existing closure)."""
         until = self._clock() + seconds
         self._until[scope] = max(until, self._until.get(scope, 0.0))
+        if self.on_close is not None:
+            self.on_close(scope, seconds)
 
     def wait(self, scopes: Iterable[str]) -> float:
         """Seconds until every one of ``scopes`` is open again."""
@@ -111,17 +115,27 @@ class Limiter:
         """Total seconds this limiter made callers wait (a metric)."""
 
     def wait(self, scopes: Sequence[str], issue: str | None = None) -> float:
-        """Block until a request to ``scopes`` (and a write to ``issue``, if given) may be sent."""
-        with self._lock:
-            delay = max(self.bucket.reserve(), self.gate.wait(scopes))
-            if self.hourly is not None:
-                delay = max(delay, self.hourly.reserve())
-            if issue is not None:
-                delay = max(delay, self.writes.reserve(issue))
-            self.waited += delay
-        if delay > 0:
+        """Block until a request to ``scopes`` (and a write to ``issue``, if given) may be sent.
+
+        The gate is looked at again after every sleep: a 429 that another thread received while
+        this one waited for a token closes the scope for this request too.
+        """
+        waited, reserved = 0.0, False
+        while True:
+            with self._lock:
+                delay = self.gate.wait(scopes)
+                if delay <= 0 and not reserved:
+                    reserved = True
+                    delay = self.bucket.reserve()
+                    if self.hourly is not None:
+                        delay = max(delay, self.hourly.reserve())
+                    if issue is not None:
+                        delay = max(delay, self.writes.reserve(issue))
+                self.waited += max(0.0, delay)
+            if delay <= 0:
+                return waited
             self._sleep(delay)
-        return delay
+            waited += delay
 
     def throttled(self, scope: str, retry_after: float) -> None:
         """The platform said 429 for ``scope``: keep everyone away for ``retry_after`` seconds."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from connector.config import LoadedConfig
 from connector.engine import Engine
@@ -10,6 +13,9 @@ from connector.jira.adapter import JiraAdapter
 from connector.retry import RetryPolicy
 from connector.servicenow.adapter import ServiceNowAdapter
 from connector.store import Store
+from connector.transport import Transport
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -57,5 +63,24 @@ def build(loaded: LoadedConfig, *, dry_run: bool = False) -> Runtime:
         for name, supplier in connector.suppliers.items()
         if supplier.enabled and name in loaded.suppliers
     }
+    for transport in [snow.transport, *(site.transport for site in sites.values())]:
+        keep_throttles(store, transport)
     engine = Engine(loaded, store, snow, sites, dry_run=dry_run)
     return Runtime(loaded, store, snow, sites, engine)
+
+
+def keep_throttles(store: Store, transport: Transport) -> None:
+    """Re-close the scopes a previous run was throttled on, and keep every new closure in ``store``."""
+    prefix = f"{transport.system}|"
+    gate = transport.limiter.gate
+    for key, seconds in store.throttles.open_closures().items():
+        if key.startswith(prefix):
+            gate.close(key.removeprefix(prefix), seconds)
+
+    def keep(scope: str, seconds: float) -> None:
+        try:
+            store.throttles.close(prefix + scope, seconds)
+        except SQLAlchemyError as exc:  # the closure still holds in this process
+            log.warning("could not keep the %s throttle on %s: %s", transport.system, scope, exc)
+
+    gate.on_close = keep

@@ -129,6 +129,11 @@ class ServiceNowAdapter:
         self._client = ServiceNowClient(site, self._transport, base_dir=base_dir, clock=clock)
         self.integration_user: str = site.auth.username
 
+    @property
+    def transport(self) -> Transport:
+        """The instance's transport (pacing, retries, throttle gate)."""
+        return self._transport
+
     def server_time(self) -> datetime | None:
         """The instance's clock as of its last answer (``Date`` header); ``None`` before any call."""
         return self._transport.server_time

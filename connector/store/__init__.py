@@ -19,6 +19,7 @@ from connector.store.intents import AuditLog, Intents
 from connector.store.links import CommentLedger, Links, Shadows
 from connector.store.migrations import migrate
 from connector.store.progress import Incidents, Watermarks
+from connector.store.throttles import Throttles
 
 
 class Store:
@@ -38,6 +39,7 @@ class Store:
         self.decisions = Decisions(engine)
         self.conditions = ConditionState(engine)
         self.clusters = Clusters(engine)
+        self.throttles = Throttles(engine)
         self.dlq = DeadLetters(engine) if retry_delay is None else DeadLetters(engine, base_delay=retry_delay)
 
     @classmethod

@@ -37,7 +37,12 @@ def _v2(conn: Connection) -> None:
         conn.execute(text("CREATE INDEX ix_incidents_candidate ON incidents (candidate, opened_at)"))
 
 
-STEPS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2}
+def _v3(conn: Connection) -> None:
+    """Throttle closures kept across restarts."""
+    schema.metadata.create_all(conn, checkfirst=True)
+
+
+STEPS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2, 3: _v3}
 
 
 def current_version(conn: Connection) -> int:

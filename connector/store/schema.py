@@ -37,7 +37,7 @@ from sqlalchemy import (
     false as sql_false,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -202,3 +202,11 @@ audit = Table(
     Column("outcome", String(16), nullable=False),
     Index("ix_audit_target", "target"),
 )
+
+throttles = Table(
+    "throttles",
+    metadata,
+    Column("scope", String(200), primary_key=True),
+    Column("until", DateTime(timezone=True), nullable=False),
+)
+"""Scopes a platform closed with a 429, until when (wall clock): a restarted daemon honours them."""

@@ -178,7 +178,7 @@ def test_a_version_1_database_is_upgraded_in_place(store_url: str) -> None:
     engine.dispose()
     upgraded = Store.open(store_url)
     try:
-        assert migrate(upgraded.engine) == store_schema.SCHEMA_VERSION == 2
+        assert migrate(upgraded.engine) == store_schema.SCHEMA_VERSION == 3
         columns = {c["name"] for c in inspect(upgraded.engine).get_columns("incidents")}
         assert {"opened_at", "candidate"} <= columns
         assert upgraded.incidents.get("s1") is not None and upgraded.incidents.candidates() == []
@@ -213,3 +213,12 @@ def test_decisions_conditions_and_clusters(store: Store) -> None:
     store.clusters.add("ci-cluster", "ci-1", "s9")
     assert store.clusters.latest("ci-cluster", "ci-1").major_sys_id == "s9"  # type: ignore[union-attr]
     assert store.clusters.latest("ci-cluster", "ci-2") is None
+
+
+def test_throttles_outlive_the_process_and_expire(store: Store) -> None:
+    store.throttles.close("jira:acme|jira:acme", 30)
+    store.throttles.close("jira:acme|jira:acme", 5)  # never shortened
+    store.throttles.close("servicenow|servicenow", -1)  # already over
+    left = store.throttles.open_closures()
+    assert list(left) == ["jira:acme|jira:acme"] and 29 < left["jira:acme|jira:acme"] <= 30
+    assert "servicenow|servicenow" not in store.throttles.open_closures()

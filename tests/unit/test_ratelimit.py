@@ -53,3 +53,28 @@ def test_limiter_waits_for_the_longest_of_budget_gate_and_issue() -> None:
     assert limiter.wait(["jira:acme"], issue="ACME-1") == 0
     assert limiter.wait(["jira:acme"], issue="ACME-1") == pytest.approx(1.0)
     assert limiter.waited == pytest.approx(6.0)
+
+
+def test_a_throttle_received_while_waiting_for_a_token_holds_the_waiter_too() -> None:
+    clock = FakeClock()
+    limiter = Limiter(rate=1, burst=1, clock=clock)
+    start = clock.now
+    assert limiter.wait(["jira:acme"]) == 0
+
+    def sleep(seconds: float) -> None:
+        # While this caller sleeps for its token, another thread gets a 429 with Retry-After: 5.
+        if not limiter.gate.closed():
+            limiter.throttled("jira:acme", 5)
+        clock.sleep(seconds)
+
+    limiter._sleep = sleep
+    assert limiter.wait(["jira:acme"]) == pytest.approx(5.0), "1 s for the token, then what is left of 5 s"
+    assert clock.now - start == pytest.approx(5.0)
+
+
+def test_every_closure_is_reported_for_keeping() -> None:
+    gate = ThrottleGate(FakeClock())
+    kept: list[tuple[str, float]] = []
+    gate.on_close = lambda scope, seconds: kept.append((scope, seconds))
+    gate.close("servicenow", 2.0)
+    assert kept == [("servicenow", 2.0)]

@@ -1,0 +1,47 @@
+"""Throttle closures (a 429's ``Retry-After``) kept in the store, so that a restart honours them.
+
+A daemon killed while a platform has it throttled must not come back and call that scope before
+the time is up. Times are wall-clock (UTC): the monotonic clock of the process that received the
+429 died with it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, select
+
+from connector.store.db import utcnow
+from connector.store.schema import throttles
+
+
+class Throttles:
+    """``system|scope`` -> closed until."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def close(self, scope: str, seconds: float) -> None:
+        """Keep ``scope`` closed for ``seconds`` from now (extends, never shortens)."""
+        until = utcnow() + timedelta(seconds=seconds)
+        with self._engine.begin() as conn:
+            row = conn.execute(select(throttles.c.until).where(throttles.c.scope == scope)).one_or_none()
+            if row is None:
+                conn.execute(throttles.insert().values(scope=scope, until=until))
+            elif _aware(row.until) < until:
+                conn.execute(throttles.update().where(throttles.c.scope == scope).values(until=until))
+
+    def open_closures(self) -> dict[str, float]:
+        """Scopes still closed and the seconds left; expired rows are removed."""
+        now = utcnow()
+        with self._engine.begin() as conn:
+            rows = conn.execute(select(throttles)).all()
+            conn.execute(throttles.delete().where(throttles.c.until <= now))
+        return {
+            row.scope: (_aware(row.until) - now).total_seconds() for row in rows if _aware(row.until) > now
+        }
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every time stored here is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
