@@ -12,6 +12,7 @@ daemon starts, after every cycle, and when it stops (before the store is closed)
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 import threading
@@ -211,6 +212,8 @@ class Daemon:
             self._wake.set()
 
         handlers = {signal.SIGINT: on_stop, signal.SIGTERM: on_stop, signal.SIGHUP: on_reload}
+        # `kill -USR1` writes every thread's stack to stderr: how an operator sees a stuck daemon.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         return {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
 
     @staticmethod
