@@ -10,7 +10,7 @@ PYTHON ?= $(shell for p in python3 python3.11 python3.12 python3.13 python; do \
 	  && { echo $$p; break; }; done)
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint check schema bench sandbox clean help
+.PHONY: demo test lint check schema bench soak sandbox clean help
 
 help:
 	@echo "make demo    run the daemon against the embedded sandbox (config/demo.yaml)"
@@ -19,6 +19,7 @@ help:
 	@echo "make schema  regenerate mappings/schema/*.json from the config models"
 	@echo "make sandbox serve the ServiceNow and Jira simulators on 8090/8091 until Ctrl-C"
 	@echo "make bench   run the benchmarks (benchmarks/), figures as in the README"
+	@echo "make soak    the fault-injection gate at ten times its size (about an hour)"
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer is required (none found on PATH)" >&2; exit 1; }
@@ -53,6 +54,9 @@ sandbox: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/sandbox_bench.py
 	$(BIN)/python benchmarks/rules_bench.py
+
+soak: $(STAMP)
+	$(BIN)/python -m tests.scenarios --scale 10
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
