@@ -109,7 +109,10 @@ def test_the_story_mirrors_promotes_and_brings_replies_back_once(world: World) -
                     assert len(landed) == 1, f"{issue.key}: '{comment.body}' came back {len(landed)} times"
                 elif CUSTOMER_UPDATE in comment.body:
                     customer_updates += 1
-            status_notes += sum(f"[{issue.key}] {DISPLAY[site]} moved the issue from" in n for n in notes)
+            status_notes += sum(
+                n.startswith(f"[{issue.key}] ") and f"({DISPLAY[site]}) moved the issue from" in n
+                for n in notes
+            )
     assert replies > 0 and customer_updates > 0
     assert figures["comments"] == f"{customer_updates} out to suppliers, {replies} in from suppliers"
     assert figures["status changes"] == f"{status_notes} supplier status changes written back"
