@@ -89,6 +89,7 @@ class Transport:
         self.cooldown = cooldown
         self.clock = clock
         self._server_time: datetime | None = None
+        self._date_header = ""
         self._lock = threading.Lock()
         self._down_until: float | None = None
         """While set and ahead of the clock the system is down: calls fail at once (circuit open)."""
@@ -106,7 +107,9 @@ class Transport:
 
     def _on_response(self, response: requests.Response, *_args: Any, **_kwargs: Any) -> requests.Response:
         stamp = response.headers.get("Date")
-        if stamp:
+        if stamp and stamp != self._date_header:
+            # Dates have second precision: most answers repeat the last one, parsed already.
+            self._date_header = stamp
             try:
                 when = parsedate_to_datetime(stamp)
             except (TypeError, ValueError):

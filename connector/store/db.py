@@ -1,15 +1,28 @@
-"""Opening the database: URL handling, SQLite pragmas, the PostgreSQL driver, UTC time."""
+"""Opening the database: URL handling, SQLite pragmas and writers, the PostgreSQL driver, UTC time."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from connector.secrets import interpolate
+
+SQLITE_TIMEOUT = 30.0
+"""Seconds a SQLite writer waits for the database (another process, or another thread here)."""
+SQLITE_POOL = (8, 64)
+"""Connections kept open and the most at once: reads run in parallel (``polling.workers`` ≤ 64)."""
+
+
+def upsert_insert(engine: Engine, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An ``INSERT`` on ``table`` that takes ``ON CONFLICT`` clauses (SQLite ≥ 3.24, PostgreSQL)."""
+    return postgresql.insert(table) if engine.dialect.name == "postgresql" else sqlite.insert(table)
 
 
 def utcnow() -> datetime:
@@ -33,14 +46,18 @@ def engine_for(url: str, base_dir: Path | None = None) -> Engine:
     resolved = make_url(interpolate(url))
     if resolved.drivername == "sqlite":
         database = resolved.database or ""
+        pool: dict[str, Any] = {}
         if database and database != ":memory:":
             path = Path(database)
             if not path.is_absolute() and base_dir is not None:
                 path = base_dir / path
             path.parent.mkdir(parents=True, exist_ok=True)
             resolved = resolved.set(database=str(path))
-        engine = create_engine(resolved, connect_args={"timeout": 30})
+            kept, most = SQLITE_POOL
+            pool = {"pool_size": kept, "max_overflow": most - kept, "pool_timeout": SQLITE_TIMEOUT}
+        engine = create_engine(resolved, connect_args={"timeout": SQLITE_TIMEOUT}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
+        _one_writer_at_a_time(engine)
         return engine
     if resolved.drivername == "postgresql":
         resolved = resolved.set(drivername="postgresql+psycopg")
@@ -54,3 +71,35 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _one_writer_at_a_time(engine: Engine) -> None:
+    """Let the threads of this process write to a SQLite engine one transaction at a time.
+
+    SQLite has one writer. Threads that meet its lock are put to sleep by its busy handler for
+    1, 2, 5 ... 100 ms at a time, so with the engine's parallel workers most of the store's time
+    went to sleeping rather than writing. A connection takes this lock before its first statement
+    that is not a ``SELECT`` and keeps it until it goes back to the pool, i.e. after its commit or
+    rollback; reads never take it (WAL lets them run beside the writer). Another process (the
+    ``state`` command) still meets SQLite's own lock and busy timeout. A writer that cannot get
+    the lock within :data:`SQLITE_TIMEOUT` fails as SQLite would (``database is locked``).
+    """
+    lock = threading.Lock()
+
+    def before_execute(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        info = conn.connection.info
+        if info.get("writer") or statement.lstrip()[:6].upper() == "SELECT":
+            return
+        if not lock.acquire(timeout=SQLITE_TIMEOUT):
+            raise OperationalError(statement, None, Exception("database is locked (waited for a writer)"))
+        info["writer"] = True
+
+    def release(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None and record.info.pop("writer", False):
+            lock.release()
+
+    event.listen(engine, "before_cursor_execute", before_execute)
+    event.listen(engine, "checkin", release)
+    # A connection invalidated or closed while writing never comes back through checkin.
+    event.listen(engine, "close", release)
+    event.listen(engine, "invalidate", lambda dbapi, record, _exc: release(dbapi, record))

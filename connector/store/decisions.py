@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, select
+from sqlalchemy import Engine, Insert, and_, delete, func, select
 
-from connector.store.db import as_utc, utcnow
+from connector.store.db import as_utc, upsert_insert, utcnow
 from connector.store.schema import clusters, condition_state, decisions
 
 WRITTEN = ("proposed", "promoted")
@@ -172,15 +173,14 @@ class ConditionState:
     def hold(self, incident_sys_id: str, key: str, since: datetime) -> None:
         """The condition holds; remember since when unless it already did."""
         with self._engine.begin() as conn:
-            present = conn.execute(
-                select(condition_state.c.key).where(
-                    and_(condition_state.c.incident_sys_id == incident_sys_id, condition_state.c.key == key)
-                )
-            ).first()
-            if present is None:
-                conn.execute(
-                    condition_state.insert().values(incident_sys_id=incident_sys_id, key=key, since=since)
-                )
+            conn.execute(self._hold, {"incident_sys_id": incident_sys_id, "key": key, "since": since})
+
+    @functools.cached_property
+    def _hold(self) -> Insert:
+        """``INSERT … ON CONFLICT DO NOTHING``: one statement, the first ``since`` stays."""
+        return upsert_insert(self._engine, condition_state).on_conflict_do_nothing(
+            index_elements=[condition_state.c.incident_sys_id, condition_state.c.key]
+        )
 
     def broken(self, incident_sys_id: str, key: str) -> None:
         """The condition stopped holding: forget it."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, select
+from sqlalchemy import Engine, and_, bindparam, select
 
 from connector.store.db import as_utc, utcnow
 from connector.store.schema import dead_letters
@@ -88,9 +88,8 @@ class DeadLetters:
 
     def queued(self, entity: str) -> DeadLetter | None:
         """The entity's active letter, if it is blocked."""
-        condition = and_(dead_letters.c.entity == entity, dead_letters.c.state == QUEUED)
         with self._engine.connect() as conn:
-            row = conn.execute(select(dead_letters).where(condition)).one_or_none()
+            row = conn.execute(_QUEUED_LETTER, {"entity": entity}).one_or_none()
         return _letter(row) if row else None
 
     def blocked(self) -> set[str]:
@@ -152,6 +151,12 @@ class DeadLetters:
         condition = and_(dead_letters.c.entity == entity, dead_letters.c.state == QUEUED)
         with self._engine.begin() as conn:
             conn.execute(dead_letters.update().where(condition).values(state=state))
+
+
+# Built once: the engine asks after every entity it processed (see connector.store.links).
+_QUEUED_LETTER = select(dead_letters).where(
+    dead_letters.c.entity == bindparam("entity"), dead_letters.c.state == QUEUED
+)
 
 
 def _letter(row: Any) -> DeadLetter:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Engine, and_, select
+from sqlalchemy import Engine, bindparam, select
 
 from connector.store.db import as_utc, utcnow
 from connector.store.schema import audit, intents
@@ -47,37 +47,35 @@ class Intents:
         now = utcnow()
         with self._engine.begin() as conn:
             result = conn.execute(
-                intents.insert().values(
-                    entity=entity,
-                    operation=operation,
-                    target=target,
-                    stamp=stamp,
-                    payload=dict(payload),
-                    state="pending",
-                    attempts=1,
-                    created_at=now,
-                    updated_at=now,
-                )
+                _INSERT_INTENT,
+                {
+                    "entity": entity,
+                    "operation": operation,
+                    "target": target,
+                    "stamp": stamp,
+                    "payload": dict(payload),
+                    "state": "pending",
+                    "attempts": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                },
             )
             intent_id = int(result.inserted_primary_key[0])  # type: ignore[index]
         return Intent(intent_id, entity, operation, target, stamp, dict(payload), "pending", 1, now)
 
     def finish(self, intent_id: int, state: IntentState, outcome: Mapping[str, Any] | None = None) -> None:
         """Record what became of the write."""
+        params = {"id": intent_id, "state": state, "outcome": dict(outcome or {}), "updated_at": utcnow()}
         with self._engine.begin() as conn:
-            conn.execute(
-                intents.update()
-                .where(intents.c.intent_id == intent_id)
-                .values(state=state, outcome=dict(outcome or {}), updated_at=utcnow())
-            )
+            conn.execute(_FINISH_INTENT, params)
 
     def unfinished(self, entity: str | None = None) -> list[Intent]:
         """Intents whose outcome is unknown (``pending`` from a crash, or ``uncertain``), oldest first."""
-        condition: ColumnElement[bool] = intents.c.state.in_(("pending", "uncertain"))
+        statement = _UNFINISHED_INTENTS
         if entity is not None:
-            condition = and_(condition, intents.c.entity == entity)
+            statement = statement.where(intents.c.entity == bindparam("entity"))
         with self._engine.connect() as conn:
-            rows = conn.execute(select(intents).where(condition).order_by(intents.c.intent_id)).all()
+            rows = conn.execute(statement, {"entity": entity}).all()
         return [_intent(row) for row in rows]
 
     def counts(self) -> dict[str, int]:
@@ -88,6 +86,19 @@ class Intents:
         for row in rows:
             out[row.state] = out.get(row.state, 0) + 1
         return out
+
+
+# Built once: an intent and an audit entry go with every write (see connector.store.links).
+_INSERT_INTENT = intents.insert()
+_FINISH_INTENT = (
+    intents.update()
+    .where(intents.c.intent_id == bindparam("id"))
+    .values(state=bindparam("state"), outcome=bindparam("outcome"), updated_at=bindparam("updated_at"))
+)
+_UNFINISHED_INTENTS = (
+    select(intents).where(intents.c.state.in_(("pending", "uncertain"))).order_by(intents.c.intent_id)
+)
+_INSERT_AUDIT = audit.insert()
 
 
 def _intent(row: Any) -> Intent:
@@ -143,18 +154,19 @@ class AuditLog:
         """Append an entry (``outcome``: done, failed, uncertain, dry-run)."""
         with self._engine.begin() as conn:
             conn.execute(
-                audit.insert().values(
-                    at=utcnow(),
-                    actor=self.actor,
-                    system=system,
-                    operation=operation,
-                    target=target,
-                    before=before,
-                    after=after,
-                    reason=reason,
-                    intent_id=intent_id,
-                    outcome=outcome,
-                )
+                _INSERT_AUDIT,
+                {
+                    "at": utcnow(),
+                    "actor": self.actor,
+                    "system": system,
+                    "operation": operation,
+                    "target": target,
+                    "before": before,
+                    "after": after,
+                    "reason": reason,
+                    "intent_id": intent_id,
+                    "outcome": outcome,
+                },
             )
 
     def entries(self, target: str | None = None, limit: int = 100) -> list[AuditEntry]:

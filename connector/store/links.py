@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Engine, and_, select
+from sqlalchemy import ColumnElement, Engine, Insert, Select, and_, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
-from connector.store.db import as_utc, utcnow
+from connector.store.db import as_utc, upsert_insert, utcnow
 from connector.store.schema import comments, links, shadows
 
 LinkState = Literal["creating", "linked", "unlinked"]
@@ -52,78 +53,129 @@ class Links:
 
     def get(self, incident_sys_id: str, supplier: str) -> Link | None:
         """The link of this incident at this supplier."""
-        condition = and_(links.c.incident_sys_id == incident_sys_id, links.c.supplier == supplier)
-        return self._one(condition)
+        return self._one(_LINK_OF_ENTITY, incident_sys_id=incident_sys_id, supplier=supplier)
 
     def by_issue(self, supplier: str, jira_issue_id: str) -> Link | None:
         """The link whose supplier issue has this (immutable) id."""
-        return self._one(and_(links.c.supplier == supplier, links.c.jira_issue_id == jira_issue_id))
+        return self._one(_LINK_OF_ISSUE, supplier=supplier, jira_issue_id=jira_issue_id)
 
     def by_id(self, link_id: int) -> Link | None:
         """The link with this id."""
-        return self._one(links.c.link_id == link_id)
+        return self._one(_LINK_BY_ID, link_id=link_id)
 
     def for_incident(self, incident_sys_id: str) -> list[Link]:
         """Every supplier link of an incident."""
-        return self._many(links.c.incident_sys_id == incident_sys_id)
+        return self._many(_LINKS_OF_INCIDENT, incident_sys_id=incident_sys_id)
 
     def active(self, supplier: str | None = None) -> list[Link]:
         """Links being created or linked, optionally of one supplier."""
         condition: ColumnElement[bool] = links.c.state.in_(("creating", "linked"))
         if supplier is not None:
             condition = and_(condition, links.c.supplier == supplier)
-        return self._many(condition)
+        return self._many(_LINKS.where(condition))
+
+    def active_page(self, after: str, incidents: int) -> list[Link]:
+        """Links being created or linked of the first ``incidents`` incidents whose sys_id sorts after ``after``.
+
+        Ordered by incident, so that a page holds all the open links of each of its incidents;
+        the last link's ``incident_sys_id`` is the ``after`` of the next page (``""`` starts).
+        """
+        return self._many(_ACTIVE_PAGE, after=after, incidents=incidents)
 
     def claim(self, incident_sys_id: str, supplier: str, stamp: str) -> tuple[Link, bool]:
         """Create the link in state ``creating``; returns ``(link, True)``, or the existing one and ``False``."""
         now = utcnow()
         try:
             with self._engine.begin() as conn:
-                conn.execute(
-                    links.insert().values(
-                        incident_sys_id=incident_sys_id,
-                        supplier=supplier,
-                        state="creating",
-                        stamp=stamp,
-                        created_at=now,
-                        updated_at=now,
-                    )
+                result = conn.execute(
+                    _INSERT_LINK,
+                    {
+                        "incident_sys_id": incident_sys_id,
+                        "supplier": supplier,
+                        "state": "creating",
+                        "stamp": stamp,
+                        "created_at": now,
+                        "updated_at": now,
+                    },
                 )
+                link_id = int(result.inserted_primary_key[0])  # type: ignore[index]
         except IntegrityError:
             existing = self.get(incident_sys_id, supplier)
             assert existing is not None
             return existing, False
-        created = self.get(incident_sys_id, supplier)
-        assert created is not None
-        return created, True
+        return Link(link_id, incident_sys_id, supplier, "creating", None, None, None, stamp, now, now), True
 
     def confirm(self, link_id: int, jira_issue_id: str, jira_key: str, jira_url: str) -> Link:
         """Record the supplier issue the link points at; state becomes ``linked``."""
-        self._update(
-            link_id, state="linked", jira_issue_id=jira_issue_id, jira_key=jira_key, jira_url=jira_url
-        )
-        link = self.by_id(link_id)
-        assert link is not None
-        return link
+        with self._engine.begin() as conn:
+            row = conn.execute(
+                _CONFIRM_LINK,
+                {
+                    "id": link_id,
+                    "jira_issue_id": jira_issue_id,
+                    "jira_key": jira_key,
+                    "jira_url": jira_url,
+                    "updated_at": utcnow(),
+                },
+            ).one()
+        return _link(row)
 
     def set_state(self, link_id: int, state: LinkState) -> None:
         """Change a link's state (``unlinked`` when its issue is gone)."""
-        self._update(link_id, state=state)
-
-    def _update(self, link_id: int, **values: Any) -> None:
         with self._engine.begin() as conn:
             conn.execute(
-                links.update().where(links.c.link_id == link_id).values(updated_at=utcnow(), **values)
+                links.update().where(links.c.link_id == link_id).values(state=state, updated_at=utcnow())
             )
 
-    def _one(self, condition: Any) -> Link | None:
-        rows = self._many(condition)
+    def _one(self, statement: Select[Any], **params: Any) -> Link | None:
+        rows = self._many(statement, **params)
         return rows[0] if rows else None
 
-    def _many(self, condition: Any) -> list[Link]:
+    def _many(self, statement: Select[Any], **params: Any) -> list[Link]:
         with self._engine.connect() as conn:
-            rows = conn.execute(select(links).where(condition).order_by(links.c.link_id)).all()
+            rows = conn.execute(statement, params).all()
         return [_link(row) for row in rows]
+
+
+# Built once: the store's hottest statements (several per entity and pass) skip SQLAlchemy's
+# statement construction and hit its compiled cache directly.
+_LINKS = select(links).order_by(links.c.link_id)
+_LINK_OF_ENTITY = _LINKS.where(
+    links.c.incident_sys_id == bindparam("incident_sys_id"), links.c.supplier == bindparam("supplier")
+)
+_LINK_OF_ISSUE = _LINKS.where(
+    links.c.supplier == bindparam("supplier"), links.c.jira_issue_id == bindparam("jira_issue_id")
+)
+_LINK_BY_ID = _LINKS.where(links.c.link_id == bindparam("link_id"))
+_LINKS_OF_INCIDENT = _LINKS.where(links.c.incident_sys_id == bindparam("incident_sys_id"))
+_OPEN = links.c.state.in_(("creating", "linked"))
+_ACTIVE_PAGE = (
+    select(links)
+    .where(
+        _OPEN,
+        links.c.incident_sys_id.in_(
+            select(links.c.incident_sys_id)
+            .where(_OPEN, links.c.incident_sys_id > bindparam("after"))
+            .group_by(links.c.incident_sys_id)
+            .order_by(links.c.incident_sys_id)
+            .limit(bindparam("incidents"))
+        ),
+    )
+    .order_by(links.c.incident_sys_id, links.c.link_id)
+)
+_INSERT_LINK = links.insert()
+_CONFIRM_LINK = (
+    links.update()
+    .where(links.c.link_id == bindparam("id"))
+    .values(
+        state="linked",
+        jira_issue_id=bindparam("jira_issue_id"),
+        jira_key=bindparam("jira_key"),
+        jira_url=bindparam("jira_url"),
+        updated_at=bindparam("updated_at"),
+    )
+    .returning(*links.c)
+)
 
 
 def _link(row: Any) -> Link:
@@ -150,28 +202,37 @@ class Shadows:
     def get(self, link_id: int, side: str) -> dict[str, str]:
         """Field -> value as last synced to ``side``."""
         with self._engine.connect() as conn:
-            rows = conn.execute(
-                select(shadows.c.field, shadows.c.value).where(
-                    and_(shadows.c.link_id == link_id, shadows.c.side == side)
-                )
-            ).all()
+            rows = conn.execute(_SHADOWS_OF, {"link_id": link_id, "side": side}).all()
         return {row.field: row.value for row in rows}
 
+    def sides(self, link_id: int) -> dict[str, dict[str, str]]:
+        """Side (``jira``, ``servicenow``) -> field -> value as last synced, in one query."""
+        out: dict[str, dict[str, str]] = {"jira": {}, "servicenow": {}}
+        with self._engine.connect() as conn:
+            for row in conn.execute(_SHADOWS_OF_LINK, {"link_id": link_id}):
+                out.setdefault(row.side, {})[row.field] = row.value
+        return out
+
     def put(self, link_id: int, side: str, values: Mapping[str, str]) -> None:
-        """Remember ``values`` as synced (other fields keep their shadows)."""
+        """Remember ``values`` as synced (other fields keep their shadows), in one statement."""
         if not values:
             return
         now = utcnow()
+        rows = [
+            {"link_id": link_id, "side": side, "field": field, "value": value, "updated_at": now}
+            for field, value in values.items()
+        ]
         with self._engine.begin() as conn:
-            for field, value in values.items():
-                key = and_(shadows.c.link_id == link_id, shadows.c.side == side, shadows.c.field == field)
-                updated = conn.execute(shadows.update().where(key).values(value=value, updated_at=now))
-                if updated.rowcount == 0:
-                    conn.execute(
-                        shadows.insert().values(
-                            link_id=link_id, side=side, field=field, value=value, updated_at=now
-                        )
-                    )
+            conn.execute(self._upsert, rows)
+
+    @functools.cached_property
+    def _upsert(self) -> Insert:
+        """``INSERT … ON CONFLICT (link_id, side, field) DO UPDATE`` (SQLite ≥ 3.24 and PostgreSQL)."""
+        statement = upsert_insert(self._engine, shadows)
+        return statement.on_conflict_do_update(
+            index_elements=[shadows.c.link_id, shadows.c.side, shadows.c.field],
+            set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
+        )
 
 
 @dataclass(frozen=True)
@@ -195,13 +256,9 @@ class CommentLedger:
 
     def get(self, link_id: int, direction: Direction, source_id: str) -> CommentEntry | None:
         """The ledger entry of a source comment, if any."""
-        condition = and_(
-            comments.c.link_id == link_id,
-            comments.c.direction == direction,
-            comments.c.source_id == source_id,
-        )
+        params = {"link_id": link_id, "direction": direction, "source_id": source_id}
         with self._engine.connect() as conn:
-            row = conn.execute(select(comments).where(condition)).one_or_none()
+            row = conn.execute(_COMMENT_OF_SOURCE, params).one_or_none()
         return _comment(row) if row else None
 
     def begin(
@@ -211,52 +268,60 @@ class CommentLedger:
         now = utcnow()
         try:
             with self._engine.begin() as conn:
-                conn.execute(
-                    comments.insert().values(
-                        link_id=link_id,
-                        direction=direction,
-                        source_id=source_id,
-                        marker=marker,
-                        state="pending",
-                        created_at=now,
-                        updated_at=now,
-                    )
+                result = conn.execute(
+                    _INSERT_COMMENT,
+                    {
+                        "link_id": link_id,
+                        "direction": direction,
+                        "source_id": source_id,
+                        "marker": marker,
+                        "state": "pending",
+                        "created_at": now,
+                        "updated_at": now,
+                    },
                 )
-            created = True
+                comment_id = int(result.inserted_primary_key[0])  # type: ignore[index]
         except IntegrityError:
-            created = False
-        entry = self.get(link_id, direction, source_id)
-        assert entry is not None
-        if not created and entry.state == "abandoned":
-            # An earlier attempt was proven not to have landed: this one is a fresh start.
-            self.finish(entry.comment_id, "pending")
-            return self.get(link_id, direction, source_id) or entry, True
-        return entry, created
+            entry = self.get(link_id, direction, source_id)
+            assert entry is not None
+            if entry.state == "abandoned":
+                # An earlier attempt was proven not to have landed: this one is a fresh start.
+                self.finish(entry.comment_id, "pending")
+                return self.get(link_id, direction, source_id) or entry, True
+            return entry, False
+        return CommentEntry(comment_id, link_id, direction, source_id, None, marker, "pending"), True
 
     def finish(self, comment_id: int, state: CommentState, target_id: str | None = None) -> None:
         """Record the outcome of mirroring."""
-        values: dict[str, Any] = {"state": state, "updated_at": utcnow()}
+        params: dict[str, Any] = {"id": comment_id, "state": state, "updated_at": utcnow()}
         if target_id is not None:
-            values["target_id"] = target_id
+            params["target_id"] = target_id
         with self._engine.begin() as conn:
-            conn.execute(comments.update().where(comments.c.comment_id == comment_id).values(**values))
+            conn.execute(_FINISH_COMMENT if target_id is None else _FINISH_COMMENT_WITH_TARGET, params)
 
     def unfinished(self, link_id: int | None = None) -> list[CommentEntry]:
         """Entries still ``pending`` or ``uncertain`` (after a crash or a lost answer): reconcile these."""
-        condition: ColumnElement[bool] = comments.c.state.in_(("pending", "uncertain"))
+        statement = _UNFINISHED_COMMENTS
         if link_id is not None:
-            condition = and_(condition, comments.c.link_id == link_id)
+            statement = statement.where(comments.c.link_id == bindparam("link_id"))
         with self._engine.connect() as conn:
-            rows = conn.execute(select(comments).where(condition).order_by(comments.c.comment_id)).all()
+            rows = conn.execute(statement, {"link_id": link_id}).all()
         return [_comment(row) for row in rows]
 
     def settled(self, link_id: int, direction: Direction) -> frozenset[str]:
         """Source ids mirrored for sure (``done``); pending, uncertain and abandoned ones are not."""
-        condition = and_(
-            comments.c.link_id == link_id, comments.c.direction == direction, comments.c.state == "done"
-        )
         with self._engine.connect() as conn:
-            return frozenset(conn.execute(select(comments.c.source_id).where(condition)).scalars())
+            return frozenset(
+                conn.execute(_SETTLED_COMMENTS, {"link_id": link_id, "direction": direction}).scalars()
+            )
+
+    def settled_both(self, link_id: int) -> dict[str, frozenset[str]]:
+        """:meth:`settled` for both directions (``out``, ``in``) in one query."""
+        found: dict[str, set[str]] = {"out": set(), "in": set()}
+        with self._engine.connect() as conn:
+            for row in conn.execute(_SETTLED_BOTH, {"link_id": link_id}):
+                found.setdefault(row.direction, set()).add(row.source_id)
+        return {direction: frozenset(ids) for direction, ids in found.items()}
 
     def targets(self, link_id: int, direction: Direction) -> set[str]:
         """Ids of the comments we created in ``direction`` (so they are not mirrored back)."""
@@ -267,6 +332,37 @@ class CommentLedger:
         )
         with self._engine.connect() as conn:
             return {row.target_id for row in conn.execute(select(comments.c.target_id).where(condition))}
+
+
+_SHADOWS_OF = select(shadows.c.field, shadows.c.value).where(
+    shadows.c.link_id == bindparam("link_id"), shadows.c.side == bindparam("side")
+)
+_SHADOWS_OF_LINK = select(shadows.c.side, shadows.c.field, shadows.c.value).where(
+    shadows.c.link_id == bindparam("link_id")
+)
+_SETTLED_BOTH = select(comments.c.direction, comments.c.source_id).where(
+    comments.c.link_id == bindparam("link_id"), comments.c.state == "done"
+)
+_COMMENT_OF_SOURCE = select(comments).where(
+    comments.c.link_id == bindparam("link_id"),
+    comments.c.direction == bindparam("direction"),
+    comments.c.source_id == bindparam("source_id"),
+)
+_INSERT_COMMENT = comments.insert()
+_FINISH_COMMENT = (
+    comments.update()
+    .where(comments.c.comment_id == bindparam("id"))
+    .values(state=bindparam("state"), updated_at=bindparam("updated_at"))
+)
+_FINISH_COMMENT_WITH_TARGET = _FINISH_COMMENT.values(target_id=bindparam("target_id"))
+_UNFINISHED_COMMENTS = (
+    select(comments).where(comments.c.state.in_(("pending", "uncertain"))).order_by(comments.c.comment_id)
+)
+_SETTLED_COMMENTS = select(comments.c.source_id).where(
+    comments.c.link_id == bindparam("link_id"),
+    comments.c.direction == bindparam("direction"),
+    comments.c.state == "done",
+)
 
 
 def _comment(row: Any) -> CommentEntry:
