@@ -28,6 +28,7 @@ from connector.executor import Executor, Supplier
 from connector.matching import SN_DATETIME, SimpleContext
 from connector.models import Incident, JournalEntry, SupplierIssue
 from connector.needs import incident_fields
+from connector.plan import CreateProblem, NoteOnIncident, UpdateIncident, UpdateProblem
 from connector.planner import plan
 from connector.ports import JiraPort, ServiceNowPort
 from connector.promotion import Promoter
@@ -43,6 +44,10 @@ log = logging.getLogger(__name__)
 
 INCIDENTS, JOURNAL = "servicenow:incident", "servicenow:journal"
 MAX_PASSES = 4
+SWEEP_PAGE = 500
+"""Incidents whose open links a sweep loads and re-checks at a time (memory stays bounded)."""
+SERVICENOW_ONLY = (UpdateIncident, NoteOnIncident, CreateProblem, UpdateProblem)
+"""Writes that leave the supplier issue as it was."""
 ISSUE_FIELDS = (
     "summary",
     "description",
@@ -172,25 +177,16 @@ class Engine:
             for entity in due:
                 incident_sys_id, _, supplier = entity.rpartition(":")
                 work.setdefault(entity, Work(incident_sys_id, supplier)).full_journal = True
-            if sweep or (sweep is None and self._sweep_due(now)):
+            sweeping = bool(sweep or (sweep is None and self._sweep_due(now)))
+            if sweeping:
                 self._last_sweep = now
-                for runtime in self.suppliers.values():
-                    for link in self.store.links.active(runtime.name):
-                        work.setdefault(
-                            link.entity, Work(link.incident_sys_id, runtime.name)
-                        ).full_journal = True
+                for item in work.values():
+                    item.full_journal = True
             blocked = self.store.dlq.blocked()
-            self._followups = {}
-            progress = _Progress(on_progress, len(work))
-            batch = work
-            for round_ in range(2):
-                self._work_on(batch, blocked, due, snapshots, now, report, progress)
-                if not self._followups or round_:
-                    break
-                # Entities done before a sibling changed the incident see the change now, not at the
-                # next sweep (our own writes are not polled back as new versions).
-                batch, self._followups = self._followups, {}
-                progress.total += len(batch)
+            pass_ = _Pass(blocked, due, snapshots, now, report, _Progress(on_progress, len(work)))
+            done = self._rounds(work, pass_)
+            if sweeping:
+                self._sweep(done, pass_, remember=servicenow)
             if not self.dry_run:
                 for step in commit:
                     step()
@@ -198,16 +194,46 @@ class Engine:
         metrics.LAST_CYCLE.set(self.clock().timestamp())
         return report
 
-    def _work_on(
-        self,
-        batch: Mapping[str, Work],
-        blocked: set[str],
-        due: set[str],
-        snapshots: Mapping[str, Incident],
-        now: datetime,
-        report: CycleReport,
-        progress: _Progress,
-    ) -> None:
+    def _rounds(self, batch: Mapping[str, Work], pass_: _Pass) -> set[str]:
+        """Process ``batch``, then once more the entities a sibling's write changed; returns all processed."""
+        done = set(batch)
+        self._followups = {}
+        for round_ in range(2):
+            self._work_on(batch, pass_)
+            if not self._followups or round_:
+                break
+            # Entities done before a sibling changed the incident see the change now, not at the
+            # next sweep (our own writes are not polled back as new versions).
+            batch, self._followups = self._followups, {}
+            done |= batch.keys()
+            pass_.progress.total += len(batch)
+        return done
+
+    def _sweep(self, done: set[str], pass_: _Pass, *, remember: bool) -> None:
+        """Re-check every open link not processed yet this cycle, :data:`SWEEP_PAGE` incidents at a time.
+
+        Memory stays bounded however many links the store holds: a page's links, work, journals and
+        incidents are let go once it is done (the incidents as processed versions, as the cycle's
+        commit would, when ``remember`` says this cycle polled ServiceNow).
+        """
+        after = ""
+        while page := self.store.links.active_page(after, SWEEP_PAGE):
+            after = page[-1].incident_sys_id
+            batch = {
+                link.entity: Work(link.incident_sys_id, link.supplier, full_journal=True)
+                for link in page
+                if link.supplier in self.suppliers and link.entity not in done
+            }
+            pass_.progress.total += len(batch)
+            done |= self._rounds(batch, pass_)
+            swept = {link.incident_sys_id for link in page}
+            finished = [self._latest.pop(sys_id) for sys_id in swept if sys_id in self._latest]
+            if remember and not self.dry_run:
+                self._remember(finished)
+            for sys_id in swept:
+                self._journals.pop(sys_id, None)
+
+    def _work_on(self, batch: Mapping[str, Work], pass_: _Pass) -> None:
         """Process ``batch``: incidents in parallel (``polling.workers``), each incident's suppliers in turn."""
         by_incident: dict[str, list[tuple[str, Work]]] = {}
         for entity, item in batch.items():
@@ -215,15 +241,16 @@ class Engine:
 
         def one_incident(items: list[tuple[str, Work]]) -> None:
             for entity, item in items:
-                if entity in blocked and entity not in due:
+                if entity in pass_.blocked and entity not in pass_.due:
                     if not self.dry_run:
                         self.store.dlq.hold(entity)
                     with self._lock:
-                        report.held += 1
+                        pass_.report.held += 1
                 else:
-                    snapshot = self._latest.get(item.incident_sys_id) or snapshots.get(item.incident_sys_id)
-                    self._process(item, snapshot, now, report)
-                progress.step(self._lock)
+                    latest = self._latest.get(item.incident_sys_id)
+                    snapshot = latest or pass_.snapshots.get(item.incident_sys_id)
+                    self._process(item, snapshot, pass_.now, pass_.report)
+                pass_.progress.step(self._lock)
 
         groups = list(by_incident.values())
         if self.workers == 1 or len(groups) < 2:
@@ -301,16 +328,7 @@ class Engine:
                     )
 
         def store_progress() -> None:
-            for incident in [*fresh, *self._latest.values()]:
-                self.store.incidents.remember(
-                    incident.sys_id,
-                    incident.number,
-                    incident.mod_count,
-                    incident.updated_on,
-                    incident.fields,
-                    opened_at=incident.get("opened_at"),
-                    candidate=eligibility(incident, material_changed=True).eligible,
-                )
+            self._remember([*fresh, *self._latest.values()])
             self.store.watermarks.set(INCIDENTS, Watermark(_sn_time(poll_start)))
             window = _sn_time(journal_start - self.overlap)
             recent = sorted({e.sys_id for e in entries if e.created_on >= window} | {s for s in seen_before})
@@ -318,6 +336,19 @@ class Engine:
             metrics.WATERMARK_LAG.labels(INCIDENTS).set(max(0.0, (self.clock() - poll_start).total_seconds()))
 
         commit.append(store_progress)
+
+    def _remember(self, incidents: Iterable[Incident]) -> None:
+        """Record these incident versions as processed (our own writes included)."""
+        for incident in incidents:
+            self.store.incidents.remember(
+                incident.sys_id,
+                incident.number,
+                incident.mod_count,
+                incident.updated_on,
+                incident.fields,
+                opened_at=incident.get("opened_at"),
+                candidate=eligibility(incident, material_changed=True).eligible,
+            )
 
     def _observe_site(
         self,
@@ -425,13 +456,20 @@ class Engine:
         """Read the issue, plan, apply; again while the last plan wrote something (at most MAX_PASSES).
 
         Returns the issue as last read (``None`` unless that read came after every write) and the
-        incident as our writes left it.
+        incident as our writes left it. A pass that wrote to ServiceNow only leaves the issue as it
+        was read, so the next pass plans from that read instead of reading it again (a change the
+        supplier made meanwhile comes with the next search, as any other).
         """
         issue = None
+        stale = True
+        """Whether ``issue`` may not show our latest writes to it (then it is read again)."""
         for _pass in range(MAX_PASSES):
-            issue = None
-            if link is not None and link.state == "linked" and link.jira_key:
-                issue = runtime.site.issue(link.jira_key, runtime.issue_fields, comments=True)
+            if link is None or link.state != "linked" or not link.jira_key:
+                issue = None
+            else:
+                if stale or issue is None:
+                    issue = runtime.site.issue(link.jira_key, runtime.issue_fields, comments=True)
+                    stale = False
                 if issue is None:
                     self.store.links.set_state(link.link_id, "unlinked")
                     log.error(
@@ -441,6 +479,8 @@ class Engine:
                 if need_full:
                     journal = self._full_journal(incident.sys_id)
                     need_full = False
+            shadow = self.store.shadows.sides(link.link_id) if link else {}
+            mirrored = self.store.comments.settled_both(link.link_id) if link else {}
             view = EntityView(
                 incident=incident,
                 supplier=runtime.name,
@@ -450,10 +490,10 @@ class Engine:
                 link=link,
                 issue=issue,
                 journal=journal,
-                jira_shadow=self.store.shadows.get(link.link_id, "jira") if link else {},
-                snow_shadow=self.store.shadows.get(link.link_id, "servicenow") if link else {},
-                mirrored_out=self.store.comments.settled(link.link_id, "out") if link else frozenset(),
-                mirrored_in=self.store.comments.settled(link.link_id, "in") if link else frozenset(),
+                jira_shadow=shadow.get("jira", {}),
+                snow_shadow=shadow.get("servicenow", {}),
+                mirrored_out=mirrored.get("out", frozenset()),
+                mirrored_in=mirrored.get("in", frozenset()),
                 account_id=self._account(runtime),
                 integration_user=self.snow.integration_user,
                 incident_url=f"{self.instance_url}/nav_to.do?uri=incident.do?sys_id={incident.sys_id}",
@@ -478,9 +518,11 @@ class Engine:
                     log.info("%s; reading again", exc, extra={"supplier": runtime.name})
                     link = self.store.links.get(incident.sys_id, runtime.name)
                     incident = self.snow.incident(incident.sys_id, self.fields) or incident
+                    stale = True
                     continue
                 with self._lock:
                     report.writes += len(decided.writes)
+                stale = any(not isinstance(change, SERVICENOW_ONLY) for change in decided.writes)
             if not decided.writes:
                 return issue, incident
         return None, incident
@@ -545,6 +587,20 @@ def issue_fields(mapping: SupplierMapping) -> tuple[str, ...]:
     if mapping.problem.root_cause_link:
         names.append("issuelinks")
     return tuple(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """What every entity of one cycle is processed against."""
+
+    blocked: set[str]
+    """Entities in the dead-letter queue..."""
+    due: set[str]
+    """...of which these are due for a retry now."""
+    snapshots: Mapping[str, Incident]
+    now: datetime
+    report: CycleReport
+    progress: _Progress
 
 
 @dataclass
