@@ -124,6 +124,18 @@ class Sandbox:
         """The ServiceNow administrator the replay writes as."""
         return next(u for u in self.servicenow_users() if u.user_name == ADMIN)
 
+    def admin_session(self) -> requests.Session:
+        """A Table API session as :meth:`admin` (JSON answers): how tools act as the service desk."""
+        admin = self.admin()
+        session = requests.Session()
+        session.auth = (admin.user_name, admin.password)
+        session.headers["Accept"] = "application/json"
+        return session
+
+    def table_url(self, table: str, sys_id: str = "") -> str:
+        """The Table API URL of ``table``, or of one of its records."""
+        return f"{self.servicenow_url}/api/now/table/{table}" + (f"/{sys_id}" if sys_id else "")
+
     def servicenow_users(self) -> list[SnowUser]:
         """Everyone who can log in to the ServiceNow simulator."""
         return [

@@ -78,14 +78,10 @@ class World:
     # --- the service desk (ServiceNow admin) ---------------------------------------------------------
 
     def snow(self) -> requests.Session:
-        admin = self.sandbox.admin()
-        session = requests.Session()
-        session.auth = (admin.user_name, admin.password)
-        session.headers["Accept"] = "application/json"
-        return session
+        return self.sandbox.admin_session()
 
     def table(self, table: str, sys_id: str = "") -> str:
-        return f"{self.sandbox.servicenow_url}/api/now/table/{table}" + (f"/{sys_id}" if sys_id else "")
+        return self.sandbox.table_url(table, sys_id)
 
     def lookup(self, table: str, query: str) -> str:
         rows = (

@@ -351,7 +351,7 @@ class People:
         return f"Internal only {canary}: penalty clause {self.rng.randint(1, 99)}"
 
     def _table(self, table: str, sys_id: str = "") -> str:
-        return f"{self.instance_url}/api/now/table/{table}" + (f"/{sys_id}" if sys_id else "")
+        return self.world.sandbox.table_url(table, sys_id)
 
     def _lookup(self, table: str, query: str) -> str:
         params = {"sysparm_query": query, "sysparm_fields": "sys_id", "sysparm_limit": "1"}
