@@ -10,7 +10,7 @@ PYTHON ?= $(shell for p in python3 python3.11 python3.12 python3.13 python; do \
 	  && { echo $$p; break; }; done)
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint check schema bench soak sandbox clean help
+.PHONY: demo test lint check schema bench bench-quick soak sandbox clean help
 
 help:
 	@echo "make demo    run the daemon against the embedded sandbox (config/demo.yaml)"
@@ -18,7 +18,8 @@ help:
 	@echo "make check   validate config/connector.yaml and mappings/ offline"
 	@echo "make schema  regenerate mappings/schema/*.json from the config models"
 	@echo "make sandbox serve the ServiceNow and Jira simulators on 8090/8091 until Ctrl-C"
-	@echo "make bench   run the benchmarks (benchmarks/), figures as in the README"
+	@echo "make bench   run every benchmark (about 20 min), figures as in the README"
+	@echo "make bench-quick   the same at small sizes (a check, not figures)"
 	@echo "make soak    the fault-injection gate at ten times its size (about an hour)"
 
 $(STAMP): pyproject.toml
@@ -52,8 +53,10 @@ sandbox: $(STAMP)
 	$(BIN)/mim-connector sandbox -c config/demo.yaml
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/sandbox_bench.py
-	$(BIN)/python benchmarks/rules_bench.py
+	$(BIN)/python -m benchmarks.run
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m benchmarks.run --quick
 
 soak: $(STAMP)
 	$(BIN)/python -m tests.scenarios --scale 10
