@@ -32,6 +32,9 @@ PROBLEM_LINK = "@problem_link"
 ROOT_CAUSE = "@root_cause"
 CAUSE_NOTES = "@cause_notes"
 SHARED = "@shared:"
+PENDING = "@pending:"
+"""Prefix of a value we are writing and may not know the fate of (a lost answer, a crash)."""
+STATE_PENDING = PENDING + "state"
 
 
 @dataclass(frozen=True)

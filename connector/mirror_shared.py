@@ -5,6 +5,10 @@ Only one side moved away from it: that side's value is copied to the other. Both
 different values): the change made later by its own server's clock wins (``sys_updated_on`` of the
 incident, ``updated`` of the issue), and the conflict is reported once. Outbound values are mapped
 (``values``) and redacted like every other text that leaves ServiceNow.
+
+Before a value is copied, the shadow also notes it as *pending* (``@pending:``, with its
+direction): when the write's answer is lost and a person edits the field again before the next
+cycle, the pending value tells which side moved after the copy, so no clock has to decide.
 """
 
 from __future__ import annotations
@@ -12,10 +16,15 @@ from __future__ import annotations
 from typing import Any
 
 from connector.config.supplier_file import SharedField
-from connector.entity import SHARED, EntityView, norm
+from connector.entity import PENDING, SHARED, EntityView, norm
 from connector.matching import parse_sn_datetime
 from connector.plan import Change, RecordShadow, UpdateIncident, UpdateIssue
 from connector.redaction import redact
+
+OUT = "out"
+"""Pending towards Jira (ServiceNow won)."""
+IN = "in"
+"""Pending towards ServiceNow (the supplier won)."""
 
 
 def to_jira(view: EntityView, shared: SharedField, value: str) -> str:
@@ -42,8 +51,11 @@ def initial_values(view: EntityView) -> tuple[dict[str, Any], dict[str, str]]:
     return fields, shadow
 
 
-def plan_shared(view: EntityView, conflicts: list[str]) -> list[Change]:
-    """The writes that bring every shared field to the last writer's value."""
+def plan_shared(view: EntityView, conflicts: list[str]) -> tuple[list[Change], dict[str, str]]:
+    """The writes that bring every shared field to the last writer's value, and the pending notes.
+
+    The pending notes (Jira-side shadow values) must be recorded before any write of the plan.
+    """
     issue = view.issue
     assert issue is not None
     to_issue: dict[str, Any] = {}
@@ -51,22 +63,35 @@ def plan_shared(view: EntityView, conflicts: list[str]) -> list[Change]:
     after: dict[str, str] = {}
     to_incident: dict[str, str] = {}
     agreed: dict[str, str] = {}
+    pending: dict[str, str] = {}
     for shared in view.mapping.shared:
         key = SHARED + shared.jira
         ours = to_jira(view, shared, view.incident.get(shared.servicenow))
         theirs = norm(issue.fields.get(shared.jira, ""))
         last = view.jira_shadow.get(key)
+        direction, _, value = view.jira_shadow.get(PENDING + key, "").partition(":")
+        settled = {PENDING + key: ""} if direction else {}
         if ours == theirs:
             if last != ours and (last is not None or ours):
                 agreed[key] = ours
+            agreed.update(settled)
             continue
-        winner = _winner(view, shared, ours, theirs, last, conflicts)
+        arrived = (direction == OUT and theirs == value) or (direction == IN and ours == value)
+        if arrived and last is not None:
+            last = value  # the copy arrived, though its answer did not: that is the agreement now
+        winner = _winner(view, shared, (ours, theirs, last), (direction, value), conflicts)
+        # Kept with the next pending copy: a second lost answer must not forget the first one.
+        recorded = {key: value} if arrived and last is not None else {}
         if winner == "servicenow":
             to_issue[shared.jira], before[shared.jira], after[shared.jira] = ours or None, theirs, ours
             after[key] = ours
+            after[PENDING + key] = ""
+            pending |= recorded | {PENDING + key: f"{OUT}:{ours}"}
         else:
             to_incident[shared.servicenow] = to_servicenow(shared, theirs)
             agreed[key] = theirs
+            agreed[PENDING + key] = ""
+            pending |= recorded | {PENDING + key: f"{IN}:{theirs}"}
     changes: list[Change] = []
     if to_issue:
         names = ", ".join(sorted(to_issue))
@@ -79,19 +104,29 @@ def plan_shared(view: EntityView, conflicts: list[str]) -> list[Change]:
     if agreed:
         # After the incident write (if any): recorded only once ServiceNow holds the value.
         changes.append(RecordShadow("jira", agreed, "shared values both sides now agree on"))
-    return changes
+    return changes, pending
 
 
 def _winner(
-    view: EntityView, shared: SharedField, ours: str, theirs: str, last: str | None, conflicts: list[str]
+    view: EntityView,
+    shared: SharedField,
+    values: tuple[str, str, str | None],
+    pending: tuple[str, str],
+    conflicts: list[str],
 ) -> str:
     assert view.issue is not None
+    ours, theirs, last = values
+    direction, value = pending
     if last is None:
         return "supplier" if not ours else "servicenow"
     if theirs == last:
         return "servicenow"
     if ours == last:
         return "supplier"
+    if direction == OUT and ours == value:
+        return "supplier"  # ServiceNow still holds what we sent: Jira changed since
+    if direction == IN and theirs == value:
+        return "servicenow"  # Jira still holds what we took: ServiceNow changed since
     incident_time = parse_sn_datetime(view.incident.updated_on)
     later = "supplier" if incident_time is None or view.issue.updated >= incident_time else "servicenow"
     conflicts.append(

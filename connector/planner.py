@@ -6,10 +6,12 @@ The rules, in the order they are applied:
 * **ServiceNow-owned Jira fields** - written when *our* rendered value changed since the last sync
   (the shadow); a supplier's edit of such a field is a conflict, noted and never fought over;
 * **status out** - a changed incident state maps to a supplier status, reached by a workflow path
-  that never passes through a terminal status;
+  that never passes through a terminal status; it waits while a supplier's move is taken in, and
+  yields to one made after a move of ours whose answer was lost (``@pending:state``);
 * **comments out** - public comments (work notes only if the mapping opts in), redacted, once each;
 * **supplier-owned incident fields** and **status in** - written when the supplier's value changed;
-  a state change only for allow-listed statuses, with the mandatory resolution fields;
+  a state change only for allow-listed statuses, with the mandatory resolution fields, in the
+  same write as the move's work note (so the note's marker tells whether a lost write landed);
 * **comments in** - the supplier's comments as work notes (or comments), attributed, once each;
 * **shared fields** (:mod:`connector.mirror_shared`) - last writer wins, conflicts reported;
 * **problem management** (:mod:`connector.mirror_problem`) - problem links, root cause, RCA problems.
@@ -31,6 +33,7 @@ from connector.entity import (
     MARKER_TAG,
     REMOTE_LINK,
     STATE_DONE,
+    STATE_PENDING,
     STATUS_CHANGE,
     SUMMARY_LIMIT,
     SUPPLIER_STATUS,
@@ -46,6 +49,7 @@ from connector.entity import (
 )
 from connector.mirror_problem import plan_problem
 from connector.mirror_shared import initial_values, plan_shared
+from connector.models import StatusChange
 from connector.plan import (
     Blocked,
     Change,
@@ -81,7 +85,11 @@ def plan(view: EntityView) -> Plan:
     changes: list[Change] = []
     conflicts: list[str] = []
     changes += _fields_out(view, conflicts)
-    changes += plan_shared(view, conflicts)
+    shared, pending = plan_shared(view, conflicts)
+    if pending:
+        # First of all: a crash or a lost answer after any later write must find them.
+        changes.insert(0, RecordShadow("jira", pending, "shared values about to be copied"))
+    changes += shared
     changes += _remote_link(view)
     changes += _status_out(view)
     changes += _comments_out(view)
@@ -230,6 +238,14 @@ def _status_out(view: EntityView) -> list[Change]:
     state = view.incident.get("state")
     if not state or view.jira_shadow.get(STATE_DONE) == state:
         return []
+    if _supplier_move(view) is not None:
+        if view.jira_shadow.get(STATE_PENDING) == state:
+            # We were moving the issue for this very state (the answer may have been lost) and
+            # the supplier has moved it since: theirs is the later word.
+            return [
+                RecordShadow("jira", {STATE_DONE: state}, f"{view.issue.key} was moved by the supplier since")
+            ]
+        return []  # the supplier's move is taken in first; the state is mirrored next cycle
     label = view.states.get(state, state)
     status_map = view.mapping.outbound.status_map
     target = status_map.get(label) or status_map.get(state)
@@ -258,7 +274,10 @@ def _status_out(view: EntityView) -> list[Change]:
             )
         ]
     reason = f"incident {view.incident.number} is {label}: move {view.issue.key} from {view.issue.status} to {target}"
-    return [MoveIssue(tuple(hops), target, state, reason)]
+    return [
+        RecordShadow("jira", {STATE_PENDING: state}, f"moving {view.issue.key} for incident state {label}"),
+        MoveIssue(tuple(hops), target, state, reason),
+    ]
 
 
 def find_path(workflow: Workflow, start: str, target: str) -> list[Hop] | None:
@@ -366,25 +385,33 @@ def _status_in(view: EntityView) -> list[Change]:
     issue = view.issue
     previous = view.snow_shadow.get(SUPPLIER_STATUS)
     seen = view.snow_shadow.get(STATUS_CHANGE)
-    moved = (
-        issue.status_change if issue.status_change and issue.status_change.to_status == issue.status else None
-    )
+    moved = _latest_move(view)
     shadow = {SUPPLIER_STATUS: issue.status} | ({STATUS_CHANGE: moved.change_id} if moved else {})
     if (moved is not None and moved.change_id == seen) or (moved is None and previous == issue.status):
         return []
-    if previous is None or (seen is None and previous == issue.status):
+    ours = moved is not None and moved.author_id == view.account_id
+    if (previous is None and (moved is None or ours)) or (seen is None and previous == issue.status):
+        # A move someone else made before our first read (say, of an issue whose creation
+        # answer was lost) is news all the same; only the status we created it in is not.
         return [RecordShadow("servicenow", shadow, f"first sight of {issue.key}'s status")]
-    if moved is not None and moved.author_id == view.account_id:
+    if ours:
         # Our own move, whose answer we may never have seen (a dropped response, a crash): not news.
         return [RecordShadow("servicenow", shadow, f"our move of {issue.key}")]
     if moved is not None and moved.from_status:
         previous = moved.from_status
-    changes: list[Change] = []
     inbound = view.mapping.inbound
-    if inbound.status_work_note:
-        # The changelog entry names one move for good; `updated` would change with every comment.
-        identity = moved.change_id if moved is not None else issue.updated.isoformat()
-        key = f"status:{issue.key}:{identity}:{issue.status}"
+    # The changelog entry names one move for good; `updated` would change with every comment.
+    identity = moved.change_id if moved is not None else issue.updated.isoformat()
+    key = f"status:{issue.key}:{identity}:{issue.status}"
+    # A noted move's state change went in the same write as its note: if the state is gone
+    # again, the desk changed it since (the write's answer was lost), and that stands.
+    noted = inbound.status_work_note and key in view.mirrored_in
+    fields = {} if noted else _state_in(view)
+    moving = f"{issue.key} status {previous} -> {issue.status}"
+    if fields:
+        label = view.states.get(fields["state"], fields["state"])
+        moving += f": set {view.incident.number} to {label}"
+    if inbound.status_work_note and not noted:
         ref = marker("i", view.supplier, key)
         who = (
             f"{moved.author} ({view.mapping.display_name})"
@@ -392,29 +419,45 @@ def _status_in(view: EntityView) -> list[Change]:
             else view.mapping.display_name
         )
         text = f"[{issue.key}] {who} moved the issue from {previous} to {issue.status}.\n{stamp_line(ref)}"
-        if key not in view.mirrored_in:
-            changes.append(
-                NoteOnIncident(
-                    key, "work_notes", text, ref, f"{issue.key} status {previous} -> {issue.status}"
-                )
-            )
-    change = inbound.status_map.get(issue.status)
+        return [
+            NoteOnIncident(key, "work_notes", text, ref, moving, fields),
+            RecordShadow("servicenow", shadow, f"{issue.key} is now {issue.status}"),
+        ]
+    if fields:
+        return [UpdateIncident(fields, shadow, moving)]
+    return [RecordShadow("servicenow", shadow, f"{issue.key} is now {issue.status}")]
+
+
+def _state_in(view: EntityView) -> dict[str, str]:
+    """The incident fields the supplier's current status sets (allow-listed), or none."""
+    assert view.issue is not None
+    change = view.mapping.inbound.status_map.get(view.issue.status)
     target = _state_value(change.state, view.states) if change else None
     current = view.incident.get("state")
     # A closed or canceled incident is final: a supplier status can only leave a note there.
-    if change is not None and target is not None and current != target and current not in FINAL_STATES:
-        fields = {"state": target}
-        variables = jira_variables(view)
-        if change.close_code:
-            fields["close_code"] = change.close_code
-        if change.close_notes:
-            fields["close_notes"] = render(change.close_notes, variables)
-        label = view.states.get(target, target)
-        reason = f"{issue.key} is {issue.status} at {view.supplier}: set {view.incident.number} to {label}"
-        changes.append(UpdateIncident(fields, shadow, reason))
-    else:
-        changes.append(RecordShadow("servicenow", shadow, f"{issue.key} is now {issue.status}"))
-    return changes
+    if change is None or target is None or current == target or current in FINAL_STATES:
+        return {}
+    fields = {"state": target}
+    if change.close_code:
+        fields["close_code"] = change.close_code
+    if change.close_notes:
+        fields["close_notes"] = render(change.close_notes, jira_variables(view))
+    return fields
+
+
+def _latest_move(view: EntityView) -> StatusChange | None:
+    """The changelog entry that put the issue in its current status, when the read shows it."""
+    assert view.issue is not None
+    change = view.issue.status_change
+    return change if change is not None and change.to_status == view.issue.status else None
+
+
+def _supplier_move(view: EntityView) -> StatusChange | None:
+    """The supplier's latest status move when we have not taken it in yet."""
+    moved = _latest_move(view)
+    if moved is None or moved.author_id == view.account_id:
+        return None
+    return None if moved.change_id == view.snow_shadow.get(STATUS_CHANGE) else moved
 
 
 def _comments_in(view: EntityView) -> list[Change]:
@@ -467,6 +510,9 @@ def _coalesce(changes: list[Change]) -> list[Change]:
     first_note = next((c for c in changes if isinstance(c, NoteOnIncident)), None)
     if not updates or first_note is None:
         return changes
+    # The merged write goes where the earliest of them was: what a plan records after an
+    # incident update (say, shared values now agreed) must not be recorded before it is written.
+    at = next(i for i, change in enumerate(changes) if change is updates[0] or change is first_note)
     fields: dict[str, str] = {}
     shadow: dict[str, str] = {}
     for update in updates:
@@ -478,14 +524,12 @@ def _coalesce(changes: list[Change]) -> list[Change]:
         reason="; ".join([first_note.reason, *(u.reason for u in updates)]),
     )
     out: list[Change] = []
-    for change in changes:
-        if isinstance(change, UpdateIncident):
-            continue
-        if change is first_note:
+    for i, change in enumerate(changes):
+        if i == at:
             out.append(merged)
             if shadow:
                 out.append(RecordShadow("servicenow", shadow, "values written with the note above"))
-        else:
+        if not (isinstance(change, UpdateIncident) or change is first_note):
             out.append(change)
     return out
 

@@ -9,7 +9,17 @@ from typing import Any
 import pytest
 
 from connector.config.supplier_file import SupplierMapping
-from connector.entity import LABELS_OURS, REMOTE_LINK, STATE_DONE, STATUS_CHANGE, SUPPLIER_STATUS, EntityView
+from connector.entity import (
+    LABELS_OURS,
+    PENDING,
+    REMOTE_LINK,
+    SHARED,
+    STATE_DONE,
+    STATE_PENDING,
+    STATUS_CHANGE,
+    SUPPLIER_STATUS,
+    EntityView,
+)
 from connector.models import StatusChange
 from connector.plan import (
     Blocked,
@@ -155,7 +165,8 @@ def test_mim_label_added_while_the_suppliers_own_labels_stay() -> None:
 def test_resolving_the_incident_walks_the_workflow_with_the_required_resolution() -> None:
     base = synced()
     resolved = dataclasses.replace(base.incident, fields={**base.incident.fields, "state": "6"})
-    (move,) = plan(dataclasses.replace(base, incident=resolved)).changes
+    pending, move = plan(dataclasses.replace(base, incident=resolved)).changes
+    assert pending == RecordShadow("jira", {STATE_PENDING: "6"}, "moving ACME-1 for incident state Resolved")
     assert isinstance(move, MoveIssue)
     assert [(h.name, h.to, dict(h.fields)) for h in move.hops] == [
         ("Resolve", "Resolved", {"resolution": "Done"})
@@ -243,9 +254,17 @@ def test_supplier_resolution_sets_the_state_with_the_mandatory_fields_in_the_sam
         "close_code": "Solution provided",
         "close_notes": "Resolved by ACME in ACME-1: Fixed",
     }
-    assert record == RecordShadow(
-        "servicenow", {SUPPLIER_STATUS: "Resolved"}, "values written with the note above"
-    )
+    assert record == RecordShadow("servicenow", {SUPPLIER_STATUS: "Resolved"}, "ACME-1 is now Resolved")
+
+
+def test_a_moves_state_change_rides_with_its_own_note_even_behind_another_note() -> None:
+    """Else a lost answer to the other note would hide whether the state was written."""
+    base = synced()
+    resolved = dataclasses.replace(base.issue, status="Resolved")  # type: ignore[arg-type]
+    first_sync = dataclasses.replace(base, issue=resolved, mirrored_in=frozenset())
+    notes = [c for c in plan(first_sync).changes if isinstance(c, NoteOnIncident)]
+    assert [n.source_id.split(":")[0] for n in notes] == ["link", "status"]
+    assert "state" not in notes[0].fields and notes[1].fields["state"] == "6"
 
 
 def test_a_supplier_status_never_reopens_a_closed_incident() -> None:
@@ -353,6 +372,73 @@ def test_a_move_back_to_the_status_last_seen_is_recognised_by_its_changelog_entr
     seen = dataclasses.replace(base, snow_shadow={**base.snow_shadow, STATUS_CHANGE: "902"})
     later = _moved(seen, "Resolved", "902", author_id="jane")
     assert not plan(later).changes
+
+
+def test_a_move_made_before_our_first_read_is_news() -> None:
+    """Say the answer to our create was lost, and the engineer resolved the issue before we found it."""
+    base = synced()
+    unseen = dataclasses.replace(base, snow_shadow={"u_supplier_reference": "ACME-1", "u_supplier_eta": ""})
+    changes = plan(_moved(unseen, "Resolved", "901", author_id="jane", was="Open")).changes
+    note = next(c for c in changes if isinstance(c, NoteOnIncident))
+    assert "moved the issue from Open to Resolved" in note.text
+    assert note.fields.get("state") == "6"
+
+
+def test_the_incident_state_waits_while_a_supplier_move_is_taken_in() -> None:
+    base = synced()
+    resolved = dataclasses.replace(base.incident, fields={**base.incident.fields, "state": "6"})
+    waiting = _moved(dataclasses.replace(base, incident=resolved), "Waiting for Customer", "901", "jane")
+    changes = plan(waiting).changes
+    assert not [c for c in changes if isinstance(c, MoveIssue)], "the supplier's move is not undone"
+    assert any(isinstance(c, NoteOnIncident) and "to Waiting for Customer" in c.text for c in changes)
+    # Once taken in, the state is mirrored as usual.
+    taken = dataclasses.replace(
+        waiting,
+        snow_shadow={**waiting.snow_shadow, SUPPLIER_STATUS: "Waiting for Customer", STATUS_CHANGE: "901"},
+    )
+    assert any(isinstance(c, MoveIssue) for c in plan(taken).changes)
+
+
+def test_a_supplier_move_after_our_move_whose_answer_was_lost_stands() -> None:
+    """We moved the issue for On Hold (answer lost), then the engineer moved it on: theirs is later."""
+    base = synced()
+    on_hold = dataclasses.replace(base.incident, fields={**base.incident.fields, "state": "3"})
+    sent = dataclasses.replace(base, incident=on_hold, jira_shadow={**base.jira_shadow, STATE_PENDING: "3"})
+    changes = plan(_moved(sent, "Waiting for Customer", "902", "jane", was="On Hold")).changes
+    assert not [c for c in changes if isinstance(c, MoveIssue)]
+    assert RecordShadow("jira", {STATE_DONE: "3"}, "ACME-1 was moved by the supplier since") in changes
+
+
+def test_a_noted_move_whose_state_the_desk_changed_since_is_not_applied_again() -> None:
+    """The note and the state went in one write whose answer was lost; the desk reopened since."""
+    base = synced()
+    noted = dataclasses.replace(base, mirrored_in=base.mirrored_in | {"status:ACME-1:902:Resolved"})
+    changes = plan(_moved(noted, "Resolved", "902", author_id="jane")).changes
+    assert not [c for c in changes if isinstance(c, NoteOnIncident | UpdateIncident)]
+    assert (
+        RecordShadow(
+            "servicenow", {SUPPLIER_STATUS: "Resolved", STATUS_CHANGE: "902"}, "ACME-1 is now Resolved"
+        )
+        in changes
+    )
+
+
+def test_shared_values_are_recorded_as_agreed_only_after_the_write_that_carries_them() -> None:
+    base = synced()
+    key = SHARED + "customfield_10062"
+    edited = dataclasses.replace(
+        base.issue,
+        fields={**base.issue.fields, "customfield_10062": "restart the pool"},
+        comments=(comment("10100", "Engineer note"),),
+    )  # type: ignore[arg-type]
+    changes = plan(dataclasses.replace(base, issue=edited, jira_shadow={**base.jira_shadow, key: ""})).changes
+    kinds = [(type(c).__name__, getattr(c, "values", {})) for c in changes]
+    assert kinds[0] == ("RecordShadow", {PENDING + key: "in:restart the pool"})
+    written = next(i for i, c in enumerate(changes) if isinstance(c, NoteOnIncident))
+    agreed = next(i for i, c in enumerate(changes) if key in getattr(c, "values", {}))
+    note = changes[written]
+    assert isinstance(note, NoteOnIncident) and note.fields["u_workaround"] == "restart the pool"
+    assert written < agreed
 
 
 def test_an_old_mim_label_goes_even_when_its_write_was_never_recorded() -> None:
