@@ -79,7 +79,9 @@ def plan(view: EntityView) -> Plan:
     if view.link is None or view.link.state == "creating":
         if view.link is None and not view.routed:
             return Plan(entity, notes=(f"not routed to {view.supplier}",))
-        return Plan(entity, (_create(view),))
+        # The link back rides along: the issue's key is known once created, and the pass after
+        # the create then reads the issue once, not twice.
+        return Plan(entity, (_create(view), *_remote_link(view)))
     if view.issue is None:
         return Plan(entity, notes=(f"issue {view.link.jira_key} is gone or hidden",))
     changes: list[Change] = []

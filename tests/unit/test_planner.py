@@ -98,8 +98,9 @@ def synced(**overrides: Any) -> EntityView:
 
 def test_routed_and_unlinked_creates_one_stamped_issue_with_rendered_fields() -> None:
     result = plan(view())
-    (create,) = result.changes
+    create, back = result.changes
     assert isinstance(create, CreateIssue)
+    assert isinstance(back, RemoteLinkOnIssue) and back.global_id == f"servicenow:incident:{INC.sys_id}"
     assert (create.project, create.issue_type) == ("ACME", "Incident")
     assert create.fields["summary"] == "[INC0010001] Checkout fails"
     assert create.fields["priority"] == "Highest"
@@ -336,7 +337,7 @@ def test_fields_outside_the_allow_list_never_reach_the_supplier(field: str) -> N
         }
     )
     secret = dataclasses.replace(INC, fields={**INC.fields, field: "CANARY-internal"})
-    (create,) = plan(view(mapping=leaky, incident=secret)).changes
+    create, _back = plan(view(mapping=leaky, incident=secret)).changes
     assert isinstance(create, CreateIssue)
     assert "CANARY" not in repr(create)
 
