@@ -5,9 +5,8 @@ injects every fault kind; afterwards every required result of the proof is check
 :func:`tests.scenarios.report.verdicts`). The report is printed (``pytest -s`` shows it) and is
 the failure message. ``MIM_SCENARIO_SEED`` replays a seed; ``make soak`` runs ten times the size.
 
-Field convergence is checked in a test of its own that is expected to fail for now: under
-lost answers, kills and clock skew a few contested fields (incident state vs. supplier status,
-the shared workaround) still end on the wrong side of a race (README, "Proof under faults").
+Field convergence has a test of its own: the contested fields (incident state vs. supplier
+status, the shared workaround) are where lost answers, kills and clock skew bite hardest.
 """
 
 from __future__ import annotations
@@ -44,6 +43,5 @@ def test_nothing_is_duplicated_lost_leaked_or_sent_before_retry_after(outcome: O
     assert not failed, render(outcome)
 
 
-@pytest.mark.xfail(reason="contested fields can still lose a race under faults (README)", strict=False)
 def test_every_field_ends_equal_on_both_sides(outcome: Outcome) -> None:
     assert verdicts(outcome)[FIELDS], render(outcome)
