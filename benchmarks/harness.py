@@ -289,6 +289,10 @@ class ProcessResult:
     log: Path
 
 
+HWM_EVERY = 0.1
+"""Seconds between reads of the connector's memory high-water mark."""
+
+
 def run_connector(
     args: Sequence[str],
     log: Path,
@@ -304,7 +308,9 @@ def run_connector(
     Output goes to ``log``. With ``stop_when`` the process gets SIGTERM (a clean stop) once it
     returns true. Past ``timeout`` seconds it gets SIGTERM, then SIGKILL. ``on_poll(pid)`` is called
     every ``poll`` seconds while it runs (e.g. to sample its memory). ``max_rss_mb`` is the
-    kernel's peak resident set of that process alone (``wait4``), so nothing else here skews it.
+    process's own high-water mark (``VmHWM``), read every ``HWM_EVERY`` seconds until it exits.
+    Not ``wait4``'s ``ru_maxrss``: Python starts children with ``vfork``, and Linux charges the
+    parent's peak (here, a simulator holding thousands of incidents) to the child at ``exec``.
     """
     command = [sys.executable, *launcher, *args]
     started = datetime.now(UTC)
@@ -313,7 +319,15 @@ def run_connector(
         process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=os.environ)
         stopping = False
         deadline = float("inf")
+        peak = 0.0
+        polled = 0.0
         while _alive(process.pid):
+            hwm = peak_rss_mb(process.pid)
+            peak = max(peak, hwm) if hwm == hwm else peak  # NaN once the process is gone
+            if time.monotonic() - polled < poll:
+                time.sleep(HWM_EVERY)
+                continue
+            polled = time.monotonic()
             if on_poll is not None:
                 on_poll(process.pid)
             elapsed = time.monotonic() - began
@@ -323,14 +337,14 @@ def run_connector(
                 deadline = time.monotonic() + 60
             if stopping and time.monotonic() > deadline:
                 os.kill(process.pid, signal.SIGKILL)
-            time.sleep(poll)
+            time.sleep(HWM_EVERY)
         _pid, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     return ProcessResult(
         process.returncode,
         started,
         time.monotonic() - began,
-        usage.ru_maxrss / 1024,
+        peak,
         usage.ru_utime + usage.ru_stime,
         log,
     )
