@@ -238,33 +238,29 @@ def _remote_link(view: EntityView) -> list[Change]:
 def _status_out(view: EntityView) -> list[Change]:
     assert view.issue is not None
     state = view.incident.get("state")
-    if not state or view.jira_shadow.get(STATE_DONE) == state:
+    done = view.jira_shadow.get(STATE_DONE)
+    # A move for another state whose answer was lost may have landed: the issue is not
+    # known to show this state until it is looked at again.
+    if not state or (done == state and view.jira_shadow.get(STATE_PENDING, done) == state):
         return []
     if _supplier_move(view) is not None:
         if view.jira_shadow.get(STATE_PENDING) == state:
             # We were moving the issue for this very state (the answer may have been lost) and
             # the supplier has moved it since: theirs is the later word.
-            return [
-                RecordShadow("jira", {STATE_DONE: state}, f"{view.issue.key} was moved by the supplier since")
-            ]
+            return [_mirrored(state, f"{view.issue.key} was moved by the supplier since")]
         return []  # the supplier's move is taken in first; the state is mirrored next cycle
     label = view.states.get(state, state)
     status_map = view.mapping.outbound.status_map
     target = status_map.get(label) or status_map.get(state)
     if target is None or target == view.issue.status:
-        return [
-            RecordShadow(
-                "jira", {STATE_DONE: state}, f"incident state {label} needs no supplier status change"
-            )
-        ]
+        return [_mirrored(state, f"incident state {label} needs no supplier status change")]
     workflow = view.mapping.jira.workflow
     here = workflow.statuses.get(view.issue.status)
     if here is not None and here.terminal:
         # The supplier closed the issue for good; nothing may move it, and waiting cannot help.
         return [
-            RecordShadow(
-                "jira",
-                {STATE_DONE: state},
+            _mirrored(
+                state,
                 f"{view.issue.key} is {view.issue.status} (final) at {view.supplier}: incident state {label} not mirrored",
             )
         ]
@@ -280,6 +276,11 @@ def _status_out(view: EntityView) -> list[Change]:
         RecordShadow("jira", {STATE_PENDING: state}, f"moving {view.issue.key} for incident state {label}"),
         MoveIssue(tuple(hops), target, state, reason),
     ]
+
+
+def _mirrored(state: str, reason: str) -> RecordShadow:
+    """The incident state counts as mirrored, with no move of ours outstanding."""
+    return RecordShadow("jira", {STATE_DONE: state, STATE_PENDING: state}, reason)
 
 
 def find_path(workflow: Workflow, start: str, target: str) -> list[Hop] | None:

@@ -293,7 +293,7 @@ def test_an_issue_closed_for_good_at_the_supplier_is_left_there() -> None:
     assert changes == [
         RecordShadow(
             "jira",
-            {STATE_DONE: "3"},
+            {STATE_DONE: "3", STATE_PENDING: "3"},
             "ACME-1 is Closed (final) at acme: incident state On Hold not mirrored",
         )
     ]
@@ -407,7 +407,26 @@ def test_a_supplier_move_after_our_move_whose_answer_was_lost_stands() -> None:
     sent = dataclasses.replace(base, incident=on_hold, jira_shadow={**base.jira_shadow, STATE_PENDING: "3"})
     changes = plan(_moved(sent, "Waiting for Customer", "902", "jane", was="On Hold")).changes
     assert not [c for c in changes if isinstance(c, MoveIssue)]
-    assert RecordShadow("jira", {STATE_DONE: "3"}, "ACME-1 was moved by the supplier since") in changes
+    assert (
+        RecordShadow("jira", {STATE_DONE: "3", STATE_PENDING: "3"}, "ACME-1 was moved by the supplier since")
+        in changes
+    )
+
+
+def test_a_state_back_to_the_last_mirrored_one_is_mirrored_again_after_a_lost_move() -> None:
+    """In Progress mirrored; our move for Resolved lost its answer (it landed); the desk reopened."""
+    base = synced()
+    reopened = dataclasses.replace(
+        base,
+        issue=dataclasses.replace(base.issue, status="Resolved"),  # type: ignore[arg-type]
+        jira_shadow={**base.jira_shadow, STATE_DONE: "2", STATE_PENDING: "6"},
+        snow_shadow={**base.snow_shadow, SUPPLIER_STATUS: "Resolved"},
+    )
+    pending, move = plan(reopened).changes
+    assert isinstance(move, MoveIssue) and move.target == "In Progress"
+    assert pending == RecordShadow(
+        "jira", {STATE_PENDING: "2"}, "moving ACME-1 for incident state In Progress"
+    )
 
 
 def test_a_noted_move_whose_state_the_desk_changed_since_is_not_applied_again() -> None:
