@@ -19,7 +19,7 @@ from jira import JIRA
 from connector.config.supplier_file import SupplierMapping
 from tests.scenarios import expected
 from tests.scenarios.model import DONE_STATES, OPEN_STATES, Ledger, Story, SupplierComment
-from tests.scenarios.stage import JIRA_USER, Stage
+from tests.scenarios.stage import JIRA_USER, SN_USER, Stage
 
 KINDS = ("acme", "initech", "acme+initech", "globex", "payments-p1", "unrouted")
 STATE_MOVES = {"1": ("2", "3", "6", "8"), "2": ("3", "6", "8"), "3": ("2", "6", "8"), "6": ("2", "7")}
@@ -46,6 +46,8 @@ class People:
             }
         )
         """How Jira names the connector's user: the e-mail on Cloud, the user name on Data Center."""
+        self._unread: dict[str, int] = {}
+        """Incidents whose last state change the connector has not polled yet: journal position then."""
         self.acme_group = self._lookup("sys_user_group", "name=ACME Hosting L2")
         self.payments = self._lookup("cmdb_ci_service", "name=Payments")
         acme = self.mappings[ACME]
@@ -176,7 +178,7 @@ class People:
     def set_state(self) -> bool:
         """Move the incident along the state model, once the last status change has arrived."""
         story = self._pick_story(open_only=False, contested=True)
-        if story is None or story.state in DONE_STATES:
+        if story is None or story.state in DONE_STATES or not self._polled_since_last_state(story):
             return False
         state = self.rng.choice(STATE_MOVES[story.state])
         fields = {"state": state}
@@ -185,6 +187,7 @@ class People:
         if state in ("6", "7"):
             fields |= {"close_code": "Solution provided", "close_notes": self._canary_text()}
         self._patch(story.sys_id, **fields)
+        self._unread[story.sys_id] = self.world.sandbox.servicenow.journal.last_seq
         story.set_state(state, self.mappings)
         self.ledger.actions[f"sn:state:{expected.STATE_LABELS[state]}"] += 1
         return True
@@ -364,6 +367,30 @@ class People:
         )
         answer.raise_for_status()
         return dict(answer.json()["result"])
+
+    def _polled_since_last_state(self, story: Story) -> bool:
+        """Whether the connector has polled ServiceNow (twice, to be sure) since the story's last state.
+
+        People set states minutes apart; the scenario compresses that to "not before the connector
+        could have seen the last one". A state set and set back within one poll is a change nobody
+        can mirror (the connector reads states, not their history), so it is not asked of it.
+        """
+        since = self._unread.get(story.sys_id)
+        if since is None:
+            return True
+        polls = [
+            entry
+            for entry in self.world.sandbox.servicenow.journal.since(since)
+            if entry["user"] == SN_USER
+            and entry["method"] == "GET"
+            and entry["path"] == "/api/now/table/incident"
+            and entry["status"] == 200
+            and "sysparm_query=sys_updated_on" in entry["query"]
+        ]
+        if len(polls) < 2:
+            return False
+        del self._unread[story.sys_id]
+        return True
 
     def _patch(self, sys_id: str, **fields: str) -> None:
         answer = self.desk.patch(self._table("incident", sys_id), json=fields, timeout=10)
