@@ -123,7 +123,7 @@ class Scenario:
             outcome.seconds = time.monotonic() - started
             keys = {f"{i.supplier}/{i.issue_id}": i.key for i in seen.issues}
             outcome.throttle = check_throttling(
-                journal.requests, nemesis.tally.rules, keys, stage.daemon.starts
+                journal.requests, nemesis.tally.rules, keys, stage.daemon.starts, stage.daemon.killed
             )
             outcome.faults = _faults(journal.requests, nemesis.tally)
             outcome.tally = nemesis.tally

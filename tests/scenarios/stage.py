@@ -103,6 +103,8 @@ class DaemonProcess:
     starts: list[float] = field(default_factory=list)
     """Wall-clock times (``time.time()``) of every start."""
     kills: int = 0
+    killed: list[float] = field(default_factory=list)
+    """Wall-clock times of every SIGKILL."""
     _process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -131,6 +133,7 @@ class DaemonProcess:
         """SIGKILL the daemon and reap it."""
         if self._process is None:
             return
+        self.killed.append(time.time())
         self._process.send_signal(signal.SIGKILL)
         self._process.wait(timeout=10)
         self._process = None

@@ -12,13 +12,15 @@ For every 429 the connector received, the checker derives, from the sandbox's an
 
 A *violation* is a request by the connector in that scope that the server received after the 429
 was answered and before the wait was over. Violations are split by whether the daemon was
-restarted in between (a new process that forgot the throttle) or not.
+restarted in between (a new process that forgot the throttle) or not. A 429 answered less than
+``IN_FLIGHT`` before a SIGKILL binds no later process: the one it was meant for may have died
+before it read the answer (or before it could keep the closure in its store).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 
@@ -53,8 +55,10 @@ def check_throttling(
     rules: Mapping[tuple[str, int], Installed],
     issue_keys: Mapping[str, str],
     starts: list[float],
+    kills: Sequence[float] = (),
 ) -> ThrottleReport:
-    """Check every 429; ``issue_keys`` maps ``site/issue id`` to the key, ``starts`` are daemon starts."""
+    """Check every 429; ``issue_keys`` maps ``site/issue id`` to the key, ``starts`` and ``kills``
+    are the daemon's starts and SIGKILLs (wall clock)."""
     report = ThrottleReport()
     by_system: dict[str, list[Request]] = {}
     for request in requests:
@@ -83,6 +87,8 @@ def check_throttling(
                     f"to {refused.method} {refused.path} ({scope_name})"
                 )
                 restarted = any(refused.end < start < later.start for start in starts)
+                if restarted and any(refused.end <= kill < refused.end + IN_FLIGHT for kill in kills):
+                    continue  # the answer may never have been read by the process it was for
                 (report.across_restart if restarted else report.violations).append(line)
     return report
 
