@@ -54,6 +54,8 @@ from connector.store.links import Link, entity_key
 
 log = logging.getLogger(__name__)
 STAMP_PROPERTY = "mim-connector"
+LOST_CREATE_MARGIN = timedelta(minutes=5)
+"""How far before a lost create's intent its issue is looked for (newest first, so it is cheap)."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,9 @@ class Executor:
 
     def _settle_create(self, intent_id: int, created_at: datetime, link: Link, now: datetime) -> Link:
         site = self.supplier.site
-        for ref in site.created_by_me_since(self.supplier.project, created_at - timedelta(minutes=1)):
+        # `created` is stamped by Jira's clock, the intent by ours: the margin covers clocks that
+        # disagree by minutes (the fault scenarios skew them by up to 90 s either way).
+        for ref in site.created_by_me_since(self.supplier.project, created_at - LOST_CREATE_MARGIN):
             issue = site.issue(ref.key, [], comments=False)
             if issue is not None and issue.stamp == link.stamp:
                 log.info(

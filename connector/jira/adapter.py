@@ -204,11 +204,11 @@ class JiraAdapter:
         return self._search(jql, page_size)
 
     def created_by_me_since(self, project: str, since: datetime) -> list[IssueRef]:
-        """Issues of ``project`` we reported with ``created >= since`` (minute-floored), oldest first."""
+        """Issues of ``project`` we reported with ``created >= since`` (minute-floored), newest first."""
         bound = jql_minute(since, self._zone())
         jql = (
             f"project = {jql_string(project)} AND reporter = currentUser() "
-            f"AND created >= {jql_string(bound)} ORDER BY created ASC, key ASC"
+            f"AND created >= {jql_string(bound)} ORDER BY created DESC, key DESC"
         )
         return list(self._search(jql, RECONCILE_PAGE))
 
