@@ -461,8 +461,7 @@ class Engine:
         supplier made meanwhile comes with the next search, as any other).
         """
         issue = None
-        stale = True
-        """Whether ``issue`` may not show our latest writes to it (then it is read again)."""
+        stale = True  # `issue` may not show our latest writes to it: read it (again)
         for _pass in range(MAX_PASSES):
             if link is None or link.state != "linked" or not link.jira_key:
                 issue = None

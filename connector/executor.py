@@ -55,7 +55,8 @@ from connector.store.links import Link, entity_key
 log = logging.getLogger(__name__)
 STAMP_PROPERTY = "mim-connector"
 LOST_CREATE_MARGIN = timedelta(minutes=5)
-"""How far before a lost create's intent its issue is looked for (newest first, so it is cheap)."""
+"""How far before a lost create's intent its issue is looked for. The candidates come newest
+first, so the lost issue, being recent, is among the first ones read."""
 
 
 @dataclass(frozen=True)

@@ -76,12 +76,14 @@ def plan_shared(view: EntityView, conflicts: list[str]) -> tuple[list[Change], d
                 agreed[key] = ours
             agreed.update(settled)
             continue
-        arrived = (direction == OUT and theirs == value) or (direction == IN and ours == value)
-        if arrived and last is not None:
+        arrived = last is not None and (
+            (direction == OUT and theirs == value) or (direction == IN and ours == value)
+        )
+        if arrived:
             last = value  # the copy arrived, though its answer did not: that is the agreement now
         winner = _winner(view, shared, (ours, theirs, last), (direction, value), conflicts)
         # Kept with the next pending copy: a second lost answer must not forget the first one.
-        recorded = {key: value} if arrived and last is not None else {}
+        recorded = {key: value} if arrived else {}
         if winner == "servicenow":
             to_issue[shared.jira], before[shared.jira], after[shared.jira] = ours or None, theirs, ours
             after[key] = ours

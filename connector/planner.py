@@ -239,12 +239,13 @@ def _status_out(view: EntityView) -> list[Change]:
     assert view.issue is not None
     state = view.incident.get("state")
     done = view.jira_shadow.get(STATE_DONE)
+    moving = view.jira_shadow.get(STATE_PENDING, done)
     # A move for another state whose answer was lost may have landed: the issue is not
     # known to show this state until it is looked at again.
-    if not state or (done == state and view.jira_shadow.get(STATE_PENDING, done) == state):
+    if not state or (done == state and moving == state):
         return []
     if _supplier_move(view) is not None:
-        if view.jira_shadow.get(STATE_PENDING) == state:
+        if moving == state:
             # We were moving the issue for this very state (the answer may have been lost) and
             # the supplier has moved it since: theirs is the later word.
             return [_mirrored(state, f"{view.issue.key} was moved by the supplier since")]

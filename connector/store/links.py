@@ -59,10 +59,6 @@ class Links:
         """The link whose supplier issue has this (immutable) id."""
         return self._one(_LINK_OF_ISSUE, supplier=supplier, jira_issue_id=jira_issue_id)
 
-    def by_id(self, link_id: int) -> Link | None:
-        """The link with this id."""
-        return self._one(_LINK_BY_ID, link_id=link_id)
-
     def for_incident(self, incident_sys_id: str) -> list[Link]:
         """Every supplier link of an incident."""
         return self._many(_LINKS_OF_INCIDENT, incident_sys_id=incident_sys_id)
@@ -146,7 +142,6 @@ _LINK_OF_ENTITY = _LINKS.where(
 _LINK_OF_ISSUE = _LINKS.where(
     links.c.supplier == bindparam("supplier"), links.c.jira_issue_id == bindparam("jira_issue_id")
 )
-_LINK_BY_ID = _LINKS.where(links.c.link_id == bindparam("link_id"))
 _LINKS_OF_INCIDENT = _LINKS.where(links.c.incident_sys_id == bindparam("incident_sys_id"))
 _OPEN = links.c.state.in_(("creating", "linked"))
 _ACTIVE_PAGE = (
@@ -201,9 +196,7 @@ class Shadows:
 
     def get(self, link_id: int, side: str) -> dict[str, str]:
         """Field -> value as last synced to ``side``."""
-        with self._engine.connect() as conn:
-            rows = conn.execute(_SHADOWS_OF, {"link_id": link_id, "side": side}).all()
-        return {row.field: row.value for row in rows}
+        return self.sides(link_id).get(side, {})
 
     def sides(self, link_id: int) -> dict[str, dict[str, str]]:
         """Side (``jira``, ``servicenow``) -> field -> value as last synced, in one query."""
@@ -308,15 +301,11 @@ class CommentLedger:
             rows = conn.execute(statement, {"link_id": link_id}).all()
         return [_comment(row) for row in rows]
 
-    def settled(self, link_id: int, direction: Direction) -> frozenset[str]:
-        """Source ids mirrored for sure (``done``); pending, uncertain and abandoned ones are not."""
-        with self._engine.connect() as conn:
-            return frozenset(
-                conn.execute(_SETTLED_COMMENTS, {"link_id": link_id, "direction": direction}).scalars()
-            )
-
     def settled_both(self, link_id: int) -> dict[str, frozenset[str]]:
-        """:meth:`settled` for both directions (``out``, ``in``) in one query."""
+        """Direction (``out``, ``in``) -> source ids mirrored for sure (``done``), in one query.
+
+        Pending, uncertain and abandoned entries are not settled.
+        """
         found: dict[str, set[str]] = {"out": set(), "in": set()}
         with self._engine.connect() as conn:
             for row in conn.execute(_SETTLED_BOTH, {"link_id": link_id}):
@@ -334,9 +323,6 @@ class CommentLedger:
             return {row.target_id for row in conn.execute(select(comments.c.target_id).where(condition))}
 
 
-_SHADOWS_OF = select(shadows.c.field, shadows.c.value).where(
-    shadows.c.link_id == bindparam("link_id"), shadows.c.side == bindparam("side")
-)
 _SHADOWS_OF_LINK = select(shadows.c.side, shadows.c.field, shadows.c.value).where(
     shadows.c.link_id == bindparam("link_id")
 )
@@ -357,11 +343,6 @@ _FINISH_COMMENT = (
 _FINISH_COMMENT_WITH_TARGET = _FINISH_COMMENT.values(target_id=bindparam("target_id"))
 _UNFINISHED_COMMENTS = (
     select(comments).where(comments.c.state.in_(("pending", "uncertain"))).order_by(comments.c.comment_id)
-)
-_SETTLED_COMMENTS = select(comments.c.source_id).where(
-    comments.c.link_id == bindparam("link_id"),
-    comments.c.direction == bindparam("direction"),
-    comments.c.state == "done",
 )
 
 
