@@ -67,6 +67,8 @@ class Outcome:
     throttle: ThrottleReport = field(default_factory=ThrottleReport)
     convergence: settle.Convergence | None = None
     idle_writes: list[Request] = field(default_factory=list)
+    kept: Path | None = None
+    """The folder holding the request journals, daemon log and store, when they were kept."""
 
     @property
     def injected(self) -> int:
@@ -85,7 +87,7 @@ class Scenario:
 
     def play(self) -> Outcome:
         """Run, heal, settle, check; the outcome holds the verdicts (nothing is asserted here)."""
-        outcome = Outcome(self.seed, self.size)
+        outcome = Outcome(self.seed, self.size, kept=self.root if self.keep_journals else None)
         rng = random.Random(self.seed)
         stage = Stage.create(self.root)
         try:
