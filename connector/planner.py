@@ -415,6 +415,7 @@ def _status_in(view: EntityView) -> list[Change]:
     if fields:
         label = view.states.get(fields["state"], fields["state"])
         moving += f": set {view.incident.number} to {label}"
+    changes: list[Change]
     if inbound.status_work_note and not noted:
         ref = marker("i", view.supplier, key)
         who = (
@@ -423,24 +424,43 @@ def _status_in(view: EntityView) -> list[Change]:
             else view.mapping.display_name
         )
         text = f"[{issue.key}] {who} moved the issue from {previous} to {issue.status}.\n{stamp_line(ref)}"
-        return [
+        changes = [
             NoteOnIncident(key, "work_notes", text, ref, moving, fields),
             RecordShadow("servicenow", shadow, f"{issue.key} is now {issue.status}"),
         ]
-    if fields:
-        return [UpdateIncident(fields, shadow, moving)]
-    return [RecordShadow("servicenow", shadow, f"{issue.key} is now {issue.status}")]
+    elif fields:
+        changes = [UpdateIncident(fields, shadow, moving)]
+    else:
+        changes = [RecordShadow("servicenow", shadow, f"{issue.key} is now {issue.status}")]
+    taken = _state_taken(view)
+    if taken is not None:
+        # The supplier's status is the source of this state: it counts as mirrored to the issue,
+        # so the desk setting the state back (a reopen) moves the issue again. Recorded after
+        # the write, and on its retry too (when the desk changed the state since, theirs is later).
+        label = view.states.get(taken, taken)
+        changes.append(_mirrored(taken, f"incident state {label} comes from {issue.key}'s status"))
+    return changes
+
+
+def _state_taken(view: EntityView) -> str | None:
+    """The incident state the supplier's current status stands for (allow-listed), or ``None``.
+
+    ``None`` too when the incident is closed or canceled: that is final, and a supplier status
+    can only leave a note there.
+    """
+    assert view.issue is not None
+    change = view.mapping.inbound.status_map.get(view.issue.status)
+    target = _state_value(change.state, view.states) if change else None
+    return None if view.incident.get("state") in FINAL_STATES else target
 
 
 def _state_in(view: EntityView) -> dict[str, str]:
     """The incident fields the supplier's current status sets (allow-listed), or none."""
     assert view.issue is not None
-    change = view.mapping.inbound.status_map.get(view.issue.status)
-    target = _state_value(change.state, view.states) if change else None
-    current = view.incident.get("state")
-    # A closed or canceled incident is final: a supplier status can only leave a note there.
-    if change is None or target is None or current == target or current in FINAL_STATES:
+    target = _state_taken(view)
+    if target is None or view.incident.get("state") == target:
         return {}
+    change = view.mapping.inbound.status_map[view.issue.status]
     fields = {"state": target}
     if change.close_code:
         fields["close_code"] = change.close_code

@@ -248,7 +248,7 @@ def test_supplier_resolution_sets_the_state_with_the_mandatory_fields_in_the_sam
     resolved = dataclasses.replace(
         base.issue, status="Resolved", fields={**base.issue.fields, "resolution": "Fixed"}
     )  # type: ignore[arg-type]
-    note, record = plan(dataclasses.replace(base, issue=resolved)).changes
+    note, record, mirrored = plan(dataclasses.replace(base, issue=resolved)).changes
     assert isinstance(note, NoteOnIncident) and "moved the issue from In Progress to Resolved" in note.text
     assert note.fields == {
         "state": "6",
@@ -256,6 +256,22 @@ def test_supplier_resolution_sets_the_state_with_the_mandatory_fields_in_the_sam
         "close_notes": "Resolved by ACME in ACME-1: Fixed",
     }
     assert record == RecordShadow("servicenow", {SUPPLIER_STATUS: "Resolved"}, "ACME-1 is now Resolved")
+    assert mirrored == RecordShadow(
+        "jira", {STATE_DONE: "6", STATE_PENDING: "6"}, "incident state Resolved comes from ACME-1's status"
+    )
+
+
+def test_the_desk_reopening_after_a_supplier_resolution_moves_the_issue_back() -> None:
+    """The supplier resolved (the state came from their status), then the desk reopened."""
+    base = synced()
+    taken = dataclasses.replace(
+        base,
+        issue=dataclasses.replace(base.issue, status="Resolved"),  # type: ignore[arg-type]
+        jira_shadow={**base.jira_shadow, STATE_DONE: "6", STATE_PENDING: "6"},
+        snow_shadow={**base.snow_shadow, SUPPLIER_STATUS: "Resolved"},
+    )
+    move = next(c for c in plan(taken).changes if isinstance(c, MoveIssue))
+    assert move.target == "In Progress" and move.state_shadow == "2"
 
 
 def test_a_moves_state_change_rides_with_its_own_note_even_behind_another_note() -> None:
@@ -340,6 +356,15 @@ def test_fields_outside_the_allow_list_never_reach_the_supplier(field: str) -> N
     create, _back = plan(view(mapping=leaky, incident=secret)).changes
     assert isinstance(create, CreateIssue)
     assert "CANARY" not in repr(create)
+
+
+def _recorded(base: EntityView, changes: tuple[Any, ...]) -> EntityView:
+    """``base`` with every shadow ``changes`` record applied, as the executor would leave it."""
+    sides = {"jira": dict(base.jira_shadow), "servicenow": dict(base.snow_shadow)}
+    for change in changes:
+        if isinstance(change, RecordShadow):
+            sides[change.side].update(change.values)
+    return dataclasses.replace(base, jira_shadow=sides["jira"], snow_shadow=sides["servicenow"])
 
 
 def _moved(base: EntityView, to: str, change_id: str, author_id: str, was: str = "In Progress") -> EntityView:
@@ -440,6 +465,14 @@ def test_a_noted_move_whose_state_the_desk_changed_since_is_not_applied_again() 
             "servicenow", {SUPPLIER_STATUS: "Resolved", STATUS_CHANGE: "902"}, "ACME-1 is now Resolved"
         )
         in changes
+    )
+    # The state that write set counts as mirrored, so the desk's later state moves the issue.
+    assert changes[-1] == RecordShadow(
+        "jira", {STATE_DONE: "6", STATE_PENDING: "6"}, "incident state Resolved comes from ACME-1's status"
+    )
+    assert any(
+        isinstance(c, MoveIssue)
+        for c in plan(_recorded(_moved(noted, "Resolved", "902", "jane"), changes)).changes
     )
 
 
