@@ -59,6 +59,11 @@ class Clock:
         """The server's current time, timezone-aware UTC."""
         return self._source() + self._skew
 
+    def reading(self) -> tuple[datetime, float]:
+        """The server's current time with the skew it includes (one read of the skew: consistent)."""
+        skew = self._skew
+        return self._source() + skew, skew.total_seconds()
+
     def real_now(self) -> datetime:
         """Real time, unskewed: for windows (rate limits) that must not jump when the skew changes.
 
@@ -306,9 +311,11 @@ class PlatformApp:
 
     def _record(self, request: Request, response: Response, fault: FaultRule | None, started: float) -> None:
         dropped = fault is not None and fault.action in ("drop", "reset")
+        now, skew = self.clock.reading()
         self.journal.record(
             {
-                "time": self.clock.now().isoformat(timespec="milliseconds"),
+                "time": now.isoformat(timespec="milliseconds"),
+                "skew_seconds": skew,
                 "method": request.method,
                 "path": request.path,
                 "query": request.query_string.decode("latin-1"),

@@ -3,8 +3,8 @@
 Each simulator keeps only its newest requests, so :class:`JournalCollector` pages through both
 journals in the background and keeps a compact :class:`Request` per entry. It scans every body,
 path and query the Jira server received for the canary prefix on the way (a leak is a canary in
-*any* request to a supplier), and converts the journal's server times back to real time using the
-clock-skew changes the nemesis reports (:meth:`JournalCollector.skewed`).
+*any* request to a supplier), and converts the journal's server times back to real time with the
+skew each entry was journaled under.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,9 +41,7 @@ class Request:
     end: float
     incident_poll: bool
     skew: float
-    """The server clock's skew when it answered (to read HTTP-dates it sent)."""
-    ambiguous: bool
-    """Recorded while the server clock was being changed: its time may be off by the skew."""
+    """The server clock's skew when it answered, as the server journaled it (to read HTTP-dates it sent)."""
 
 
 @dataclass(frozen=True)
@@ -56,21 +53,6 @@ class Leak:
     path: str
     user: str
     excerpt: str
-
-
-@dataclass
-class _Skew:
-    marks: list[tuple[int, int, float]] = field(default_factory=lambda: [(0, 0, 0.0)])
-    """(last seq before the change, last seq after it, new skew seconds), oldest first."""
-
-    def at(self, seq: int) -> tuple[float, bool]:
-        skew, ambiguous = 0.0, False
-        for before, after, value in self.marks:
-            if seq > after:
-                skew, ambiguous = value, False
-            elif seq > before:
-                ambiguous = True
-        return skew, ambiguous
 
 
 class JournalCollector:
@@ -88,7 +70,6 @@ class JournalCollector:
         self.faulted = 0
         """Requests a fault rule matched (any rule, kills' held writes included)."""
         self._cursor = {system: control.last_seq() for system, control in controls.items()}
-        self._skew = {system: _Skew() for system in controls}
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -127,15 +108,6 @@ class JournalCollector:
                             out.writelines(json.dumps(entry) + "\n" for entry in batch)
                     self._cursor[system] = batch[-1]["seq"]
 
-    def skewed(self, system: str, change: Callable[[], Any], skew_seconds: float) -> None:
-        """Run ``change`` (which sets ``system``'s clock to ``skew_seconds``) and remember when."""
-        control = self.controls[system]
-        with self._lock:
-            before = control.last_seq()
-            change()
-            after = control.last_seq()
-            self._skew[system].marks.append((before, after, skew_seconds))
-
     def since(self, system: str, seq: int) -> list[Request]:
         """Collected requests of ``system`` after ``seq``."""
         with self._lock:
@@ -154,7 +126,7 @@ class JournalCollector:
             return self._cursor[system]
 
     def _take(self, system: str, entry: dict[str, Any]) -> None:
-        skew, ambiguous = self._skew[system].at(entry["seq"])
+        skew = float(entry["skew_seconds"])
         end = datetime.fromisoformat(entry["time"]).timestamp() - skew
         start = end - float(entry.get("duration_ms") or 0) / 1000
         query = entry.get("query") or ""
@@ -183,7 +155,6 @@ class JournalCollector:
                 end,
                 poll,
                 skew,
-                ambiguous,
             )
         )
         if system == "jira":

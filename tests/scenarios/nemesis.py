@@ -21,7 +21,6 @@ from typing import Any
 from connector.sandbox.control import SandboxControl
 from tests.scenarios import faults
 from tests.scenarios.control import install, robust, settle_post
-from tests.scenarios.journal import JournalCollector
 from tests.scenarios.stage import Stage
 
 log = logging.getLogger(__name__)
@@ -75,14 +74,12 @@ class Nemesis:
     def __init__(
         self,
         stage: Stage,
-        journal: JournalCollector,
         rng: random.Random,
         *,
         kills: int,
         schedule: Schedule | None = None,
     ) -> None:
         self.stage = stage
-        self.journal = journal
         self.rng = rng
         self.kill_target = kills
         self.schedule = schedule or Schedule()
@@ -179,8 +176,7 @@ class Nemesis:
                     self.tally.rules[(system, rule["id"])] = Installed(kind, dict(rule["headers"]))
 
     def _set_skew(self, system: str, skew: float) -> None:
-        control = self.controls[system]
-        self.journal.skewed(system, lambda: settle_post(control, "clock", {"skew_seconds": skew}), skew)
+        settle_post(self.controls[system], "clock", {"skew_seconds": skew})
         self.skew[system] = skew
 
     def _kill(self) -> None:

@@ -68,7 +68,7 @@ class Outcome:
     convergence: settle.Convergence | None = None
     idle_writes: list[Request] = field(default_factory=list)
     kept: Path | None = None
-    """The folder holding the request journals, daemon log and store, when they were kept."""
+    """The folder holding the request journals, daemon log, store and stories, when they were kept."""
 
     @property
     def injected(self) -> int:
@@ -102,7 +102,7 @@ class Scenario:
             )
             journal.start()
             stage.daemon.start()
-            nemesis = Nemesis(stage, journal, random.Random(rng.random()), kills=self.size.kills)
+            nemesis = Nemesis(stage, random.Random(rng.random()), kills=self.size.kills)
             workload = Workload(people, random.Random(rng.random()), self.size.incidents)
             started = time.monotonic()
             nemesis.start()

@@ -79,7 +79,7 @@ def check_throttling(
                     if later.end > deadline + 2:
                         break
                     continue
-                if later.start <= refused.end + IN_FLIGHT or later.ambiguous or not in_scope(later):
+                if later.start <= refused.end + IN_FLIGHT or not in_scope(later):
                     continue
                 early = deadline - later.start
                 line = (

@@ -135,6 +135,11 @@ def test_clock_skew_and_reset(served) -> None:
     assert 85 <= (served_at - datetime.now(UTC)).total_seconds() <= 92, (
         "the Date header follows the skewed clock"
     )
+    # Each journal entry says which clock its time is on, so readers can convert it back.
+    before, after = control.requests()[0], control.requests()[-1]
+    assert (before["skew_seconds"], after["skew_seconds"]) == (0, 90)
+    journaled = datetime.fromisoformat(after["time"]).timestamp() - after["skew_seconds"]
+    assert abs(journaled - time.time()) < 5
     control.add_fault(path="/count", status=500)
     control.reset()
     assert (app.value, app.clock.skew_seconds, control.faults(), control.requests()) == (0, 0, [], [])
