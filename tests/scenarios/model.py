@@ -12,6 +12,7 @@ the oracle would have to guess.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,12 +42,15 @@ class Story:
     eta: str = ""
     problem_number: str = ""
     """The problem a person linked (numbers of problems the connector opened are read later)."""
+    history: list[str] = field(default_factory=list)
+    """What happened to the story, one line per routing, state change or move (for post-mortems)."""
 
     def route(self, supplier: str, mapping: SupplierMapping) -> None:
         """The incident became routed to ``supplier``: its new issue ends where the state puts it."""
         if supplier not in self.statuses:
             moved = expected.status_out(mapping, self.state)
             self.statuses[supplier] = moved or expected.initial_status(mapping)
+            self._note(f"routed to {supplier}")
 
     def set_state(self, state: str, mappings: Mapping[str, SupplierMapping]) -> None:
         """The service desk set the incident state: every issue moves per its status map."""
@@ -54,6 +58,7 @@ class Story:
             return
         self.state = state
         self._mirror(state, mappings)
+        self._note(f"desk set state {state}")
 
     def move(self, supplier: str, status: str, mappings: Mapping[str, SupplierMapping]) -> None:
         """A supplier engineer moved their issue; an allow-listed status sets the incident state.
@@ -62,10 +67,14 @@ class Story:
         """
         self.statuses[supplier] = status
         state = expected.state_in(mappings[supplier], status)
-        if state is None or state == self.state or self.state in DONE_STATES:
-            return
-        self.state = state
-        self._mirror(state, mappings, but=supplier)
+        if state is not None and state != self.state and self.state not in DONE_STATES:
+            self.state = state
+            self._mirror(state, mappings, but=supplier)
+        self._note(f"{supplier} moved to {status}")
+
+    def _note(self, event: str) -> None:
+        statuses = ", ".join(f"{s} {status}" for s, status in sorted(self.statuses.items()))
+        self.history.append(f"{time.time():.3f} {event}: state {self.state}; {statuses}")
 
     def _mirror(self, state: str, mappings: Mapping[str, SupplierMapping], but: str = "") -> None:
         """Every other issue follows the incident state, except one in a terminal status (left alone)."""

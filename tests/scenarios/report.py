@@ -62,7 +62,7 @@ def render(outcome: Outcome) -> str:
             f"writes in 10 idle cycles: {len(outcome.idle_writes)}"
         )
     if outcome.kept is not None:
-        lines.append(f"  journals, daemon log and store kept in {outcome.kept}")
+        lines.append(f"  journals, daemon log, store and story histories kept in {outcome.kept}")
     failed = [name for name, ok in verdicts(outcome).items() if not ok]
     lines.append(f"  verdict: {'PASS' if not failed else 'FAIL: ' + ', '.join(failed)}")
     details = [*outcome.findings.details, *outcome.throttle.violations, *outcome.throttle.across_restart]

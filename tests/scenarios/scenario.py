@@ -121,6 +121,8 @@ class Scenario:
                 journal.leaks,
             )
             outcome.idle_writes = settle.idle_writes(journal)
+            if self.keep_journals:
+                _write_stories(self.root / "stories.txt", ledger)
             journal.stop()
             outcome.seconds = time.monotonic() - started
             keys = {f"{i.supplier}/{i.issue_id}": i.key for i in seen.issues}
@@ -158,6 +160,14 @@ class Scenario:
         seen = snapshot.read_servicenow(people.desk, people.instance_url, people.fields)
         snapshot.read_jira(seen, people.engineers, people.mappings, people.connector_names)
         return seen
+
+
+def _write_stories(path: Path, ledger: Ledger) -> None:
+    """Each story's history (the oracle's side of a post-mortem), incident by incident."""
+    with path.open("w") as out:
+        for story in ledger.stories.values():
+            out.write(f"{story.number} {story.sys_id}\n")
+            out.writelines(f"  {line}\n" for line in story.history)
 
 
 def _faults(requests: list[Request], tally: Tally) -> Counter[str]:

@@ -4,8 +4,9 @@ One scenario (:mod:`tests.scenarios.scenario`) with people working both sides wh
 injects every fault kind; afterwards every required result of the proof is checked (see
 :func:`tests.scenarios.report.verdicts`). The report is printed (``pytest -s`` shows it) and is
 the failure message. ``MIM_SCENARIO_SEED`` replays a seed; ``make soak`` runs ten times the size.
-The run's folder keeps both request journals, the daemon log and the store for a post-mortem
-(pytest keeps the folders of its last three sessions); the report names the folder.
+The run's folder keeps both request journals, the daemon log, the store and the oracle's story
+histories for a post-mortem (pytest keeps the folders of its last three sessions); the report
+names the folder.
 
 Field convergence has a test of its own: the contested fields (incident state vs. supplier
 status, the shared workaround) are where lost answers, kills and clock skew bite hardest.
