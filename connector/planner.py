@@ -45,7 +45,9 @@ from connector.entity import (
     marker,
     norm,
     same,
+    same_state,
     stamp_line,
+    state_token,
 )
 from connector.mirror_problem import plan_problem
 from connector.mirror_shared import initial_values, plan_shared
@@ -238,30 +240,33 @@ def _remote_link(view: EntityView) -> list[Change]:
 def _status_out(view: EntityView) -> list[Change]:
     assert view.issue is not None
     state = view.incident.get("state")
+    # The state with the version it dates from: set away and back (say, reopened and resolved
+    # again) while this link was not looked at, it is news all the same.
+    token = state_token(view.incident)
     done = view.jira_shadow.get(STATE_DONE)
     moving = view.jira_shadow.get(STATE_PENDING, done)
     # A move for another state whose answer was lost may have landed: the issue is not
     # known to show this state until it is looked at again.
-    if not state or (done == state and moving == state):
+    if not state or (same_state(done, token) and same_state(moving, token)):
         return []
     if _supplier_move(view) is not None:
-        if moving == state:
+        if same_state(moving, token):
             # We were moving the issue for this very state (the answer may have been lost) and
             # the supplier has moved it since: theirs is the later word.
-            return [_mirrored(state, f"{view.issue.key} was moved by the supplier since")]
+            return [_mirrored(token, f"{view.issue.key} was moved by the supplier since")]
         return []  # the supplier's move is taken in first; the state is mirrored next cycle
     label = view.states.get(state, state)
     status_map = view.mapping.outbound.status_map
     target = status_map.get(label) or status_map.get(state)
     if target is None or target == view.issue.status:
-        return [_mirrored(state, f"incident state {label} needs no supplier status change")]
+        return [_mirrored(token, f"incident state {label} needs no supplier status change")]
     workflow = view.mapping.jira.workflow
     here = workflow.statuses.get(view.issue.status)
     if here is not None and here.terminal:
         # The supplier closed the issue for good; nothing may move it, and waiting cannot help.
         return [
             _mirrored(
-                state,
+                token,
                 f"{view.issue.key} is {view.issue.status} (final) at {view.supplier}: incident state {label} not mirrored",
             )
         ]
@@ -274,13 +279,13 @@ def _status_out(view: EntityView) -> list[Change]:
         ]
     reason = f"incident {view.incident.number} is {label}: move {view.issue.key} from {view.issue.status} to {target}"
     return [
-        RecordShadow("jira", {STATE_PENDING: state}, f"moving {view.issue.key} for incident state {label}"),
-        MoveIssue(tuple(hops), target, state, reason),
+        RecordShadow("jira", {STATE_PENDING: token}, f"moving {view.issue.key} for incident state {label}"),
+        MoveIssue(tuple(hops), target, token, reason),
     ]
 
 
 def _mirrored(state: str, reason: str) -> RecordShadow:
-    """The incident state counts as mirrored, with no move of ours outstanding."""
+    """The incident state (a :func:`state_token`, or a bare state) counts as mirrored, no move of ours outstanding."""
     return RecordShadow("jira", {STATE_DONE: state, STATE_PENDING: state}, reason)
 
 
