@@ -4,8 +4,10 @@ multi-hop transitions, and internal notes that never leave ServiceNow."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -414,3 +416,53 @@ def test_a_transition_refused_because_the_supplier_moved_first_is_not_an_error(
     assert report.failed == {} and runtime.store.dlq.blocked() == set()
     (issue,) = world.issues("acme", "ACME")
     assert issue.fields.status.name == "Resolved"
+
+
+def test_a_resolution_by_one_supplier_reaches_an_issue_reopened_while_its_link_lagged(tmp_path: Path) -> None:
+    """Resolved (PAY Done), reopened while Initech could not be reached, Initech went back to work,
+    ACME resolved again: the state is Resolved as before, but it is a new resolution for PAY."""
+    world = World.create(tmp_path, overrides=FAST)
+    try:
+        incident = world.create_incident(
+            assignment_group=world.acme_group(),
+            business_service=world.lookup("cmdb_ci_service", "name=Payments"),
+        )
+        with _running(world) as runtime:
+            converge(runtime)
+            world.update_incident(
+                incident["sys_id"], state="6", close_code="Solution provided", close_notes="Fixed"
+            )
+            converge(runtime)
+            (acme,) = world.issues("acme", "ACME")
+            (pay,) = world.issues("initech", "PAY")
+            assert (acme.fields.status.name, pay.fields.status.name) == ("Resolved", "Done")
+            world.jira_control.add_fault(path=r"^/initech/", status=503)
+            world.update_incident(incident["sys_id"], state="2")
+            runtime.engine.cycle()  # ACME follows the reopen; PAY (Done, final for us) is not reached
+        world.jira_control.clear_faults()
+        initech, engineer = world.agent("initech"), world.agent("acme")
+        initech.transition_issue(
+            pay.key, {t["name"]: t["id"] for t in initech.transitions(pay.key)}["Back to work"]
+        )
+        resolve = {t["name"]: t["id"] for t in engineer.transitions(acme.key)}["Resolve"]
+        engineer.transition_issue(acme.key, resolve, fields={"resolution": {"name": "Fixed"}})
+        world.jira_control.add_fault(path=r"^/initech/", status=503)
+        with _running(world) as runtime:
+            runtime.engine.cycle()  # ACME's resolution sets the incident Resolved again; PAY still lags
+        assert world.incident(incident["sys_id"])["state"] == "6"
+        world.jira_control.clear_faults()
+        with _running(world) as runtime:  # a fresh process: Initech's outage is not remembered
+            converge(runtime)
+        (pay,) = world.issues("initech", "PAY")
+        assert pay.fields.status.name == "Done"
+    finally:
+        world.close()
+
+
+@contextlib.contextmanager
+def _running(world: World) -> Iterator[Runtime]:
+    runtime = world.runtime()
+    try:
+        yield runtime
+    finally:
+        runtime.close()
