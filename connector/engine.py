@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from connector import metrics
 from connector.config import LoadedConfig
 from connector.config.supplier_file import SupplierMapping
-from connector.entity import MARKER_TAG, EntityView, with_state_since
+from connector.entity import MARKER_TAG, EntityView
 from connector.errors import AuthError, ConcurrentChange, ConnectorError, PermissionDenied
 from connector.executor import Executor, Supplier
 from connector.matching import SN_DATETIME, SimpleContext
@@ -289,7 +289,7 @@ class Engine:
         for incident in newest.values():
             record = self.store.incidents.get(incident.sys_id)
             if record is None or incident.mod_count > record.mod_count:
-                fresh.append(with_state_since(incident, record.snapshot if record else None))
+                fresh.append(incident)
         report.new_versions = len(fresh)
         self.promoter.track(fresh, now)
         promotion = self.promoter.run(fresh, now)
@@ -398,7 +398,7 @@ class Engine:
         with self._lock:
             report.entities += 1
         try:
-            incident = snapshot or self._read_incident(item.incident_sys_id)
+            incident = snapshot or self.snow.incident(item.incident_sys_id, self.fields)
             if incident is None:
                 return
             self._sync(runtime, incident, item, now, report)
@@ -510,15 +510,13 @@ class Engine:
                 return None, incident
             if decided.changes:
                 try:
-                    link, written = runtime.executor.apply(decided, incident, link)
-                    incident = with_state_since(written, incident.fields)
+                    link, incident = runtime.executor.apply(decided, incident, link)
                 except ConcurrentChange as exc:
                     if _pass == MAX_PASSES - 1:
                         raise
                     log.info("%s; reading again", exc, extra={"supplier": runtime.name})
                     link = self.store.links.get(incident.sys_id, runtime.name)
-                    read = self.snow.incident(incident.sys_id, self.fields)
-                    incident = with_state_since(read, incident.fields) if read else incident
+                    incident = self.snow.incident(incident.sys_id, self.fields) or incident
                     stale = True
                     continue
                 with self._lock:
@@ -527,14 +525,6 @@ class Engine:
             if not decided.writes:
                 return issue, incident
         return None, incident
-
-    def _read_incident(self, sys_id: str) -> Incident | None:
-        """The incident as ServiceNow has it now, its state dated against the version last processed."""
-        incident = self.snow.incident(sys_id, self.fields)
-        if incident is None:
-            return None
-        record = self.store.incidents.get(sys_id)
-        return with_state_since(incident, record.snapshot if record else None)
 
     def _full_journal(self, incident_sys_id: str) -> list[JournalEntry]:
         """The incident's whole journal, read once per cycle for all its suppliers.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from connector.config.supplier_file import SupplierMapping
@@ -35,29 +35,18 @@ SHARED = "@shared:"
 PENDING = "@pending:"
 """Prefix of a value we are writing and may not know the fate of (a lost answer, a crash)."""
 STATE_PENDING = PENDING + "state"
-STATE_SINCE = "@state_since"
-"""Incident annotation (not a ServiceNow field): the ``sys_mod_count`` of the first version seen
-with the current state, so a state set away and back between two looks at a link is still news."""
-
-
-def with_state_since(incident: Incident, previous: Mapping[str, str] | None) -> Incident:
-    """``incident`` annotated with :data:`STATE_SINCE`, given the fields of the version seen before it.
-
-    The state unchanged since ``previous`` keeps its annotation; a changed (or first seen) state
-    dates from this version.
-    """
-    kept = previous.get(STATE_SINCE) if previous and previous.get("state") == incident.get("state") else None
-    since = kept or str(incident.mod_count)
-    if incident.fields.get(STATE_SINCE) == since:
-        return incident
-    return replace(incident, fields={**incident.fields, STATE_SINCE: since})
 
 
 def state_token(incident: Incident) -> str:
-    """The incident state as status mirroring records it: ``<state>#<since>`` (bare when not annotated)."""
+    """The incident state as status mirroring records it: ``<state>#<reopen_count>``.
+
+    A reopen bumps ServiceNow's ``reopen_count``, so a state set away and back through a reopen
+    (resolved, reopened, resolved again) while a link was not looked at is still news to it. Bare
+    when the instance does not return the count.
+    """
     state = incident.get("state")
-    since = incident.get(STATE_SINCE)
-    return f"{state}#{since}" if state and since else state
+    reopened = incident.get("reopen_count")
+    return f"{state}#{reopened}" if state and reopened else state
 
 
 def same_state(recorded: str | None, token: str) -> bool:

@@ -15,6 +15,7 @@ CORE_FIELDS = (
     "sys_mod_count",
     "sys_updated_on",
     "state",
+    "reopen_count",
     "active",
     "priority",
     "impact",

@@ -240,8 +240,8 @@ def _remote_link(view: EntityView) -> list[Change]:
 def _status_out(view: EntityView) -> list[Change]:
     assert view.issue is not None
     state = view.incident.get("state")
-    # The state with the version it dates from: set away and back (say, reopened and resolved
-    # again) while this link was not looked at, it is news all the same.
+    # The state with the reopen it dates from: resolved, reopened and resolved again while this
+    # link was not looked at, it is news all the same.
     token = state_token(view.incident)
     done = view.jira_shadow.get(STATE_DONE)
     moving = view.jira_shadow.get(STATE_PENDING, done)

@@ -77,6 +77,7 @@ def _incident(
         if "state" not in new and "incident_state" in new:
             new["state"] = new["incident_state"]
         _task_defaults(new, "1", actor, now)
+        new.setdefault("reopen_count", "0")  # an integer column: the Table API returns its default, 0
     if "state" in written or old is None:
         _mirror(new, "state", "incident_state")
     elif "incident_state" in written:

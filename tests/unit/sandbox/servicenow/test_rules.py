@@ -63,6 +63,7 @@ def test_incident_defaults_and_a_direct_priority_write_is_overwritten() -> None:
         "active": "true",
         "opened_at": T0,
         "opened_by": "u-svc",
+        "reopen_count": "0",
     }
     assert update("incident", record, {"priority": "1"})["priority"] == "5"
     assert update("incident", record, {"impact": "1", "urgency": "2"})["priority"] == "2"
