@@ -50,7 +50,7 @@ def state_token(incident: Incident) -> str:
 
 
 def same_state(recorded: str | None, token: str) -> bool:
-    """Whether a recorded state stands for ``token``; a bare state (no ``#since``) stands for any since."""
+    """Whether a recorded state stands for ``token``; a bare one (no ``#reopen_count``) stands for any reopen."""
     if recorded is None:
         return False
     return recorded == token or ("#" not in recorded and recorded == token.split("#", 1)[0])

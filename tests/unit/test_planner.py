@@ -263,13 +263,7 @@ def test_supplier_resolution_sets_the_state_with_the_mandatory_fields_in_the_sam
 
 def test_the_desk_reopening_after_a_supplier_resolution_moves_the_issue_back() -> None:
     """The supplier resolved (the state came from their status), then the desk reopened."""
-    base = synced()
-    taken = dataclasses.replace(
-        base,
-        issue=dataclasses.replace(base.issue, status="Resolved"),  # type: ignore[arg-type]
-        jira_shadow={**base.jira_shadow, STATE_DONE: "6", STATE_PENDING: "6"},
-        snow_shadow={**base.snow_shadow, SUPPLIER_STATUS: "Resolved"},
-    )
+    taken = _issue_resolved(synced(), done="6", pending="6")
     move = next(c for c in plan(taken).changes if isinstance(c, MoveIssue))
     assert move.target == "In Progress" and move.state_shadow == "2"
 
@@ -358,6 +352,16 @@ def test_fields_outside_the_allow_list_never_reach_the_supplier(field: str) -> N
     assert "CANARY" not in repr(create)
 
 
+def _issue_resolved(base: EntityView, *, done: str, pending: str) -> EntityView:
+    """``base`` with the issue Resolved (as last seen) and the given mirrored and pending states."""
+    return dataclasses.replace(
+        base,
+        issue=dataclasses.replace(base.issue, status="Resolved"),  # type: ignore[arg-type]
+        jira_shadow={**base.jira_shadow, STATE_DONE: done, STATE_PENDING: pending},
+        snow_shadow={**base.snow_shadow, SUPPLIER_STATUS: "Resolved"},
+    )
+
+
 def _recorded(base: EntityView, changes: tuple[Any, ...]) -> EntityView:
     """``base`` with every shadow ``changes`` record applied, as the executor would leave it."""
     sides = {"jira": dict(base.jira_shadow), "servicenow": dict(base.snow_shadow)}
@@ -440,13 +444,7 @@ def test_a_supplier_move_after_our_move_whose_answer_was_lost_stands() -> None:
 
 def test_a_state_back_to_the_last_mirrored_one_is_mirrored_again_after_a_lost_move() -> None:
     """In Progress mirrored; our move for Resolved lost its answer (it landed); the desk reopened."""
-    base = synced()
-    reopened = dataclasses.replace(
-        base,
-        issue=dataclasses.replace(base.issue, status="Resolved"),  # type: ignore[arg-type]
-        jira_shadow={**base.jira_shadow, STATE_DONE: "2", STATE_PENDING: "6"},
-        snow_shadow={**base.snow_shadow, SUPPLIER_STATUS: "Resolved"},
-    )
+    reopened = _issue_resolved(synced(), done="2", pending="6")
     pending, move = plan(reopened).changes
     assert isinstance(move, MoveIssue) and move.target == "In Progress"
     assert pending == RecordShadow(
