@@ -35,6 +35,8 @@ SHARED = "@shared:"
 PENDING = "@pending:"
 """Prefix of a value we are writing and may not know the fate of (a lost answer, a crash)."""
 STATE_PENDING = PENDING + "state"
+HELD = "@held:"
+"""Prefix of what the other side held when a pending copy was decided (did it change since?)."""
 
 
 def state_token(incident: Incident) -> str:
@@ -44,7 +46,11 @@ def state_token(incident: Incident) -> str:
     (resolved, reopened, resolved again) while a link was not looked at is still news to it. Bare
     when the instance does not return the count.
     """
-    state = incident.get("state")
+    return dated(incident.get("state"), incident)
+
+
+def dated(state: str, incident: Incident) -> str:
+    """``state`` dated by the incident's current ``reopen_count`` (see :func:`state_token`)."""
     reopened = incident.get("reopen_count")
     return f"{state}#{reopened}" if state and reopened else state
 

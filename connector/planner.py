@@ -40,6 +40,7 @@ from connector.entity import (
     TEXT_LIMIT,
     EntityView,
     clip,
+    dated,
     jira_time,
     jira_variables,
     marker,
@@ -443,7 +444,9 @@ def _status_in(view: EntityView) -> list[Change]:
         # so the desk setting the state back (a reopen) moves the issue again. Recorded after
         # the write, and on its retry too (when the desk changed the state since, theirs is later).
         label = view.states.get(taken, taken)
-        changes.append(_mirrored(taken, f"incident state {label} comes from {issue.key}'s status"))
+        changes.append(
+            _mirrored(dated(taken, view.incident), f"incident state {label} comes from {issue.key}'s status")
+        )
     return changes
 
 
