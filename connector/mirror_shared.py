@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from connector.config.supplier_file import SharedField
-from connector.entity import PENDING, SHARED, EntityView, norm
+from connector.entity import HELD, PENDING, SHARED, EntityView, norm
 from connector.matching import parse_sn_datetime
 from connector.plan import Change, RecordShadow, UpdateIncident, UpdateIssue
 from connector.redaction import redact
@@ -70,6 +70,7 @@ def plan_shared(view: EntityView, conflicts: list[str]) -> tuple[list[Change], d
         theirs = norm(issue.fields.get(shared.jira, ""))
         last = view.jira_shadow.get(key)
         direction, _, value = view.jira_shadow.get(PENDING + key, "").partition(":")
+        held = view.jira_shadow.get(HELD + key)
         settled = {PENDING + key: ""} if direction else {}
         if ours == theirs:
             if last != ours and (last is not None or ours):
@@ -81,19 +82,19 @@ def plan_shared(view: EntityView, conflicts: list[str]) -> tuple[list[Change], d
         )
         if arrived:
             last = value  # the copy arrived, though its answer did not: that is the agreement now
-        winner = _winner(view, shared, (ours, theirs, last), (direction, value), conflicts)
+        winner = _winner(view, shared, (ours, theirs, last), (direction, value, held), conflicts)
         # Kept with the next pending copy: a second lost answer must not forget the first one.
         recorded = {key: value} if arrived else {}
         if winner == "servicenow":
             to_issue[shared.jira], before[shared.jira], after[shared.jira] = ours or None, theirs, ours
             after[key] = ours
             after[PENDING + key] = ""
-            pending |= recorded | {PENDING + key: f"{OUT}:{ours}"}
+            pending |= recorded | {PENDING + key: f"{OUT}:{ours}", HELD + key: theirs}
         else:
             to_incident[shared.servicenow] = to_servicenow(shared, theirs)
             agreed[key] = theirs
             agreed[PENDING + key] = ""
-            pending |= recorded | {PENDING + key: f"{IN}:{theirs}"}
+            pending |= recorded | {PENDING + key: f"{IN}:{theirs}", HELD + key: ours}
     changes: list[Change] = []
     if to_issue:
         names = ", ".join(sorted(to_issue))
@@ -113,22 +114,24 @@ def _winner(
     view: EntityView,
     shared: SharedField,
     values: tuple[str, str, str | None],
-    pending: tuple[str, str],
+    pending: tuple[str, str, str | None],
     conflicts: list[str],
 ) -> str:
     assert view.issue is not None
     ours, theirs, last = values
-    direction, value = pending
+    direction, value, held = pending
     if last is None:
         return "supplier" if not ours else "servicenow"
     if theirs == last:
         return "servicenow"
     if ours == last:
         return "supplier"
+    # A copy that did not arrive: the side that still holds what it held when we decided has
+    # not changed since, so the copy is sent again; otherwise that side changed since, and wins.
     if direction == OUT and ours == value:
-        return "supplier"  # ServiceNow still holds what we sent: Jira changed since
+        return "servicenow" if theirs == held else "supplier"
     if direction == IN and theirs == value:
-        return "servicenow"  # Jira still holds what we took: ServiceNow changed since
+        return "supplier" if ours == held else "servicenow"
     incident_time = parse_sn_datetime(view.incident.updated_on)
     later = "supplier" if incident_time is None or view.issue.updated >= incident_time else "servicenow"
     conflicts.append(

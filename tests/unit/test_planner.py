@@ -10,6 +10,7 @@ import pytest
 
 from connector.config.supplier_file import SupplierMapping
 from connector.entity import (
+    HELD,
     LABELS_OURS,
     PENDING,
     REMOTE_LINK,
@@ -484,7 +485,7 @@ def test_shared_values_are_recorded_as_agreed_only_after_the_write_that_carries_
     )  # type: ignore[arg-type]
     changes = plan(dataclasses.replace(base, issue=edited, jira_shadow={**base.jira_shadow, key: ""})).changes
     kinds = [(type(c).__name__, getattr(c, "values", {})) for c in changes]
-    assert kinds[0] == ("RecordShadow", {PENDING + key: "in:restart the pool"})
+    assert kinds[0] == ("RecordShadow", {PENDING + key: "in:restart the pool", HELD + key: ""})
     written = next(i for i, c in enumerate(changes) if isinstance(c, NoteOnIncident))
     agreed = next(i for i, c in enumerate(changes) if key in getattr(c, "values", {}))
     note = changes[written]
