@@ -39,18 +39,13 @@ HELD = "@held:"
 """Prefix of what the other side held when a pending copy was decided (did it change since?)."""
 
 
-def state_token(incident: Incident) -> str:
-    """The incident state as status mirroring records it: ``<state>#<reopen_count>``.
+def dated(state: str, incident: Incident) -> str:
+    """``state`` as status mirroring records it: ``<state>#<reopen_count>`` of ``incident`` now.
 
     A reopen bumps ServiceNow's ``reopen_count``, so a state set away and back through a reopen
     (resolved, reopened, resolved again) while a link was not looked at is still news to it. Bare
     when the instance does not return the count.
     """
-    return dated(incident.get("state"), incident)
-
-
-def dated(state: str, incident: Incident) -> str:
-    """``state`` dated by the incident's current ``reopen_count`` (see :func:`state_token`)."""
     reopened = incident.get("reopen_count")
     return f"{state}#{reopened}" if state and reopened else state
 

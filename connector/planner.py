@@ -48,7 +48,6 @@ from connector.entity import (
     same,
     same_state,
     stamp_line,
-    state_token,
 )
 from connector.mirror_problem import plan_problem
 from connector.mirror_shared import initial_values, plan_shared
@@ -243,7 +242,7 @@ def _status_out(view: EntityView) -> list[Change]:
     state = view.incident.get("state")
     # The state with the reopen it dates from: resolved, reopened and resolved again while this
     # link was not looked at, it is news all the same.
-    token = state_token(view.incident)
+    token = dated(state, view.incident)
     done = view.jira_shadow.get(STATE_DONE)
     moving = view.jira_shadow.get(STATE_PENDING, done)
     # A move for another state whose answer was lost may have landed: the issue is not
@@ -286,7 +285,7 @@ def _status_out(view: EntityView) -> list[Change]:
 
 
 def _mirrored(state: str, reason: str) -> RecordShadow:
-    """The incident state (a :func:`state_token`, or a bare state) counts as mirrored, no move of ours outstanding."""
+    """The incident state (:func:`dated`, or bare) counts as mirrored, with no move of ours outstanding."""
     return RecordShadow("jira", {STATE_DONE: state, STATE_PENDING: state}, reason)
 
 
