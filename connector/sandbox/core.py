@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from werkzeug.exceptions import ClientDisconnected
 from werkzeug.wrappers import Request, Response
 
 log = logging.getLogger(__name__)
@@ -293,6 +294,10 @@ class PlatformApp:
     def _handle_safely(self, request: Request) -> Response:
         try:
             return self.handle(request)
+        except ClientDisconnected:
+            # A client killed while sending its body: a real server drops the request, not an error of ours.
+            log.info("%s sandbox: client went away during %s %s", self.name, request.method, request.path)
+            return self.error(400, "Client disconnected", "the request body ended early; nothing was applied")
         except Exception:  # the simulator must keep serving whatever one request does
             log.exception("%s sandbox: unhandled error on %s %s", self.name, request.method, request.path)
             return self.error(500, "Internal server error", "the sandbox failed on this request")
@@ -393,7 +398,10 @@ def _fault_fields(item: Any) -> dict[str, Any]:
 
 
 def _journal_body(request: Request) -> Any:
-    raw = request.get_data(cache=True)
+    try:
+        raw = request.get_data(cache=True)
+    except ClientDisconnected:  # the body never arrived whole; the request was answered 400
+        return None
     if not raw:
         return None
     text = raw[:BODY_LIMIT].decode("utf-8", "replace")

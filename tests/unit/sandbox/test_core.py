@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -150,3 +152,19 @@ def test_a_crashing_handler_answers_500_and_keeps_serving(served) -> None:
     _app, url, _control = served
     requests.post(f"{url}/count", data="not json", headers={"Content-Type": "application/json"}, timeout=5)
     assert requests.get(f"{url}/count", timeout=5).status_code == 200
+
+
+def test_a_client_gone_during_its_body_is_journaled_as_such_and_not_applied(served, caplog) -> None:
+    app, url, control = served
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as client:
+        client.sendall(
+            b"POST /count HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        )
+    deadline = time.monotonic() + 5
+    while not control.requests() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [(e["method"], e["path"], e["status"]) for e in control.requests()] == [("POST", "/count", 400)]
+    assert app.value == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert requests.get(f"{url}/count", timeout=5).json() == {"value": 0}
