@@ -5,6 +5,8 @@ The rules, in the order they are applied:
 * **create** - routed and not linked yet: one issue, stamped, with the rendered fields;
 * **ServiceNow-owned Jira fields** - written when *our* rendered value changed since the last sync
   (the shadow); a supplier's edit of such a field is a conflict, noted and never fought over;
+  each value is noted as pending before it is written (``@pending:<field>``), so a write whose
+  answer was lost but which landed is known as ours, not taken for a supplier's edit;
 * **status out** - a changed incident state maps to a supplier status, reached by a workflow path
   that never passes through a terminal status; it waits while a supplier's move is taken in, and
   yields to one made after a move of ours whose answer was lost (``@pending:state``);
@@ -31,6 +33,7 @@ from connector.config.supplier_file import Workflow
 from connector.entity import (
     LABELS_OURS,
     MARKER_TAG,
+    PENDING,
     REMOTE_LINK,
     STATE_DONE,
     STATE_PENDING,
@@ -172,9 +175,15 @@ def _fields_out(view: EntityView, conflicts: list[str]) -> list[Change]:
     before: dict[str, str] = {}
     after: dict[str, str] = {}
     remember: dict[str, str] = {}
+    pending: dict[str, str] = {}
     for name, (api, wanted) in outbound_values(view).items():
         current = norm(view.issue.fields.get(name, ""))
         shadow = view.jira_shadow.get(name)
+        lost = view.jira_shadow.get(PENDING + name)
+        if lost and same(current, lost) and (shadow is None or not same(shadow, lost)):
+            # A write of ours whose answer was lost landed: it is the last value we synced, not
+            # a supplier's edit (kept with the next pending note, should that answer be lost too).
+            shadow = pending[name] = remember[name] = lost
         if shadow is not None and same(shadow, wanted):
             if not same(current, wanted) and view.jira_shadow.get(f"@conflict:{name}") != current:
                 conflicts.append(
@@ -186,6 +195,7 @@ def _fields_out(view: EntityView, conflicts: list[str]) -> list[Change]:
             remember[name] = wanted
             continue
         write[name], before[name], after[name] = api, current, wanted
+        pending[PENDING + name], after[PENDING + name] = wanted, ""
     labels_change = _labels(view)
     if labels_change is not None:
         api_labels, text_labels, ours = labels_change
@@ -198,6 +208,10 @@ def _fields_out(view: EntityView, conflicts: list[str]) -> list[Change]:
     changes: list[Change] = []
     if write:
         names = ", ".join(sorted(k for k in after if not k.startswith("@")))
+        if pending:
+            changes.append(
+                RecordShadow("jira", pending, "values about to be written, noted in case the answer is lost")
+            )
         changes.append(
             UpdateIssue(write, before, after, f"ServiceNow changed {names} of {view.incident.number}")
         )

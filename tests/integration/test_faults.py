@@ -221,3 +221,27 @@ def test_a_human_edit_racing_our_write_is_still_processed(world: World) -> None:
         assert issue.fields.summary == f"[{incident['number']}] Checkout down everywhere"
     finally:
         runtime.close()
+
+
+def test_servicenow_changing_back_after_a_lost_answer_undoes_our_landed_write(world: World) -> None:
+    """Our PUT landed but its answer was lost; ServiceNow then went back: the issue must follow,
+    not keep our stray value as if a supplier had set it."""
+    incident = act(world, "create", None)
+    runtime = world.runtime()
+    try:
+        converge(runtime)
+        (issue,) = world.issues("acme", "ACME")
+        synced = issue.fields.summary
+        world.update_incident(incident["sys_id"], short_description="Checkout down everywhere")
+        world.jira_control.add_fault(
+            method="PUT", path=ON_ISSUE + "$", when="after_commit", action="drop", count=1
+        )
+        assert runtime.engine.cycle().failed, "the lost answer surfaces as a failure of that entity"
+        (issue,) = world.issues("acme", "ACME")
+        assert issue.fields.summary == f"[{incident['number']}] Checkout down everywhere", "the write landed"
+        world.update_incident(incident["sys_id"], short_description=incident["short_description"])
+        converge(runtime)
+        (issue,) = world.issues("acme", "ACME")
+        assert issue.fields.summary == synced
+    finally:
+        runtime.close()

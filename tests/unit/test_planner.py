@@ -131,10 +131,16 @@ def test_servicenow_change_updates_only_that_field() -> None:
             ),
         )
     )
-    (update,) = result.changes
+    noted, update = result.changes
+    assert noted == RecordShadow(
+        "jira",
+        {PENDING + "summary": "[INC0010001] Checkout down"},
+        "values about to be written, noted in case the answer is lost",
+    )
     assert isinstance(update, UpdateIssue)
     assert update.fields == {"summary": "[INC0010001] Checkout down"}
     assert update.before == {"summary": "[INC0010001] Checkout fails"}
+    assert update.after[PENDING + "summary"] == "", "a write that was answered settles its note"
     assert changed.number in update.reason
 
 
@@ -148,6 +154,35 @@ def test_supplier_edit_of_a_servicenow_owned_field_is_a_conflict_not_a_write() -
         base, issue=edited, jira_shadow={**base.jira_shadow, "@conflict:summary": "ACME says: slow"}
     )
     assert plan(noted).conflicts == (), "a conflict is reported once"
+
+
+def _summary_write_answer_lost(shown: str) -> EntityView:
+    """Synced at "Checkout fails"; our write of "Checkout down" lost its answer; the issue shows ``shown``."""
+    base = synced()
+    shows = dataclasses.replace(base.issue, fields={**base.issue.fields, "summary": shown})  # type: ignore[arg-type]
+    noted = {**base.jira_shadow, PENDING + "summary": "[INC0010001] Checkout down"}
+    return dataclasses.replace(base, issue=shows, jira_shadow=noted)
+
+
+def test_a_write_whose_answer_was_lost_is_ours_when_servicenow_changes_back() -> None:
+    # ServiceNow went back to the synced value; the issue shows our landed write, not a supplier edit.
+    result = plan(_summary_write_answer_lost("[INC0010001] Checkout down"))
+    assert result.conflicts == ()
+    noted, update, settled = result.changes
+    assert noted == RecordShadow(
+        "jira",
+        {"summary": "[INC0010001] Checkout down", PENDING + "summary": "[INC0010001] Checkout fails"},
+        "values about to be written, noted in case the answer is lost",
+    )
+    assert isinstance(update, UpdateIssue) and update.fields == {"summary": "[INC0010001] Checkout fails"}
+    assert isinstance(settled, RecordShadow)
+
+
+def test_a_lost_write_that_never_landed_leaves_nothing_to_do_and_a_supplier_edit_stays_a_conflict() -> None:
+    assert plan(_summary_write_answer_lost("[INC0010001] Checkout fails")).changes == ()
+    edited = plan(_summary_write_answer_lost("ACME says: slow"))
+    assert edited.conflicts == ("ACME-1 summary was changed in Jira; ServiceNow owns it, left as is",)
+    assert not [c for c in edited.changes if isinstance(c, UpdateIssue)]
 
 
 def test_mim_label_added_while_the_suppliers_own_labels_stay() -> None:
