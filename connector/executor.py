@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -228,8 +228,8 @@ class Executor:
                 change.before,
                 change.after,
                 lambda: self.supplier.site.update_issue(_key(link), change.fields),
+                shadows=[("jira", change.after)],
             )
-            self.store.shadows.put(link.link_id, "jira", change.after)
         elif isinstance(change, MoveIssue):
             self._write(
                 link,
@@ -239,10 +239,12 @@ class Executor:
                 None,
                 {"status": change.target},
                 lambda: self._move(_key(link), change),
+                # Our own move is not a supplier status change: it must not come back as one.
+                shadows=[
+                    ("jira", {STATE_DONE: change.state_shadow}),
+                    ("servicenow", {SUPPLIER_STATUS: change.target}),
+                ],
             )
-            self.store.shadows.put(link.link_id, "jira", {STATE_DONE: change.state_shadow})
-            # Our own move is not a supplier status change: it must not come back as one.
-            self.store.shadows.put(link.link_id, "servicenow", {SUPPLIER_STATUS: change.target})
         elif isinstance(change, RemoteLinkOnIssue):
             self._write(
                 link,
@@ -254,8 +256,8 @@ class Executor:
                 lambda: self.supplier.site.upsert_remote_link(
                     _key(link), change.global_id, change.url, change.title
                 ),
+                shadows=[("jira", {change.shadow_key: change.global_id})],
             )
-            self.store.shadows.put(link.link_id, "jira", {change.shadow_key: change.global_id})
         elif isinstance(change, UpdateIncident):
             self._write(
                 link,
@@ -266,8 +268,8 @@ class Executor:
                 dict(change.fields),
                 lambda: self._patch(incident, change.fields),
                 system="servicenow",
+                shadows=[("servicenow", change.shadow)],
             )
-            self.store.shadows.put(link.link_id, "servicenow", change.shadow)
         elif isinstance(change, CreateProblem):
             self._create_problem(change, incident, link)
         elif isinstance(change, UpdateProblem):
@@ -413,17 +415,21 @@ class Executor:
                 change.reason,
             )
             raise
-        link = self.store.links.confirm(link.link_id, ref.issue_id, ref.key, self._browse(ref.key))
-        self.store.intents.finish(intent.intent_id, "done", {"jira_key": ref.key})
-        self.store.shadows.put(link.link_id, "jira", change.shadow)
-        self.store.audit.record(
-            f"jira:{self.supplier.name}",
-            "create_issue",
-            ref.key,
-            reason=change.reason,
-            after=dict(change.shadow),
-            intent_id=intent.intent_id,
-        )
+        with self.store.transaction() as conn:
+            link = self.store.links.confirm(
+                link.link_id, ref.issue_id, ref.key, self._browse(ref.key), conn=conn
+            )
+            self.store.intents.finish(intent.intent_id, "done", {"jira_key": ref.key}, conn=conn)
+            self.store.shadows.put(link.link_id, "jira", change.shadow, conn=conn)
+            self.store.audit.record(
+                f"jira:{self.supplier.name}",
+                "create_issue",
+                ref.key,
+                reason=change.reason,
+                after=dict(change.shadow),
+                intent_id=intent.intent_id,
+                conn=conn,
+            )
         metrics.WRITES.labels(f"jira:{self.supplier.name}", "create_issue", "done").inc()
         log.info(
             "created %s for %s",
@@ -471,7 +477,13 @@ class Executor:
         after: Mapping[str, Any],
         send: Any,
         system: str | None = None,
+        shadows: Sequence[tuple[str, Mapping[str, str]]] = (),
     ) -> None:
+        """Send one write between its intent and its outcome.
+
+        The outcome, its audit entry and ``shadows`` (side, values: what the write makes synced)
+        are recorded in one transaction: a crash leaves either all of them or a pending intent.
+        """
         system = system or f"jira:{self.supplier.name}"
         target = incident.number if system == "servicenow" else _key(link)
         intent = self.store.intents.begin(
@@ -482,16 +494,20 @@ class Executor:
         except ConnectorError as exc:
             self._failed(intent.intent_id, exc, system, operation, target, reason)
             raise
-        self.store.intents.finish(intent.intent_id, "done")
-        self.store.audit.record(
-            system,
-            operation,
-            target,
-            reason=reason,
-            before=dict(before) if before else None,
-            after=dict(after),
-            intent_id=intent.intent_id,
-        )
+        with self.store.transaction() as conn:
+            self.store.intents.finish(intent.intent_id, "done", conn=conn)
+            self.store.audit.record(
+                system,
+                operation,
+                target,
+                reason=reason,
+                before=dict(before) if before else None,
+                after=dict(after),
+                intent_id=intent.intent_id,
+                conn=conn,
+            )
+            for side, values in shadows:
+                self.store.shadows.put(link.link_id, side, values, conn=conn)
         metrics.WRITES.labels(system, operation, "done").inc()
 
     def _append(
@@ -524,16 +540,18 @@ class Executor:
             self.store.comments.finish(entry.comment_id, "abandoned")
             self._failed(intent.intent_id, exc, system, operation, target, reason)
             raise
-        self.store.comments.finish(entry.comment_id, "done", str(created_id))
-        self.store.intents.finish(intent.intent_id, "done", {"target_id": str(created_id)})
-        self.store.audit.record(
-            system,
-            operation,
-            target,
-            reason=reason,
-            after={"source": source_id, "marker": ref},
-            intent_id=intent.intent_id,
-        )
+        with self.store.transaction() as conn:
+            self.store.comments.finish(entry.comment_id, "done", str(created_id), conn=conn)
+            self.store.intents.finish(intent.intent_id, "done", {"target_id": str(created_id)}, conn=conn)
+            self.store.audit.record(
+                system,
+                operation,
+                target,
+                reason=reason,
+                after={"source": source_id, "marker": ref},
+                intent_id=intent.intent_id,
+                conn=conn,
+            )
         metrics.WRITES.labels(system, operation, "done").inc()
 
     def _failed(

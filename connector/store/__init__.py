@@ -7,10 +7,11 @@ and for the promotion rules ``decisions``, ``conditions`` and ``clusters``.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from connector.store.db import engine_for
 from connector.store.decisions import Clusters, ConditionState, Decisions
@@ -60,6 +61,10 @@ class Store:
     def dialect(self) -> str:
         """``sqlite`` or ``postgresql``."""
         return self.engine.dialect.name
+
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """One transaction for several records that must land together (pass it as ``conn=``)."""
+        return self.engine.begin()
 
     def close(self) -> None:
         """Release all connections."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -23,6 +25,16 @@ SQLITE_POOL = (8, 64)
 def upsert_insert(engine: Engine, table: Table) -> postgresql.Insert | sqlite.Insert:
     """An ``INSERT`` on ``table`` that takes ``ON CONFLICT`` clauses (SQLite ≥ 3.24, PostgreSQL)."""
     return postgresql.insert(table) if engine.dialect.name == "postgresql" else sqlite.insert(table)
+
+
+@contextmanager
+def writing(engine: Engine, conn: Connection | None = None) -> Iterator[Connection]:
+    """A transaction of its own on ``engine``, or ``conn``'s when the caller groups several writes in one."""
+    if conn is not None:
+        yield conn
+        return
+    with engine.begin() as own:
+        yield own
 
 
 def utcnow() -> datetime:

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Connection, Engine, bindparam, select
 
-from connector.store.db import as_utc, utcnow
+from connector.store.db import as_utc, utcnow, writing
 from connector.store.schema import audit, intents
 
 IntentState = Literal["pending", "done", "failed", "uncertain", "abandoned"]
@@ -63,11 +63,18 @@ class Intents:
             intent_id = int(result.inserted_primary_key[0])  # type: ignore[index]
         return Intent(intent_id, entity, operation, target, stamp, dict(payload), "pending", 1, now)
 
-    def finish(self, intent_id: int, state: IntentState, outcome: Mapping[str, Any] | None = None) -> None:
-        """Record what became of the write."""
+    def finish(
+        self,
+        intent_id: int,
+        state: IntentState,
+        outcome: Mapping[str, Any] | None = None,
+        *,
+        conn: Connection | None = None,
+    ) -> None:
+        """Record what became of the write (in ``conn``'s transaction if given)."""
         params = {"id": intent_id, "state": state, "outcome": dict(outcome or {}), "updated_at": utcnow()}
-        with self._engine.begin() as conn:
-            conn.execute(_FINISH_INTENT, params)
+        with writing(self._engine, conn) as tx:
+            tx.execute(_FINISH_INTENT, params)
 
     def unfinished(self, entity: str | None = None) -> list[Intent]:
         """Intents whose outcome is unknown (``pending`` from a crash, or ``uncertain``), oldest first."""
@@ -150,10 +157,11 @@ class AuditLog:
         after: Any = None,
         intent_id: int | None = None,
         outcome: str = "done",
+        conn: Connection | None = None,
     ) -> None:
-        """Append an entry (``outcome``: done, failed, uncertain, dry-run)."""
-        with self._engine.begin() as conn:
-            conn.execute(
+        """Append an entry (``outcome``: done, failed, uncertain, dry-run; in ``conn``'s transaction if given)."""
+        with writing(self._engine, conn) as tx:
+            tx.execute(
                 _INSERT_AUDIT,
                 {
                     "at": utcnow(),

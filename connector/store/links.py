@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Engine, Insert, Select, and_, bindparam, select
+from sqlalchemy import ColumnElement, Connection, Engine, Insert, Select, and_, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
-from connector.store.db import as_utc, upsert_insert, utcnow
+from connector.store.db import as_utc, upsert_insert, utcnow, writing
 from connector.store.schema import comments, links, shadows
 
 LinkState = Literal["creating", "linked", "unlinked"]
@@ -101,10 +101,21 @@ class Links:
             return existing, False
         return Link(link_id, incident_sys_id, supplier, "creating", None, None, None, stamp, now, now), True
 
-    def confirm(self, link_id: int, jira_issue_id: str, jira_key: str, jira_url: str) -> Link:
-        """Record the supplier issue the link points at; state becomes ``linked``."""
-        with self._engine.begin() as conn:
-            row = conn.execute(
+    def confirm(
+        self,
+        link_id: int,
+        jira_issue_id: str,
+        jira_key: str,
+        jira_url: str,
+        *,
+        conn: Connection | None = None,
+    ) -> Link:
+        """Record the supplier issue the link points at; state becomes ``linked``.
+
+        In ``conn``'s transaction if given, else in one of its own.
+        """
+        with writing(self._engine, conn) as tx:
+            row = tx.execute(
                 _CONFIRM_LINK,
                 {
                     "id": link_id,
@@ -206,8 +217,13 @@ class Shadows:
                 out.setdefault(row.side, {})[row.field] = row.value
         return out
 
-    def put(self, link_id: int, side: str, values: Mapping[str, str]) -> None:
-        """Remember ``values`` as synced (other fields keep their shadows), in one statement."""
+    def put(
+        self, link_id: int, side: str, values: Mapping[str, str], *, conn: Connection | None = None
+    ) -> None:
+        """Remember ``values`` as synced (other fields keep their shadows), in one statement.
+
+        In ``conn``'s transaction if given, else in one of its own.
+        """
         if not values:
             return
         now = utcnow()
@@ -215,8 +231,8 @@ class Shadows:
             {"link_id": link_id, "side": side, "field": field, "value": value, "updated_at": now}
             for field, value in values.items()
         ]
-        with self._engine.begin() as conn:
-            conn.execute(self._upsert, rows)
+        with writing(self._engine, conn) as tx:
+            tx.execute(self._upsert, rows)
 
     @functools.cached_property
     def _upsert(self) -> Insert:
@@ -284,13 +300,20 @@ class CommentLedger:
             return entry, False
         return CommentEntry(comment_id, link_id, direction, source_id, None, marker, "pending"), True
 
-    def finish(self, comment_id: int, state: CommentState, target_id: str | None = None) -> None:
-        """Record the outcome of mirroring."""
+    def finish(
+        self,
+        comment_id: int,
+        state: CommentState,
+        target_id: str | None = None,
+        *,
+        conn: Connection | None = None,
+    ) -> None:
+        """Record the outcome of mirroring (in ``conn``'s transaction if given)."""
         params: dict[str, Any] = {"id": comment_id, "state": state, "updated_at": utcnow()}
         if target_id is not None:
             params["target_id"] = target_id
-        with self._engine.begin() as conn:
-            conn.execute(_FINISH_COMMENT if target_id is None else _FINISH_COMMENT_WITH_TARGET, params)
+        with writing(self._engine, conn) as tx:
+            tx.execute(_FINISH_COMMENT if target_id is None else _FINISH_COMMENT_WITH_TARGET, params)
 
     def unfinished(self, link_id: int | None = None) -> list[CommentEntry]:
         """Entries still ``pending`` or ``uncertain`` (after a crash or a lost answer): reconcile these."""

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import Connection, inspect
 
 from connector.store import Store
 from connector.store import schema as store_schema
@@ -106,6 +106,39 @@ def test_intents_record_before_and_outcome_after(store: Store) -> None:
     assert [i.stamp for i in store.intents.unfinished("inc2:acme")] == ["st-3"]
     assert store.intents.counts() == {"done": 1, "uncertain": 1, "pending": 1}
     assert third.payload == {}
+
+
+def test_a_writes_outcome_lands_whole_or_not_at_all(store: Store) -> None:
+    link, _ = store.links.claim("inc1", "acme", "s")
+    intent = store.intents.begin("inc1:acme", "create_issue", "jira:acme/ACME", "s", {})
+    entry, _ = store.comments.begin(link.link_id, "out", "journal-1", "m1")
+
+    def outcome(conn: Connection) -> None:
+        store.links.confirm(link.link_id, "10001", "ACME-1", "https://acme/browse/ACME-1", conn=conn)
+        store.intents.finish(intent.intent_id, "done", {"jira_key": "ACME-1"}, conn=conn)
+        store.comments.finish(entry.comment_id, "done", "c1", conn=conn)
+        store.shadows.put(link.link_id, "jira", {"summary": "A"}, conn=conn)
+        store.audit.record(
+            "jira:acme", "create_issue", "ACME-1", reason="r", intent_id=intent.intent_id, conn=conn
+        )
+
+    with pytest.raises(RuntimeError), store.transaction() as conn:
+        outcome(conn)
+        raise RuntimeError("crash before the commit")
+    assert [i.stamp for i in store.intents.unfinished()] == ["s"]
+    assert [e.source_id for e in store.comments.unfinished()] == ["journal-1"]
+    assert (store.links.for_incident("inc1")[0].state, store.shadows.get(link.link_id, "jira")) == (
+        "creating",
+        {},
+    )
+    assert store.audit.entries() == []
+
+    with store.transaction() as conn:
+        outcome(conn)
+    assert (store.intents.unfinished(), store.comments.unfinished()) == ([], [])
+    assert store.links.for_incident("inc1")[0].jira_key == "ACME-1"
+    assert store.shadows.get(link.link_id, "jira") == {"summary": "A"}
+    assert [e.intent_id for e in store.audit.entries()] == [intent.intent_id]
 
 
 def test_audit_log(store: Store) -> None:
