@@ -266,7 +266,10 @@ class People:
         if pick is None:
             return False
         story, supplier, key = pick
-        if story.state not in OPEN_STATES:
+        # A move made before the connector has seen the desk's last state change is concurrent
+        # with it, as far as anyone reading both sides can tell (their clocks are skewed by up to
+        # 90 s): the connector lets the state win then. Like the desk, the engineer waits.
+        if story.state not in OPEN_STATES or not self._polled_since_last_state(story):
             return False
         mapping = self.mappings[supplier]
         options = expected.supplier_transitions(mapping, story.statuses[supplier])
