@@ -21,6 +21,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Connection
+
 from connector import metrics
 from connector.entity import MARKER_TAG, STATE_DONE, SUPPLIER_STATUS
 from connector.errors import (
@@ -330,15 +332,15 @@ class Executor:
                     intent.intent_id, exc, "servicenow", "create_problem", incident.number, change.reason
                 )
                 raise
-            self.store.intents.finish(intent.intent_id, "done", {"problem": problem.number})
-            self.store.audit.record(
-                "servicenow",
-                "create_problem",
-                problem.number,
-                reason=change.reason,
-                after={k: v for k, v in change.fields.items() if k != "cause_notes"},
-                intent_id=intent.intent_id,
-            )
+            with self.store.transaction() as conn:
+                self._record(
+                    conn,
+                    intent.intent_id,
+                    "done",
+                    ("servicenow", "create_problem", problem.number, change.reason),
+                    outcome={"problem": problem.number},
+                    after={k: v for k, v in change.fields.items() if k != "cause_notes"},
+                )
             metrics.WRITES.labels("servicenow", "create_problem", "done").inc()
             log.info(
                 "created %s for %s", problem.number, incident.number, extra={"incident": incident.number}
@@ -419,16 +421,14 @@ class Executor:
             link = self.store.links.confirm(
                 link.link_id, ref.issue_id, ref.key, self._browse(ref.key), conn=conn
             )
-            self.store.intents.finish(intent.intent_id, "done", {"jira_key": ref.key}, conn=conn)
             self.store.shadows.put(link.link_id, "jira", change.shadow, conn=conn)
-            self.store.audit.record(
-                f"jira:{self.supplier.name}",
-                "create_issue",
-                ref.key,
-                reason=change.reason,
+            self._record(
+                conn,
+                intent.intent_id,
+                "done",
+                (f"jira:{self.supplier.name}", "create_issue", ref.key, change.reason),
+                outcome={"jira_key": ref.key},
                 after=dict(change.shadow),
-                intent_id=intent.intent_id,
-                conn=conn,
             )
         metrics.WRITES.labels(f"jira:{self.supplier.name}", "create_issue", "done").inc()
         log.info(
@@ -495,16 +495,13 @@ class Executor:
             self._failed(intent.intent_id, exc, system, operation, target, reason)
             raise
         with self.store.transaction() as conn:
-            self.store.intents.finish(intent.intent_id, "done", conn=conn)
-            self.store.audit.record(
-                system,
-                operation,
-                target,
-                reason=reason,
+            self._record(
+                conn,
+                intent.intent_id,
+                "done",
+                (system, operation, target, reason),
                 before=dict(before) if before else None,
                 after=dict(after),
-                intent_id=intent.intent_id,
-                conn=conn,
             )
             for side, values in shadows:
                 self.store.shadows.put(link.link_id, side, values, conn=conn)
@@ -542,15 +539,13 @@ class Executor:
             raise
         with self.store.transaction() as conn:
             self.store.comments.finish(entry.comment_id, "done", str(created_id), conn=conn)
-            self.store.intents.finish(intent.intent_id, "done", {"target_id": str(created_id)}, conn=conn)
-            self.store.audit.record(
-                system,
-                operation,
-                target,
-                reason=reason,
+            self._record(
+                conn,
+                intent.intent_id,
+                "done",
+                (system, operation, target, reason),
+                outcome={"target_id": str(created_id)},
                 after={"source": source_id, "marker": ref},
-                intent_id=intent.intent_id,
-                conn=conn,
             )
         metrics.WRITES.labels(system, operation, "done").inc()
 
@@ -558,19 +553,46 @@ class Executor:
         self, intent_id: int, exc: ConnectorError, system: str, operation: str, target: str, reason: str
     ) -> None:
         outcome: IntentState = "uncertain" if isinstance(exc, UncertainOutcome) else "failed"
-        self.store.intents.finish(
-            intent_id, outcome, {"error": type(exc).__name__, "message": str(exc)[:500]}
-        )
+        with self.store.transaction() as conn:
+            self._record(
+                conn,
+                intent_id,
+                outcome,
+                (system, operation, target, reason),
+                outcome={"error": type(exc).__name__, "message": str(exc)[:500]},
+                after={"error": str(exc)[:500]},
+            )
+        metrics.WRITES.labels(system, operation, outcome).inc()
+
+    def _record(
+        self,
+        conn: Connection,
+        intent_id: int,
+        state: IntentState,
+        write: tuple[str, str, str, str],
+        *,
+        outcome: Mapping[str, Any] | None = None,
+        before: Mapping[str, Any] | None = None,
+        after: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record in ``conn``'s transaction what became of an intent and the audit entry that says so.
+
+        ``write`` is (system, operation, target, reason); ``outcome`` goes to the intent,
+        ``before`` and ``after`` to the audit entry, whose outcome is the intent's ``state``.
+        """
+        system, operation, target, reason = write
+        self.store.intents.finish(intent_id, state, outcome, conn=conn)
         self.store.audit.record(
             system,
             operation,
             target,
             reason=reason,
+            before=before,
+            after=after,
             intent_id=intent_id,
-            outcome=outcome,
-            after={"error": str(exc)[:500]},
+            outcome=state,
+            conn=conn,
         )
-        metrics.WRITES.labels(system, operation, outcome).inc()
 
     def _browse(self, jira_key: str) -> str:
         return f"{self.supplier.browse_base}/browse/{jira_key}"

@@ -266,9 +266,8 @@ class People:
         if pick is None:
             return False
         story, supplier, key = pick
-        # A move made before the connector has seen the desk's last state change is concurrent
-        # with it, as far as anyone reading both sides can tell (their clocks are skewed by up to
-        # 90 s): the connector lets the state win then. Like the desk, the engineer waits.
+        # A move before the connector has seen the desk's last state change is concurrent with it
+        # for anyone reading both sides on clocks up to 90 s apart; the connector lets the state win.
         if story.state not in OPEN_STATES or not self._polled_since_last_state(story):
             return False
         mapping = self.mappings[supplier]
@@ -376,7 +375,9 @@ class People:
 
         People set states minutes apart; the scenario compresses that to "not before the connector
         could have seen the last one". A state set and set back within one poll is a change nobody
-        can mirror (the connector reads states, not their history), so it is not asked of it.
+        can mirror (the connector reads states, not their history), so it is not asked of it; nor
+        is the order of a state change and an engineer's move within one poll (see
+        :meth:`supplier_move`). Once true, it stays true until the next state change.
         """
         since = self._unread.get(story.sys_id)
         if since is None:
