@@ -66,11 +66,12 @@ def connect(
     *,
     timeout: float,
     verify_tls: bool,
-    session_hook: Callable[[requests.Session], None] | None = None,
+    session_hook: Callable[[requests.Session, str], None] | None = None,
 ) -> JiraClient:
     """Build python-jira for ``url``; this sends ``GET serverInfo`` (anonymous on Jira).
 
-    ``session_hook`` sees python-jira's session once it exists (to record the server's clock).
+    ``session_hook`` gets python-jira's session and ``url`` once the session exists (to record the
+    server's clock, to pool connections).
     """
     options: dict[str, Any] = {
         "server": url,
@@ -94,7 +95,7 @@ def connect(
         jira = JIRA(**options)
     client = JiraClient(jira)
     if session_hook is not None:
-        session_hook(client.session)
+        session_hook(client.session, url)
     return client
 
 

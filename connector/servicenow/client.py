@@ -163,7 +163,7 @@ class ServiceNowClient:
             session.auth = requests.auth.HTTPBasicAuth(auth.username, password.reveal())
             self.client = pysnow.Client(host=self._host, use_ssl=self._use_ssl, session=session)
         self.session = session
-        transport.watch(session)
+        transport.watch(session, f"{url.scheme}://{self._host}")
 
     def _oauth_session(
         self,

@@ -1,4 +1,5 @@
-"""The transport's circuit breaker: a system unreachable after every retry is left alone for a while."""
+"""The transport's circuit breaker (a system unreachable after every retry is left alone for a while)
+and the sessions it watches (proxy settings read from the environment once)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,23 @@ def test_a_failure_that_recovers_within_the_retries_does_not_open_the_circuit() 
 
     assert link.call(flaky, method="GET", what="GET issue", write=False) == "ok"
     assert link.call(lambda: "next", method="GET", what="GET issue", write=False) == "next"
+
+
+def test_a_watched_session_takes_the_proxy_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "jira.internal.example")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/corp-ca.pem")
+    outside, inside, unverified = requests.Session(), requests.Session(), requests.Session()
+    unverified.verify = False
+    watcher = transport(FakeClock())
+    watcher.watch(outside, "https://acme.atlassian.net")
+    watcher.watch(inside, "https://jira.internal.example")
+    watcher.watch(unverified, "https://acme.atlassian.net")
+    assert outside.proxies["https"] == "http://proxy.example:3128"
+    assert "https" not in inside.proxies, "NO_PROXY names that host"
+    assert outside.verify == "/etc/corp-ca.pem" and unverified.verify is False
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://elsewhere.example:1")
+    url = "https://acme.atlassian.net/rest/api/2/myself"
+    settings = outside.merge_environment_settings(url, {}, None, None, None)
+    assert settings["proxies"]["https"] == "http://proxy.example:3128", "not read again per request"
