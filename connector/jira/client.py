@@ -133,13 +133,6 @@ class JiraClient:
         with _http_failures():
             return _object(self._jira.myself())
 
-    def issue(self, key_or_id: str, fields: str, properties: str, expand: str | None = None) -> JsonObject:
-        """``GET issue/{key}?fields=…&properties=…[&expand=…]`` as raw JSON."""
-        with _http_failures():
-            return _object(
-                self._jira.issue(key_or_id, fields=fields, properties=properties, expand=expand).raw
-            )
-
     def transitions(self, jira_key: str) -> list[JsonObject]:
         """``GET issue/{key}/transitions``."""
         with _http_failures():
@@ -164,6 +157,17 @@ class JiraClient:
     def get(self, path: str, params: Mapping[str, Any]) -> JsonObject:
         """``GET {server}/rest/api/2/{path}``."""
         return _object(self._send("GET", path, params=dict(params)))
+
+    def issue(self, key_or_id: str, fields: str, properties: str, expand: str | None = None) -> JsonObject:
+        """``GET issue/{key}?fields=…&properties=…[&expand=…]`` as raw JSON.
+
+        The request ``JIRA.issue`` sends, without its parse of the whole answer (changelog and
+        comments included) into resource objects that nobody here reads.
+        """
+        params = {"fields": fields, "properties": properties}
+        if expand:
+            params["expand"] = expand
+        return self.get(f"issue/{key_or_id}", params)
 
     def get_list(self, path: str, params: Mapping[str, Any]) -> list[JsonObject]:
         """``GET {server}/rest/api/2/{path}`` answering a JSON list (``field``, ``status``)."""
