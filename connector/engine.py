@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -424,18 +424,24 @@ class Engine:
         self, runtime: _SupplierRuntime, incident: Incident, item: Work, now: datetime, report: CycleReport
     ) -> None:
         mapping = self.loaded.suppliers[runtime.name]
-        link = self.store.links.get(incident.sys_id, runtime.name)
+        # The other suppliers' links of this incident: its entities are worked on one after the
+        # other by this thread, so they do not change while this one is synced.
+        links = self.store.links.for_incident(incident.sys_id)
+        link = next((known for known in links if known.supplier == runtime.name), None)
+        siblings = [known for known in links if known.supplier != runtime.name]
         if not self.dry_run:
             link = runtime.executor.reconcile(incident, link, now)
         journal: list[JournalEntry] = list(item.journal)
         need_full = item.full_journal or link is None or link.state != "linked"
         routed = self._routed(runtime.name, incident, now)
         before = incident
-        last, incident = self._passes(runtime, mapping, incident, link, journal, need_full, routed, report)
+        last, incident = self._passes(
+            runtime, mapping, incident, link, siblings, journal, need_full, routed, report
+        )
         self._latest[incident.sys_id] = incident
         if _fields_changed(before, incident):
-            for sibling in self.store.links.for_incident(incident.sys_id):
-                if sibling.supplier != runtime.name and sibling.supplier in self.suppliers:
+            for sibling in siblings:
+                if sibling.supplier in self.suppliers:
                     self._followups.setdefault(sibling.entity, Work(incident.sys_id, sibling.supplier))
         if last is not None:
             # The issue as we last read it, our own writes included: the next search need not
@@ -448,6 +454,7 @@ class Engine:
         mapping: SupplierMapping,
         incident: Incident,
         link: Link | None,
+        siblings: Sequence[Link],
         journal: list[JournalEntry],
         need_full: bool,
         routed: bool,
@@ -498,9 +505,7 @@ class Engine:
                 incident_url=f"{self.instance_url}/nav_to.do?uri=incident.do?sys_id={incident.sys_id}",
                 instance_url=self.instance_url,
                 sibling_keys=tuple(
-                    other.jira_key
-                    for other in self.store.links.for_incident(incident.sys_id)
-                    if other.jira_key
+                    other.jira_key for other in (*siblings, *([link] if link else [])) if other.jira_key
                 ),
             )
             decided = plan(view)
