@@ -41,12 +41,19 @@ class Intents:
         self._engine = engine
 
     def begin(
-        self, entity: str, operation: str, target: str, stamp: str, payload: Mapping[str, Any]
+        self,
+        entity: str,
+        operation: str,
+        target: str,
+        stamp: str,
+        payload: Mapping[str, Any],
+        *,
+        conn: Connection | None = None,
     ) -> Intent:
-        """Record that we are about to write (committed before the write is sent)."""
+        """Record that we are about to write; its transaction (``conn``'s if given) commits before the write is sent."""
         now = utcnow()
-        with self._engine.begin() as conn:
-            result = conn.execute(
+        with writing(self._engine, conn) as tx:
+            result = tx.execute(
                 _INSERT_INTENT,
                 {
                     "entity": entity,

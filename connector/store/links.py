@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Connection, Engine, Insert, Select, and_, bindparam, select
-from sqlalchemy.exc import IntegrityError
 
 from connector.store.db import as_utc, upsert_insert, utcnow, writing
 from connector.store.schema import comments, links, shadows
@@ -78,28 +77,44 @@ class Links:
         """
         return self._many(_ACTIVE_PAGE, after=after, incidents=incidents)
 
-    def claim(self, incident_sys_id: str, supplier: str, stamp: str) -> tuple[Link, bool]:
-        """Create the link in state ``creating``; returns ``(link, True)``, or the existing one and ``False``."""
+    def claim(
+        self, incident_sys_id: str, supplier: str, stamp: str, *, conn: Connection | None = None
+    ) -> tuple[Link, bool]:
+        """Create the link in state ``creating``; returns ``(link, True)``, or the existing one and ``False``.
+
+        In ``conn``'s transaction if given, else in one of its own.
+        """
         now = utcnow()
-        try:
-            with self._engine.begin() as conn:
-                result = conn.execute(
-                    _INSERT_LINK,
-                    {
-                        "incident_sys_id": incident_sys_id,
-                        "supplier": supplier,
-                        "state": "creating",
-                        "stamp": stamp,
-                        "created_at": now,
-                        "updated_at": now,
-                    },
-                )
-                link_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-        except IntegrityError:
-            existing = self.get(incident_sys_id, supplier)
-            assert existing is not None
-            return existing, False
-        return Link(link_id, incident_sys_id, supplier, "creating", None, None, None, stamp, now, now), True
+        with writing(self._engine, conn) as tx:
+            row = tx.execute(
+                self._claim,
+                {
+                    "incident_sys_id": incident_sys_id,
+                    "supplier": supplier,
+                    "state": "creating",
+                    "stamp": stamp,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            ).first()
+            if row is None:
+                params = {"incident_sys_id": incident_sys_id, "supplier": supplier}
+                return _link(tx.execute(_LINK_OF_ENTITY, params).one()), False
+        return Link(
+            row.link_id, incident_sys_id, supplier, "creating", None, None, None, stamp, now, now
+        ), True
+
+    @functools.cached_property
+    def _claim(self) -> Insert:
+        """``INSERT … ON CONFLICT (incident_sys_id, supplier) DO NOTHING RETURNING link_id``.
+
+        No error on a taken pair, so the claim can share a transaction (PostgreSQL aborts a
+        transaction at its first error).
+        """
+        statement = upsert_insert(self._engine, links).on_conflict_do_nothing(
+            index_elements=[links.c.incident_sys_id, links.c.supplier]
+        )
+        return statement.returning(links.c.link_id)
 
     def confirm(
         self,
@@ -169,7 +184,6 @@ _ACTIVE_PAGE = (
     )
     .order_by(links.c.incident_sys_id, links.c.link_id)
 )
-_INSERT_LINK = links.insert()
 _CONFIRM_LINK = (
     links.update()
     .where(links.c.link_id == bindparam("id"))
@@ -271,34 +285,51 @@ class CommentLedger:
         return _comment(row) if row else None
 
     def begin(
-        self, link_id: int, direction: Direction, source_id: str, marker: str
+        self,
+        link_id: int,
+        direction: Direction,
+        source_id: str,
+        marker: str,
+        *,
+        conn: Connection | None = None,
     ) -> tuple[CommentEntry, bool]:
-        """Record the intent to mirror; returns the entry and whether it is new."""
+        """Record the intent to mirror; returns the entry and whether it is new.
+
+        An entry proven not to have landed (``abandoned``) starts again as new. In ``conn``'s
+        transaction if given, else in one of its own.
+        """
         now = utcnow()
-        try:
-            with self._engine.begin() as conn:
-                result = conn.execute(
-                    _INSERT_COMMENT,
-                    {
-                        "link_id": link_id,
-                        "direction": direction,
-                        "source_id": source_id,
-                        "marker": marker,
-                        "state": "pending",
-                        "created_at": now,
-                        "updated_at": now,
-                    },
-                )
-                comment_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-        except IntegrityError:
-            entry = self.get(link_id, direction, source_id)
-            assert entry is not None
-            if entry.state == "abandoned":
-                # An earlier attempt was proven not to have landed: this one is a fresh start.
-                self.finish(entry.comment_id, "pending")
-                return self.get(link_id, direction, source_id) or entry, True
-            return entry, False
-        return CommentEntry(comment_id, link_id, direction, source_id, None, marker, "pending"), True
+        with writing(self._engine, conn) as tx:
+            row = tx.execute(
+                self._begin,
+                {
+                    "link_id": link_id,
+                    "direction": direction,
+                    "source_id": source_id,
+                    "marker": marker,
+                    "state": "pending",
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            ).first()
+            if row is not None:
+                return CommentEntry(
+                    row.comment_id, link_id, direction, source_id, None, marker, "pending"
+                ), True
+            params = {"link_id": link_id, "direction": direction, "source_id": source_id}
+            entry = _comment(tx.execute(_COMMENT_OF_SOURCE, params).one())
+            if entry.state != "abandoned":
+                return entry, False
+            self.finish(entry.comment_id, "pending", conn=tx)
+        return replace(entry, state="pending"), True
+
+    @functools.cached_property
+    def _begin(self) -> Insert:
+        """``INSERT … ON CONFLICT (link_id, direction, source_id) DO NOTHING RETURNING comment_id``."""
+        statement = upsert_insert(self._engine, comments).on_conflict_do_nothing(
+            index_elements=[comments.c.link_id, comments.c.direction, comments.c.source_id]
+        )
+        return statement.returning(comments.c.comment_id)
 
     def finish(
         self,
@@ -357,7 +388,6 @@ _COMMENT_OF_SOURCE = select(comments).where(
     comments.c.direction == bindparam("direction"),
     comments.c.source_id == bindparam("source_id"),
 )
-_INSERT_COMMENT = comments.insert()
 _FINISH_COMMENT = (
     comments.update()
     .where(comments.c.comment_id == bindparam("id"))

@@ -108,6 +108,25 @@ def test_intents_record_before_and_outcome_after(store: Store) -> None:
     assert third.payload == {}
 
 
+def test_claims_and_ledger_entries_share_a_transaction_even_when_taken(store: Store) -> None:
+    """A taken link or comment is an answer, not an error: the transaction goes on (PostgreSQL too)."""
+    with store.transaction() as conn:
+        link, new = store.links.claim("inc1", "acme", "s1", conn=conn)
+        again, new_again = store.links.claim("inc1", "acme", "s2", conn=conn)
+        entry, fresh = store.comments.begin(link.link_id, "out", "journal-1", "m1", conn=conn)
+        same, fresh_again = store.comments.begin(link.link_id, "out", "journal-1", "m9", conn=conn)
+        intent = store.intents.begin("inc1:acme", "add_comment", "jira:acme/ACME-1", "m1", {}, conn=conn)
+    assert (new, new_again, again.link_id, again.stamp) == (True, False, link.link_id, "s1")
+    assert (fresh, fresh_again, same.comment_id, same.marker) == (True, False, entry.comment_id, "m1")
+    assert [i.intent_id for i in store.intents.unfinished()] == [intent.intent_id]
+
+    store.comments.finish(entry.comment_id, "abandoned")
+    with store.transaction() as conn:
+        retried, fresh = store.comments.begin(link.link_id, "out", "journal-1", "m1", conn=conn)
+    assert (fresh, retried.comment_id, retried.state) == (True, entry.comment_id, "pending")
+    assert [e.state for e in store.comments.unfinished()] == ["pending"]
+
+
 def test_a_writes_outcome_lands_whole_or_not_at_all(store: Store) -> None:
     link, _ = store.links.claim("inc1", "acme", "s")
     intent = store.intents.begin("inc1:acme", "create_issue", "jira:acme/ACME", "s", {})
