@@ -8,7 +8,10 @@ Writes fall in two kinds:
   marker, and an uncertain outcome is settled by :meth:`Executor.reconcile` looking for it -
   found means done, provably absent means the write may be sent again.
 
-The audit log gets every write with before, after, reason and outcome.
+The audit log gets every write with before, after, reason and outcome. What a write's answer
+settles (its outcome, audit entry, the shadows and links it makes true) waits in memory and lands in
+the transaction that records the plan's next intent, or at the end of the plan: a crash in between
+leaves a pending intent, which :meth:`Executor.reconcile` settles like any other.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -52,7 +56,7 @@ from connector.ports import JiraPort, ServiceNowPort
 from connector.store import Store
 from connector.store.db import utcnow
 from connector.store.intents import IntentState
-from connector.store.links import Link, entity_key
+from connector.store.links import CommentState, Link, entity_key
 
 log = logging.getLogger(__name__)
 STAMP_PROPERTY = "mim-connector"
@@ -175,22 +179,28 @@ class Executor:
         written: dict[str, str] = {}
         self._local.counts = []
         self._local.problem = None
-        for change in plan.changes:
-            metrics.PLANNED.labels(self.supplier.name, type(change).__name__).inc()
-            link = self._apply(change, incident, link)
-            if isinstance(change, UpdateIncident | NoteOnIncident):
-                written.update(change.fields)
-            elif isinstance(change, CreateProblem) and self._local.problem is not None:
-                problem: Problem = self._local.problem
-                written.update(
-                    {
-                        "problem_id": problem.sys_id,
-                        "problem_id.number": problem.number,
-                        "problem_id.cause_notes": problem.cause_notes,
-                    }
-                )
-            elif isinstance(change, UpdateProblem) and "cause_notes" in change.fields:
-                written["problem_id.cause_notes"] = change.fields["cause_notes"]
+        self._local.later = []
+        try:
+            for change in plan.changes:
+                metrics.PLANNED.labels(self.supplier.name, type(change).__name__).inc()
+                link = self._apply(change, incident, link)
+                if isinstance(change, UpdateIncident | NoteOnIncident):
+                    written.update(change.fields)
+                elif isinstance(change, CreateProblem) and self._local.problem is not None:
+                    problem: Problem = self._local.problem
+                    written.update(
+                        {
+                            "problem_id": problem.sys_id,
+                            "problem_id.number": problem.number,
+                            "problem_id.cause_notes": problem.cause_notes,
+                        }
+                    )
+                elif isinstance(change, UpdateProblem) and "cause_notes" in change.fields:
+                    written["problem_id.cause_notes"] = change.fields["cause_notes"]
+        finally:
+            if self._local.later:
+                with self._transaction():
+                    pass  # lands what the last writes settled, before anyone reads the store again
         if written or self._local.counts:
             incident = replace(
                 incident, fields={**incident.fields, **written}, mod_count=self._advanced(incident)
@@ -220,7 +230,9 @@ class Executor:
             raise TransitionNotAvailable(change.reason)
         assert link is not None
         if isinstance(change, RecordShadow):
-            self.store.shadows.put(link.link_id, change.side, change.values)
+            self._later(
+                lambda conn: self.store.shadows.put(link.link_id, change.side, change.values, conn=conn)
+            )
         elif isinstance(change, UpdateIssue):
             self._write(
                 link,
@@ -324,7 +336,10 @@ class Executor:
         problem = self.snow.problem_where("correlation_id", change.stamp)
         if problem is None:
             target = f"servicenow/problem for {incident.number}"
-            intent = self.store.intents.begin(link.entity, "create_problem", target, change.stamp, {})
+            with self._transaction() as conn:
+                intent = self.store.intents.begin(
+                    link.entity, "create_problem", target, change.stamp, {}, conn=conn
+                )
             try:
                 problem = self.snow.create_problem(change.fields)
             except ConnectorError as exc:
@@ -332,15 +347,17 @@ class Executor:
                     intent.intent_id, exc, "servicenow", "create_problem", incident.number, change.reason
                 )
                 raise
-            with self.store.transaction() as conn:
-                self._record(
+            created = problem
+            self._later(
+                lambda conn: self._record(
                     conn,
                     intent.intent_id,
                     "done",
-                    ("servicenow", "create_problem", problem.number, change.reason),
-                    outcome={"problem": problem.number},
+                    ("servicenow", "create_problem", created.number, change.reason),
+                    outcome={"problem": created.number},
                     after={k: v for k, v in change.fields.items() if k != "cause_notes"},
                 )
+            )
             metrics.WRITES.labels("servicenow", "create_problem", "done").inc()
             log.info(
                 "created %s for %s", problem.number, incident.number, extra={"incident": incident.number}
@@ -357,7 +374,7 @@ class Executor:
                 f"link {problem.number} to {incident.number}",
                 lambda: self._patch(incident, payload),
             )
-        self.store.shadows.put(link.link_id, "servicenow", change.shadow)
+        self._later(lambda conn: self.store.shadows.put(link.link_id, "servicenow", change.shadow, conn=conn))
 
     def _update_problem(self, change: UpdateProblem, incident: Incident, link: Link) -> None:
         target = f"problem {incident.get('problem_id.number') or change.problem_sys_id}"
@@ -382,12 +399,22 @@ class Executor:
                 lambda: self.snow.update_problem(change.problem_sys_id, {"work_notes": change.note}),
             )
         log.info("%s: %s", target, change.reason, extra={"incident": incident.number})
-        self.store.shadows.put(link.link_id, "servicenow", change.shadow)
+        self._later(lambda conn: self.store.shadows.put(link.link_id, "servicenow", change.shadow, conn=conn))
 
     def _create(self, change: CreateIssue, incident: Incident, link: Link | None) -> Link:
-        if link is None:
-            link, _ = self.store.links.claim(incident.sys_id, self.supplier.name, secrets.token_hex(8))
-        entity = link.entity
+        with self._transaction() as conn:
+            if link is None:
+                link, _ = self.store.links.claim(
+                    incident.sys_id, self.supplier.name, secrets.token_hex(8), conn=conn
+                )
+            intent = self.store.intents.begin(
+                link.entity,
+                "create_issue",
+                f"jira:{self.supplier.name}/{change.project}",
+                link.stamp,
+                {"summary": change.shadow.get("summary", "")},
+                conn=conn,
+            )
         properties = {
             STAMP_PROPERTY: {
                 "stamp": link.stamp,
@@ -396,13 +423,6 @@ class Executor:
                 "instance": self.instance,
             }
         }
-        intent = self.store.intents.begin(
-            entity,
-            "create_issue",
-            f"jira:{self.supplier.name}/{change.project}",
-            link.stamp,
-            {"summary": change.shadow.get("summary", "")},
-        )
         try:
             ref = self.supplier.site.create_issue(
                 change.project, change.issue_type, change.fields, properties
@@ -417,10 +437,12 @@ class Executor:
                 change.reason,
             )
             raise
-        with self.store.transaction() as conn:
-            link = self.store.links.confirm(
-                link.link_id, ref.issue_id, ref.key, self._browse(ref.key), conn=conn
-            )
+        confirmed = replace(
+            link, state="linked", jira_issue_id=ref.issue_id, jira_key=ref.key, jira_url=self._browse(ref.key)
+        )
+
+        def record(conn: Connection) -> None:
+            self.store.links.confirm(link.link_id, ref.issue_id, ref.key, self._browse(ref.key), conn=conn)
             self.store.shadows.put(link.link_id, "jira", change.shadow, conn=conn)
             self._record(
                 conn,
@@ -430,6 +452,8 @@ class Executor:
                 outcome={"jira_key": ref.key},
                 after=dict(change.shadow),
             )
+
+        self._later(record)
         metrics.WRITES.labels(f"jira:{self.supplier.name}", "create_issue", "done").inc()
         log.info(
             "created %s for %s",
@@ -437,7 +461,7 @@ class Executor:
             incident.number,
             extra={"supplier": self.supplier.name, "jira_key": ref.key},
         )
-        return link
+        return confirmed
 
     def _move(self, jira_key: str, change: MoveIssue) -> None:
         """Walk ``change.hops``; the supplier moving the issue meanwhile is a :class:`ConcurrentChange`."""
@@ -482,19 +506,21 @@ class Executor:
         """Send one write between its intent and its outcome.
 
         The outcome, its audit entry and ``shadows`` (side, values: what the write makes synced)
-        are recorded in one transaction: a crash leaves either all of them or a pending intent.
+        land in one transaction: a crash leaves either all of them or a pending intent.
         """
         system = system or f"jira:{self.supplier.name}"
         target = incident.number if system == "servicenow" else _key(link)
-        intent = self.store.intents.begin(
-            link.entity, operation, f"{system}/{target}", secrets.token_hex(8), dict(after)
-        )
+        with self._transaction() as conn:
+            intent = self.store.intents.begin(
+                link.entity, operation, f"{system}/{target}", secrets.token_hex(8), dict(after), conn=conn
+            )
         try:
             send()
         except ConnectorError as exc:
             self._failed(intent.intent_id, exc, system, operation, target, reason)
             raise
-        with self.store.transaction() as conn:
+
+        def record(conn: Connection) -> None:
             self._record(
                 conn,
                 intent.intent_id,
@@ -505,6 +531,8 @@ class Executor:
             )
             for side, values in shadows:
                 self.store.shadows.put(link.link_id, side, values, conn=conn)
+
+        self._later(record)
         metrics.WRITES.labels(system, operation, "done").inc()
 
     def _append(
@@ -518,26 +546,31 @@ class Executor:
         send: Any,
         system: str | None = None,
     ) -> None:
-        entry, fresh = self.store.comments.begin(link.link_id, direction, source_id, ref)  # type: ignore[arg-type]
-        if not fresh and entry.state == "done":
-            return
         system = system or f"jira:{self.supplier.name}"
         target = incident.number if system == "servicenow" else _key(link)
         operation = "add_comment" if direction == "out" else "add_journal"
-        intent = self.store.intents.begin(
-            link.entity, operation, f"{system}/{target}", ref, {"source": source_id}
-        )
+        with self._transaction() as conn:
+            entry, fresh = self.store.comments.begin(
+                link.link_id,
+                direction,  # type: ignore[arg-type]
+                source_id,
+                ref,
+                conn=conn,
+            )
+            if not fresh and entry.state == "done":
+                return
+            intent = self.store.intents.begin(
+                link.entity, operation, f"{system}/{target}", ref, {"source": source_id}, conn=conn
+            )
         try:
             created_id = send()
-        except UncertainOutcome as exc:
-            self.store.comments.finish(entry.comment_id, "uncertain")
-            self._failed(intent.intent_id, exc, system, operation, target, reason)
-            raise
         except ConnectorError as exc:
-            self.store.comments.finish(entry.comment_id, "abandoned")
+            left: CommentState = "uncertain" if isinstance(exc, UncertainOutcome) else "abandoned"
+            self._later(lambda conn: self.store.comments.finish(entry.comment_id, left, conn=conn))
             self._failed(intent.intent_id, exc, system, operation, target, reason)
             raise
-        with self.store.transaction() as conn:
+
+        def record(conn: Connection) -> None:
             self.store.comments.finish(entry.comment_id, "done", str(created_id), conn=conn)
             self._record(
                 conn,
@@ -547,13 +580,15 @@ class Executor:
                 outcome={"target_id": str(created_id)},
                 after={"source": source_id, "marker": ref},
             )
+
+        self._later(record)
         metrics.WRITES.labels(system, operation, "done").inc()
 
     def _failed(
         self, intent_id: int, exc: ConnectorError, system: str, operation: str, target: str, reason: str
     ) -> None:
         outcome: IntentState = "uncertain" if isinstance(exc, UncertainOutcome) else "failed"
-        with self.store.transaction() as conn:
+        with self._transaction() as conn:
             self._record(
                 conn,
                 intent_id,
@@ -563,6 +598,22 @@ class Executor:
                 after={"error": str(exc)[:500]},
             )
         metrics.WRITES.labels(system, operation, outcome).inc()
+
+    def _later(self, record: Callable[[Connection], None]) -> None:
+        """Have ``record`` land with the next transaction of this plan (see :meth:`_transaction`)."""
+        self._local.later.append(record)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """A store transaction that first lands the records waiting since the last write's answer.
+
+        Never held across a request: it opens, writes and commits between two of them.
+        """
+        with self.store.transaction() as conn:
+            waiting, self._local.later = self._local.later, []
+            for record in waiting:
+                record(conn)
+            yield conn
 
     def _record(
         self,

@@ -245,3 +245,26 @@ def test_servicenow_changing_back_after_a_lost_answer_undoes_our_landed_write(wo
         assert issue.fields.summary == synced
     finally:
         runtime.close()
+
+
+def test_a_failed_write_leaves_the_plans_earlier_writes_recorded(world: World) -> None:
+    """A plan's writes before the one that fails keep their outcome, audit entry, ledger entry and link."""
+    incident = act(world, "create", None)
+    world.servicenow_control.add_fault(method="PATCH", path=INCIDENT, status=400, count=1)
+    runtime = world.runtime()
+    try:
+        report = runtime.engine.cycle()
+        assert report.failed, "the refused link note fails the entity"
+        store = runtime.store
+        (link,) = store.links.for_incident(incident["sys_id"])
+        assert link.state == "linked" and link.jira_key == world.issues("acme", "ACME")[0].key
+        audited = {(e.operation, e.outcome) for e in store.audit.entries(limit=50)}
+        assert {("create_issue", "done"), ("remote_link", "done"), ("add_comment", "done")} <= audited
+        assert ("add_journal", "failed") in audited
+        assert store.intents.counts() == {"done": 3, "failed": 1}
+        assert store.comments.settled_both(link.link_id)["out"], "the mirrored comment is settled"
+        assert store.intents.unfinished() == [] and store.comments.unfinished() == []
+        converge(runtime)
+        check(world, incident, 1)
+    finally:
+        runtime.close()
