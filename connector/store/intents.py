@@ -85,9 +85,7 @@ class Intents:
 
     def unfinished(self, entity: str | None = None) -> list[Intent]:
         """Intents whose outcome is unknown (``pending`` from a crash, or ``uncertain``), oldest first."""
-        statement = _UNFINISHED_INTENTS
-        if entity is not None:
-            statement = statement.where(intents.c.entity == bindparam("entity"))
+        statement = _UNFINISHED_INTENTS if entity is None else _UNFINISHED_INTENTS_OF_ENTITY
         with self._engine.connect() as conn:
             rows = conn.execute(statement, {"entity": entity}).all()
         return [_intent(row) for row in rows]
@@ -102,7 +100,8 @@ class Intents:
         return out
 
 
-# Built once: an intent and an audit entry go with every write (see connector.store.links).
+# Built once: an intent and an audit entry go with every write, and every entity's sync looks for
+# unfinished intents (see connector.store.links).
 _INSERT_INTENT = intents.insert()
 _FINISH_INTENT = (
     intents.update()
@@ -112,6 +111,7 @@ _FINISH_INTENT = (
 _UNFINISHED_INTENTS = (
     select(intents).where(intents.c.state.in_(("pending", "uncertain"))).order_by(intents.c.intent_id)
 )
+_UNFINISHED_INTENTS_OF_ENTITY = _UNFINISHED_INTENTS.where(intents.c.entity == bindparam("entity"))
 _INSERT_AUDIT = audit.insert()
 
 

@@ -348,9 +348,7 @@ class CommentLedger:
 
     def unfinished(self, link_id: int | None = None) -> list[CommentEntry]:
         """Entries still ``pending`` or ``uncertain`` (after a crash or a lost answer): reconcile these."""
-        statement = _UNFINISHED_COMMENTS
-        if link_id is not None:
-            statement = statement.where(comments.c.link_id == bindparam("link_id"))
+        statement = _UNFINISHED_COMMENTS if link_id is None else _UNFINISHED_COMMENTS_OF_LINK
         with self._engine.connect() as conn:
             rows = conn.execute(statement, {"link_id": link_id}).all()
         return [_comment(row) for row in rows]
@@ -397,6 +395,7 @@ _FINISH_COMMENT_WITH_TARGET = _FINISH_COMMENT.values(target_id=bindparam("target
 _UNFINISHED_COMMENTS = (
     select(comments).where(comments.c.state.in_(("pending", "uncertain"))).order_by(comments.c.comment_id)
 )
+_UNFINISHED_COMMENTS_OF_LINK = _UNFINISHED_COMMENTS.where(comments.c.link_id == bindparam("link_id"))
 
 
 def _comment(row: Any) -> CommentEntry:

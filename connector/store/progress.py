@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, func, select
+from sqlalchemy import ColumnElement, Engine, and_, bindparam, func, select
 
 from connector.store.db import utcnow
 from connector.store.schema import incidents, watermarks
@@ -71,7 +71,7 @@ class Incidents:
     def get(self, sys_id: str) -> IncidentRecord | None:
         """The last processed version of ``sys_id``."""
         with self._engine.connect() as conn:
-            row = conn.execute(select(incidents).where(incidents.c.sys_id == sys_id)).one_or_none()
+            row = conn.execute(_INCIDENT, {"sys_id": sys_id}).one_or_none()
         return _incident(row) if row else None
 
     def remember(
@@ -100,13 +100,13 @@ class Incidents:
             "candidate": candidate,
         }
         with self._engine.begin() as conn:
-            current = conn.execute(select(incidents.c.mod_count).where(incidents.c.sys_id == sys_id)).scalar()
+            current = conn.execute(_MOD_COUNT, {"sys_id": sys_id}).scalar()
             if current is None:
-                conn.execute(incidents.insert().values(sys_id=sys_id, **values))
+                conn.execute(_INSERT_INCIDENT, {"sys_id": sys_id, **values})
                 return True
             if mod_count <= current:
                 return False
-            conn.execute(incidents.update().where(incidents.c.sys_id == sys_id).values(**values))
+            conn.execute(_UPDATE_INCIDENT, {"of_sys_id": sys_id, **values})
             return True
 
     def candidates(self, opened_after: str | None = None) -> list[IncidentRecord]:
@@ -128,6 +128,13 @@ class Incidents:
         """How many incidents the store knows."""
         with self._engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(incidents)).scalar_one())
+
+
+# Built once: every polled incident is looked up and remembered.
+_INCIDENT = select(incidents).where(incidents.c.sys_id == bindparam("sys_id"))
+_MOD_COUNT = select(incidents.c.mod_count).where(incidents.c.sys_id == bindparam("sys_id"))
+_INSERT_INCIDENT = incidents.insert()
+_UPDATE_INCIDENT = incidents.update().where(incidents.c.sys_id == bindparam("of_sys_id"))
 
 
 def _incident(row: Any) -> IncidentRecord:
