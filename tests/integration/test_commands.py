@@ -118,7 +118,12 @@ def test_daemon_serves_health_reloads_safely_and_stops_on_sigterm(world: World) 
         assert len(world.issues("acme", "ACME")) == 1
         base = f"http://127.0.0.1:{port}"
         assert requests.get(f"{base}/healthz", timeout=5).json()["status"] == "ok"
-        assert requests.get(f"{base}/readyz", timeout=5).status_code == 200
+        # Ready once a whole cycle has finished: the issue appears in the middle of the first one.
+        ready, deadline = requests.get(f"{base}/readyz", timeout=5), time.monotonic() + 30
+        while ready.status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            ready = requests.get(f"{base}/readyz", timeout=5)
+        assert ready.status_code == 200, ready.text
         assert "mim_requests_total" in requests.get(f"{base}/metrics", timeout=5).text
         good = config.read_text()
         config.write_text(good.replace("deployment: cloud", "deployment: clod", 1))
@@ -131,6 +136,7 @@ def test_daemon_serves_health_reloads_safely_and_stops_on_sigterm(world: World) 
     finally:
         if daemon.poll() is None:
             daemon.kill()
+            daemon.communicate(timeout=30)  # closes its pipes: a failure here must not leak into later tests
     assert daemon.returncode == 0, err
     assert "reload refused, keeping the running configuration" in err
     assert "'clod' is not one of: cloud, datacenter" in err
