@@ -263,15 +263,19 @@ def _status_out(view: EntityView) -> list[Change]:
     # known to show this state until it is looked at again.
     if not state or (same_state(done, token) and same_state(moving, token)):
         return []
+    label = view.states.get(state, state)
+    status_map = view.mapping.outbound.status_map
+    target = status_map.get(label) or status_map.get(state)
     if _supplier_move(view) is not None:
         if same_state(moving, token):
             # We were moving the issue for this very state (the answer may have been lost) and
             # the supplier has moved it since: theirs is the later word.
             return [_mirrored(token, f"{view.issue.key} was moved by the supplier since")]
+        if target is not None and target == view.issue.status:
+            # The supplier's move put the issue where the state asks: the state is mirrored now,
+            # so that a later move of theirs does not meet it as news and get undone.
+            return [_mirrored(token, f"{view.issue.key} is already {target}, as incident state {label} asks")]
         return []  # the supplier's move is taken in first; the state is mirrored next cycle
-    label = view.states.get(state, state)
-    status_map = view.mapping.outbound.status_map
-    target = status_map.get(label) or status_map.get(state)
     if target is None or target == view.issue.status:
         return [_mirrored(token, f"incident state {label} needs no supplier status change")]
     workflow = view.mapping.jira.workflow

@@ -465,6 +465,33 @@ def test_the_incident_state_waits_while_a_supplier_move_is_taken_in() -> None:
     assert any(isinstance(c, MoveIssue) for c in plan(taken).changes)
 
 
+def test_a_state_the_suppliers_move_already_shows_is_mirrored_and_not_reasserted_later() -> None:
+    """The desk set On Hold; before we looked, the engineer moved the issue to Waiting for Customer
+    (On Hold's status) and later on to In Progress: the state must not pull the issue back."""
+    base = synced()
+    on_hold = dataclasses.replace(base.incident, fields={**base.incident.fields, "state": "3"})
+    first = _moved(dataclasses.replace(base, incident=on_hold), "Waiting for Customer", "901", "jane")
+    changes = plan(first).changes
+    assert not [c for c in changes if isinstance(c, MoveIssue)]
+    recorded = {
+        key: value
+        for change in changes
+        if isinstance(change, RecordShadow) and change.side == "jira"
+        for key, value in change.values.items()
+    }
+    assert recorded.get(STATE_DONE) and recorded.get(STATE_DONE) == recorded.get(STATE_PENDING)
+    taken = dataclasses.replace(
+        first,
+        jira_shadow={**first.jira_shadow, **recorded},
+        snow_shadow={**first.snow_shadow, SUPPLIER_STATUS: "Waiting for Customer", STATUS_CHANGE: "901"},
+    )
+    later = _moved(taken, "In Progress", "902", "jane", was="Waiting for Customer")
+    later = dataclasses.replace(
+        later, snow_shadow={**later.snow_shadow, SUPPLIER_STATUS: "In Progress", STATUS_CHANGE: "902"}
+    )
+    assert not [c for c in plan(later).changes if isinstance(c, MoveIssue)], "their later move stands"
+
+
 def test_a_supplier_move_after_our_move_whose_answer_was_lost_stands() -> None:
     """We moved the issue for On Hold (answer lost), then the engineer moved it on: theirs is later."""
     base = synced()
