@@ -230,9 +230,7 @@ class Executor:
             raise TransitionNotAvailable(change.reason)
         assert link is not None
         if isinstance(change, RecordShadow):
-            self._later(
-                lambda conn: self.store.shadows.put(link.link_id, change.side, change.values, conn=conn)
-            )
+            self._later_shadows(link, change.side, change.values)
         elif isinstance(change, UpdateIssue):
             self._write(
                 link,
@@ -374,7 +372,7 @@ class Executor:
                 f"link {problem.number} to {incident.number}",
                 lambda: self._patch(incident, payload),
             )
-        self._later(lambda conn: self.store.shadows.put(link.link_id, "servicenow", change.shadow, conn=conn))
+        self._later_shadows(link, "servicenow", change.shadow)
 
     def _update_problem(self, change: UpdateProblem, incident: Incident, link: Link) -> None:
         target = f"problem {incident.get('problem_id.number') or change.problem_sys_id}"
@@ -399,7 +397,7 @@ class Executor:
                 lambda: self.snow.update_problem(change.problem_sys_id, {"work_notes": change.note}),
             )
         log.info("%s: %s", target, change.reason, extra={"incident": incident.number})
-        self._later(lambda conn: self.store.shadows.put(link.link_id, "servicenow", change.shadow, conn=conn))
+        self._later_shadows(link, "servicenow", change.shadow)
 
     def _create(self, change: CreateIssue, incident: Incident, link: Link | None) -> Link:
         with self._transaction() as conn:
@@ -437,12 +435,11 @@ class Executor:
                 change.reason,
             )
             raise
-        confirmed = replace(
-            link, state="linked", jira_issue_id=ref.issue_id, jira_key=ref.key, jira_url=self._browse(ref.key)
-        )
+        url = self._browse(ref.key)
+        confirmed = replace(link, state="linked", jira_issue_id=ref.issue_id, jira_key=ref.key, jira_url=url)
 
         def record(conn: Connection) -> None:
-            self.store.links.confirm(link.link_id, ref.issue_id, ref.key, self._browse(ref.key), conn=conn)
+            self.store.links.confirm(link.link_id, ref.issue_id, ref.key, url, conn=conn)
             self.store.shadows.put(link.link_id, "jira", change.shadow, conn=conn)
             self._record(
                 conn,
@@ -602,6 +599,10 @@ class Executor:
     def _later(self, record: Callable[[Connection], None]) -> None:
         """Have ``record`` land with the next transaction of this plan (see :meth:`_transaction`)."""
         self._local.later.append(record)
+
+    def _later_shadows(self, link: Link, side: str, values: Mapping[str, str]) -> None:
+        """Have ``values`` recorded as synced to ``side`` with the next transaction of this plan."""
+        self._later(lambda conn: self.store.shadows.put(link.link_id, side, values, conn=conn))
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
