@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from connector import metrics
 from connector.config import LoadedConfig
 from connector.config.supplier_file import SupplierMapping
-from connector.entity import MARKER_TAG, EntityView
+from connector.entity import EntityView, ours_in_servicenow
 from connector.errors import AuthError, ConcurrentChange, ConnectorError, PermissionDenied
 from connector.executor import Executor, Supplier
 from connector.matching import SN_DATETIME, SimpleContext
@@ -36,7 +36,7 @@ from connector.routing import implicates, route, triggered
 from connector.rules import RuleBook, eligibility
 from connector.store import Store
 from connector.store.db import utcnow
-from connector.store.links import Link, entity_key
+from connector.store.links import CREATED, Link, entity_key
 from connector.store.progress import Watermark
 from connector.templates import placeholders
 
@@ -318,7 +318,7 @@ class Engine:
         ]
         journal_start = self.snow.server_time() or now
         for entry in entries:
-            if MARKER_TAG in entry.value:
+            if ours_in_servicenow(entry, self.snow.integration_user):
                 continue  # our own note: nothing to mirror
             report.journal_entries += 1
             for link in self.store.links.for_incident(entry.incident_sys_id):
@@ -500,6 +500,7 @@ class Engine:
                 snow_shadow=shadow.get("servicenow", {}),
                 mirrored_out=mirrored.get("out", frozenset()),
                 mirrored_in=mirrored.get("in", frozenset()),
+                created_in_jira=mirrored.get(CREATED, frozenset()),
                 account_id=self._account(runtime),
                 integration_user=self.snow.integration_user,
                 incident_url=f"{self.instance_url}/nav_to.do?uri=incident.do?sys_id={incident.sys_id}",

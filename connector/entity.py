@@ -8,6 +8,7 @@ mirrored back and a lost write can be found again.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,6 +77,8 @@ class EntityView:
     """Journal entries (sys_id) already in the comment ledger for this link."""
     mirrored_in: frozenset[str]
     """Supplier comment ids (and event keys) already in the comment ledger."""
+    created_in_jira: frozenset[str]
+    """Ids of the Jira comments our outbound ledger entries created: ours, whatever their text."""
     account_id: str
     integration_user: str
     incident_url: str
@@ -97,6 +100,45 @@ def marker(kind: str, *parts: str) -> str:
 def stamp_line(ref: str) -> str:
     """The line that identifies text we wrote, so it is never mirrored back and can be found again."""
     return f"{MARKER_TAG}{ref}]"
+
+
+_STAMP_LINE = re.compile(re.escape(MARKER_TAG) + r"([A-Za-z0-9_-]+)\]")
+
+
+def own_ref(text: str) -> str | None:
+    """The marker a text ends with (its last non-blank line is a :func:`stamp_line`), else ``None``.
+
+    Every text we write ends with its stamp line, so this finds a write of ours whose answer was
+    lost. It does not say who wrote the text: a reply quoting one of ours carries the marker
+    elsewhere (inside ``{quote}``, after ``>``), but a pasted copy may end with it too.
+    """
+    stripped = text.rstrip()
+    last = stripped[stripped.rfind("\n") + 1 :].strip()
+    found = _STAMP_LINE.fullmatch(last)
+    return found.group(1) if found else None
+
+
+def ours_in_servicenow(entry: JournalEntry, integration_user: str) -> bool:
+    """Whether a journal entry is one we wrote: by our account, ending with our stamp line.
+
+    A desk user's comment that quotes or pastes one of our notes is theirs, wherever the marker
+    stands in it, and is mirrored like any other. ServiceNow user names compare without case.
+    """
+    return own_ref(entry.value) is not None and entry.created_by.casefold() == integration_user.casefold()
+
+
+_CODE_TAG = re.compile(r"\[(\s*/?\s*code\s*)\]", re.IGNORECASE)
+
+
+def journal_safe(text: str) -> str:
+    """A supplier's text as it may enter a ServiceNow journal: its ``[code]`` tags made inert.
+
+    Instances that allow code tags (``glide.ui.security.allow_codetag``) render what stands
+    between ``[code]`` and ``[/code]`` in a journal entry as HTML, for the desk and, in comments,
+    for the caller: from a third party that is markup injection. The tags' brackets become
+    parentheses, so the text still reads as it was written.
+    """
+    return _CODE_TAG.sub(r"(\1)", text)
 
 
 def jira_variables(view: EntityView) -> dict[str, str]:

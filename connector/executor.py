@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from connector import metrics
-from connector.entity import MARKER_TAG, STATE_DONE, SUPPLIER_STATUS
+from connector.entity import STATE_DONE, SUPPLIER_STATUS, own_ref
 from connector.errors import (
     ConcurrentChange,
     ConnectorError,
@@ -142,9 +142,7 @@ class Executor:
             issue = self.supplier.site.issue(link.jira_key, [], comments=True)
             bodies = {c.comment_id: c.body for c in issue.comments} if issue else {}
             for entry in outbound:
-                found = next(
-                    (cid for cid, body in bodies.items() if f"{MARKER_TAG}{entry.marker}]" in body), None
-                )
+                found = next((cid for cid, body in bodies.items() if own_ref(body) == entry.marker), None)
                 self.store.comments.finish(entry.comment_id, "done" if found else "abandoned", found)
         if inbound:
             texts: dict[str, list[str]] = {}
@@ -157,7 +155,7 @@ class Executor:
                         else self.snow.problem_journal(record)
                     )
                     texts[record] = [j.value for j in journal]
-                landed = any(f"{MARKER_TAG}{entry.marker}]" in text for text in texts[record])
+                landed = any(own_ref(text) == entry.marker for text in texts[record])
                 self.store.comments.finish(
                     entry.comment_id, "done" if landed else "abandoned", entry.marker if landed else None
                 )

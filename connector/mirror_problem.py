@@ -24,6 +24,7 @@ from connector.entity import (
     TEXT_LIMIT,
     EntityView,
     clip,
+    journal_safe,
     marker,
     norm,
     stamp_line,
@@ -127,7 +128,7 @@ def _root_cause(view: EntityView) -> list[Change]:
             {},
             shadow,
             reason + (" (the cause notes hold someone else's text)" if current else ""),
-            note=f"{attributed}\n{stamp_line(ref)}",
+            note=f"{journal_safe(attributed)}\n{stamp_line(ref)}",
             marker=ref,
             source_id=f"problem:{problem}:rc:{digest}",
         )

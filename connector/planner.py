@@ -32,7 +32,6 @@ from typing import Any
 from connector.config.supplier_file import Workflow
 from connector.entity import (
     LABELS_OURS,
-    MARKER_TAG,
     PENDING,
     REMOTE_LINK,
     STATE_DONE,
@@ -46,8 +45,10 @@ from connector.entity import (
     dated,
     jira_time,
     jira_variables,
+    journal_safe,
     marker,
     norm,
+    ours_in_servicenow,
     same,
     same_state,
     stamp_line,
@@ -339,7 +340,9 @@ def _comments_out(view: EntityView) -> list[Change]:
         elements.add("work_notes")
     changes: list[Change] = []
     for entry in sorted(view.journal, key=lambda e: (e.created_on, e.sys_id)):
-        if entry.element not in elements or entry.sys_id in view.mirrored_out or MARKER_TAG in entry.value:
+        if entry.element not in elements or entry.sys_id in view.mirrored_out:
+            continue
+        if ours_in_servicenow(entry, view.integration_user):
             continue
         ref = marker("o", view.incident.sys_id, entry.sys_id)
         header = render(
@@ -446,7 +449,8 @@ def _status_in(view: EntityView) -> list[Change]:
             if moved is not None and moved.author
             else view.mapping.display_name
         )
-        text = f"[{issue.key}] {who} moved the issue from {previous} to {issue.status}.\n{stamp_line(ref)}"
+        said = f"[{issue.key}] {who} moved the issue from {previous} to {issue.status}."
+        text = journal_safe(said) + f"\n{stamp_line(ref)}"
         changes = [
             NoteOnIncident(key, "work_notes", text, ref, moving, fields),
             RecordShadow("servicenow", shadow, f"{issue.key} is now {issue.status}"),
@@ -514,7 +518,9 @@ def _comments_in(view: EntityView) -> list[Change]:
     settings = view.mapping.inbound.comments
     changes: list[Change] = []
     for comment in sorted(view.issue.comments, key=lambda c: (c.created, c.comment_id)):
-        if comment.author_id == view.account_id or MARKER_TAG in comment.body:
+        # Ours by identity (our account, or recorded as created by us), not by text: a reply that
+        # quotes or pastes one of our comments carries its marker and is the supplier's.
+        if comment.author_id == view.account_id or comment.comment_id in view.created_in_jira:
             continue
         if comment.comment_id in view.mirrored_in:
             continue
@@ -528,7 +534,7 @@ def _comments_in(view: EntityView) -> list[Change]:
                 "created": _iso(comment.created),
             },
         )
-        text = f"{header}\n{comment.body}\n{stamp_line(ref)}"
+        text = journal_safe(f"{header}\n{comment.body}") + f"\n{stamp_line(ref)}"
         reason = f"comment {comment.comment_id} by {comment.author} on {view.issue.key}"
         changes.append(NoteOnIncident(comment.comment_id, settings.target, text, ref, reason))
     return changes

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from connector import metrics
 from connector.config.conditions import ClusterCondition
-from connector.entity import MARKER_TAG, marker, stamp_line
+from connector.entity import marker, own_ref, stamp_line
 from connector.errors import ConnectorError, UncertainOutcome
 from connector.matching import SN_DATETIME, evaluate, parse_sn_datetime
 from connector.models import Incident
@@ -428,7 +428,7 @@ class Promoter:
             except ConnectorError as exc:
                 log.warning("cannot settle decision %s yet: %s", record.decision_id, exc)
                 continue
-            landed = any(f"{MARKER_TAG}{ref}]" in entry.value for entry in journal)
+            landed = any(own_ref(entry.value) == ref for entry in journal)
             self.store.decisions.settle(
                 record.decision_id, DECIDED.get(record.action, "proposed") if landed else "failed"
             )

@@ -15,6 +15,8 @@ from connector.store.schema import comments, links, shadows
 
 LinkState = Literal["creating", "linked", "unlinked"]
 Direction = Literal["out", "in"]
+CREATED = "created"
+"""Key of :meth:`CommentLedger.settled_both` for the Jira comments our outbound entries created."""
 CommentState = Literal["pending", "done", "uncertain", "abandoned"]
 
 
@@ -356,12 +358,16 @@ class CommentLedger:
     def settled_both(self, link_id: int) -> dict[str, frozenset[str]]:
         """Direction (``out``, ``in``) -> source ids mirrored for sure (``done``), in one query.
 
-        Pending, uncertain and abandoned entries are not settled.
+        Also ``created`` -> the ids of the Jira comments those outbound entries created, so that
+        our own comments are known by identity, whatever their text. Pending, uncertain and
+        abandoned entries are not settled.
         """
-        found: dict[str, set[str]] = {"out": set(), "in": set()}
+        found: dict[str, set[str]] = {"out": set(), "in": set(), CREATED: set()}
         with self._engine.connect() as conn:
             for row in conn.execute(_SETTLED_BOTH, {"link_id": link_id}):
                 found.setdefault(row.direction, set()).add(row.source_id)
+                if row.direction == "out" and row.target_id:
+                    found[CREATED].add(row.target_id)
         return {direction: frozenset(ids) for direction, ids in found.items()}
 
     def targets(self, link_id: int, direction: Direction) -> set[str]:
@@ -378,7 +384,7 @@ class CommentLedger:
 _SHADOWS_OF_LINK = select(shadows.c.side, shadows.c.field, shadows.c.value).where(
     shadows.c.link_id == bindparam("link_id")
 )
-_SETTLED_BOTH = select(comments.c.direction, comments.c.source_id).where(
+_SETTLED_BOTH = select(comments.c.direction, comments.c.source_id, comments.c.target_id).where(
     comments.c.link_id == bindparam("link_id"), comments.c.state == "done"
 )
 _COMMENT_OF_SOURCE = select(comments).where(

@@ -313,6 +313,37 @@ def test_comments_both_ways_arrive_exactly_once_through_errors_timeouts_and_lost
         world.close()
 
 
+def test_replies_that_quote_a_mirrored_text_cross_over_and_our_own_texts_do_not(
+    world: World, runtime: Runtime
+) -> None:
+    """Jira's "reply with quote" and a desk comment quoting a supplier note both carry our marker."""
+    incident = major_incident_at_three_suppliers(world)
+    converge(runtime)
+    world.update_incident(incident["sys_id"], comments="Is the load balancer pool rebuilt?")
+    converge(runtime)
+    for site, project in SITES:
+        (issue,) = world.issues(site, project)
+        agent = world.agent(site)
+        (ours,) = [c for c in agent.comments(issue.key) if "pool rebuilt?" in c.body]
+        agent.add_comment(issue.key, f"{{quote}}{ours.body}{{quote}}\nYes, rebuilt at 10:02 ({site})")
+    converge(runtime)
+    notes = [j["value"] for j in world.journal(incident["sys_id"]) if "Yes, rebuilt at 10:02" in j["value"]]
+    assert len(notes) == len(SITES), notes
+    for site, project in SITES:
+        (issue,) = world.issues(site, project)
+        bodies = [c.body for c in world.agent(site).comments(issue.key)]
+        assert len([b for b in bodies if "pool rebuilt?" in b]) == 2, "ours, and the supplier's quote of it"
+    (globex_note,) = [n for n in notes if "(globex)" in n]
+    world.update_incident(incident["sys_id"], comments=f"Thanks, closing the bridge.\n\n{globex_note}")
+    converge(runtime)
+    for site, project in SITES:
+        (issue,) = world.issues(site, project)
+        bodies = [c.body for c in world.agent(site).comments(issue.key)]
+        assert len([b for b in bodies if "closing the bridge" in b]) == 1, (site, bodies)
+    journal = [j["value"] for j in world.journal(incident["sys_id"])]
+    assert len([v for v in journal if "Yes, rebuilt at 10:02" in v]) == len(SITES) + 1, "the desk quoted one"
+
+
 def test_a_linked_cause_issue_becomes_the_root_cause_on_the_rca_problem(
     world: World, runtime: Runtime
 ) -> None:

@@ -54,6 +54,7 @@ def view(**overrides: Any) -> EntityView:
         snow_shadow={},
         mirrored_out=frozenset(),
         mirrored_in=frozenset(),
+        created_in_jira=frozenset(),
         account_id="mim",
         integration_user="svc.mim-connector",
         incident_url="https://sn.example/nav_to.do?uri=incident.do?sys_id=x",
@@ -277,6 +278,65 @@ def test_supplier_comments_come_in_once_as_attributed_work_notes() -> None:
     assert note.text.startswith(
         "[ACME-1] Jane Doe (ACME Cloud Hosting):\nRoot cause found: disk full\n[mim-connector ref:"
     )
+
+
+def test_a_supplier_reply_quoting_our_comment_comes_in_and_only_our_own_comments_stay_out() -> None:
+    base = synced()
+    ours = "alice (service desk) wrote:\nIs the pool rebuilt?\n\n[mim-connector ref:o0123456789]"
+    comments = (
+        comment("c1", f"{{quote}}{ours}{{quote}}\nYes, rebuilt at 10:02"),
+        comment("c2", f"Yes, rebuilt at 10:02\n\n{{quote}}{ours}{{quote}}"),
+        comment("c3", f"Pasted for the record:\n\n{ours}"),
+        comment("c4", ours, author="Old Service Account", author_id="old-mim"),
+        comment("c5", "written by our account", author="MIM Connector", author_id="mim"),
+    )
+    current = dataclasses.replace(base.issue, comments=comments)  # type: ignore[arg-type]
+    changes = plan(dataclasses.replace(base, issue=current, created_in_jira=frozenset({"c4"}))).changes
+    assert [c.source_id for c in changes if isinstance(c, NoteOnIncident)] == ["c1", "c2", "c3"]
+    assert all("rebuilt at 10:02" in c.text for c in changes[:2] if isinstance(c, NoteOnIncident))
+
+
+def test_a_desk_comment_quoting_a_mirrored_supplier_note_goes_out() -> None:
+    note = "[ACME-1] Jane Doe (ACME Cloud Hosting):\nRoot cause: disk full\n[mim-connector ref:i0123456789]"
+    entries = (
+        journal(
+            "j1", f"Thanks ACME, closing the bridge.\n> {note.replace(chr(10), chr(10) + '> ')}", "comments"
+        ),
+        journal("j2", f"{note}\n\nAgreed with the above.", "comments"),
+        journal("j3", f"Forwarding this:\n\n{note}", "comments"),
+        journal("j4", note, "comments", created_by="SVC.MIM-Connector"),
+    )
+    changes = plan(synced(journal=entries)).changes
+    assert [c.source_id for c in changes if isinstance(c, CommentOnIssue)] == ["j1", "j2", "j3"]
+
+
+def test_code_tags_from_a_supplier_are_inert_in_every_journal_entry() -> None:
+    base = synced()
+    resolved = dataclasses.replace(
+        base.issue,
+        status="Resolved",
+        fields={**base.issue.fields, "resolution": "Fixed"},
+        comments=(
+            comment("c1", "[code]<img src=x onerror=alert(1)>[/code]", author="[CODE]<b>Eve</b>[/code]"),
+        ),
+    )  # type: ignore[arg-type]
+    moved = StatusChange(
+        "902",
+        "eve-1",
+        "[code]<i>Mallory</i>[/code]",
+        "In Progress",
+        "Resolved",
+        datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    current = dataclasses.replace(resolved, status_change=moved)
+    notes = [
+        c for c in plan(dataclasses.replace(base, issue=current)).changes if isinstance(c, NoteOnIncident)
+    ]
+    assert len(notes) == 2
+    for note in notes:
+        assert "[code]" not in note.text.lower() and "[/code]" not in note.text.lower(), note.text
+    assert "(code)<img src=x onerror=alert(1)>(/code)" in notes[-1].text
+    assert "(code)<i>Mallory</i>(/code)" in notes[0].text
 
 
 def test_supplier_resolution_sets_the_state_with_the_mandatory_fields_in_the_same_write_as_its_note() -> None:
