@@ -36,7 +36,7 @@ from connector.config.supplier_file import SupplierMapping
 from connector.config.types import Slug
 from connector.config.validation import validate
 from connector.config.yamlsource import read_yaml
-from connector.errors import AuthError, ConnectorError, PermissionDenied, RetriableError
+from connector.errors import AuthError, ConnectorError, PermissionDenied, RateLimited, RetriableError
 from connector.jira.adapter import JiraAdapter
 from connector.log import configure_logging
 from connector.ports import JiraFieldInfo, WorkflowStep
@@ -106,7 +106,9 @@ def _init(options: InitOptions, out: TextIO, err: TextIO) -> int:
     try:
         draft = _discover(adapter, options, site, connector, site_entry)
     except (RetriableError, AuthError) as exc:
-        reason = "credentials rejected by" if isinstance(exc, AuthError) else "cannot reach"
+        reason = {AuthError: "credentials rejected by", RateLimited: "still throttled by"}.get(
+            type(exc), "cannot reach"
+        )
         raise ConnectorError(f"{reason} {url}: {exc}") from None
     finally:
         adapter.close()
@@ -117,7 +119,7 @@ def _init(options: InitOptions, out: TextIO, err: TextIO) -> int:
     else:
         target.parent.mkdir(parents=True, exist_ok=True)
         _write_atomically(target, text)
-    _report(draft, target, options, connector, err if target is None else out)
+    _report(draft, target, options, err if target is None else out)
     return EXIT_OK
 
 
@@ -289,9 +291,9 @@ def _report(
     draft: SupplierDraft,
     target: Path | None,
     options: InitOptions,
-    connector: ConnectorConfig | None,
     out: TextIO,
 ) -> None:
+    """What was written, and what the admin does next."""
     workflow = draft.workflow
     where = display_path(target) if target is not None else "to stdout"
     unseen = (
