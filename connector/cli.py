@@ -167,6 +167,49 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _register_supplier(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], config_help: str
+) -> None:
+    """``supplier init``: draft a supplier mapping from the supplier's live Jira project."""
+
+    def cmd_supplier_init(args: argparse.Namespace) -> int:
+        from connector.commands.supplier_init import InitOptions, supplier_init
+
+        fields = ("name", "project", "config", "jira_url", "deployment", "user", "token", "issue_type")
+        options = {name: getattr(args, name) for name in fields}
+        return supplier_init(InitOptions(**options, output=args.output, force=args.force))
+
+    group = commands.add_parser(
+        "supplier", help="supplier mapping tools", description="Supplier mapping tools."
+    )
+    actions = group.add_subparsers(dest="supplier_command", metavar="WHAT", required=True)
+    init_help = "draft mappings/suppliers/NAME.yaml from the supplier's live Jira project"
+    init = actions.add_parser("init", help=init_help, description=init_help)
+    init.set_defaults(func=cmd_supplier_init)
+    init.add_argument("name", metavar="NAME", help="the supplier's name (as in config/connector.yaml)")
+    init.add_argument("--project", required=True, metavar="KEY", help="the Jira project key")
+    init.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG, help=config_help)
+    init.add_argument(
+        "--jira", dest="jira_url", metavar="URL", help="the site, when NAME is not in the config yet"
+    )
+    init.add_argument(
+        "--deployment", choices=("cloud", "datacenter"), help="default: cloud for *.atlassian.net"
+    )
+    init.add_argument(
+        "--user", help="with --jira: the account's e-mail (Cloud) or user name (Data Center basic)"
+    )
+    init.add_argument(
+        "--token", metavar="REF", help="with --jira: API token or PAT by reference, '${VAR}' or file:PATH"
+    )
+    init.add_argument(
+        "--issue-type", metavar="NAME", help="the issue type to mirror into (default: Incident)"
+    )
+    init.add_argument(
+        "-o", "--output", metavar="FILE", help="where to write ('-' for stdout; default: the mappings folder)"
+    )
+    init.add_argument("--force", action="store_true", help="replace an existing file")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; subcommands map to ``cmd_*`` functions."""
     parser = argparse.ArgumentParser(
@@ -306,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="progress bar on stderr (default: on a terminal)",
     )
+
+    _register_supplier(commands, config_help)
 
     schema = add("schema", cmd_schema, "print, write or verify the JSON Schemas of the config files")
     target = schema.add_mutually_exclusive_group()

@@ -121,6 +121,47 @@ class SiteDescription:
     field_ids: frozenset[str]
 
 
+@dataclass(frozen=True)
+class JiraStatusInfo:
+    """A status of a project's workflow, with its category (``todo``, ``in_progress`` or ``done``)."""
+
+    name: str
+    category: str
+
+
+@dataclass(frozen=True)
+class JiraFieldInfo:
+    """A field of a create or transition screen: is it required, and which values does Jira list for it."""
+
+    field_id: str
+    name: str
+    required: bool
+    allowed_values: tuple[str, ...] = ()
+    has_default: bool = False
+
+
+@dataclass(frozen=True)
+class JiraProjectInfo:
+    """A project as its issue types show it."""
+
+    key: str
+    name: str
+    issue_type_ids: Mapping[str, str]
+    """Issue type name -> id, in the order Jira lists them (sub-task types left out)."""
+
+
+@dataclass(frozen=True)
+class WorkflowStep:
+    """A transition an issue in some status can take, with its screen's fields (for ``supplier init``)."""
+
+    transition_id: str
+    name: str
+    to_status: str
+    is_global: bool
+    """Jira marks it available from every status (``isGlobal``); Data Center does not say (``False``)."""
+    fields: tuple[JiraFieldInfo, ...] = ()
+
+
 class JiraPort(Protocol):
     """One supplier's Jira site."""
 

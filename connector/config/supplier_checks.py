@@ -16,6 +16,7 @@ from connector.config.fieldcheck import (
     template_problems,
 )
 from connector.config.problems import Loc, Problem, one_of
+from connector.config.supplier_draft import PLACEHOLDER
 from connector.config.supplier_file import SupplierMapping, Workflow
 from connector.config.yamlsource import SourceDoc
 from connector.servicenow import schema
@@ -69,6 +70,7 @@ def check_supplier(
     problems += _inbound_problems(doc, mapping, states)
     problems += _ownership_problems(doc, mapping)
     problems += _shared_problems(doc, mapping)
+    problems += _placeholder_problems(doc)
     problem = mapping.problem
     if problem.create_problem == "on_root_cause" and not (
         problem.root_cause_field or problem.root_cause_link
@@ -79,6 +81,25 @@ def check_supplier(
                 "on_root_cause needs problem.root_cause_field or problem.root_cause_link",
             )
         )
+    return problems
+
+
+def _placeholder_problems(doc: SourceDoc) -> list[Problem]:
+    """A warning for every value ``supplier init`` left for the admin to decide (valid, but inert)."""
+    problems = []
+    for loc in sorted(doc.value_marks, key=lambda at: (doc.value_marks[at].line, doc.value_marks[at].col)):
+        value = doc.get(loc)
+        if isinstance(value, str) and value.startswith(PLACEHOLDER):
+            consequence = (
+                f"; until it is, {doc.get(('supplier',))} gets no incidents"
+                if loc[:1] == ("routing",)
+                else ""
+            )
+            problems.append(
+                doc.problem(
+                    loc, f"placeholder left by `supplier init`: replace it{consequence}", severity="warning"
+                )
+            )
     return problems
 
 

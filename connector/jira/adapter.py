@@ -26,6 +26,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.config.connector_file import JiraSite
 from connector.errors import FatalError, TicketNotAccessible
+from connector.jira.catalogue import (
+    create_fields_page,
+    earliest_status_change,
+    project_from_json,
+    statuses_from_json,
+    steps_from_json,
+)
 from connector.jira.client import JiraClient, JsonObject, connect, credentials_for
 from connector.jira.values import (
     STAMP_PROPERTY,
@@ -40,7 +47,17 @@ from connector.jira.values import (
     transition_from_json,
 )
 from connector.models import SupplierComment, SupplierIssue
-from connector.ports import IssueRef, JiraAccount, JiraPort, SiteDescription, Transition
+from connector.ports import (
+    IssueRef,
+    JiraAccount,
+    JiraFieldInfo,
+    JiraPort,
+    JiraProjectInfo,
+    JiraStatusInfo,
+    SiteDescription,
+    Transition,
+    WorkflowStep,
+)
 from connector.ratelimit import Limiter
 from connector.retry import DEFAULT_POLICY, RetryPolicy
 from connector.secrets import interpolate
@@ -312,6 +329,92 @@ class JiraAdapter:
             write=True,
             jira_key=key,
         )
+
+    # --- a project's set-up (supplier init) --------------------------------------------------------
+
+    def project(self, project: str) -> JiraProjectInfo | None:
+        """The project with its issue types (one GET); ``None`` when it does not exist or is hidden."""
+        client = self._connect()
+        try:
+            return project_from_json(self._get(client, f"project/{project}", {}, "project"))
+        except TicketNotAccessible:
+            return None
+
+    def statuses_by_issue_type(self, project: str) -> dict[str, tuple[JiraStatusInfo, ...]]:
+        """Each issue type of ``project`` with its workflow's statuses (one GET)."""
+        client = self._connect()
+        found = self._call(
+            lambda: client.get_list(f"project/{project}/statuses", {}),
+            "GET",
+            "project.statuses",
+            f"GET project {project} statuses",
+        )
+        return statuses_from_json(found)
+
+    def create_fields(self, project: str, issue_type_id: str) -> list[JiraFieldInfo]:
+        """The create screen's fields for one issue type (a GET per page of 50).
+
+        python-jira's ``project_issue_fields`` refuses to run on Cloud and reads only Data Center's
+        ``values`` (Cloud answers ``fields``), so we page ourselves.
+        """
+        client = self._connect()
+        found: list[JiraFieldInfo] = []
+        path = f"issue/createmeta/{project}/issuetypes/{issue_type_id}"
+        while True:
+            page = self._get(client, path, {"startAt": len(found), "maxResults": 50}, "issue.createmeta")
+            batch = create_fields_page(page)
+            found += batch
+            if not batch or page.get("isLast") is True or len(found) >= int(page.get("total", 0)):
+                return found
+
+    def sample_issue(self, project: str, issue_type: str, status: str | None = None) -> str | None:
+        """The key of one issue of ``project`` and ``issue_type`` (in ``status``), or ``None`` (one search).
+
+        Without ``status``, the oldest issue; with it, the most recently updated one in that status.
+        """
+        client = self._connect()
+        jql = f"project = {jql_string(project)} AND issuetype = {jql_string(issue_type)}"
+        jql += (
+            f" AND status = {jql_string(status)} ORDER BY updated DESC" if status else " ORDER BY created ASC"
+        )
+        params: dict[str, Any] = {"jql": jql, "fields": "status", "maxResults": 1}
+        page = self._get(client, "search/jql" if self._cloud else "search", params)
+        issues = page.get("issues") or []
+        return str(issues[0]["key"]) if issues else None
+
+    def workflow_steps(self, key: str) -> list[WorkflowStep]:
+        """The transitions the issue's status offers, with their screens' fields (one GET)."""
+        client = self._connect()
+        params = {"expand": "transitions.fields"}
+        found = self._get(client, f"issue/{key}/transitions", params, "issue.transitions")
+        return steps_from_json(found)
+
+    def created_in_status(self, key: str) -> str | None:
+        """The status the issue was created in, told by its changelog; ``None`` when it cannot tell.
+
+        Cloud: the oldest page of ``issue/{key}/changelog`` (and the issue when nothing in it moved
+        the status). Data Center, which has no such endpoint: the changelog embedded in the issue,
+        trusted only when complete. One or two GETs.
+        """
+        client = self._connect()
+        if self._cloud:
+            params = {"startAt": 0, "maxResults": 100}
+            page = self._get(client, f"issue/{key}/changelog", params, "issue.changelog")
+            values = page.get("values") or []
+            if (found := earliest_status_change(values)) is not None:
+                return found
+            if not page.get("isLast", int(page.get("total", 0)) <= len(values)):
+                return None
+            raw = self._get(client, f"issue/{key}", {"fields": "status"}, "issue")
+        else:
+            raw = self._get(client, f"issue/{key}", {"fields": "status", "expand": "changelog"}, "issue")
+            log = raw.get("changelog") or {}
+            histories = log.get("histories") or []
+            if int(log.get("total", len(histories))) > len(histories):
+                return None
+            if (found := earliest_status_change(histories)) is not None:
+                return found
+        return str(((raw.get("fields") or {}).get("status") or {}).get("name") or "") or None
 
     # --- helpers ----------------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ def test_help_lists_the_subcommands() -> None:
     result = run("--help")
     assert result.returncode == 0
     listed = re.findall(r"^    (\w+)\s", result.stdout, re.MULTILINE)
-    assert listed == ["check", "run", "sync", "doctor", "state", "sandbox", "rules", "schema"]
+    assert listed == ["check", "run", "sync", "doctor", "state", "sandbox", "rules", "supplier", "schema"]
 
 
 def test_module_entry_point_matches() -> None:

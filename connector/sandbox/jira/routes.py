@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from werkzeug.routing import Map, Rule
 
-from connector.sandbox.jira import routes_issue, routes_links, routes_meta, routes_parts, routes_search
+from connector.sandbox.jira import (
+    routes_issue,
+    routes_links,
+    routes_meta,
+    routes_parts,
+    routes_project,
+    routes_search,
+)
 from connector.sandbox.jira.call import Handler
 
 _API = "/rest/api/<any('2','3','latest'):version>"
@@ -22,6 +29,12 @@ URL_MAP = Map(
         Rule(f"{_API}/field", endpoint="field", methods=_READ),
         Rule(f"{_API}/project", endpoint="projects", methods=_READ),
         Rule(f"{_API}/project/<project_ref>", endpoint="project", methods=_READ),
+        Rule(f"{_API}/project/<project_ref>/statuses", endpoint="project_statuses", methods=_READ),
+        Rule(
+            f"{_API}/issue/createmeta/<project_ref>/issuetypes/<issue_type_id>",
+            endpoint="createmeta_fields",
+            methods=_READ,
+        ),
         Rule(f"{_API}/issuetype", endpoint="issuetype", methods=_READ),
         Rule(f"{_API}/priority", endpoint="priority", methods=_READ),
         Rule(f"{_API}/resolution", endpoint="resolution", methods=_READ),
@@ -58,6 +71,7 @@ HANDLERS: dict[str, Handler] = (
     | routes_parts.HANDLERS
     | routes_links.HANDLERS
     | routes_search.HANDLERS
+    | routes_project.HANDLERS
 )
 ANONYMOUS = {"serverInfo"}
 CLOUD_ONLY = {"search_jql", "approximate_count", "changelog"}

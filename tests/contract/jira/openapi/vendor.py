@@ -19,6 +19,8 @@ OPERATIONS = {
     "/rest/api/3/field": ["get"],
     "/rest/api/3/project": ["get"],
     "/rest/api/3/project/{projectIdOrKey}": ["get"],
+    "/rest/api/3/project/{projectIdOrKey}/statuses": ["get"],
+    "/rest/api/3/issue/createmeta/{projectIdOrKey}/issuetypes/{issueTypeId}": ["get"],
     "/rest/api/3/issuetype": ["get"],
     "/rest/api/3/priority": ["get"],
     "/rest/api/3/resolution": ["get"],
