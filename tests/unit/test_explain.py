@@ -113,8 +113,9 @@ def _reference(table: str, sys_id: str, name: str, display: str) -> dict[str, st
     return {k: v for k, v in form.items() if display == "all" or k != "value"}
 
 
+FLAT = {**STORED, "business_service": SERVICE, "cmdb_ci": CI, **DOTS}
 FORMS = {
-    "flat with dot-walked keys": {**STORED, "business_service": SERVICE, "cmdb_ci": CI, **DOTS},
+    "flat with dot-walked keys": FLAT,
     "nested objects": {
         **STORED,
         "business_service": {"sys_id": SERVICE, "name": "Payments"},
@@ -229,7 +230,7 @@ def test_every_form_of_a_pasted_incident_gets_the_live_decision(tmp_path: Path, 
             id="an-empty-reference-walks-to-empty",
         ),
         pytest.param(
-            {k: v for k, v in FORMS["flat with dot-walked keys"].items() if k != "sys_updated_on"},  # type: ignore[union-attr]
+            {k: v for k, v in FLAT.items() if k != "sys_updated_on"},
             "",
             PROMOTE,
             id="for-conditions-fall-back-on-opened_at",
