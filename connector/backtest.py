@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
+from connector.backtest_p1 import P1Watch
 from connector.backtest_summary import BacktestResult, DecisionRecord, RunInfo, summarise
 from connector.config.conditions import (
     ClusterCondition,
@@ -273,6 +274,7 @@ class _Replay:
         self.caps = _Caps(book.settings.max_proposals_per_hour)
         self.records: list[DecisionRecord] = []
         self.capped: dict[str, set[str]] = {}
+        self.p1 = P1Watch(book)
         self.evaluations = 0
         self.rechecks = 0
 
@@ -282,6 +284,7 @@ class _Replay:
         for done, observation in enumerate(self.observations, start=1):
             self._drain(observation.at, inclusive=False)
             incident = self.context.observe(observation)
+            self.p1.observe(incident, observation.at, observation.opened_at)
             self._evaluate(incident.sys_id, observation.at)
             self._schedule(incident.sys_id, observation.at)
             if progress is not None and (done % step == 0 or done == total):
@@ -319,10 +322,15 @@ class _Replay:
         self.evaluations += 1
         decision = self.book.decide(incident, self.context, eligible)
         rule = decision.rule
+        at_p1 = incident.get("priority") == "1"
         if rule is None:
+            if at_p1:
+                self.p1.unmatched(incident, self.context)
             return True
         if self.caps.full(rule, at):
             self.capped.setdefault(rule.name, set()).add(sys_id)
+            if at_p1:
+                self.p1.capped(incident, rule, at)
             return True
         self.caps.take(rule, at)
         self._apply(decision, rule, at)
@@ -378,10 +386,7 @@ def run_backtest(
     """Replay ``observations`` (time-ordered) through ``book``; ``progress(done, total)`` counts observations."""
     replay = _Replay(book, observations)
     replay.run(progress)
-    p1_at: dict[str, datetime] = {}
-    for observation in observations:
-        if observation.incident.get("priority") == "1":
-            p1_at.setdefault(observation.incident.number, observation.at)
+    p1_at = {number: seen.p1_at for number, seen in replay.p1.seen.items()}
     run = RunInfo(
         source=source,
         note=note,
@@ -393,7 +398,8 @@ def run_backtest(
         rechecks=replay.rechecks,
     )
     capped = {name: len(numbers) for name, numbers in replay.capped.items()}
-    return summarise(book.file, run, replay.records, capped, p1_at)
+    p1_incidents = replay.p1.lists(replay.records, p1_at)
+    return summarise(book.file, run, replay.records, capped, p1_at, p1_incidents)
 
 
 def _rising_durations(rules: Sequence[Rule]) -> set[timedelta]:

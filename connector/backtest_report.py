@@ -1,20 +1,17 @@
-"""A back-test's result for people (aligned text), for programs (JSON) and as a chart (SVG or HTML). Pure.
+"""A back-test's result for people (aligned text) and for programs (JSON). Pure.
 
-The chart is a self-contained page: inline SVG, stacked bars of decisions per ISO week and rule,
-no script and nothing fetched from the network.
+The chart (SVG or an HTML page) is :mod:`connector.backtest_chart`.
 """
 
 from __future__ import annotations
 
-import html
 import json
-import math
 import textwrap
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from connector.backtest_summary import BacktestResult, RuleSummary, TimeStats
+from connector.backtest_summary import BacktestResult, CaughtP1, MissedP1, NearMiss, RuleSummary, TimeStats
 from connector.config.types import format_duration
 
 SCHEMA_VERSION = 1
@@ -23,7 +20,6 @@ HOW_TO_READ = (
     "history (capped: held back by a cap). Many 'not P1' decisions mean a rule is too loose, many "
     "missed P1s that it is too strict or too slow. Tighten until 'major' stays rare, then turn dry_run off."
 )
-PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f")
 
 
 # --- text -------------------------------------------------------------------------------------------
@@ -34,7 +30,7 @@ def render_text(result: BacktestResult) -> str:
     run, settings = result.run, result.settings
     lines = [
         f"Back-test of {len(result.rules)} promotion rules over {run.source or 'the given history'}",
-        f"Replayed {run.events:,} events of {run.incidents:,} incidents, {_period(run.start, run.end)} "
+        f"Replayed {run.events:,} events of {run.incidents:,} incidents, {period_text(run.start, run.end)} "
         f"({len(result.weeks)} weeks), with a simulated clock",
         f"Evaluations: {run.evaluations:,} ({run.rechecks:,} at re-check times between events)",
         f"Settings: dry_run {_on(bool(settings['dry_run']))}, mode {settings['mode']}, "
@@ -46,6 +42,10 @@ def render_text(result: BacktestResult) -> str:
     for rule in result.rules:
         lines += ["", *_rule_section(rule, len(result.weeks))]
     lines += ["", *_p1_section(result)]
+    if result.p1.caught_incidents:
+        lines += ["", *caught_section(result.p1.caught_incidents)]
+    if result.p1.missed_incidents:
+        lines += ["", *missed_section(result.p1.missed_incidents)]
     weeks = _weeks_table(result)
     if weeks:
         lines += ["", "Decisions per ISO week (weeks with at least one)", *_indent(weeks)]
@@ -65,7 +65,7 @@ def _summary_table(rules: Sequence[RuleSummary]) -> list[str]:
             r.action,
             *(f"{n:,}" for n in (r.proposals, r.promotions, r.dry_run_decisions, r.capped, r.children)),
             *(f"{n:,}" for n in (r.on_p1, r.not_p1)),
-            _duration(r.time_to_decision.median),
+            duration_text(r.time_to_decision.median),
         )
         for r in rules
     ]
@@ -117,11 +117,93 @@ def _p1_section(result: BacktestResult) -> list[str]:
         ("incidents that reached P1", f"{p1.reached:,}"),
         ("caught by a decision", f"{p1.caught:,}{share}, {p1.caught_as_child:,} as children"),
         ("caught before reaching P1", f"{p1.caught_before:,}"),
-        ("median lead time (P1 time - decision)", _duration(lead, signed=True) + sense),
+        ("median lead time (P1 time - decision)", duration_text(lead, signed=True) + sense),
         ("missed", f"{p1.missed:,}"),
         ("decisions on incidents never at P1", f"{p1.decisions_not_p1:,} of {p1.decisions:,}"),
     ]
     return ["Comparison with history (priority 1 as recorded)", *_indent(table(("", ""), rows, header=False))]
+
+
+def caught_section(caught: Sequence[CaughtP1]) -> list[str]:
+    """The P1 incidents a decision covered: when, by which rule, how long after opening and P1."""
+    rows = [
+        (
+            c.number,
+            _minute(c.opened_at),
+            _minute(c.p1_at),
+            _minute(c.decided_at),
+            duration_text(c.seconds_from_open),
+            duration_text(c.lead_seconds, signed=True),
+            f"{c.rule} ({c.action})",
+            as_what(c),
+        )
+        for c in caught
+    ]
+    headers = ("incident", "opened", "reached P1", "decided", "after open", "vs P1", "rule", "as")
+    title = f"P1 incidents caught ({len(caught):,}), in the order they reached P1 (vs P1: + before, - after)"
+    return [title, *_indent(table(headers, rows, right=(4, 5)))]
+
+
+def missed_section(missed: Sequence[MissedP1]) -> list[str]:
+    """The P1 incidents no decision covered, and why: the nearest rules' blocking conditions.
+
+    Identical explanations are told once, as numbered notes under the table.
+    """
+    notes: dict[tuple[tuple[str, tuple[tuple[str, str], ...]], ...], list[str]] = {}
+    rows = []
+    for m in missed:
+        why = m.detail
+        if m.nearest:
+            key = tuple((n.rule, tuple((c.description, c.actual) for c in n.failed)) for n in m.nearest)
+            numbers = notes.setdefault(key, [])
+            numbers.append(m.number)
+            why = f"({list(notes).index(key) + 1}) {_nearest_summary(m.nearest)}"
+        checked = _minute(m.nearest[0].at) if m.nearest else "-"
+        row = (m.number, _minute(m.opened_at), _minute(m.p1_at), checked, why, _short(m.short_description))
+        rows.append(row)
+    described = any(m.short_description for m in missed)
+    headers = (
+        *("incident", "opened", "reached P1", "last check at P1", "why not"),
+        *(("short description",) if described else ()),
+    )
+    lines = [
+        f"P1 incidents missed ({len(missed):,}), in the order they reached P1",
+        *_indent(table(headers, [row[: len(headers)] for row in rows])),
+    ]
+    if notes:
+        lines.append("  Why not: the rules fewest conditions away at the incident's last check at P1")
+    for index, (key, numbers) in enumerate(notes.items(), start=1):
+        count = f"{len(numbers)} incident{'s' if len(numbers) > 1 else ''}"
+        lines.append(f"  ({index}) {count}: " + ", ".join(numbers[:8]) + (", …" if len(numbers) > 8 else ""))
+        width = max(len(rule) for rule, _checks in key)
+        for rule, checks in key:
+            for i, (description, actual) in enumerate(checks):
+                lines.append(
+                    f"      {(rule if i == 0 else '').ljust(width)}  ✗ {description} — actual {actual}"
+                )
+    return lines
+
+
+def as_what(caught: CaughtP1) -> str:
+    """``major incident``, ``child of INC…`` or ``child of a new parent``."""
+    if not caught.as_child:
+        return "major incident"
+    return f"child of {caught.major}" if caught.major else "child of a new parent"
+
+
+def _nearest_summary(nearest: Sequence[NearMiss]) -> str:
+    fewest = len(nearest[0].failed)
+    conditions = f"{fewest} condition{'s' if fewest != 1 else ''}"
+    names = ", ".join(n.rule for n in nearest[:3]) + (f" (+{len(nearest) - 3})" if len(nearest) > 3 else "")
+    return f"{names}: {conditions} short"
+
+
+def _minute(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}"
+
+
+def _short(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _weeks_table(result: BacktestResult) -> list[str]:
@@ -167,10 +249,11 @@ def _pairs(
 def _stats(stats: TimeStats) -> str:
     if not stats.count:
         return "-"
-    return f"median {_duration(stats.median)}, p90 {_duration(stats.p90)}, max {_duration(stats.max)}"
+    return f"median {duration_text(stats.median)}, p90 {duration_text(stats.p90)}, max {duration_text(stats.max)}"
 
 
-def _duration(seconds: float | None, *, signed: bool = False) -> str:
+def duration_text(seconds: float | None, *, signed: bool = False) -> str:
+    """Seconds as ``1h5m``; ``-`` for ``None``; negative with ``-``, positive with ``+`` when ``signed``."""
     if seconds is None:
         return "-"
     text = format_duration(timedelta(seconds=round(abs(seconds))))
@@ -178,7 +261,8 @@ def _duration(seconds: float | None, *, signed: bool = False) -> str:
     return sign + text
 
 
-def _period(start: datetime | None, end: datetime | None) -> str:
+def period_text(start: datetime | None, end: datetime | None) -> str:
+    """``2016-03-01 08:00 to 2016-03-31 17:00 UTC``, or ``no events``."""
     if start is None or end is None:
         return "no events"
     return f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
@@ -214,6 +298,8 @@ def to_json(result: BacktestResult) -> dict[str, Any]:
             "lead_time_seconds": _stats_json(p1.lead_time),
             "decisions": p1.decisions,
             "decisions_not_p1": p1.decisions_not_p1,
+            "caught_incidents": [_caught_json(c) for c in p1.caught_incidents],
+            "missed_incidents": [_missed_json(m) for m in p1.missed_incidents],
         },
         "decisions": [
             {
@@ -266,107 +352,44 @@ def _rule_json(rule: RuleSummary) -> dict[str, Any]:
     }
 
 
+def _caught_json(caught: CaughtP1) -> dict[str, Any]:
+    return {
+        "number": caught.number,
+        "short_description": caught.short_description,
+        "opened_at": _iso(caught.opened_at),
+        "p1_at": _iso(caught.p1_at),
+        "decided_at": _iso(caught.decided_at),
+        "seconds_from_open": caught.seconds_from_open,
+        "lead_time_seconds": caught.lead_seconds,
+        "rule": caught.rule,
+        "action": caught.action,
+        "major": caught.major,
+        "as_child": caught.as_child,
+    }
+
+
+def _missed_json(missed: MissedP1) -> dict[str, Any]:
+    return {
+        "number": missed.number,
+        "short_description": missed.short_description,
+        "opened_at": _iso(missed.opened_at),
+        "p1_at": _iso(missed.p1_at),
+        "reason": missed.reason,
+        "detail": missed.detail,
+        "evaluated_at": _iso(missed.nearest[0].at) if missed.nearest else None,
+        "nearest_rules": [
+            {
+                "rule": near.rule,
+                "failed": [{"condition": c.description, "actual": c.actual} for c in near.failed],
+            }
+            for near in missed.nearest
+        ],
+    }
+
+
 def _stats_json(stats: TimeStats) -> dict[str, Any]:
     return {"count": stats.count, "median": stats.median, "p90": stats.p90, "max": stats.max}
 
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
-
-
-# --- chart --------------------------------------------------------------------------------------------
-
-
-def chart_svg(result: BacktestResult) -> str:
-    """Decisions per ISO week, one stacked bar per week (a ``<g class="week">`` each), one colour per rule."""
-    weeks, rules = result.weeks, result.rules
-    bar, left, top, plot_h = 14, 56, 40, 240
-    legend_h = 20 * len(rules) + 10
-    width = max(640, left + bar * max(len(weeks), 1) + 40)
-    height = top + plot_h + 90 + legend_h
-    totals = [sum(r.per_week.get(week, 0) for r in rules) for week in weeks]
-    step = max(1, math.ceil(max(totals, default=0) / 5))
-    y_max = step * max(1, math.ceil(max(totals, default=0) / step))
-    scale = plot_h / y_max
-    base = top + plot_h
-    title = f"Decisions per week - {result.run.source}"
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11" role="img">',
-        f"<title>{_x(title)}</title>",
-        f'<text x="{left}" y="20" font-size="14" font-weight="bold">{_x(title)}</text>',
-    ]
-    for tick in range(0, y_max + 1, step):
-        y = base - tick * scale
-        parts.append(
-            f'<line x1="{left}" x2="{left + bar * len(weeks)}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{tick}</text>'
-        )
-    label_every = max(1, math.ceil(len(weeks) / 26))
-    for i, week in enumerate(weeks):
-        x = left + i * bar
-        parts.append(f'<g class="week" data-week="{week}"><title>{week}: {totals[i]} decisions</title>')
-        y = float(base)
-        for colour, rule in zip(_colours(len(rules)), rules, strict=True):
-            count = rule.per_week.get(week, 0)
-            if count:
-                h = count * scale
-                y -= h
-                parts.append(
-                    f'<rect x="{x + 1}" y="{y:.1f}" width="{bar - 2}" height="{h:.1f}" fill="{colour}">'
-                    f"<title>{week} {_x(rule.name)}: {count}</title></rect>"
-                )
-        parts.append("</g>")
-        if i % label_every == 0:
-            cx = x + bar / 2
-            parts.append(
-                f'<text x="{cx:.1f}" y="{base + 10}" text-anchor="end" '
-                f'transform="rotate(-60 {cx:.1f} {base + 10})">{week}</text>'
-            )
-    parts += [
-        f'<line x1="{left}" x2="{left}" y1="{top}" y2="{base}" stroke="#333"/>',
-        f'<line x1="{left}" x2="{left + bar * len(weeks)}" y1="{base}" y2="{base}" stroke="#333"/>',
-        f'<text x="14" y="{top + plot_h / 2:.0f}" text-anchor="middle" '
-        f'transform="rotate(-90 14 {top + plot_h / 2:.0f})">decisions</text>',
-        f'<text x="{left + bar * len(weeks) / 2:.0f}" y="{base + 75}" text-anchor="middle">ISO week</text>',
-    ]
-    legend_top = base + 95
-    for i, (colour, rule) in enumerate(zip(_colours(len(rules)), rules, strict=True)):
-        y = legend_top + 20 * i
-        parts.append(
-            f'<g class="legend"><rect x="{left}" y="{y - 10}" width="12" height="12" fill="{colour}"/>'
-            f'<text x="{left + 18}" y="{y}">{_x(rule.name)} ({rule.decisions} decisions)</text></g>'
-        )
-    parts.append("</svg>")
-    return "\n".join(parts) + "\n"
-
-
-def chart_html(result: BacktestResult) -> str:
-    """A self-contained page holding :func:`chart_svg` and the headline figures."""
-    run, p1 = result.run, result.p1
-    summary = (
-        f"{run.events:,} events of {run.incidents:,} incidents, {_period(run.start, run.end)}. "
-        f"{sum(r.decisions for r in result.rules):,} decisions; {p1.caught:,} of {p1.reached:,} "
-        f"incidents that reached P1 caught; {p1.decisions_not_p1:,} decisions on incidents never at P1."
-    )
-    note = f"<p>{_x(run.note)}</p>\n" if run.note else ""
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>mim-connector rules back-test - {_x(run.source)}</title>\n"
-        "<style>body{font-family:sans-serif;margin:2em;color:#222}</style>\n</head>\n<body>\n"
-        f"<h1>Promotion rules back-test</h1>\n<p>{_x(summary)}</p>\n{note}"
-        f"{chart_svg(result)}</body>\n</html>\n"
-    )
-
-
-def render_chart(result: BacktestResult, suffix: str) -> str:
-    """The chart for a file ending in ``suffix``: ``.svg`` gets bare SVG, anything else the HTML page."""
-    return chart_svg(result) if suffix.lower() == ".svg" else chart_html(result)
-
-
-def _colours(count: int) -> list[str]:
-    return [PALETTE[i % len(PALETTE)] for i in range(count)]
-
-
-def _x(text: str) -> str:
-    return html.escape(text, quote=True)

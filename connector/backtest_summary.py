@@ -13,11 +13,14 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
 from connector.config.rules_file import PromotionMode, Rule, RulesFile
+from connector.matching import Check
 
 TOP = 5
 NO_VALUE = "(none)"
+MissReason = Literal["no_rule_matched", "capped", "not_evaluated"]
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,62 @@ class RuleSummary:
 
 
 @dataclass(frozen=True)
+class NearMiss:
+    """The rule that came closest to deciding on a P1 incident, and what stood in its way."""
+
+    rule: str
+    at: datetime
+    """Simulated time of the evaluation (the incident's last one at priority 1)."""
+    failed: tuple[Check, ...]
+    """The conditions that did not hold, with their actual values."""
+
+
+@dataclass(frozen=True)
+class CaughtP1:
+    """An incident that reached priority 1 and the first decision that covered it."""
+
+    number: str
+    opened_at: datetime
+    p1_at: datetime
+    short_description: str
+    rule: str
+    action: str
+    decided_at: datetime
+    major: str | None
+    """The decision's major incident; ``None``: a new parent was created."""
+    as_child: bool
+    """Covered as a child of another incident (a cluster, or a new parent)."""
+
+    @property
+    def seconds_from_open(self) -> float:
+        """Time from this incident's opening to the decision."""
+        return (self.decided_at - self.opened_at).total_seconds()
+
+    @property
+    def lead_seconds(self) -> float:
+        """P1 time minus decision time: positive when the decision came before the priority."""
+        return (self.p1_at - self.decided_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class MissedP1:
+    """An incident that reached priority 1 and that no decision covered."""
+
+    number: str
+    opened_at: datetime
+    p1_at: datetime
+    short_description: str
+    reason: MissReason
+    """``no_rule_matched`` at its evaluations at P1; ``capped``: a rule matched, a cap held it back;
+    ``not_evaluated``: never eligible while at P1 (e.g. resolved in the same update)."""
+    detail: str
+    """The reason in words (the capping rule, or why it was not eligible)."""
+    nearest: tuple[NearMiss, ...] = ()
+    """For ``no_rule_matched``: the rules that came closest at the last evaluation at P1 (fewest
+    conditions in the way; all those tied, in rule order)."""
+
+
+@dataclass(frozen=True)
 class P1Comparison:
     """The rules' decisions against the incidents that actually reached priority 1."""
 
@@ -127,6 +186,10 @@ class P1Comparison:
     decisions: int = 0
     decisions_not_p1: int = 0
     """Decisions none of whose incidents ever reached priority 1."""
+    caught_incidents: tuple[CaughtP1, ...] = ()
+    """The caught ones, in the order they reached priority 1."""
+    missed_incidents: tuple[MissedP1, ...] = ()
+    """The missed ones, in the order they reached priority 1."""
 
     @property
     def missed(self) -> int:
@@ -190,11 +253,12 @@ def summarise(
     records: Sequence[DecisionRecord],
     capped: Mapping[str, int],
     p1_at: Mapping[str, datetime],
+    p1_incidents: tuple[Sequence[CaughtP1], Sequence[MissedP1]] = ((), ()),
 ) -> BacktestResult:
     """Per-rule figures and the P1 comparison from the simulation's records.
 
     ``capped``: rule name -> incidents a cap held back; ``p1_at``: incident -> when its recorded
-    priority first was 1.
+    priority first was 1; ``p1_incidents``: those incidents caught and missed, one by one.
     """
     settings = rules.settings
     by_rule: dict[str, list[DecisionRecord]] = {}
@@ -212,13 +276,18 @@ def summarise(
             "max_proposals_per_hour": settings.max_proposals_per_hour,
         },
         rules=summaries,
-        p1=compare_with_p1(records, p1_at),
+        p1=compare_with_p1(records, p1_at, *p1_incidents),
         weeks=weeks_between(run.start, run.end),
         decisions=tuple(records),
     )
 
 
-def compare_with_p1(records: Sequence[DecisionRecord], p1_at: Mapping[str, datetime]) -> P1Comparison:
+def compare_with_p1(
+    records: Sequence[DecisionRecord],
+    p1_at: Mapping[str, datetime],
+    caught_incidents: Sequence[CaughtP1] = (),
+    missed_incidents: Sequence[MissedP1] = (),
+) -> P1Comparison:
     """Which P1 incidents a decision covered, how early, and how many decisions hit no P1 at all."""
     first: dict[str, tuple[datetime, bool]] = {}
     for record in sorted(records, key=lambda r: r.at):
@@ -234,6 +303,8 @@ def compare_with_p1(records: Sequence[DecisionRecord], p1_at: Mapping[str, datet
         lead_time=TimeStats.of(leads),
         decisions=len(records),
         decisions_not_p1=sum(1 for r in records if not any(n in p1_at for n in r.members)),
+        caught_incidents=tuple(caught_incidents),
+        missed_incidents=tuple(missed_incidents),
     )
 
 

@@ -312,7 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
         "number", nargs="?", metavar="INC0010001", help="read the incident live through the adapter"
     )
     test.add_argument(
-        "--file", type=Path, metavar="incident.json", help="read the incident from a JSON file instead"
+        "--file",
+        type=Path,
+        metavar="incident.json",
+        help="read the incident from a JSON file instead: a Table API answer (any sysparm_display_value), "
+        "or a flat or nested object; fields the rules read that it lacks are named",
     )
     test.add_argument(
         "--events",

@@ -5,8 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from connector.config import LoadedConfig
-from connector.config.conditions import ClusterCondition, Condition, FieldCondition
+from connector.config.conditions import (
+    ClusterCondition,
+    Condition,
+    FieldCondition,
+    OpenForCondition,
+    UnassignedForCondition,
+)
 from connector.config.fieldcheck import walk_conditions
+from connector.config.rules_file import Rule, RulesFile
 from connector.templates import placeholders
 
 CORE_FIELDS = (
@@ -35,6 +42,8 @@ CORE_FIELDS = (
     "close_code",
 )
 """Columns the engine itself reads, whatever the rules and mappings say."""
+ELIGIBILITY_FIELDS = ("state", "active", "parent_incident", "major_incident_state")
+"""Columns :func:`connector.rules.eligibility` reads before any rule is tried."""
 EXTRA_VARIABLES = frozenset(
     {"url", "mim_state", "supplier", "rule.name", "rule.description", "rule.action", "matched"}
 )
@@ -67,6 +76,32 @@ def incident_fields(loaded: LoadedConfig) -> list[str]:
             or mapping.problem.root_cause_link
         ):
             wanted += ["problem_id.number", "problem_id.cause_notes"]
+    return list(dict.fromkeys(wanted))
+
+
+def rule_fields(rules: RulesFile) -> list[str]:
+    """Every field a decision of the enabled rules depends on, in rule order, each once.
+
+    What :func:`fields_of_rule` names for each enabled rule, then the eligibility columns.
+    """
+    wanted = [name for rule in rules.rules if rule.enabled for name in fields_of_rule(rule)]
+    return list(dict.fromkeys((*wanted, *ELIGIBILITY_FIELDS)))
+
+
+def fields_of_rule(rule: Rule) -> list[str]:
+    """The fields a rule's condition reads, each once.
+
+    The fields conditions compare (dot-walks included), a cluster's ``by``, ``assigned_to`` and
+    ``opened_at`` for ``unassigned_for``, ``opened_at`` for ``open_for``. Templates and ``set`` are
+    left out: they shape what is written, not whether.
+    """
+    wanted: list[str] = []
+    for _loc, node in walk_conditions(rule.when, ()):
+        if isinstance(node, UnassignedForCondition):
+            wanted += ["assigned_to", "opened_at"]
+        elif isinstance(node, OpenForCondition):
+            wanted.append("opened_at")
+    wanted += _condition_fields(rule.when)
     return list(dict.fromkeys(wanted))
 
 

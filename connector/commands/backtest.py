@@ -3,7 +3,8 @@
 History is a ServiceNow audit export (``--events FILE``, or ``builtin`` for the shipped slice) or,
 with ``--since 30d``, the incidents a live instance changed in that window - current values only,
 since the Table API keeps no history. The simulation is :mod:`connector.backtest`, the output
-:mod:`connector.backtest_report`; this module only reads, prints and writes.
+:mod:`connector.backtest_report` and :mod:`connector.backtest_chart`; this module only reads, prints
+and writes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from connector import backtest
-from connector.backtest_report import render_chart, render_json, render_text
+from connector.backtest_chart import render_chart
+from connector.backtest_report import render_json, render_text
 from connector.config import LoadedConfig, load_config
 from connector.config.types import parse_duration
 from connector.eventlog import BUILTIN, read_events
@@ -77,7 +79,7 @@ def run_backtest(
     if chart is not None:
         chart.write_text(render_chart(result, chart.suffix), encoding="utf-8")
         if not json_out:
-            print(f"Chart of decisions per week: {chart}", file=out)
+            print(f"Chart of decisions and P1 incidents per week: {chart}", file=out)
     return EXIT_OK
 
 

@@ -5,43 +5,40 @@ from __future__ import annotations
 import itertools
 import json
 import sys
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from connector.backtest import SimulationContext, observations_from_events
 from connector.config import LoadedConfig, load_config
+from connector.config.conditions import FieldCondition
+from connector.config.fieldcheck import walk_conditions
+from connector.config.rules_file import Rule
 from connector.eventlog import read_events
+from connector.incident_file import IncidentFile, read_incident
 from connector.matching import Context, SimpleContext, parse_sn_datetime
 from connector.models import Incident
-from connector.needs import incident_fields
+from connector.needs import ELIGIBILITY_FIELDS, fields_of_rule, incident_fields, rule_fields
 from connector.promotion import StoreContext
 from connector.rules import RuleBook, describe_checks, eligibility
+from connector.servicenow.schema import CORE_INCIDENT_STATES
 from connector.store.db import utcnow
 
 
-def incident_from_json(path: Path) -> Incident:
-    """An incident from a JSON file: a Table API answer (``{"result": {...}}``) or a flat mapping.
+def incident_from_json(
+    path: Path, incident_states: Mapping[str, str] = CORE_INCIDENT_STATES, wanted: Collection[str] = ()
+) -> IncidentFile:
+    """The incident in a JSON file, read as the daemon would read it live (:mod:`connector.incident_file`).
 
-    References may be ``{"value": sys_id}``; dot-walked values go under their dotted key.
+    ``wanted``: the fields the rules read (notes concern those only).
 
     Raises:
-        ValueError: the file is not a JSON object describing an incident.
+        OSError: the file cannot be read.
+        ValueError: the file is not JSON describing one incident.
     """
     data: Any = json.loads(path.read_text(encoding="utf-8"))
-    if isinstance(data, dict) and isinstance(data.get("result"), dict):
-        data = data["result"]
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object with the incident's fields")
-    fields = {str(k): str(v.get("value", "")) if isinstance(v, dict) else str(v) for k, v in data.items()}
-    count = fields.get("sys_mod_count", "0")
-    return Incident(
-        fields.pop("sys_id", "from-file"),
-        fields.pop("number", path.stem),
-        int(count) if count.isdigit() else 0,
-        fields.get("sys_updated_on", ""),
-        fields,
-    )
+    return read_incident(data, default_number=path.stem, incident_states=incident_states, wanted=wanted)
 
 
 def file_context(book: RuleBook, incident: Incident, now: datetime) -> SimpleContext:
@@ -58,6 +55,16 @@ def file_context(book: RuleBook, incident: Incident, now: datetime) -> SimpleCon
     if opened is not None and not incident.get("assigned_to"):
         held[f"{incident.sys_id}:unassigned"] = opened
     return SimpleContext(now, held)
+
+
+def file_fields(book: RuleBook) -> list[str]:
+    """The fields a file must give for a decision on it to be the live one.
+
+    What the enabled rules read (:func:`connector.needs.rule_fields`), plus ``sys_updated_on`` when
+    a ``for:`` condition is assumed to hold since then (:func:`file_context`).
+    """
+    wanted = rule_fields(book.file)
+    return [*wanted, "sys_updated_on"] if book.held else wanted
 
 
 def history_subject(
@@ -105,11 +112,12 @@ def rules_test(
     book = RuleBook(loaded.rules)
     if file is not None:
         try:
-            incident = incident_from_json(file)
+            read = incident_from_json(file, loaded.connector.servicenow.incident_states, file_fields(book))
         except (OSError, ValueError) as exc:
             print(f"cannot read {file}: {exc}", file=out)
             return 2
-        return _print(book, incident, file_context(book, incident, at or utcnow()), tree, out)
+        assumed = file_context(book, read.incident, at or utcnow())
+        return _print(book, read.incident, assumed, tree, out, read=read)
     assert number is not None
     if events is not None:
         try:
@@ -149,29 +157,70 @@ def _live(loaded: LoadedConfig, book: RuleBook, number: str, now: datetime, tree
             sandbox.stop()
 
 
-def _print(book: RuleBook, incident: Incident, context: Context, tree: bool, out: TextIO) -> int:
+def _print(
+    book: RuleBook,
+    incident: Incident,
+    context: Context,
+    tree: bool,
+    out: TextIO,
+    *,
+    read: IncidentFile | None = None,
+) -> int:
+    """The evaluation; for a file (``read``) also how it was read and which fields it lacks."""
     eligible = eligibility(incident)
     facts = ", ".join(
         f"{name} {incident.get(name) or '-'}" for name in ("priority", "state", "major_incident_state")
     )
     print(f"{incident.number} ({facts}): {eligible.reason}", file=out)
-    if not eligible.eligible and not tree:
-        print("Decision: not evaluated", file=out)
+    evaluate = eligible.eligible or tree
+    explained = book.explain(incident, context, eligible, tree=tree) if evaluate else []
+    without = ""
+    if read is not None:
+        for note in read.notes:
+            print(f"note: {note}", file=out)
+        missing = _read_by(book, read, [each.rule for each in explained if each.outcome is not None])
+        if missing:
+            count = f"{len(missing)} field{'s' if len(missing) > 1 else ''}"
+            names = ", ".join(missing)
+            print(f"warning: the file lacks {count} the rules read, taken as empty: {names}", file=out)
+            without = f", made without {names}"
+    if not evaluate:
+        print(f"Decision: not evaluated{without}", file=out)
         return 0
     decision = book.decide(incident, context, eligible)
-    for explained in book.explain(incident, context, eligible, tree=tree):
-        rule = explained.rule
-        if explained.outcome is None:
-            print(f"{explained.index}. {rule.name}: skipped ({explained.note})", file=out)
+    for each in explained:
+        rule = each.rule
+        if each.outcome is None:
+            print(f"{each.index}. {rule.name}: skipped ({each.note})", file=out)
             continue
-        verdict = f"MATCH -> {rule.then.action}" if explained.outcome.matched else "no match"
-        print(f"{explained.index}. {rule.name}: {verdict} - {rule.description}", file=out)
-        for line in describe_checks(explained.outcome.checks):
+        verdict = f"MATCH -> {rule.then.action}" if each.outcome.matched else "no match"
+        print(f"{each.index}. {rule.name}: {verdict} - {rule.description}", file=out)
+        for line in describe_checks(each.outcome.checks):
             print(f"     {line}", file=out)
     if decision.rule is None:
-        print("Decision: no rule matched" if eligible.eligible else "Decision: not evaluated", file=out)
+        verdict = "no rule matched" if eligible.eligible else "not evaluated"
+        print(f"Decision: {verdict}{without}", file=out)
     else:
         mode = decision.mode(book.settings.mode)
         dry = " (dry run)" if decision.dry_run(book.settings.dry_run) else ""
-        print(f"Decision: {decision.action} by rule {decision.rule.name} ({mode}){dry}", file=out)
+        print(f"Decision: {decision.action} by rule {decision.rule.name} ({mode}){dry}{without}", file=out)
     return 0
+
+
+def _read_by(book: RuleBook, read: IncidentFile, evaluated: Sequence[Rule]) -> list[str]:
+    """The fields a file lacks that the decision depended on, in order.
+
+    The evaluated rules' fields, the eligibility columns, and for ``for:`` conditions
+    ``sys_updated_on`` unless ``opened_at`` stands in for it (:func:`file_context`).
+    """
+    fields = [*(name for rule in evaluated for name in fields_of_rule(rule)), *ELIGIBILITY_FIELDS]
+    if any(_holds_for(rule) for rule in evaluated) and "opened_at" not in read.given:
+        fields.append("sys_updated_on")
+    return read.missing(dict.fromkeys(fields))
+
+
+def _holds_for(rule: Rule) -> bool:
+    return any(
+        isinstance(node, FieldCondition) and node.held_for is not None
+        for _loc, node in walk_conditions(rule.when, ())
+    )

@@ -56,8 +56,25 @@ def test_json_and_chart(tmp_path: Path) -> None:
     ]
     assert [rule["enabled"] for rule in data["rules"]] == [True, True, True, True, False]
     assert data["events"] == 1348 and data["p1"]["reached"] == 36
+    caught, missed = data["p1"]["caught_incidents"], data["p1"]["missed_incidents"]
+    assert (len(caught), len(missed)) == (data["p1"]["caught"], data["p1"]["missed"]) == (6, 30)
+    assert {c["rule"] for c in caught} == {"p1-unassigned"}
+    assert {n["rule"] for m in missed for n in m["nearest_rules"]} >= {"payments-outage", "p1-unassigned"}
     page = chart.read_text()
     assert page.startswith("<!DOCTYPE html>") and page.count('class="week"') == len(data["period"]["weeks"])
+    assert page.count('class="p1"') == len(data["period"]["weeks"])
+    assert all(m["number"] in page for m in missed), "the page lists every missed P1"
+
+
+def test_the_text_report_lists_the_missed_p1s() -> None:
+    result = backtest("--events", "builtin", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "P1 incidents caught (6), in the order they reached P1 (vs P1: + before, - after)" in lines
+    start = lines.index("P1 incidents missed (30), in the order they reached P1")
+    rows = [line for line in lines[start + 2 : start + 32] if re.match(r"  INC\d{7}  ", line)]
+    assert len(rows) == 30
+    assert "      payments-outage  ✗ business_service.name equals Payments — actual ''" in lines
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ caps, dry run, create-parent, engaged suppliers, idempotence across restarts."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import REGISTRY
 
@@ -234,7 +235,11 @@ def test_rules_test_explains_live_and_from_a_file(world: World, tmp_path: Path) 
         text=True,
         timeout=60,
     )
-    assert from_file.stdout.splitlines()[-1] == "Decision: propose by rule critical-ci-p1 (promote-in-place)"
+    decision = from_file.stdout.splitlines()[-1]
+    assert decision.startswith("Decision: propose by rule critical-ci-p1 (promote-in-place), made without ")
+    assert "business_service.name, assigned_to, opened_at" in decision, (
+        "a bare file lacks what the rules read"
+    )
     assert "4. ci-cluster: no match" in from_file.stdout, "--tree shows the rules after the match too"
     missing = subprocess.run(
         [script, "rules", "test", "INC0000000", "-c", str(world.config)],
@@ -244,3 +249,76 @@ def test_rules_test_explains_live_and_from_a_file(world: World, tmp_path: Path) 
         env=os.environ.copy(),
     )
     assert (missing.returncode, missing.stdout.strip()) == (2, "INC0000000: no such incident")
+
+
+def _nested(record: dict[str, Any]) -> dict[str, Any]:
+    """A flat answer with dot-walks turned into the nested objects an admin writes by hand."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        column, _, rest = key.partition(".")
+        if rest:
+            out.setdefault(column, {})
+            if not isinstance(out[column], dict):
+                out[column] = {"sys_id": out[column]}
+            out[column][rest] = value
+        elif isinstance(out.get(column), dict):
+            out[column]["sys_id"] = value["value"] if isinstance(value, dict) else value
+        else:
+            out[column] = value["value"] if isinstance(value, dict) else value
+    return out
+
+
+def test_rules_test_decides_on_every_form_of_a_pasted_answer_as_it_does_live(
+    world: World, tmp_path: Path
+) -> None:
+    import io
+    import json
+
+    from connector.commands.explain import rules_test
+    from connector.needs import incident_fields
+
+    fields = ",".join(incident_fields(world.loaded))
+    payments = world.lookup("cmdb_ci_service", "name=Payments")
+    critical = world.lookup("cmdb_ci", "name=web-lb-01")
+    for incident, decision in (
+        (world.create_incident(business_service=payments, impact="1", urgency="2"), "payments-outage"),
+        (world.create_incident(cmdb_ci=critical), "critical-ci-p1"),
+    ):
+        live = io.StringIO()
+        assert rules_test(world.config, incident["number"], None, tree=False, out=live) == 0
+        expected = live.getvalue().splitlines()
+        assert expected[-1].startswith("Decision: ") and f"by rule {decision} " in expected[-1]
+
+        def answer(display: str, sys_id: str = incident["sys_id"], **params: str) -> Any:
+            params |= {"sysparm_display_value": display}
+            url = world.table("incident", sys_id)
+            return world.snow().get(url, params=params, timeout=10).json()
+
+        forms = {
+            "false": answer("false", sysparm_fields=fields),
+            "all": answer("all", sysparm_fields=fields),
+            "true": answer("true", sysparm_fields=fields),
+            "nested": _nested(answer("false", sysparm_fields=fields)["result"]),
+        }
+        for form, data in forms.items():
+            path = tmp_path / f"{incident['number']}-{form}.json"
+            path.write_text(json.dumps(data))
+            out = io.StringIO()
+            assert rules_test(world.config, None, path, tree=False, out=out) == 0
+            lines = out.getvalue().splitlines()
+            assert not [line for line in lines if line.startswith("warning:")], (form, lines)
+            assert [line for line in lines if not line.startswith("note:")] == expected, form
+        whole = answer("all")  # every column, no dot-walk: business_service.name from its display value
+        path = tmp_path / f"{incident['number']}-whole.json"
+        path.write_text(json.dumps(whole))
+        out = io.StringIO()
+        assert rules_test(world.config, None, path, tree=False, out=out) == 0
+        lines = out.getvalue().splitlines()
+        if decision == "payments-outage":
+            assert lines[-1] == expected[-1]
+        else:  # the criticality is a dot-walk no display value carries: said, not guessed
+            assert (
+                "warning: the file lacks 1 field the rules read, taken as empty: cmdb_ci.business_criticality"
+                in lines
+            )
+            assert lines[-1].endswith(", made without cmdb_ci.business_criticality")

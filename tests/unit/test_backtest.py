@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from types import MappingProxyType
 from typing import Any
 
 import pytest
 
 from connector.backtest import observations_from_events, observations_from_incidents, run_backtest
-from connector.backtest_report import chart_html, chart_svg, render_text, to_json
+from connector.backtest_chart import chart_html, chart_svg
+from connector.backtest_report import render_text, to_json
 from connector.backtest_summary import BacktestResult
 from connector.config.rules_file import RulesFile
 from connector.eventlog import IncidentEvent
@@ -72,6 +75,7 @@ def history(*rows: tuple[str, float] | tuple[str, float, dict[str, str]]) -> lis
                 opened_at=opened.setdefault(number, at),
                 fields=MappingProxyType(
                     {"state": values["state"], "impact": "2", "urgency": "2", "category": "software"}
+                    | {k: v for k, v in values.items() if k == "short_description"}
                 ),
                 references=MappingProxyType(
                     {
@@ -254,6 +258,14 @@ def test_json_shape() -> None:
     assert data["p1"] == {
         "reached": 1, "caught": 1, "caught_as_child": 0, "caught_before": 0, "missed": 0, "decisions": 1,
         "decisions_not_p1": 0, "lead_time_seconds": {"count": 1, "median": 0.0, "p90": 0.0, "max": 0.0},
+        "caught_incidents": [
+            {
+                "number": "INC1", "short_description": "", "opened_at": "2024-01-01T09:00:00Z",
+                "p1_at": "2024-01-01T09:10:00Z", "decided_at": "2024-01-01T09:10:00Z", "seconds_from_open": 600.0,
+                "lead_time_seconds": 0.0, "rule": "p1", "action": "propose", "major": "INC1", "as_child": False,
+            }
+        ],
+        "missed_incidents": [],
     }  # fmt: skip
     assert data["decisions"][0]["at"] == "2024-01-01T09:10:00Z"
 
@@ -265,7 +277,8 @@ def test_the_chart_is_svg_with_one_bar_group_per_week() -> None:
     weeks = [g for g in root.iter(f"{SVG}g") if g.get("class") == "week"]
     assert [g.get("data-week") for g in weeks] == ["2024-W01", "2024-W02", "2024-W03"]
     assert [len(g.findall(f"{SVG}rect")) for g in weeks] == [1, 1, 0]
-    assert len([g for g in root.iter(f"{SVG}g") if g.get("class") == "legend"]) == 2
+    legend = [g.get("data-series") for g in root.iter(f"{SVG}g") if g.get("class") == "legend"]
+    assert legend == ["rule", "rule", "p1-caught", "p1-missed"]
     page = chart_html(result)
     assert (
         page.startswith("<!DOCTYPE html>")
@@ -295,3 +308,156 @@ def test_live_incidents_are_replayed_once_at_their_opening_as_open() -> None:
     assert (observation.incident.get("state"), observation.incident.get("major_incident_state")) == ("2", "")
     result = run_backtest([observation], book(P1_NOW))
     assert minutes(result) == [("INC1", 0)]
+
+
+ON_CI = rule("on-ci", {"field": "cmdb_ci", "equals": "db-01"}, max_per_hour=1)
+P1_LOG = (
+    ("INC1", 0, {"cmdb_ci": "db-01", "short_description": "Database slow"}),  # decided at once, P1 later
+    (
+        "INC2",
+        10,
+        {"priority": "1", "assigned_to": "Ann", "cmdb_ci": "web-01", "short_description": "Web down"},
+    ),
+    ("INC3", 20, {"priority": "1", "state": "6"}),  # P1 and resolved in one update
+    ("INC1", 30, P1),
+    ("INC4", 40, {"priority": "1", "cmdb_ci": "db-01", "assigned_to": "Bob"}),  # on-ci matches, capped
+    ("INC4", 50, {"state": "6"}),
+    ("INC5", 60, {"priority": "1", "cmdb_ci": "web-01"}),  # unassigned since 60: p1-unassigned at 75
+    ("INC9", 60 * 24 * 8),  # the log goes on into the next week
+)
+
+
+def cells(lines: list[str]) -> list[list[str]]:
+    """Rows of an aligned text table, split on runs of two or more spaces."""
+    return [re.split(r"\s{2,}", line.strip()) for line in lines]
+
+
+def test_the_p1_lists_name_the_caught_and_say_why_the_missed_were_missed() -> None:
+    result = backtest(book(ON_CI, P1_UNASSIGNED), *P1_LOG)
+    text = render_text(result).splitlines()
+    caught = text.index("P1 incidents caught (2), in the order they reached P1 (vs P1: + before, - after)")
+    assert cells(text[caught + 1 : caught + 4]) == [
+        ["incident", "opened", "reached P1", "decided", "after open", "vs P1", "rule", "as"],
+        ["INC1", "2024-01-01 09:00", "2024-01-01 09:30", "2024-01-01 09:00", "0s", "+30m",
+         "on-ci (propose)", "major incident"],
+        ["INC5", "2024-01-01 10:00", "2024-01-01 10:00", "2024-01-01 10:15", "15m", "-15m",
+         "p1-unassigned (propose)", "major incident"],
+    ]  # fmt: skip
+    missed = text.index("P1 incidents missed (3), in the order they reached P1")
+    assert cells(text[missed + 1 : missed + 5]) == [
+        ["incident", "opened", "reached P1", "last check at P1", "why not", "short description"],
+        ["INC2", "2024-01-01 09:10", "2024-01-01 09:10", "2024-01-01 09:25",
+         "(1) on-ci, p1-unassigned: 1 condition short", "Web down"],
+        ["INC3", "2024-01-01 09:20", "2024-01-01 09:20", "-",
+         "never evaluated at P1: is resolved, closed or canceled"],
+        ["INC4", "2024-01-01 09:40", "2024-01-01 09:40", "-",
+         "rule on-ci matched at 2024-01-01 09:45; a cap held it back"],
+    ]  # fmt: skip
+    assert text[missed + 5 : missed + 9] == [
+        "  Why not: the rules fewest conditions away at the incident's last check at P1",
+        "  (1) 1 incident: INC2",
+        "      on-ci          ✗ cmdb_ci equals db-01 — actual 'web-01'",
+        "      p1-unassigned  ✗ unassigned for 15m — actual assigned",
+    ]
+    data = json.loads(json.dumps(to_json(result)))["p1"]
+    assert (data["reached"], data["caught"], data["missed"]) == (5, 2, 3)
+    assert [
+        (c["number"], c["rule"], c["seconds_from_open"], c["lead_time_seconds"])
+        for c in data["caught_incidents"]
+    ] == [
+        ("INC1", "on-ci", 0.0, 1800.0),
+        ("INC5", "p1-unassigned", 900.0, -900.0),
+    ]
+    assert data["caught_incidents"][0]["short_description"] == "Database slow"
+    inc2, inc3, inc4 = data["missed_incidents"]
+    assert inc2 == {
+        "number": "INC2", "short_description": "Web down", "opened_at": "2024-01-01T09:10:00Z",
+        "p1_at": "2024-01-01T09:10:00Z", "reason": "no_rule_matched", "detail": "no rule matched",
+        "evaluated_at": "2024-01-01T09:25:00Z",
+        "nearest_rules": [
+            {"rule": "on-ci", "failed": [{"condition": "cmdb_ci equals db-01", "actual": "'web-01'"}]},
+            {"rule": "p1-unassigned", "failed": [{"condition": "unassigned for 15m", "actual": "assigned"}]},
+        ],
+    }  # fmt: skip
+    assert (inc3["number"], inc3["reason"], inc3["nearest_rules"]) == ("INC3", "not_evaluated", [])
+    assert (inc4["number"], inc4["reason"]) == ("INC4", "capped")
+
+
+def test_a_cluster_child_at_p1_is_caught_as_a_child() -> None:
+    rows = [(f"INC{i}", i - 1, {"cmdb_ci": "db-01"}) for i in range(1, 5)] + [
+        ("INC5", 4, {"cmdb_ci": "db-01", "priority": "1"})
+    ]
+    result = backtest(book(rule("ci-cluster", CLUSTER)), *rows)
+    [caught] = result.p1.caught_incidents
+    assert (caught.number, caught.rule, caught.major, caught.as_child) == ("INC5", "ci-cluster", "INC1", True)
+    assert "child of INC1" in render_text(result)
+
+
+def test_the_nearest_rule_counts_an_any_by_its_easiest_branch() -> None:
+    either = rule(
+        "either",
+        {"any": [{"all": [{"field": "category", "equals": "x"}, {"field": "impact", "equals": "1"}]},
+                 {"field": "cmdb_ci", "equals": "db-01"}]},
+    )  # fmt: skip
+    two = rule("two", {"all": [{"field": "category", "equals": "x"}, {"field": "urgency", "equals": "1"}]})
+    result = backtest(book(two, either), ("INC1", 0, P1))
+    [missed] = result.p1.missed_incidents
+    [nearest] = missed.nearest
+    assert nearest.rule == "either"
+    assert [check.description for check in nearest.failed] == ["cmdb_ci equals db-01"]
+
+
+class _Tables(HTMLParser):
+    """The text of every cell of the page's tables, by the table's class."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self.table = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self.table = dict(attrs).get("class") or ""
+            self.tables[self.table] = []
+        elif tag == "tr":
+            self.tables[self.table].append([])
+        elif tag == "td":
+            self.tables[self.table][-1].append("")
+
+    def handle_data(self, data: str) -> None:
+        rows = self.tables.get(self.table)
+        if rows and rows[-1]:
+            rows[-1][-1] += data
+
+
+def test_the_chart_draws_p1_incidents_per_week_beside_the_decisions() -> None:
+    result = backtest(book(ON_CI, P1_UNASSIGNED), *P1_LOG, ("INC10", 60 * 24 * 8 + 5, P1))
+    root = ET.fromstring(chart_svg(result))
+    groups = list(root.iter(f"{SVG}g"))
+    p1 = [g for g in groups if g.get("class") == "p1"]
+    assert [(g.get("data-week"), g.get("data-caught"), g.get("data-missed")) for g in p1] == [
+        ("2024-W01", "2", "3"),
+        ("2024-W02", "0", "1"),
+    ]
+    first = p1[0]
+    assert [rect.get("class") for rect in first.findall(f"{SVG}rect")] == ["p1-caught", "p1-missed"]
+    title = first.findtext(f"{SVG}title")
+    assert title == "2024-W01: 5 P1 incidents; caught INC1, INC5; missed INC2, INC3, INC4"
+    decisions = next(g for g in groups if g.get("class") == "week").findall(f"{SVG}rect")
+    assert len(decisions) == 2, "on-ci and p1-unassigned decided once each in the first week"
+    decided = decisions[0]
+    caught_bar, missed_bar = first.findall(f"{SVG}rect")
+    assert float(caught_bar.get("x", 0)) >= max(
+        float(r.get("x", 0)) + float(r.get("width", 0)) for r in decisions
+    )
+    heights = [float(r.get("height", 0)) for r in (decided, caught_bar, missed_bar)]
+    assert heights[1] == 2 * heights[0] and heights[2] == 3 * heights[0], "one scale for both series"
+    legend = {g.get("data-series"): g.findtext(f"{SVG}text") for g in groups if g.get("class") == "legend"}
+    assert legend["p1-caught"] == "P1 incidents caught by a decision (2), right of the decisions"
+    assert legend["p1-missed"] == "P1 incidents missed (4), on top of the caught ones"
+    page = _Tables()
+    page.feed(chart_html(result))
+    caught, missed = page.tables["p1-caught"], page.tables["p1-missed"]
+    assert [row[0] for row in caught if row] == ["INC1", "INC5"]
+    assert [row[0] for row in missed if row] == ["INC2", "INC3", "INC4", "INC10"]
+    assert missed[1][4].startswith("on-ci: ✗ cmdb_ci equals db-01 — actual 'web-01'")
