@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -15,7 +16,8 @@ from pathlib import Path
 from connector import __version__
 from connector.config import DEFAULT_CONFIG, load_config
 from connector.config import schema as config_schema
-from connector.errors import ConfigError, ConnectorError
+from connector.errors import ConfigError, ConnectorError, CredentialError
+from connector.log import json_configured
 from connector.secrets import REDACTOR
 
 log = logging.getLogger(__name__)
@@ -315,20 +317,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script and of ``python -m connector``."""
+    """Entry point of the console script and of ``python -m connector``.
+
+    Every failure ends in one line per error on stderr (a JSON log line when the configuration
+    asks for JSON logging) and an exit code, never a traceback: a bug prints its type and
+    message, and its traceback only with ``MIM_CONNECTOR_TRACEBACK=1``.
+    """
     args = build_parser().parse_args(argv)
     command: Command = args.func
     try:
         return command(args)
+    except CredentialError as exc:
+        _error(*exc.problems)
+        return EXIT_INVALID
     except ConfigError as exc:
         for problem in exc.problems:
             print(str(problem), file=sys.stderr)
         return EXIT_INVALID
     except ConnectorError as exc:
-        print(f"error: {REDACTOR.redact(str(exc))}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except Exception as exc:  # the promise of one line holds for bugs too
+        if os.environ.get("MIM_CONNECTOR_TRACEBACK"):
+            raise
+        log.debug("unexpected failure", exc_info=True)
+        _error(f"unexpected {type(exc).__name__}: {exc} (a bug; MIM_CONNECTOR_TRACEBACK=1 shows where)")
+        return EXIT_FAILURE
+
+
+def _error(*messages: str) -> None:
+    """Print each message as ``error: …`` on stderr, or log it as a JSON line if logging is JSON."""
+    for message in messages:
+        text = REDACTOR.redact(message).replace("\n", " ")
+        if json_configured():
+            log.error("%s", text)
+        else:
+            print(f"error: {text}", file=sys.stderr)
 
 
 if __name__ == "__main__":
