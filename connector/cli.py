@@ -103,7 +103,7 @@ def cmd_state(args: argparse.Namespace) -> int:
     from connector.commands import state
 
     if args.state_command == "show":
-        return state.show(args.config)
+        return state.show(args.config, args.incident, as_json=args.json)
     if args.dlq_command == "list":
         return state.dlq_list(args.config, every=args.all)
     return state.dlq_act(args.config, args.letter_id, args.dlq_command)
@@ -218,16 +218,28 @@ def build_parser() -> argparse.ArgumentParser:
     state_parser = add("state", cmd_state, "inspect the state store; manage the dead-letter queue")
     state_parser.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG, help=config_help)
     state_commands = state_parser.add_subparsers(dest="state_command", metavar="WHAT", required=True)
-    state_commands.add_parser("show", help="watermarks, links, intents, dead letters")
+    # -c after a sub-command too; SUPPRESS keeps one given before it when not repeated.
+
+    def config_again(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("-c", "--config", type=Path, default=argparse.SUPPRESS, help="connector config")
+
+    show_help = "totals (watermarks, links, intents, dead letters), or one incident's links, intents, letters, decisions"
+    shown = state_commands.add_parser("show", help=show_help, description=show_help)
+    config_again(shown)
+    shown.add_argument("incident", nargs="?", metavar="INC0010001", help="one incident, by number or sys_id")
+    shown.add_argument("--json", action="store_true", help="print JSON instead")
     dlq = state_commands.add_parser("dlq", help="the dead-letter queue")
+    config_again(dlq)
     dlq_commands = dlq.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
     listing = dlq_commands.add_parser("list", help="list queued dead letters")
+    config_again(listing)
     listing.add_argument("--all", action="store_true", help="include resolved and dropped ones")
     for action, text in (
         ("retry", "retry a dead letter at the next cycle"),
         ("drop", "give up on a dead letter"),
     ):
         sub = dlq_commands.add_parser(action, help=text)
+        config_again(sub)
         sub.add_argument("letter_id", type=int, metavar="ID")
 
     sandbox = add(

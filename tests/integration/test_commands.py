@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -227,3 +229,73 @@ def test_doctor_checks_every_system_and_says_what_kind_of_failure(world: World) 
     )
     kinds = [line.split(": ", 2)[1] for line in behind.stdout.splitlines()[:-1]]
     assert (behind.returncode, kinds) == (1, ["proxy", "proxy", "DNS", "proxy"]), behind.stdout
+
+
+# --- state show INC…: one incident as the store knows it -------------------------------------------------
+
+
+def state(world: World, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SCRIPT, "state", *args, "-c", str(world.config)], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_state_show_of_one_incident_shows_a_failed_create_as_not_created(world: World) -> None:
+    incident = world.create_incident(
+        assignment_group=world.acme_group(),
+        category="network",
+        cmdb_ci=world.lookup("cmdb_ci", "name=web-lb-01"),
+    )
+    number, sys_id = incident["number"], incident["sys_id"]
+    assert run(world, "sync", "--once").returncode == 0, "linked at acme, proposed by a rule"
+    world.jira_control.add_fault(method="POST", path="^/globex/rest/api/2/issue$", status=400, count=1)
+    world.update_incident(sys_id, major_incident_state="accepted")
+    assert run(world, "sync", "--once").returncode == 1, "globex engaged, its create fails"
+    (issue,) = world.issues("acme", "ACME")
+    shown = state(world, "show", number)
+    assert shown.returncode == 0, shown.stderr
+    when = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ"
+    expected = [
+        rf"{number} \(sys_id {sys_id}\): version \d+ of [\d: -]+ UTC; state 1 \(New\), priority 1, "
+        "major incident state accepted",
+        "links:",
+        rf"  acme    {issue.key} {re.escape(world.sandbox.site_url('acme'))}/browse/{issue.key} - linked; "
+        rf"last sync {when}; supplier status Open \(seen {when}\)",
+        rf"  globex  not created: its create has not succeeded \(tried since {when}\); not counted as linked",
+        "open intents: none",
+        "dead letters:",
+        rf"  #1 globex \[queued\] attempts=1 held=0 first={when} last={when} next={when}",
+        r"      InvalidRequest: jira:globex: POST issue -> 400 Injected fault: sandbox fault rule 1",
+        "decisions:",
+        rf"  {when} rule critical-ci-p1: propose \(promote-in-place\) -> proposed",
+        "totals: 1 linked (acme), 1 not created (globex), 0 open intents, 1 queued dead letter, 1 decision",
+    ]
+    lines = shown.stdout.splitlines()
+    assert len(lines) == len(expected), shown.stdout
+    for line, pattern in zip(lines, expected, strict=True):
+        assert line == pattern or re.fullmatch(pattern, line), f"{line!r} !~ {pattern!r}"
+    assert state(world, "show", sys_id).stdout == shown.stdout, "by sys_id too"
+    before = subprocess.run(
+        [SCRIPT, "state", "-c", str(world.config), "show", number], capture_output=True, text=True, timeout=60
+    )
+    assert before.stdout == shown.stdout, "-c before the sub-command too"
+    data = json.loads(state(world, "show", number, "--json").stdout)
+    assert [(s["supplier"], s["state"], s["jira_key"]) for s in data["suppliers"]] == [
+        ("acme", "linked", issue.key),
+        ("globex", "not_created", None),
+    ]
+    assert data["suppliers"][0]["supplier_status"] == "Open"
+    assert data["totals"] == {
+        "linked": ["acme"],
+        "not_created": ["globex"],
+        "unlinked": [],
+        "open_intents": 0,
+        "dead_letters_queued": 1,
+        "decisions": 1,
+    }
+    totals = state(world, "show").stdout.splitlines()
+    assert "links acme: 1" in totals
+    assert "links globex: 0 (1 not created)" in totals, "a create that never succeeded is not a link"
+    (intents,) = [line for line in totals if line.startswith("intents:")]
+    assert re.fullmatch(r"intents: 1 failed, \d+ done", intents), intents
+    assert "dead letters queued: 1" in totals

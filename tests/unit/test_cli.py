@@ -207,6 +207,56 @@ def test_a_sandbox_whose_port_is_taken_ends_in_one_line() -> None:
     ]
 
 
+# --- state: -c anywhere, totals in words -----------------------------------------------------------------
+
+
+def test_state_takes_the_config_before_or_after_its_sub_command(tmp_path: Path) -> None:
+    tree, env = production_tree(tmp_path)
+    before = run("state", "-c", "config/connector.yaml", "show", cwd=tree, env=env)
+    after = run("state", "show", "-c", "config/connector.yaml", cwd=tree, env=env)
+    assert before.returncode == after.returncode == 0, before.stderr + after.stderr
+    assert before.stdout == after.stdout == "intents: none\ndead letters queued: 0\n"
+    assert json.loads(
+        run("state", "show", "--json", "-c", "config/connector.yaml", cwd=tree, env=env).stdout
+    ) == {
+        "watermarks": {},
+        "links": {},
+        "intents": {},
+        "dead_letters_queued": 0,
+    }
+    for args in (("dlq", "list"), ("dlq", "-c", "config/connector.yaml", "list")):
+        listed = run(
+            "state", *args, *(() if "-c" in args else ("-c", "config/connector.yaml")), cwd=tree, env=env
+        )
+        assert (listed.returncode, listed.stdout) == (0, "the dead-letter queue is empty\n"), listed.stderr
+    for action in ("retry", "drop"):
+        acted = run("state", "dlq", action, "7", "-c", "config/connector.yaml", cwd=tree, env=env)
+        assert (acted.returncode, acted.stdout) == (1, "no queued dead letter #7\n")
+
+
+def test_state_show_of_an_unknown_incident_says_so_in_one_line(tmp_path: Path) -> None:
+    tree, env = production_tree(tmp_path)
+    result = run("state", "show", "INC0019999", "-c", "config/connector.yaml", cwd=tree, env=env)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert (
+        result.stderr == "error: INC0019999 is not in the state store (this connector never processed it)\n"
+    )
+
+
+def test_state_names_an_unset_store_credential_in_one_line(tmp_path: Path) -> None:
+    tree, env = production_tree(tmp_path)
+    config = tree / "config" / "connector.yaml"
+    config.write_text(
+        config.read_text().replace(
+            "url: sqlite:///../var/mim-connector.db",
+            "url: postgresql://mim:${MIM_PG_PASSWORD}@db.example.com/mim",
+        )
+    )
+    result = run("state", "show", "-c", "config/connector.yaml", cwd=tree, env={**env, "MIM_PG_PASSWORD": ""})
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == ["error: store: ${MIM_PG_PASSWORD} is not set"]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
