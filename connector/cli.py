@@ -218,9 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     state_parser = add("state", cmd_state, "inspect the state store; manage the dead-letter queue")
     state_parser.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG, help=config_help)
     state_commands = state_parser.add_subparsers(dest="state_command", metavar="WHAT", required=True)
-    # -c after a sub-command too; SUPPRESS keeps one given before it when not repeated.
 
     def config_again(sub: argparse.ArgumentParser) -> None:
+        """``-c`` after a sub-command too; SUPPRESS keeps one given before it when not repeated."""
         sub.add_argument("-c", "--config", type=Path, default=argparse.SUPPRESS, help="connector config")
 
     show_help = "totals (watermarks, links, intents, dead letters), or one incident's links, intents, letters, decisions"
