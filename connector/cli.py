@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -15,7 +16,8 @@ from pathlib import Path
 from connector import __version__
 from connector.config import DEFAULT_CONFIG, load_config
 from connector.config import schema as config_schema
-from connector.errors import ConfigError, ConnectorError
+from connector.errors import ConfigError, ConnectorError, CredentialError
+from connector.log import json_configured
 from connector.secrets import REDACTOR
 
 log = logging.getLogger(__name__)
@@ -101,7 +103,7 @@ def cmd_state(args: argparse.Namespace) -> int:
     from connector.commands import state
 
     if args.state_command == "show":
-        return state.show(args.config)
+        return state.show(args.config, args.incident, as_json=args.json)
     if args.dlq_command == "list":
         return state.dlq_list(args.config, every=args.all)
     return state.dlq_act(args.config, args.letter_id, args.dlq_command)
@@ -259,16 +261,28 @@ def build_parser() -> argparse.ArgumentParser:
     state_parser = add("state", cmd_state, "inspect the state store; manage the dead-letter queue")
     state_parser.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG, help=config_help)
     state_commands = state_parser.add_subparsers(dest="state_command", metavar="WHAT", required=True)
-    state_commands.add_parser("show", help="watermarks, links, intents, dead letters")
+
+    def config_again(sub: argparse.ArgumentParser) -> None:
+        """``-c`` after a sub-command too; SUPPRESS keeps one given before it when not repeated."""
+        sub.add_argument("-c", "--config", type=Path, default=argparse.SUPPRESS, help="connector config")
+
+    show_help = "totals (watermarks, links, intents, dead letters), or one incident's links, intents, letters, decisions"
+    shown = state_commands.add_parser("show", help=show_help, description=show_help)
+    config_again(shown)
+    shown.add_argument("incident", nargs="?", metavar="INC0010001", help="one incident, by number or sys_id")
+    shown.add_argument("--json", action="store_true", help="print JSON instead")
     dlq = state_commands.add_parser("dlq", help="the dead-letter queue")
+    config_again(dlq)
     dlq_commands = dlq.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
     listing = dlq_commands.add_parser("list", help="list queued dead letters")
+    config_again(listing)
     listing.add_argument("--all", action="store_true", help="include resolved and dropped ones")
     for action, text in (
         ("retry", "retry a dead letter at the next cycle"),
         ("drop", "give up on a dead letter"),
     ):
         sub = dlq_commands.add_parser(action, help=text)
+        config_again(sub)
         sub.add_argument("letter_id", type=int, metavar="ID")
 
     sandbox = add(
@@ -364,20 +378,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script and of ``python -m connector``."""
+    """Entry point of the console script and of ``python -m connector``.
+
+    Every failure ends in one line per error on stderr (a JSON log line when the configuration
+    asks for JSON logging) and an exit code, never a traceback: a bug prints its type and
+    message, and its traceback only with ``MIM_CONNECTOR_TRACEBACK=1``.
+    """
     args = build_parser().parse_args(argv)
     command: Command = args.func
     try:
         return command(args)
+    except CredentialError as exc:
+        _error(*exc.problems)
+        return EXIT_INVALID
     except ConfigError as exc:
         for problem in exc.problems:
             print(str(problem), file=sys.stderr)
         return EXIT_INVALID
     except ConnectorError as exc:
-        print(f"error: {REDACTOR.redact(str(exc))}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except Exception as exc:  # the promise of one line holds for bugs too
+        if os.environ.get("MIM_CONNECTOR_TRACEBACK"):
+            raise
+        log.debug("unexpected failure", exc_info=True)
+        _error(f"unexpected {type(exc).__name__}: {exc} (a bug; MIM_CONNECTOR_TRACEBACK=1 shows where)")
+        return EXIT_FAILURE
+
+
+def _error(*messages: str) -> None:
+    """Print each message as ``error: …`` on stderr, or log it as a JSON line if logging is JSON."""
+    for message in messages:
+        text = REDACTOR.redact(message).replace("\n", " ")
+        if json_configured():
+            log.error("%s", text)
+        else:
+            print(f"error: {text}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -79,7 +79,12 @@ class Daemon:
         configure_logging(loaded.connector.logging.format, loaded.connector.logging.level)
         sandbox = self._sandbox(loaded) if self.sandbox is None else None
         story = self.sandbox or sandbox
-        runtime = build(loaded)
+        try:
+            runtime = build(loaded)
+        except BaseException:
+            if sandbox is not None:
+                sandbox.stop()
+            raise
         polling = loaded.connector.polling
         health = Health(
             stale_after=3 * max(polling.servicenow_interval, polling.supplier_interval).total_seconds() + 30
@@ -218,12 +223,13 @@ class Daemon:
 
     @staticmethod
     def _sandbox(loaded: LoadedConfig) -> Sandbox | None:
-        if not loaded.connector.sandbox.embedded:
-            return None
-        from connector.sandbox.embedded import discard_store, ensure_sandbox
+        """The sandbox started for this run, if any (the path every live command takes, see ``prepare``)."""
+        from connector.sandbox.attach import prepare
 
-        sandbox = ensure_sandbox(loaded)
+        sandbox = prepare(loaded)
         if sandbox is not None and loaded.connector.sandbox.fresh_store:
+            from connector.sandbox.embedded import discard_store
+
             discard_store(loaded)
         return sandbox
 

@@ -5,6 +5,7 @@
     ConnectorError                      base; never raised itself
     ├── ConfigError                     stop: an admin must fix config/ or mappings/ (exit code 2)
     ├── FatalError                      stop this site: retrying cannot help
+    │   ├── CredentialError             a credential reference cannot be resolved (exit code 2)
     │   ├── AuthError                   401, bad or expired credentials
     │   ├── PermissionDenied            403 on a call we must be allowed to make
     │   └── InvalidRequest              4xx that says our request is wrong
@@ -37,7 +38,13 @@ if TYPE_CHECKING:
 
 
 class ConnectorError(Exception):
-    """Base class of every error this package raises on purpose."""
+    """Base class of every error this package raises on purpose.
+
+    ``kind`` names the failure for people where it is known: ``DNS``, ``refused``, ``TLS``,
+    ``proxy``, ``timeout`` (set by the transport), ``auth`` or ``HTTP 503`` (an HTTP answer).
+    """
+
+    kind: str | None = None
 
 
 class ConfigError(ConnectorError):
@@ -54,6 +61,18 @@ class ConfigError(ConnectorError):
 
 class FatalError(ConnectorError):
     """Retrying cannot help; the site (or the whole daemon) must stop until someone acts."""
+
+
+class CredentialError(FatalError):
+    """Credentials cannot be resolved on this machine: an unset variable, an unreadable file.
+
+    ``problems`` holds one line per reference, each naming its system and the reference as the
+    configuration writes it (``ServiceNow: ${MIM_SN_PASSWORD} is not set``), never a value.
+    """
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems: tuple[str, ...] = tuple(problems)
+        super().__init__("; ".join(self.problems))
 
 
 class AuthError(FatalError):
@@ -135,6 +154,12 @@ def error_for_status(
     treated as "not applied" (the platforms roll back failed writes), but a 502/504 from a proxy in
     front of them may hide an applied write, so those become :class:`UncertainOutcome` for writes.
     """
+    error = _for_status(status, message, retry_after=retry_after, write=write)
+    error.kind = {401: "auth", 407: "proxy"}.get(status, f"HTTP {status}")
+    return error
+
+
+def _for_status(status: int, message: str, *, retry_after: float | None, write: bool) -> ConnectorError:
     if status == 401:
         return AuthError(message)
     if status == 403:

@@ -94,3 +94,11 @@ def configure_logging(
     for chatty in ("urllib3", "requests_oauthlib", "oauthlib"):
         logging.getLogger(chatty).setLevel(max(logging.INFO, root.level))
     return handler
+
+
+def json_configured() -> bool:
+    """Whether :func:`configure_logging` installed JSON lines: then every line on stderr must be JSON."""
+    return any(
+        handler.get_name() == _HANDLER_NAME and isinstance(handler.formatter, JsonFormatter)
+        for handler in logging.getLogger().handlers
+    )

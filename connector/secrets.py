@@ -28,7 +28,15 @@ MASK = "***"
 
 
 class UnresolvedSecret(LookupError):
-    """A reference points at an unset variable or an unreadable file; ``str()`` names the reference only."""
+    """A reference points at an unset variable or an unreadable file; ``str()`` names the reference only.
+
+    ``brief`` says the same in the words of the configuration (``${MIM_SN_PASSWORD} is not set``),
+    for a line that already names the system.
+    """
+
+    def __init__(self, message: str, brief: str | None = None) -> None:
+        super().__init__(message)
+        self.brief = brief or message
 
 
 class Secret:
@@ -81,7 +89,7 @@ class SecretRef:
         if self.kind == "env":
             value = (os.environ if environ is None else environ).get(self.target, "")
             if not value:
-                raise UnresolvedSecret(f"environment variable {self.target} is not set")
+                raise UnresolvedSecret(f"environment variable {self.target} is not set", f"{self} is not set")
             return Secret(value)
         try:
             value = self.path.read_text(encoding="utf-8").rstrip("\r\n")
@@ -111,7 +119,9 @@ def interpolate(text: str, environ: Mapping[str, str] | None = None) -> str:
     def substitute(match: re.Match[str]) -> str:
         value = env.get(match["name"], "")
         if not value:
-            raise UnresolvedSecret(f"environment variable {match['name']} is not set")
+            raise UnresolvedSecret(
+                f"environment variable {match['name']} is not set", f"${{{match['name']}}} is not set"
+            )
         REDACTOR.add(value)
         return value
 

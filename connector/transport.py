@@ -11,6 +11,8 @@ Translation rules, the same for every platform:
 * an HTTP answer -> :func:`connector.errors.error_for_status` (message from the platform's envelope,
   never headers; ``Retry-After`` in seconds or HTTP-date);
 * could not connect (refused, DNS, connect timeout) -> retriable, nothing was sent;
+* a failure that never got an HTTP answer says its kind (:func:`network_failure`: DNS, refused,
+  TLS, proxy, timeout) in its message and in ``kind``;
 * the connection broke or the answer timed out *after* sending -> a read is retriable, a write is
   :class:`~connector.errors.UncertainOutcome` (it may have been applied; never repeated blindly).
 """
@@ -19,6 +21,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +32,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import requests
+import urllib3
 from urllib3.exceptions import NewConnectionError
 
 from connector import metrics, retry
@@ -219,14 +225,18 @@ class Transport:
             # An HTTP-date Retry-After is relative to the server's clock, not ours.
             retry_after = parse_retry_after(headers.get("Retry-After"), _date(headers))
             return error_for_status(status, message, retry_after=retry_after, write=write)
+        kind, detail = network_failure(exc)
         if isinstance(exc, requests.ConnectTimeout) or _never_connected(exc):
-            return Timeout(f"{prefix}: could not connect ({type(exc).__name__})")
+            return _kind(Timeout(f"{prefix}: could not connect: {detail}"), kind)
         if isinstance(exc, requests.ReadTimeout | requests.ConnectionError):
             if write:
-                return UncertainOutcome(
-                    f"{prefix}: no answer after sending ({type(exc).__name__}); it may have been applied"
+                return _kind(
+                    UncertainOutcome(
+                        f"{prefix}: no answer after sending: {detail}; it may have been applied"
+                    ),
+                    kind,
                 )
-            return Unavailable(f"{prefix}: no answer ({type(exc).__name__})")
+            return _kind(Unavailable(f"{prefix}: no answer: {detail}"), kind)
         if isinstance(exc, requests.RequestException | ValueError):
             # A body that is not the platform's JSON (e.g. a hibernating instance's HTML page).
             if write:
@@ -254,6 +264,84 @@ def _answer(exc: BaseException) -> tuple[int | None, Mapping[str, str], str]:
     if isinstance(exc, requests.HTTPError) and response is not None:
         return response.status_code, response.headers, response.text
     return None, {}, ""
+
+
+def network_failure(exc: BaseException) -> tuple[str | None, str]:
+    """What kind of network failure ``exc`` is, for people: ``(kind, detail)``.
+
+    ``kind`` is ``proxy``, ``TLS``, ``DNS``, ``refused`` or ``timeout`` (``None`` when requests
+    does not tell: a reset, a dropped connection, an unreadable answer); ``detail`` says it in
+    words (``DNS cannot resolve nosuchhost.invalid``), without credentials.
+    """
+    chain = _chain(exc)
+    for link in chain:
+        if isinstance(link, requests.exceptions.ProxyError | urllib3.exceptions.ProxyError):
+            inner = next((e for e in chain if isinstance(e, urllib3.exceptions.NewConnectionError)), None)
+            if inner is not None:
+                return "proxy", f"the proxy {_address(inner)} is unreachable"
+            return "proxy", f"the proxy refused: {_reason(link)}"
+    tls = [e for e in chain if isinstance(e, ssl.SSLError)]
+    if tls:
+        error = tls[-1]
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return "TLS", f"TLS: certificate verify failed: {error.verify_message}"
+        return "TLS", f"TLS: {_SSL_LOCATION.sub('', str(error.args[-1] if error.args else error)).strip()}"
+    if any(isinstance(e, requests.exceptions.SSLError | urllib3.exceptions.SSLError) for e in chain):
+        return "TLS", "TLS handshake failed"
+    for link in chain:
+        if isinstance(link, urllib3.exceptions.NameResolutionError):
+            return "DNS", f"DNS cannot resolve {link.conn.host}"
+        if isinstance(link, socket.gaierror):
+            return "DNS", "DNS cannot resolve the host"
+    for link in chain:
+        if isinstance(link, ConnectionRefusedError):
+            inner = next((e for e in chain if isinstance(e, urllib3.exceptions.NewConnectionError)), None)
+            return "refused", f"{_address(inner) if inner is not None else 'the host'} refused the connection"
+    for link in chain:
+        if isinstance(link, requests.ConnectTimeout | urllib3.exceptions.ConnectTimeoutError):
+            return "timeout", "no connection within the timeout"
+        if isinstance(link, requests.ReadTimeout | urllib3.exceptions.ReadTimeoutError | TimeoutError):
+            return "timeout", "no answer within the timeout"
+    return None, type(exc).__name__
+
+
+_SSL_LOCATION = re.compile(r"\(_ssl\.c:\d+\)")
+
+
+def _kind(error: ConnectorError, kind: str | None) -> ConnectorError:
+    error.kind = kind
+    return error
+
+
+def _address(error: urllib3.exceptions.NewConnectionError) -> str:
+    conn = error.conn
+    return f"{conn.host}:{conn.port}"
+
+
+def _reason(error: BaseException) -> str:
+    """The last words of an exception's message (urllib3 wraps each cause in the next one's text)."""
+    text = str(error.args[-1] if error.args else error)
+    return REDACTOR.redact(text.rsplit(": ", 1)[-1].strip(" ')\"")) or type(error).__name__
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception it wraps (causes, contexts, ``reason``, exception arguments)."""
+    seen: list[BaseException] = []
+    pending: list[BaseException] = [exc]
+    while pending and len(seen) < 50:
+        current = pending.pop(0)
+        if any(current is known for known in seen):
+            continue
+        seen.append(current)
+        wrapped = [
+            getattr(current, "reason", None),
+            getattr(current, "original_error", None),
+            current.__cause__,
+            current.__context__,
+            *current.args,
+        ]
+        pending.extend(e for e in wrapped if isinstance(e, BaseException))
+    return seen
 
 
 def _never_connected(exc: BaseException) -> bool:

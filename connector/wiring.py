@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.config import LoadedConfig
 from connector.engine import Engine
+from connector.errors import CredentialError
 from connector.jira.adapter import JiraAdapter
 from connector.retry import RetryPolicy
+from connector.secrets import UnresolvedSecret
 from connector.servicenow.adapter import ServiceNowAdapter
 from connector.store import Store
 from connector.transport import Transport
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+SERVICENOW = "ServiceNow"
+"""How messages name the ServiceNow instance (suppliers go by their configured names)."""
 
 
 @dataclass
@@ -40,33 +48,115 @@ def build(loaded: LoadedConfig, *, dry_run: bool = False) -> Runtime:
     """Open the store and connect to every enabled site (credentials are resolved here).
 
     Raises:
-        connector.secrets.UnresolvedSecret: a credential reference cannot be resolved.
+        connector.errors.CredentialError: credential references cannot be resolved; it names
+            every one (store, ServiceNow, each supplier), not only the first.
         connector.errors.ConnectorError: a site refuses us at connection time.
     """
-    connector = loaded.connector
-    store = Store.open(
-        connector.store.url,
-        loaded.base_dir,
-        actor=connector.instance_name,
-        retry_delay=connector.polling.dead_letter_retry,
-    )
-    retry = connector.retry
-    policy = RetryPolicy(
-        attempts=retry.attempts,
-        initial=retry.initial_backoff.total_seconds(),
-        maximum=retry.max_backoff.total_seconds(),
-    )
-    cooldown = retry.cooldown.total_seconds()
-    snow = ServiceNowAdapter(connector.servicenow, base_dir=loaded.base_dir, policy=policy, cooldown=cooldown)
-    sites = {
-        name: JiraAdapter(name, supplier.jira, base_dir=loaded.base_dir, policy=policy, cooldown=cooldown)
-        for name, supplier in connector.suppliers.items()
-        if supplier.enabled and name in loaded.suppliers
-    }
+    problems: list[str] = []
+    store = _resolving(problems, "store", functools.partial(open_store, loaded))
+    policy = retry_policy(loaded)
+    snow = _resolving(problems, SERVICENOW, lambda: servicenow_adapter(loaded, policy))
+    sites: dict[str, JiraAdapter] = {}
+    for name in suppliers(loaded):
+        site = _resolving(problems, name, functools.partial(jira_adapter, loaded, name, policy))
+        if site is not None:
+            sites[name] = site
+    if store is None or snow is None or problems:
+        for site in sites.values():
+            site.close()
+        if snow is not None:
+            snow.close()
+        if store is not None:
+            store.close()
+        raise CredentialError(problems)
     for transport in [snow.transport, *(site.transport for site in sites.values())]:
         keep_throttles(store, transport)
     engine = Engine(loaded, store, snow, sites, dry_run=dry_run)
     return Runtime(loaded, store, snow, sites, engine)
+
+
+def open_store(loaded: LoadedConfig) -> Store:
+    """The state store of ``loaded``, migrated.
+
+    Raises:
+        connector.errors.CredentialError: a ``${VAR}`` in its URL is unset.
+    """
+    connector = loaded.connector
+    return _labelled(
+        "store",
+        lambda: Store.open(
+            connector.store.url,
+            loaded.base_dir,
+            actor=connector.instance_name,
+            retry_delay=connector.polling.dead_letter_retry,
+        ),
+    )
+
+
+def retry_policy(loaded: LoadedConfig) -> RetryPolicy:
+    """The configured retry policy of every call."""
+    retry = loaded.connector.retry
+    return RetryPolicy(
+        attempts=retry.attempts,
+        initial=retry.initial_backoff.total_seconds(),
+        maximum=retry.max_backoff.total_seconds(),
+    )
+
+
+def suppliers(loaded: LoadedConfig) -> list[str]:
+    """The suppliers the connector talks to: enabled in the config and with a mapping, in config order."""
+    return [
+        name
+        for name, supplier in loaded.connector.suppliers.items()
+        if supplier.enabled and name in loaded.suppliers
+    ]
+
+
+def servicenow_adapter(loaded: LoadedConfig, policy: RetryPolicy) -> ServiceNowAdapter:
+    """The ServiceNow adapter of ``loaded`` (no request sent yet).
+
+    Raises:
+        connector.errors.CredentialError: its credentials cannot be resolved.
+    """
+    connector = loaded.connector
+    cooldown = connector.retry.cooldown.total_seconds()
+    return _labelled(
+        SERVICENOW,
+        lambda: ServiceNowAdapter(
+            connector.servicenow, base_dir=loaded.base_dir, policy=policy, cooldown=cooldown
+        ),
+    )
+
+
+def jira_adapter(loaded: LoadedConfig, name: str, policy: RetryPolicy) -> JiraAdapter:
+    """The adapter of the supplier site ``name`` (no request sent yet).
+
+    Raises:
+        connector.errors.CredentialError: its credentials cannot be resolved.
+    """
+    connector = loaded.connector
+    cooldown = connector.retry.cooldown.total_seconds()
+    site = connector.suppliers[name].jira
+    return _labelled(
+        name, lambda: JiraAdapter(name, site, base_dir=loaded.base_dir, policy=policy, cooldown=cooldown)
+    )
+
+
+def _labelled(system: str, make: Callable[[], T]) -> T:
+    """``make()``, an unresolvable credential becoming a :class:`CredentialError` that names ``system``."""
+    try:
+        return make()
+    except UnresolvedSecret as exc:
+        raise CredentialError([f"{system}: {exc.brief}"]) from None
+
+
+def _resolving(problems: list[str], system: str, make: Callable[[], T]) -> T | None:
+    """``make()``, or ``None`` with the unresolvable credentials added to ``problems``."""
+    try:
+        return _labelled(system, make)
+    except CredentialError as exc:
+        problems.extend(exc.problems)
+        return None
 
 
 def keep_throttles(store: Store, transport: Transport) -> None:

@@ -10,7 +10,6 @@ and writes.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
@@ -111,27 +110,16 @@ def _live(
     loaded: LoadedConfig, window: timedelta, now: datetime
 ) -> tuple[list[backtest.Observation], str, str]:
     """Incidents changed in the last ``window`` on the configured instance, as observations."""
+    from connector.commands.live import Live
     from connector.log import configure_logging
     from connector.needs import incident_fields
-    from connector.wiring import build
 
     configure_logging(loaded.connector.logging.format, "WARNING")
-    stop: Callable[[], None] | None = None
-    if loaded.connector.sandbox.embedded:
-        from connector.sandbox.embedded import ensure_sandbox
-
-        sandbox = ensure_sandbox(loaded)
-        stop = sandbox.stop if sandbox is not None else None
     since = (now - window).strftime(SN_DATETIME)
     fields = list(dict.fromkeys((*incident_fields(loaded), *DISPLAY_FIELDS)))
-    runtime = build(loaded)
-    try:
+    with Live(loaded) as runtime:
         page_size = loaded.connector.polling.page_size
         incidents = list(runtime.snow.incidents_changed(since, fields, page_size))
-    finally:
-        runtime.close()
-        if stop is not None:
-            stop()
     url = loaded.connector.servicenow.instance_url
     note = (
         f"live data: {len(incidents):,} incidents changed since {since} UTC, each replayed once at its "

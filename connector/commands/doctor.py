@@ -4,25 +4,40 @@ ServiceNow: we can log in, and every incident column the configuration reads exi
 silently leaves unknown columns out of an answer). Each supplier: we can log in (and in which
 time zone JQL dates will be read), the project is visible with the mapped issue type, every
 status the mapping names exists, every custom field it names exists.
+
+The systems are checked in parallel (a bounded pool of threads), each request tried once (a
+diagnosis reports what it meets, it does not wait out an outage); the lines come out in a stable
+order, ServiceNow first, then the suppliers as the configuration lists them. A failure says its
+kind: a credential that cannot be resolved, DNS, refused, TLS, proxy, timeout, auth, or the HTTP
+status.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from connector.config import LoadedConfig, load_config
 from connector.config.supplier_file import SupplierMapping
-from connector.errors import ConnectorError
+from connector.errors import AuthError, ConnectorError, CredentialError
 from connector.jira.adapter import JiraAdapter
 from connector.log import configure_logging
 from connector.needs import incident_fields
+from connector.retry import RetryPolicy
+from connector.sandbox.attach import prepare
+from connector.servicenow.adapter import ServiceNowAdapter
 from connector.templates import placeholders
-from connector.wiring import Runtime, build
+from connector.wiring import SERVICENOW, jira_adapter, servicenow_adapter, suppliers
 
 ALWAYS_PRESENT = {"sys_id", "number", "sys_mod_count", "sys_updated_on"}
+PARALLEL = 8
+"""Systems checked at once, at most."""
+ONCE = RetryPolicy(attempts=1)
 
 
 @dataclass
@@ -35,62 +50,101 @@ class Findings:
         """Record one check."""
         self.lines.append((passed, text))
 
+    def failed(self, where: str, exc: ConnectorError) -> None:
+        """Record a failed check: ``where``, the failure's kind when known, the message."""
+        kind = failure_kind(exc)
+        self.add(False, f"{where}: {kind}: {exc}" if kind else f"{where}: {exc}")
+
     @property
     def ok(self) -> bool:
         """True when every check passed."""
         return all(passed for passed, _ in self.lines)
 
 
+def failure_kind(exc: ConnectorError) -> str | None:
+    """``DNS``, ``refused``, ``TLS``, ``proxy``, ``timeout``, ``auth``, ``HTTP 404``…, or ``None`` when unknown."""
+    return exc.kind or ("auth" if isinstance(exc, AuthError) else None)
+
+
 def doctor(config: Path, *, out: TextIO = sys.stdout) -> int:
     """Run every live check, print one line each; exit 0 when all pass, 1 otherwise."""
     loaded = load_config(config)
-    configure_logging(loaded.connector.logging.format, "WARNING")
-    sandbox = None
-    if loaded.connector.sandbox.embedded:
-        from connector.sandbox.embedded import ensure_sandbox
-
-        sandbox = ensure_sandbox(loaded)
-    runtime = build(loaded)
-    findings = Findings()
+    # The findings say what failed; the transport's own warnings about it would only repeat them.
+    configure_logging(loaded.connector.logging.format, "ERROR")
+    checks: list[Callable[[], Findings]] = [functools.partial(_servicenow, loaded)]
+    checks += [functools.partial(_supplier, loaded, name) for name in suppliers(loaded)]
+    sandbox = prepare(loaded)
     try:
-        _servicenow(loaded, runtime, findings)
-        for name, site in runtime.sites.items():
-            _supplier(name, loaded.suppliers[name], site, findings)
+        with ThreadPoolExecutor(max_workers=min(PARALLEL, len(checks)), thread_name_prefix="doctor") as pool:
+            results = list(pool.map(lambda check: check(), checks))
     finally:
-        runtime.close()
         if sandbox is not None:
             sandbox.stop()
+    findings = Findings([line for result in results for line in result.lines])
     for passed, text in findings.lines:
         print(f"{'ok  ' if passed else 'FAIL'} {text}", file=out)
     print("all checks passed" if findings.ok else "some checks failed", file=out)
     return 0 if findings.ok else 1
 
 
-def _servicenow(loaded: LoadedConfig, runtime: Runtime, findings: Findings) -> None:
+def _servicenow(loaded: LoadedConfig) -> Findings:
+    findings = Findings()
+    try:
+        snow = servicenow_adapter(loaded, ONCE)
+    except CredentialError as exc:
+        for problem in exc.problems:
+            findings.add(False, problem)
+        return findings
+    try:
+        _check_servicenow(loaded, snow, findings)
+    finally:
+        snow.close()
+    return findings
+
+
+def _check_servicenow(loaded: LoadedConfig, snow: ServiceNowAdapter, findings: Findings) -> None:
     url = loaded.connector.servicenow.instance_url
     fields = incident_fields(loaded)
     try:
-        first = next(iter(runtime.snow.incidents_changed("1970-01-01 00:00:00", fields, 1)), None)
+        first = next(iter(snow.incidents_changed("1970-01-01 00:00:00", fields, 1)), None)
     except ConnectorError as exc:
-        findings.add(False, f"ServiceNow {url}: {exc}")
+        findings.failed(f"{SERVICENOW} {url}", exc)
         return
-    findings.add(True, f"ServiceNow {url}: logged in as {runtime.snow.integration_user}")
+    findings.add(True, f"{SERVICENOW} {url}: logged in as {snow.integration_user}")
     if first is None:
-        findings.add(True, "ServiceNow: no incident yet to check the field names against")
+        findings.add(True, f"{SERVICENOW}: no incident yet to check the field names against")
         return
     missing = [name for name in fields if name not in first.fields and name not in ALWAYS_PRESENT]
     if missing:
-        findings.add(False, f"ServiceNow: incident fields not on this instance: {', '.join(missing)}")
+        findings.add(False, f"{SERVICENOW}: incident fields not on this instance: {', '.join(missing)}")
     else:
-        findings.add(True, f"ServiceNow: all {len(fields)} incident fields the configuration reads exist")
+        findings.add(True, f"{SERVICENOW}: all {len(fields)} incident fields the configuration reads exist")
 
 
-def _supplier(name: str, mapping: SupplierMapping, site: JiraAdapter, findings: Findings) -> None:
+def _supplier(loaded: LoadedConfig, name: str) -> Findings:
+    findings = Findings()
+    try:
+        site = jira_adapter(loaded, name, ONCE)
+    except CredentialError as exc:
+        for problem in exc.problems:
+            findings.add(False, problem)
+        return findings
+    try:
+        url = loaded.connector.suppliers[name].jira.url
+        _check_supplier(f"{name} {url}", name, loaded.suppliers[name], site, findings)
+    finally:
+        site.close()
+    return findings
+
+
+def _check_supplier(
+    where: str, name: str, mapping: SupplierMapping, site: JiraAdapter, findings: Findings
+) -> None:
     try:
         account = site.myself()
         described = site.describe(mapping.jira.project)
     except ConnectorError as exc:
-        findings.add(False, f"{name}: {exc}")
+        findings.failed(where, exc)
         return
     findings.add(
         True,

@@ -137,14 +137,12 @@ def rules_test(
 
 
 def _live(loaded: LoadedConfig, book: RuleBook, number: str, now: datetime, tree: bool, out: TextIO) -> int:
-    sandbox = None
-    if loaded.connector.sandbox.embedded:
-        from connector.sandbox.embedded import ensure_sandbox
+    from connector.commands.live import Live
+    from connector.log import configure_logging
 
-        sandbox = ensure_sandbox(loaded)
-    from connector.wiring import build
-
-    runtime = build(loaded, dry_run=True)
+    configure_logging(loaded.connector.logging.format, "WARNING")
+    live = Live(loaded, dry_run=True)
+    runtime = live.runtime
     try:
         found = runtime.snow.incident_where("number", number, incident_fields(loaded))
         if found is None:
@@ -152,9 +150,7 @@ def _live(loaded: LoadedConfig, book: RuleBook, number: str, now: datetime, tree
             return 2
         return _print(book, found, StoreContext(now, runtime.store, {}), tree, out)
     finally:
-        runtime.close()
-        if sandbox is not None:
-            sandbox.stop()
+        live.close()
 
 
 def _print(

@@ -11,21 +11,17 @@ from typing import TextIO
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from connector.commands.live import Live
 from connector.config import load_config
 from connector.log import configure_logging
-from connector.wiring import build
 
 
 def sync_once(config: Path, *, dry_run: bool, out: TextIO = sys.stdout, progress: bool | None = None) -> int:
     """Run one full cycle (ServiceNow, every site, a sweep); return the exit code (1 if any entity failed)."""
     loaded = load_config(config)
     configure_logging(loaded.connector.logging.format, loaded.connector.logging.level)
-    sandbox = None
-    if loaded.connector.sandbox.embedded:
-        from connector.sandbox.embedded import ensure_sandbox
-
-        sandbox = ensure_sandbox(loaded)
-    runtime = build(loaded, dry_run=dry_run)
+    live = Live(loaded, dry_run=dry_run)
+    runtime = live.runtime
     show = out.isatty() if progress is None else progress
     try:
         with Progress(
@@ -38,9 +34,7 @@ def sync_once(config: Path, *, dry_run: bool, out: TextIO = sys.stdout, progress
 
             report = runtime.engine.cycle(sweep=True, on_progress=on_progress)
     finally:
-        runtime.close()
-        if sandbox is not None:
-            sandbox.stop()
+        live.close()
     if dry_run:
         print(f"dry run: {len(report.plans)} entities planned, nothing written", file=out)
         for entity, lines in sorted(report.plans.items()):

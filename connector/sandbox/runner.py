@@ -19,6 +19,7 @@ import requests
 
 from connector.config import LoadedConfig
 from connector.config.connector_file import JiraApiTokenAuth, JiraBasicAuth, JiraPatAuth, ServiceNowOAuth2Auth
+from connector.errors import ConnectorError
 from connector.eventlog import read_events
 from connector.sandbox.casting import cast_demo
 from connector.sandbox.control import SandboxControl
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 ADMIN = "admin"
 
 
-class SandboxError(RuntimeError):
+class SandboxError(ConnectorError):
     """The sandbox cannot start or be found (e.g. its port is taken by something else)."""
 
 

@@ -135,6 +135,16 @@ class Decisions:
             rows = conn.execute(select(decisions.c.engage).where(condition)).scalars()
             return {supplier for engage in rows for supplier in (engage or [])}
 
+    def of_incident(self, incident_sys_id: str) -> list[DecisionRecord]:
+        """Every decision about an incident, oldest first."""
+        query = (
+            select(decisions)
+            .where(decisions.c.incident_sys_id == incident_sys_id)
+            .order_by(decisions.c.decision_id)
+        )
+        with self._engine.connect() as conn:
+            return [_decision(row) for row in conn.execute(query).all()]
+
     def _one(self, condition: Any) -> DecisionRecord | None:
         with self._engine.connect() as conn:
             row = conn.execute(select(decisions).where(condition)).first()

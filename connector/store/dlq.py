@@ -126,6 +126,16 @@ class DeadLetters:
         """The entity was processed successfully: release it."""
         self._set_state(entity, RESOLVED)
 
+    def of_incident(self, incident_sys_id: str) -> list[DeadLetter]:
+        """The incident's letters in every state, of every supplier, oldest first."""
+        query = (
+            select(dead_letters)
+            .where(dead_letters.c.entity.startswith(f"{incident_sys_id}:", autoescape=True))
+            .order_by(dead_letters.c.letter_id)
+        )
+        with self._engine.connect() as conn:
+            return [_letter(row) for row in conn.execute(query).all()]
+
     def list(self, state: str | None = QUEUED) -> list[DeadLetter]:
         """Letters in ``state`` (all when ``None``), oldest first."""
         query = select(dead_letters).order_by(dead_letters.c.letter_id)

@@ -90,6 +90,15 @@ class Intents:
             rows = conn.execute(statement, {"entity": entity}).all()
         return [_intent(row) for row in rows]
 
+    def unfinished_of_incident(self, incident_sys_id: str) -> list[Intent]:
+        """The incident's intents whose outcome is unknown, of every supplier and of the rules, oldest first."""
+        statement = _UNFINISHED_INTENTS.where(
+            intents.c.entity.startswith(f"{incident_sys_id}:", autoescape=True)
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(statement).all()
+        return [_intent(row) for row in rows]
+
     def counts(self) -> dict[str, int]:
         """How many intents are in each state."""
         with self._engine.connect() as conn:

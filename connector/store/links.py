@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, Engine, Insert, Select, and_, bindparam, select
+from sqlalchemy import ColumnElement, Connection, Engine, Insert, Select, and_, bindparam, func, select
 
 from connector.store.db import as_utc, upsert_insert, utcnow, writing
 from connector.store.schema import comments, links, shadows
@@ -151,6 +151,29 @@ class Links:
                 links.update().where(links.c.link_id == link_id).values(state=state, updated_at=utcnow())
             )
 
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Supplier -> link state (``creating``, ``linked``, ``unlinked``) -> how many links."""
+        statement = select(links.c.supplier, links.c.state, func.count()).group_by(
+            links.c.supplier, links.c.state
+        )
+        out: dict[str, dict[str, int]] = {}
+        with self._engine.connect() as conn:
+            for supplier, state, count in conn.execute(statement):
+                out.setdefault(str(supplier), {})[str(state)] = int(count)
+        return out
+
+    def last_synced(self, link: Link) -> datetime:
+        """When the link last changed or settled something: a synced field, a mirrored comment, its state."""
+        statement = select(
+            select(func.max(shadows.c.updated_at)).where(shadows.c.link_id == link.link_id).scalar_subquery(),
+            select(func.max(comments.c.updated_at))
+            .where(comments.c.link_id == link.link_id, comments.c.state == "done")
+            .scalar_subquery(),
+        )
+        with self._engine.connect() as conn:
+            row = conn.execute(statement).one()
+        return max(t for t in (link.updated_at, as_utc(row[0]), as_utc(row[1])) if t is not None)
+
     def _one(self, statement: Select[Any], **params: Any) -> Link | None:
         rows = self._many(statement, **params)
         return rows[0] if rows else None
@@ -232,6 +255,15 @@ class Shadows:
             for row in conn.execute(_SHADOWS_OF_LINK, {"link_id": link_id}):
                 out.setdefault(row.side, {})[row.field] = row.value
         return out
+
+    def dated(self, link_id: int, side: str, field: str) -> tuple[str, datetime] | None:
+        """One shadow and when it was last written, or ``None``."""
+        statement = select(shadows.c.value, shadows.c.updated_at).where(
+            shadows.c.link_id == link_id, shadows.c.side == side, shadows.c.field == field
+        )
+        with self._engine.connect() as conn:
+            row = conn.execute(statement).one_or_none()
+        return (str(row.value), as_utc(row.updated_at) or utcnow()) if row else None
 
     def put(
         self, link_id: int, side: str, values: Mapping[str, str], *, conn: Connection | None = None

@@ -74,6 +74,14 @@ class Incidents:
             row = conn.execute(_INCIDENT, {"sys_id": sys_id}).one_or_none()
         return _incident(row) if row else None
 
+    def by_number(self, number: str) -> IncidentRecord | None:
+        """The last processed version of the incident numbered ``number``."""
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(incidents).where(incidents.c.number == number).order_by(incidents.c.seen_at.desc())
+            ).first()
+        return _incident(row) if row else None
+
     def remember(
         self,
         sys_id: str,

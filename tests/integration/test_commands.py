@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -141,3 +143,159 @@ def test_daemon_serves_health_reloads_safely_and_stops_on_sigterm(world: World) 
     assert "reload refused, keeping the running configuration" in err
     assert "'clod' is not one of: cloud, datacenter" in err
     assert "stopped after" in err
+
+
+# --- one path for every live command: a running sandbox lends its credentials ----------------------------
+
+
+def without_credentials(world: World) -> dict[str, str]:
+    """The environment with none of the credentials the world's sandbox generated."""
+    return {name: value for name, value in os.environ.items() if name not in world.environ}
+
+
+def test_every_live_command_borrows_the_credentials_of_a_running_sandbox(world: World) -> None:
+    env = without_credentials(world)
+    config = ["-c", str(world.config)]
+
+    def command(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([SCRIPT, *args, *config], capture_output=True, text=True, timeout=120, env=env)
+
+    first = world.create_incident(assignment_group=world.acme_group())
+    doctor = command("doctor")
+    assert (doctor.returncode, doctor.stdout.splitlines()[-1]) == (0, "all checks passed"), doctor.stderr
+    explained = command("rules", "test", first["number"])
+    assert explained.returncode == 0, explained.stderr
+    assert explained.stdout.startswith(f"{first['number']} (priority 1, state 1, major_incident_state -)")
+    backtest = command("rules", "backtest", "--since", "1d")
+    assert backtest.returncode == 0, backtest.stderr
+    assert backtest.stdout.startswith(f"Back-test of 5 promotion rules over {world.sandbox.servicenow_url}")
+    daemon = subprocess.Popen(
+        [SCRIPT, "run", *config], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not world.issues("acme", "ACME") and time.monotonic() < deadline and daemon.poll() is None:
+            time.sleep(0.3)
+        daemon.send_signal(signal.SIGTERM)
+        _out, err = daemon.communicate(timeout=30)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err
+    assert len(world.issues("acme", "ACME")) == 1
+    world.create_incident(assignment_group=world.acme_group())
+    synced = command("sync", "--once")
+    assert synced.returncode == 0, synced.stderr
+    assert synced.stdout.startswith("synced: 1 new incident versions")
+    assert len(world.issues("acme", "ACME")) == 2
+
+
+def test_doctor_checks_every_system_and_says_what_kind_of_failure(world: World) -> None:
+    closed = free_port()
+    sn_url = world.sandbox.servicenow_url
+    jira_port = world.sandbox.jira_url.rsplit(":", 1)[1]
+    text = world.config.read_text()
+    text = text.replace(f"instance_url: {sn_url}", f"instance_url: {sn_url.replace('http:', 'https:')}")
+    text = text.replace(f"127.0.0.1:{jira_port}/acme", f"127.0.0.1:{closed}/acme")
+    text = text.replace(f"127.0.0.1:{jira_port}/globex", f"nosuchhost.invalid:{jira_port}/globex")
+    world.config.write_text(text)
+    env = {**os.environ, "MIM_DEMO_INITECH_TOKEN": "not-the-token"}
+    result = subprocess.run(
+        [SCRIPT, "doctor", "-c", str(world.config)], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert (result.returncode, result.stderr) == (1, "")
+    https = sn_url.replace("http:", "https:")
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(
+        f"FAIL ServiceNow {https}: TLS: servicenow: GET incident: no answer: TLS: [SSL: "
+    )
+    assert lines[1:] == [
+        f"FAIL acme http://127.0.0.1:{closed}/acme: refused: jira:acme: GET serverInfo: could not connect: "
+        f"127.0.0.1:{closed} refused the connection",
+        f"FAIL globex http://nosuchhost.invalid:{jira_port}/globex: DNS: jira:globex: GET serverInfo: "
+        "could not connect: DNS cannot resolve nosuchhost.invalid",
+        f"FAIL initech http://127.0.0.1:{jira_port}/initech: auth: jira:initech: GET myself -> 401 "
+        "Client must be authenticated to access this resource.",
+        "some checks failed",
+    ]
+    proxy = f"http://127.0.0.1:{closed}"
+    behind = subprocess.run(
+        [SCRIPT, "doctor", "-c", str(world.config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, "HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "NO_PROXY": "nosuchhost.invalid"},
+    )
+    kinds = [line.split(": ", 2)[1] for line in behind.stdout.splitlines()[:-1]]
+    assert (behind.returncode, kinds) == (1, ["proxy", "proxy", "DNS", "proxy"]), behind.stdout
+
+
+# --- state show INC…: one incident as the store knows it -------------------------------------------------
+
+
+def state(world: World, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SCRIPT, "state", *args, "-c", str(world.config)], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_state_show_of_one_incident_shows_a_failed_create_as_not_created(world: World) -> None:
+    incident = world.create_incident(
+        assignment_group=world.acme_group(),
+        category="network",
+        cmdb_ci=world.lookup("cmdb_ci", "name=web-lb-01"),
+    )
+    number, sys_id = incident["number"], incident["sys_id"]
+    assert run(world, "sync", "--once").returncode == 0, "linked at acme, proposed by a rule"
+    world.jira_control.add_fault(method="POST", path="^/globex/rest/api/2/issue$", status=400, count=1)
+    world.update_incident(sys_id, major_incident_state="accepted")
+    assert run(world, "sync", "--once").returncode == 1, "globex engaged, its create fails"
+    (issue,) = world.issues("acme", "ACME")
+    shown = state(world, "show", number)
+    assert shown.returncode == 0, shown.stderr
+    when = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ"
+    expected = [
+        rf"{number} \(sys_id {sys_id}\): version \d+ of [\d: -]+ UTC; state 1 \(New\), priority 1, "
+        "major incident state accepted",
+        "links:",
+        rf"  acme    {issue.key} {re.escape(world.sandbox.site_url('acme'))}/browse/{issue.key} - linked; "
+        rf"last sync {when}; supplier status Open \(seen {when}\)",
+        rf"  globex  not created: its create has not succeeded \(tried since {when}\); not counted as linked",
+        "open intents: none",
+        "dead letters:",
+        rf"  #1 globex \[queued\] attempts=1 held=0 first={when} last={when} next={when}",
+        r"      InvalidRequest: jira:globex: POST issue -> 400 Injected fault: sandbox fault rule 1",
+        "decisions:",
+        rf"  {when} rule critical-ci-p1: propose \(promote-in-place\) -> proposed",
+        "totals: 1 linked (acme), 1 not created (globex), 0 open intents, 1 queued dead letter, 1 decision",
+    ]
+    lines = shown.stdout.splitlines()
+    assert len(lines) == len(expected), shown.stdout
+    for line, pattern in zip(lines, expected, strict=True):
+        assert line == pattern or re.fullmatch(pattern, line), f"{line!r} !~ {pattern!r}"
+    assert state(world, "show", sys_id).stdout == shown.stdout, "by sys_id too"
+    before = subprocess.run(
+        [SCRIPT, "state", "-c", str(world.config), "show", number], capture_output=True, text=True, timeout=60
+    )
+    assert before.stdout == shown.stdout, "-c before the sub-command too"
+    data = json.loads(state(world, "show", number, "--json").stdout)
+    assert [(s["supplier"], s["state"], s["jira_key"]) for s in data["suppliers"]] == [
+        ("acme", "linked", issue.key),
+        ("globex", "not_created", None),
+    ]
+    assert data["suppliers"][0]["supplier_status"] == "Open"
+    assert data["totals"] == {
+        "linked": ["acme"],
+        "not_created": ["globex"],
+        "unlinked": [],
+        "open_intents": 0,
+        "dead_letters_queued": 1,
+        "decisions": 1,
+    }
+    totals = state(world, "show").stdout.splitlines()
+    assert "links acme: 1" in totals
+    assert "links globex: 0 (1 not created)" in totals, "a create that never succeeded is not a link"
+    (intents,) = [line for line in totals if line.startswith("intents:")]
+    assert re.fullmatch(r"intents: 1 failed, \d+ done", intents), intents
+    assert "dead letters queued: 1" in totals
