@@ -16,7 +16,6 @@ Exit codes: 0 written; 1 the site failed us (unreachable, credentials rejected, 
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from connector.jira.adapter import JiraAdapter
 from connector.log import configure_logging
 from connector.ports import JiraFieldInfo, WorkflowStep
 from connector.retry import RetryPolicy
+from connector.sandbox.attach import borrow
 from connector.secrets import UnresolvedSecret
 from connector.servicenow import schema
 
@@ -94,8 +94,9 @@ def _init(options: InitOptions, out: TextIO, err: TextIO) -> int:
     target = _target(options, connector)
     if target is not None and target.exists() and not options.force:
         raise UsageError(f"{display_path(target)} exists; --force replaces it")
-    if connector is not None and connector.sandbox.embedded:
-        _borrow_sandbox_credentials(options.config, connector)
+    if connector is not None:
+        # Like every live command: a sandbox serving at the config's URLs lends its credentials.
+        borrow(LoadedConfig(options.config, connector, RulesFile(), {}, (), ""))
     try:
         adapter = JiraAdapter(
             options.name, site, base_dir=options.config.parent, policy=INTERACTIVE_RETRIES, cooldown=0
@@ -185,22 +186,6 @@ def _first_error(exc: ValidationError) -> str:
         where = next((options[str(p)] for p in reversed(error["loc"]) if str(p) in options), "site")
         return f"{where}: {error['msg'].removeprefix('Value error, ')}"
     return "invalid site settings"
-
-
-def _borrow_sandbox_credentials(config: Path, connector: ConnectorConfig) -> None:
-    """Against a running sandbox (``sandbox.embedded``), take the credentials it made for this config."""
-    from connector.sandbox.runner import SandboxError, credentials_from, probe
-
-    jira_urls = {site.jira.url.rsplit("/", 1)[0] for site in connector.suppliers.values()}
-    try:
-        running = probe(connector.servicenow.instance_url, next(iter(jira_urls))) if jira_urls else None
-    except SandboxError:
-        return
-    if running is None:
-        return
-    loaded = LoadedConfig(config, connector, RulesFile(), {}, (), "")
-    for variable, value in credentials_from(loaded, running).items():
-        os.environ.setdefault(variable, value)
 
 
 def _target(options: InitOptions, connector: ConnectorConfig | None) -> Path | None:
