@@ -193,6 +193,9 @@ class SandboxAgents(ConfigModel):
     service_desk_after: Duration = timedelta(seconds=4)
     """The service desk posts a customer update and an internal work note this long after an
     incident is first mirrored."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    """Their own log lines (logger ``sandbox.people``): ``WARNING`` shows only what went wrong for
+    them, so the connector's lines stand out; ``INFO`` also each reply they post."""
 
 
 class SandboxConfig(ConfigModel):

@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from connector.config import LoadedConfig
-from connector.sandbox.agents import Timing, supplier_agents
+from connector.sandbox.agents import PEOPLE_LOGGER, Timing, supplier_agents
 from connector.sandbox.fromconfig import plan_from_config
 from connector.sandbox.runner import Sandbox, credentials_from, probe
 from connector.sandbox.servicedesk import ServiceDesk
@@ -74,13 +74,20 @@ def start_story(sandbox: Sandbox, loaded: LoadedConfig) -> None:
             ", cast onto the demo world" if settings.cast == "demo" else "",
         )
     if settings.agents.enabled:
+        logging.getLogger(PEOPLE_LOGGER).setLevel(settings.agents.log_level)
         timing = Timing.from_config(settings.agents)
         agents = supplier_agents(loaded, sandbox.describe(), timing)
         for agent in agents:
             sandbox.add_actor(agent)
         admin = sandbox.admin()
         sandbox.add_actor(ServiceDesk(sandbox.servicenow_url, (admin.user_name, admin.password), timing))
-        log.info("sandbox agents at work: %s and the service desk", ", ".join(a.supplier for a in agents))
+        log.info(
+            "simulated people at work: an engineer at %s and a service desk analyst; "
+            "their own log lines (%s.*) show from %s up (sandbox.agents.log_level)",
+            ", ".join(a.supplier for a in agents),
+            PEOPLE_LOGGER,
+            settings.agents.log_level,
+        )
 
 
 def discard_store(loaded: LoadedConfig) -> None:

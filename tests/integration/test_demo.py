@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
 import signal
@@ -154,7 +155,11 @@ def test_sigterm_ends_the_run_early_with_the_summary(world: World) -> None:
     assert "Traceback" not in err
 
 
-def test_agents_work_each_issue_through_its_suppliers_workflow(world: World) -> None:
+def test_agents_work_each_issue_through_its_suppliers_workflow(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="sandbox.people")
     runtime = world.runtime()
     incident = world.create_incident(
         assignment_group=world.acme_group(),
@@ -185,6 +190,13 @@ def test_agents_work_each_issue_through_its_suppliers_workflow(world: World) -> 
         assert sum(CUSTOMER_UPDATE in body for body in bodies) == 1, site
         assert not any(INTERNAL_MARK in body for body in bodies)
 
+    people = {r.name for r in caplog.records if r.getMessage().startswith(("acknowledged", "posted"))}
+    assert people == {
+        "sandbox.people.acme",
+        "sandbox.people.globex",
+        "sandbox.people.initech",
+        "sandbox.people.service-desk",
+    }, "each simulated person logs under sandbox.people, apart from the connector"
     for agent in agents:
         agent.step()
     assert not any(agent.busy() for agent in agents)
@@ -204,3 +216,21 @@ def test_agents_work_each_issue_through_its_suppliers_workflow(world: World) -> 
         replies = [n for n in notes if n.startswith(f"[{issue.key}] Jane Doe ({DISPLAY[site]}):")]
         assert len(replies) == 2, f"{site}: acknowledgement and resolution, once each"
     runtime.close()
+
+
+def test_simulated_people_are_quiet_unless_asked(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)  # the connector's own level, as in the demo
+    people = logging.getLogger("sandbox.people")
+    try:
+        start_story(world.sandbox, world.loaded)
+        acme = logging.getLogger("sandbox.people.acme")
+        assert not acme.isEnabledFor(logging.INFO) and acme.isEnabledFor(logging.WARNING)
+        assert logging.getLogger("connector.engine").isEnabledFor(logging.INFO)
+        config = world.config
+        config.write_text(
+            config.read_text().replace("    enabled: true\n", "    enabled: true\n    log_level: INFO\n", 1)
+        )
+        start_story(world.sandbox, world.loaded)
+        assert acme.isEnabledFor(logging.INFO)
+    finally:
+        people.setLevel(logging.NOTSET)
