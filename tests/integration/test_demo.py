@@ -60,6 +60,20 @@ def summary_figures(text: str) -> dict[str, str]:
     return dict(re.findall(r"^  ([a-z ]+):\s+(.*)$", text, flags=re.MULTILINE))
 
 
+def major_block(text: str) -> dict[str, tuple[str, set[str]]]:
+    """Number -> (its heading line, the issue keys listed for it and its children) of the summary's block."""
+    block = text[text.index("\nMajor incidents: ") :].splitlines()[2:]
+    found: dict[str, tuple[str, set[str]]] = {}
+    number = ""
+    for line in block:
+        if line.startswith("  INC"):
+            number = line.split()[0]
+            found[number] = (line, set())
+        elif line.startswith(("    issues: ", "    children's issues: ")):
+            found[number][1].update(re.findall(r"\b([A-Z]+-\d+) \(", line))
+    return found
+
+
 def incidents(world: World, query: str = "") -> list[dict[str, Any]]:
     params = {"sysparm_query": query, "sysparm_fields": "sys_id,number,major_incident_state,parent_incident"}
     response = world.snow().get(world.table("incident"), params=params, timeout=10)
@@ -97,10 +111,12 @@ def test_the_story_mirrors_promotes_and_brings_replies_back_once(world: World) -
     replies = 0
     status_notes = 0
     customer_updates = 0
+    keys_of: dict[str, set[str]] = {}
     for site, found in issues.items():
         agent = world.agent(site)
         for issue in found:
             sys_id = agent.issue_property(issue.key, "mim-connector").value.incident_sys_id
+            keys_of.setdefault(sys_id, set()).add(issue.key)
             notes = [j["value"] for j in world.journal(sys_id) if j["element"] == "work_notes"]
             header = f"[{issue.key}] Jane Doe ({DISPLAY[site]}):\n"
             for comment in agent.comments(issue.key):
@@ -117,6 +133,17 @@ def test_the_story_mirrors_promotes_and_brings_replies_back_once(world: World) -
     assert replies > 0 and customer_updates > 0
     assert figures["comments"] == f"{customer_updates} out to suppliers, {replies} in from suppliers"
     assert figures["status changes"] == f"{status_notes} supplier status changes written back"
+
+    listed = major_block(out.getvalue())
+    assert set(listed) == {i["number"] for i in proposed + promoted}
+    for major in proposed + promoted:
+        heading, keys = listed[major["number"]]
+        action = "proposed" if major in proposed else "promoted"
+        assert heading.startswith(f"  {major['number']} {action} by rule "), heading
+        mine = [i for i in every if i["parent_incident"] == major["sys_id"]]
+        assert (f", {len(mine)} child" in heading) == bool(mine), heading
+        expected = set().union(*(keys_of.get(i["sys_id"], set()) for i in [major, *mine]))
+        assert keys == expected, f"{major['number']}: every supplier issue key, its children's too"
 
     internal = [
         j
