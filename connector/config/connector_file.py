@@ -227,6 +227,10 @@ class SandboxConfig(ConfigModel):
     stop_when_idle: Duration | None = None
     """Stop the daemon once the replay and the agents are done and no cycle saw or wrote anything
     for this long (the demo's end). Unset: run until stopped."""
+    keep_serving: bool = False
+    """When the story is over (``stop_when_idle``), stop syncing and print the summary, then keep
+    the simulators serving, with their URLs and credentials printed, until SIGINT or SIGTERM: time
+    to look at the incidents and issues the story left behind."""
 
 
 class ConnectorConfig(ConfigModel):

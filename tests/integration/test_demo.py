@@ -11,7 +11,9 @@ import io
 import json
 import logging
 import os
+import queue
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from connector.daemon import Daemon
 from connector.sandbox.agents import Timing, supplier_agents
@@ -29,7 +32,7 @@ from connector.sandbox.embedded import start_story
 from connector.sandbox.servicedesk import CUSTOMER_UPDATE, INTERNAL_MARK, ServiceDesk
 from connector.view import PlainView
 from tests.integration.sync_oracle import FAST, converge
-from tests.integration.world import World
+from tests.integration.world import World, write_config
 
 SCRIPT = str(Path(sys.executable).parent / "mim-connector")
 SITES = {"acme": "ACME", "globex": "NET", "initech": "PAY"}
@@ -261,3 +264,53 @@ def test_simulated_people_are_quiet_unless_asked(world: World, caplog: pytest.Lo
         assert acme.isEnabledFor(logging.INFO)
     finally:
         people.setLevel(logging.NOTSET)
+
+
+def test_keep_serving_leaves_the_simulators_up_after_the_story_until_sigterm(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        embedded=True,
+        overrides={
+            "  stop_when_idle: 10s": "  stop_when_idle: 1s",
+            "  replay: builtin ": "  replay: null ",
+        },
+    )
+    assert "  keep_serving: true" in config.read_text(), "the demo keeps serving"
+    daemon = subprocess.Popen(
+        [SCRIPT, "run", "-c", str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert daemon.stdout is not None
+    threading.Thread(target=lambda: [lines.put(line) for line in daemon.stdout or ()], daemon=True).start()
+    try:
+        printed: list[str] = []
+        deadline = time.monotonic() + 60
+        while not any(line.startswith("  Every user and credential:") for line in printed):
+            try:
+                printed.append(lines.get(timeout=1))
+            except queue.Empty:
+                assert daemon.poll() is None, "the run ended with the story:\n" + "".join(printed)
+                assert time.monotonic() < deadline
+        text = "".join(printed)
+        assert text.startswith("Summary of mim-connector-demo: ran ") and "\nMajor incidents: none\n" in text
+        assert "The simulators keep serving until Ctrl-C" in text
+        time.sleep(1.5)
+        assert daemon.poll() is None, "the story is over, the simulators still serve"
+        curls = [shlex.split(line) for line in printed if line.strip().startswith("curl ")]
+        servicenow, acme = curls[0], curls[1]
+        user, password = servicenow[3].split(":", 1)
+        answer = requests.get(servicenow[-1], auth=(user, password), timeout=10)
+        assert answer.status_code == 200 and answer.json()["result"] == []
+        email, token = acme[3].split(":", 1)
+        answer = requests.get(acme[-1], auth=(email, token), timeout=10)
+        assert answer.status_code == 200 and answer.json()["issues"] == []
+        daemon.send_signal(signal.SIGTERM)
+        _out, err = daemon.communicate(timeout=30)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err
+    assert "Traceback" not in err and "simulators stopped" in err
+    with pytest.raises(requests.ConnectionError):
+        requests.get(servicenow[-1], auth=(user, password), timeout=5)
