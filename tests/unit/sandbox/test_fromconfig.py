@@ -84,6 +84,7 @@ def test_credentials_in_the_environment_or_in_files_are_never_adopted(
         .read_text()
         .replace("../mappings", str(REPO / "mappings"))
         .replace("${MIM_DEMO_INITECH_TOKEN}", "file:initech-token")
+        .replace("  embedded: true", "  embedded: false")  # as `mim-connector sandbox -c` may be given
     )
     tokens = (f"generated-{n}" for n in itertools.count())
     plan = plan_from_config(load_config(config), token=lambda: next(tokens))
