@@ -79,7 +79,7 @@ class BenchWorld:
         root.mkdir(parents=True, exist_ok=True)
         config = root / "connector.yaml"
         config.write_text(yaml.safe_dump(_config(root, settings), sort_keys=False))
-        plan = plan_from_config(load_config(config), {})
+        plan = plan_from_config(load_config(config))
         sandbox = Sandbox(plan.spec).start()
         environ = dict(plan.provided)
         os.environ.update(environ)

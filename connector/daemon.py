@@ -4,7 +4,11 @@
 * SIGHUP: reload the configuration; a broken one is logged and the last good one kept;
 * a failing cycle (ServiceNow down, a bug) is logged and retried on the next tick, never fatal;
 * with ``sandbox.stop_when_idle`` and a sandbox story it plays (the demo), it also stops once the
-  story is over: replay and agents done, and no cycle saw or wrote anything for that long.
+  story is over: replay and agents done, and no cycle saw or wrote anything for that long; with
+  ``sandbox.keep_serving`` a sandbox it started then keeps serving (where to look is printed)
+  until SIGINT/SIGTERM;
+* a reload that changes ``metrics`` moves the health server: the new address is bound before the
+  old one is let go, and a reload whose address cannot be bound is refused as a whole.
 
 A :class:`RunObserver` (the live view and summary of :mod:`connector.view`) is told when the
 daemon starts, after every cycle, and when it stops (before the store is closed).
@@ -15,15 +19,17 @@ from __future__ import annotations
 import faulthandler
 import logging
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO
 
 from connector.config import LoadedConfig, load_config
+from connector.config.connector_file import MetricsConfig, PollingConfig
 from connector.engine import CycleReport
 from connector.errors import ConfigError, ConnectorError
 from connector.health import Health, HealthServer
@@ -53,6 +59,7 @@ class Daemon:
 
     ``sandbox``: a sandbox the caller started and keeps (tests); the daemon then starts no
     embedded one and treats its replay and agents as the story ``stop_when_idle`` waits for.
+    ``out``: where ``sandbox.keep_serving`` says where to look (default: standard output).
     """
 
     def __init__(
@@ -62,16 +69,24 @@ class Daemon:
         clock: Callable[[], float] = time.monotonic,
         sandbox: Sandbox | None = None,
         observer: RunObserver | None = None,
+        out: TextIO | None = None,
     ) -> None:
         self.config_path = config_path
         self.clock = clock
         self.sandbox = sandbox
         self.observer = observer
+        self.out = out
         self.stop = threading.Event()
         self.reload_requested = threading.Event()
         self._wake = threading.Event()
         self.cycles = 0
+        self.story_ended = False
+        """Whether the run ended because the sandbox story was over (not by a signal)."""
         self._active_at = 0.0
+        self._health = Health(stale_after=0)
+        self._server: HealthServer | None = None
+        self._served: MetricsConfig | None = None
+        """The ``metrics`` settings ``_server`` was bound for (``None``: nothing bound)."""
 
     def run(self) -> int:
         """Serve until SIGINT/SIGTERM; returns the exit code."""
@@ -85,11 +100,8 @@ class Daemon:
             if sandbox is not None:
                 sandbox.stop()
             raise
-        polling = loaded.connector.polling
-        health = Health(
-            stale_after=3 * max(polling.servicenow_interval, polling.supplier_interval).total_seconds() + 30
-        )
-        server = self._health_server(loaded, health)
+        health = self._health = Health(stale_after=_stale_after(loaded.connector.polling))
+        self._health_server(loaded.connector.metrics)
         previous = self._install_signals()
         log.info(
             "mim-connector %s running: %d supplier(s)", loaded.connector.instance_name, len(runtime.sites)
@@ -97,21 +109,39 @@ class Daemon:
         if self.observer is not None:
             self.observer.started(loaded)
         try:
-            runtime = self._loop(runtime, health, story)
+            try:
+                runtime = self._loop(runtime, health, story)
+            finally:
+                try:
+                    if self.observer is not None:
+                        self.observer.stopped(runtime.store)
+                finally:
+                    runtime.close()
+                    self._stop_health_server()
+            log.info("stopped after %d cycle(s)", self.cycles)
+            if sandbox is not None and self.story_ended and runtime.loaded.connector.sandbox.keep_serving:
+                self._keep_serving(sandbox)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            try:
-                if self.observer is not None:
-                    self.observer.stopped(runtime.store)
-            finally:
-                runtime.close()
-                if server is not None:
-                    server.stop()
-                if sandbox is not None:
-                    sandbox.stop()
-        log.info("stopped after %d cycle(s)", self.cycles)
+            if sandbox is not None:
+                sandbox.stop()
         return 0
+
+    def _keep_serving(self, sandbox: Sandbox) -> None:
+        """The story is over: say where to look, and serve until SIGINT or SIGTERM."""
+        from connector.sandbox.tour import where_to_look
+
+        admin = sandbox.admin()
+        print(
+            where_to_look(sandbox.describe(), (admin.user_name, admin.password)),
+            file=self.out or sys.stdout,
+            flush=True,
+        )
+        log.info("the simulators keep serving until SIGINT or SIGTERM (sandbox.keep_serving)")
+        while not self.stop.wait(0.5):
+            pass
+        log.info("simulators stopped")
 
     def _loop(self, runtime: Runtime, health: Health, story: Sandbox | None) -> Runtime:
         due_servicenow = 0.0
@@ -134,6 +164,7 @@ class Daemon:
                     due_sites[name] = now + polling.supplier_interval.total_seconds()
             if self._story_over(story, runtime.loaded.connector.sandbox.stop_when_idle):
                 log.info("the sandbox story is over and nothing moved for a while: stopping")
+                self.story_ended = True
                 break
             next_due = min([due_servicenow, *due_sites.values()])
             # Signals set _wake so that a stop or reload is acted on now, not at the next tick.
@@ -202,6 +233,21 @@ class Daemon:
         except (ConnectorError, LookupError) as exc:
             log.error("reload refused, keeping the running configuration: %s", exc)
             return runtime
+        metrics = loaded.connector.metrics
+        if metrics != runtime.loaded.connector.metrics:
+            try:
+                self._move_health_server(metrics)
+            except OSError as exc:
+                fresh.close()
+                log.error(
+                    "reload refused, keeping the running configuration: "
+                    "the metrics and health endpoints cannot be served on %s:%s: %s",
+                    metrics.host,
+                    metrics.port,
+                    exc.strerror or exc,
+                )
+                return runtime
+        self._health.stale_after = _stale_after(loaded.connector.polling)
         runtime.close()
         configure_logging(loaded.connector.logging.format, loaded.connector.logging.level)
         log.info("configuration reloaded (%s)", loaded.digest[:12])
@@ -233,18 +279,56 @@ class Daemon:
             discard_store(loaded)
         return sandbox
 
-    @staticmethod
-    def _health_server(loaded: LoadedConfig, health: Health) -> HealthServer | None:
-        metrics = loaded.connector.metrics
+    def _health_server(self, metrics: MetricsConfig) -> None:
+        """Serve the endpoints as ``metrics`` says; a port that cannot be bound is a warning at start."""
         if not metrics.enabled:
-            return None
+            return
         try:
-            return HealthServer(health, metrics.host, metrics.port).start()
+            self._server = HealthServer(self._health, metrics.host, metrics.port).start()
+            self._served = metrics
         except OSError as exc:
             log.warning(
                 "metrics and health endpoints not served on %s:%s: %s", metrics.host, metrics.port, exc
             )
-            return None
+
+    def _move_health_server(self, metrics: MetricsConfig) -> None:
+        """Serve as ``metrics`` says from now on: bind the new address, then let the old one go.
+
+        Raises:
+            OSError: the new address cannot be bound; the old server (if any) still serves.
+        """
+        old, served = self._server, self._served
+        if not metrics.enabled:
+            self._stop_health_server()
+            log.info("metrics and health endpoints no longer served")
+            return
+        try:
+            new = HealthServer(self._health, metrics.host, metrics.port).start()
+        except OSError:
+            if old is None or served is None or served.port != metrics.port:
+                raise
+            # The same port on another address (127.0.0.1 -> 0.0.0.0): the old listener is in the
+            # way, so it goes first, and comes back if the new address cannot be had either.
+            self._stop_health_server()
+            try:
+                new = HealthServer(self._health, metrics.host, metrics.port).start()
+            except OSError:
+                self._health_server(served)
+                raise
+        else:
+            self._stop_health_server()
+        self._server, self._served = new, metrics
+        log.info("metrics and health endpoints served on %s:%s", metrics.host, new.port)
+
+    def _stop_health_server(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+        self._server, self._served = None, None
+
+
+def _stale_after(polling: PollingConfig) -> float:
+    """Seconds without a finished cycle after which ``/healthz`` says the loop is stuck."""
+    return 3 * max(polling.servicenow_interval, polling.supplier_interval).total_seconds() + 30
 
 
 def _active(report: CycleReport) -> bool:

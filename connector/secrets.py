@@ -137,14 +137,18 @@ class Redactor:
         r"(?:password|passwd|secret|client_secret|token|access_token|refresh_token|api[_-]?(?:key|token))"  # noqa: S105
     )
     _PATTERNS = (
-        (re.compile(r"(?i)(authorization\s*[:=]\s*)(basic|bearer)\s+[^\s'\",]+"), rf"\1\2 {MASK}"),
+        # An Authorization header in any dress: `Authorization: Basic …`, `authorization=Bearer …`,
+        # JSON `"Authorization": "Basic …"` (also escaped inside a JSON string), Python `'…': '…'`.
+        (
+            re.compile(r"""(?i)(authorization\\?["']?\s*[:=]\s*\\?["']?\s*)(basic|bearer)\s+[^\s'"\\,;}]+"""),
+            rf"\1\2 {MASK}",
+        ),
         # form and query strings: password=...&
         (re.compile(rf"(?i)(\b{_SECRET_KEYS}=)[^&\s'\"]+"), rf"\1{MASK}"),
         # JSON bodies: "access_token": "..."
         (re.compile(rf'(?i)("{_SECRET_KEYS}"\s*:\s*")[^"]*'), rf"\1{MASK}"),
-        # Python reprs of dicts: 'access_token': '...', 'Authorization': 'Bearer ...'
+        # Python reprs of dicts: 'access_token': '...'
         (re.compile(rf"(?i)('{_SECRET_KEYS}'\s*:\s*')[^']*"), rf"\1{MASK}"),
-        (re.compile(r"(?i)('authorization'\s*:\s*'(?:basic|bearer) )[^']*"), rf"\1{MASK}"),
         # credentials in URLs: scheme://user:password@host
         (re.compile(r"(://[^/\s:@]+:)[^@/\s]+(@)"), rf"\1{MASK}\2"),
     )

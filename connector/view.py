@@ -2,7 +2,8 @@
 
 On a terminal, :class:`LiveView` keeps a panel at the bottom of the screen, redrawn after every
 cycle, with log lines scrolling above it; elsewhere :class:`PlainView` leaves progress to the
-daemon's one log line per cycle. Both print :func:`summary` on stdout when the daemon stops.
+daemon's one log line per cycle. Both print :func:`summary` on stdout when the daemon stops: the figures, then the major incidents
+the rules made, each with its rule and every supplier issue key (its own and its children's).
 Figures come from the daemon's cycle reports (cycles, their duration) and from read-only counts
 over the state store (:mod:`connector.store.stats`), so they match what both sides hold.
 """
@@ -26,7 +27,14 @@ from connector.config.types import format_duration
 from connector.engine import CycleReport
 from connector.log import configure_logging
 from connector.store import Store
-from connector.store.stats import SyncStats, problem_links, sync_stats
+from connector.store.stats import (
+    MajorIncident,
+    MajorIncidents,
+    SyncStats,
+    major_incidents,
+    problem_links,
+    sync_stats,
+)
 
 
 @dataclass
@@ -72,7 +80,10 @@ class PlainView:
     def stopped(self, store: Store) -> None:
         """The daemon stopped: print what was synced."""
         stats, problems = sync_stats(store.engine), problem_links(store.engine)
-        print(summary(self.name, stats, self.tally, self.clock(), problems), file=self.out, flush=True)
+        majors = major_incidents(store.engine, MAJOR_INCIDENTS_LISTED)
+        print(
+            summary(self.name, stats, self.tally, self.clock(), problems, majors), file=self.out, flush=True
+        )
 
 
 class LiveView(PlainView):
@@ -142,19 +153,65 @@ def rows(stats: SyncStats) -> list[tuple[str, str]]:
     ]
 
 
-def summary(name: str, stats: SyncStats, tally: Tally, now: float, problems: tuple[int, int]) -> str:
-    """The final summary: one ``label: value`` line per figure under a heading. Pure."""
+def summary(
+    name: str,
+    stats: SyncStats,
+    tally: Tally,
+    now: float,
+    problems: tuple[int, int],
+    majors: MajorIncidents | None = None,
+) -> str:
+    """The final summary: one ``label: value`` line per figure under a heading, then the major incidents. Pure."""
     elapsed = format_duration(timedelta(seconds=round(now - tally.started)))
     failed = f", {tally.failed_cycles} failed" if tally.failed_cycles else ""
     lines = [f"Summary of {name}: ran {elapsed}, {_count(tally.cycles, 'cycle')}{failed}"]
     figures = [*rows(stats), ("problems", f"{problems[0]} incidents with a problem ({problems[1]} mirrored)")]
     width = max(len(label) for label, _value in figures) + 1
     lines += [f"  {label + ':':<{width}} {value}" for label, value in figures]
-    return "\n".join(lines)
+    return "\n".join([*lines, *major_lines(majors or MajorIncidents())])
 
 
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
+MAJOR_INCIDENTS_LISTED = 20
+"""The summary lists this many of the newest major incidents (a long-lived store holds many)."""
+_SHOWN_STATE = {"proposed": "proposed", "promoted": "accepted"}
+"""The ``major_incident_state`` each decision leaves; another one was set by a person since."""
+
+
+def major_lines(majors: MajorIncidents) -> list[str]:
+    """``Major incidents: N``, then per major incident a line with its rule and one with its issue keys."""
+    if not majors.total:
+        return ["Major incidents: none"]
+    earlier = majors.total - len(majors.listed)
+    lines = [f"Major incidents: {majors.total}" + (f" (the newest {len(majors.listed)})" if earlier else "")]
+    for major in majors.listed:
+        lines += _major(major)
+    if earlier:
+        lines.append(f"  ... and {_count(earlier, 'earlier one')}")
+    return lines
+
+
+def _major(major: MajorIncident) -> list[str]:
+    state = major.mim_state
+    now = f" (now {state or 'not major'})" if state != _SHOWN_STATE.get(major.decided, state) else ""
+    children = f", {_count(len(major.children), 'child', 'children')}" if major.children else ""
+    head = f"  {major.number} {major.decided} by rule {major.rule}{now}{children}"
+    if major.short_description:
+        head += f': "{_clip(major.short_description, 60)}"'
+    issues = ", ".join(f"{key} ({supplier})" for supplier, key in major.issues) or "none"
+    lines = [head, f"    issues: {issues}"]
+    if major.child_issues:
+        keys = ", ".join(f"{key} ({supplier}, {child})" for child, supplier, key in major.child_issues)
+        lines.append(f"    children's issues: {keys}")
+    return lines
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _count(number: int, noun: str, plural: str | None = None) -> str:
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
 
 
 def view_for(out: TextIO) -> PlainView:

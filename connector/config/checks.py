@@ -98,6 +98,15 @@ def _sandbox_problems(doc: SourceDoc, config: ConnectorConfig) -> list[Problem]:
                         f"all sandbox Jira sites share one server ({first})",
                     )
                 )
+    # The sandbox makes up every credential and hands the connector its values through ${VAR}s;
+    # a file could only hold a real secret, which must never reach a sandbox.
+    for loc, value in iter_values(config):
+        if isinstance(value, SecretRef) and value.kind == "file":
+            problems.append(
+                doc.problem(
+                    loc, "with sandbox.embedded use a ${VAR} reference: the sandbox generates the value"
+                )
+            )
     return problems
 
 

@@ -193,6 +193,9 @@ class SandboxAgents(ConfigModel):
     service_desk_after: Duration = timedelta(seconds=4)
     """The service desk posts a customer update and an internal work note this long after an
     incident is first mirrored."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    """Their own log lines (logger ``sandbox.people``): ``WARNING`` shows only what went wrong for
+    them, so the connector's lines stand out; ``INFO`` also each reply they post."""
 
 
 class SandboxConfig(ConfigModel):
@@ -224,6 +227,10 @@ class SandboxConfig(ConfigModel):
     stop_when_idle: Duration | None = None
     """Stop the daemon once the replay and the agents are done and no cycle saw or wrote anything
     for this long (the demo's end). Unset: run until stopped."""
+    keep_serving: bool = False
+    """When the story is over (``stop_when_idle``), stop syncing and print the summary, then keep
+    the simulators serving, with their URLs and credentials printed, until SIGINT or SIGTERM: time
+    to look at the incidents and issues the story left behind."""
 
 
 class ConnectorConfig(ConfigModel):

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.config.connector_file import JiraSite
-from connector.errors import FatalError, TicketNotAccessible
+from connector.errors import FatalError, TicketNotAccessible, Unavailable
 from connector.jira.catalogue import (
     create_fields_page,
     earliest_status_change,
@@ -444,11 +444,10 @@ class JiraAdapter:
                 params: dict[str, Any] = {"jql": jql, "fields": "updated", "maxResults": page_size}
                 if token:
                     params["nextPageToken"] = token
-                page = self._get(client, "search/jql", params)
+                page, issues = self._search_page(client, "search/jql", params)
             else:
                 params = {"jql": jql, "fields": "updated", "startAt": start_at, "maxResults": page_size}
-                page = self._get(client, "search", params)
-            issues = page.get("issues") or []
+                page, issues = self._search_page(client, "search", params)
             for item in issues:
                 issue_id = str(item["id"])
                 if issue_id not in seen:
@@ -462,6 +461,29 @@ class JiraAdapter:
                 start_at += len(issues)
                 if not issues or start_at >= int(page.get("total", 0)):
                     return
+
+    def _search_page(
+        self, client: JiraClient, path: str, params: dict[str, Any]
+    ) -> tuple[JsonObject, list[JsonObject]]:
+        """One search page and its issues; an answer without an ``issues`` list is :class:`Unavailable`.
+
+        Jira always sends ``issues`` (``[]`` when nothing matches); a body without it (a proxy's or
+        a broken node's answer) is not an empty page: taken as one, it would end the poll as if
+        nothing had changed and move the watermark past changes never read. Raised inside the
+        transport, so the retry policy treats it like any other bad answer.
+        """
+
+        def fetch() -> tuple[JsonObject, list[JsonObject]]:
+            page = client.get(path, params)
+            issues = page.get("issues")
+            if not isinstance(issues, list) or not all(isinstance(item, dict) for item in issues):
+                raise Unavailable(
+                    f"{self.transport.system}: GET {path}: the answer has no list of issues "
+                    f"(keys: {', '.join(sorted(page)[:8]) or 'none'}); not taken as an empty page"
+                )
+            return page, issues
+
+        return self._call(fetch, "GET", path, f"GET {path}")
 
     def _get(
         self, client: JiraClient, path: str, params: dict[str, Any], endpoint: str | None = None

@@ -7,6 +7,10 @@ project for issues not yet done (in the sandbox only the connector creates issue
 sets the ETA; ``resolve`` seconds after first seeing it, it records the root cause and resolves
 it (:class:`~connector.sandbox.playbook.Playbook` says how). An issue already done (the service
 desk resolved the incident first) is left alone.
+
+Simulated people log under :data:`PEOPLE_LOGGER` (``sandbox.people.<supplier>``,
+``sandbox.people.service-desk``), never under ``connector.*``: their lines are told apart from the
+connector's at a glance, and the story quiets them as a whole (``sandbox.agents.log_level``).
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ from connector.sandbox.casting import stable_hash
 from connector.sandbox.playbook import Playbook, Step
 from connector.store.db import utcnow
 
-log = logging.getLogger(__name__)
-
+PEOPLE_LOGGER = "sandbox.people"
+"""The parent logger of every simulated person."""
 AGENT_USERNAME = "jdoe"
 """The supplier-side user :mod:`connector.sandbox.fromconfig` seeds on every site."""
 MAX_ATTEMPTS = 3
@@ -85,6 +89,7 @@ class SupplierAgent:
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.name = f"agent-{supplier}"
+        self.log = logging.getLogger(f"{PEOPLE_LOGGER}.{supplier}")
         self.supplier = supplier
         self.playbook = playbook
         self.connect = connect
@@ -101,7 +106,7 @@ class SupplierAgent:
             try:
                 self.step()
             except (JIRAError, requests.RequestException) as exc:
-                log.warning("%s: round failed, trying again: %s", self.name, _describe(exc))
+                self.log.warning("round failed, trying again: %s", _describe(exc))
             stop.wait(self.timing.poll)
 
     def busy(self) -> bool:
@@ -123,9 +128,9 @@ class SupplierAgent:
                 ticket.attempts += 1
                 if ticket.attempts >= MAX_ATTEMPTS:
                     ticket.stage = "finished"
-                    log.warning("%s: gave up on %s: %s", self.name, ticket.key, _describe(exc))
+                    self.log.warning("gave up on %s: %s", ticket.key, _describe(exc))
                 else:
-                    log.info("%s: %s refused, retrying: %s", self.name, ticket.key, _describe(exc))
+                    self.log.info("%s refused, retrying: %s", ticket.key, _describe(exc))
 
     def _notice(self, client: JIRA) -> None:
         jql = f"project = {self.playbook.project} AND statusCategory != Done ORDER BY created ASC"
@@ -161,7 +166,7 @@ class SupplierAgent:
             _edit(client, key, dict.fromkeys(playbook.eta_fields, eta))
         if playbook.working_status:
             self._walk(client, key, playbook.path(status, playbook.working_status))
-        log.info("%s acknowledged %s", self.name, key, extra={"supplier": self.supplier, "jira_key": key})
+        self.log.info("acknowledged %s", key, extra={"supplier": self.supplier, "jira_key": key})
 
     def _resolve(self, client: JIRA, key: str, status: str) -> None:
         playbook = self.playbook
@@ -170,13 +175,13 @@ class SupplierAgent:
         client.add_comment(key, playbook.resolution_comment(key))
         if playbook.resolved_status:
             self._walk(client, key, playbook.path(status, playbook.resolved_status))
-        log.info("%s resolved %s", self.name, key, extra={"supplier": self.supplier, "jira_key": key})
+        self.log.info("resolved %s", key, extra={"supplier": self.supplier, "jira_key": key})
 
     def _walk(self, client: JIRA, key: str, steps: list[Step] | None) -> None:
         for step in steps or []:
             offered = {str(t["name"]): str(t["id"]) for t in client.transitions(key)}
             if step.name not in offered:
-                log.info("%s: %s offers no '%s' now; left where it is", self.name, key, step.name)
+                self.log.info("%s offers no '%s' now; left where it is", key, step.name)
                 return
             client.transition_issue(key, offered[step.name], fields=_screen(step.fields))
 

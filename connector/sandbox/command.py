@@ -2,8 +2,10 @@
 
 The world comes from a connector config (default ``config/demo.yaml``): its suppliers become Jira
 sites with their mappings' projects and workflows, and its credential references name the users'
-secrets (generated when unset, and reported under ``environment``). Flags override where it
-listens, which suppliers are served and their deployment.
+secrets. Every secret is generated afresh (never read from the environment or a file: the
+announcement and ``/_sandbox/info`` show them to anyone); the values of the config's ``${VAR}``
+references are reported under ``environment``. Flags override where it listens, which suppliers
+are served and their deployment.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class SandboxOptions:
 
 
 def build(options: SandboxOptions) -> tuple[SandboxSpec, dict[str, str]]:
-    """The spec to serve and the environment variables whose values the sandbox generated."""
+    """The spec to serve, and the config's ``${VAR}`` references with the values generated for them."""
     if options.config is not None and options.config.exists():
         plan = plan_from_config(load_config(options.config))
         spec, provided = plan.spec, dict(plan.provided)

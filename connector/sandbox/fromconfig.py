@@ -3,13 +3,15 @@
 The embedded sandbox serves what ``config/connector.yaml`` and ``mappings/`` describe, so that a
 dry run exercises the admin's real mappings: each supplier gets a Jira site at its URL's path with
 the project, issue type, workflow, priorities and custom fields its mapping uses, and the users
-the config logs in as. Credentials come from the config's references; an unset reference gets a
-generated value, returned in ``provided`` for the caller to export (the sandbox protects nothing).
+the config logs in as. Every credential is generated afresh for each sandbox, whatever the
+environment or the referenced files hold: the sandbox serves its users' secrets to anyone on
+``/_sandbox/info``, so it must never hold a real one. The values of the config's ``${VAR}``
+references come back in ``provided`` for the caller to export; a ``file:`` reference cannot be
+borrowed that way (``check`` refuses one in an embedded-sandbox config).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 from collections.abc import Callable, Mapping
@@ -39,7 +41,7 @@ from connector.sandbox.spec import (
     ServiceNowSpec,
     SnowUser,
 )
-from connector.secrets import SecretRef, UnresolvedSecret
+from connector.secrets import SecretRef
 from connector.templates import placeholders
 
 FieldKind = Literal["string", "text", "datetime", "number", "labels"]
@@ -67,39 +69,36 @@ class SandboxPlan:
     servicenow: Address
     jira: Address
     provided: Mapping[str, str]
-    """Environment variables the sandbox supplied (name -> generated value)."""
+    """The config's ``${VAR}`` references -> the values generated for them (every one of them)."""
 
 
 class _Credentials:
-    """Resolves references from the environment, generating (and remembering) missing ones."""
+    """A generated value per reference (the same one each time a reference recurs); never resolves one."""
 
-    def __init__(self, environ: Mapping[str, str], token: Callable[[], str]) -> None:
-        self.environ = environ
+    def __init__(self, token: Callable[[], str]) -> None:
         self.token = token
-        self.provided: dict[str, str] = {}
+        self._values: dict[SecretRef, str] = {}
 
     def value(self, ref: SecretRef) -> str:
-        try:
-            return ref.resolve({**self.environ, **self.provided}).reveal()
-        except UnresolvedSecret:
-            if ref.kind != "env":
-                raise
-        generated = self.token()
-        self.provided[ref.target] = generated
-        return generated
+        key = SecretRef(ref.kind, ref.target)  # a reference names the same secret from any folder
+        if key not in self._values:
+            self._values[key] = self.token()
+        return self._values[key]
+
+    @property
+    def provided(self) -> dict[str, str]:
+        """``${VAR}`` name -> the value generated for it."""
+        return {ref.target: value for ref, value in self._values.items() if ref.kind == "env"}
 
 
 def plan_from_config(
-    loaded: LoadedConfig,
-    environ: Mapping[str, str] | None = None,
-    token: Callable[[], str] = lambda: secrets.token_urlsafe(18),
+    loaded: LoadedConfig, *, token: Callable[[], str] = lambda: secrets.token_urlsafe(18)
 ) -> SandboxPlan:
     """The sandbox for ``loaded`` (which must have passed ``check``, incl. the embedded-sandbox URLs).
 
-    Raises:
-        UnresolvedSecret: a ``file:`` reference cannot be read (only ``${VAR}`` ones are generated).
+    Reads neither the environment nor any secret file: every credential is a new ``token()``.
     """
-    credentials = _Credentials(os.environ if environ is None else environ, token)
+    credentials = _Credentials(token)
     connector = loaded.connector
     instance = urlsplit(connector.servicenow.instance_url)
     servicenow = ServiceNowSpec(
@@ -130,7 +129,7 @@ def plan_from_config(
         servicenow_port=instance.port or 0,
         jira_port=jira.port,
     )
-    return SandboxPlan(spec, Address(spec.host, spec.servicenow_port), jira, dict(credentials.provided))
+    return SandboxPlan(spec, Address(spec.host, spec.servicenow_port), jira, credentials.provided)
 
 
 def _snow_user(loaded: LoadedConfig, credentials: _Credentials) -> SnowUser:

@@ -17,9 +17,9 @@ from typing import Any
 
 import requests
 
-from connector.sandbox.agents import Timing
+from connector.sandbox.agents import PEOPLE_LOGGER, Timing
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"{PEOPLE_LOGGER}.service-desk")
 
 INTERNAL_MARK = "INTERNAL-ONLY"
 """Text every internal note carries, so that a test can prove none reached a supplier."""
@@ -64,7 +64,7 @@ class ServiceDesk:
             try:
                 self.step()
             except requests.RequestException as exc:
-                log.warning("service desk: round failed, trying again: %s", type(exc).__name__)
+                log.warning("round failed, trying again: %s", type(exc).__name__)
             stop.wait(self.timing.poll)
 
     def busy(self) -> bool:
@@ -94,7 +94,7 @@ class ServiceDesk:
                 self._due.pop(sys_id, None)
                 self._done.add(sys_id)
             number = response.json()["result"].get("number", sys_id)
-            log.info("service desk updated %s", number, extra={"incident": number})
+            log.info("posted a customer update and a work note on %s", number, extra={"incident": number})
 
     def _get(self, table: str, params: dict[str, str]) -> list[dict[str, Any]]:
         response = self.session.get(f"{self.base_url}/api/now/table/{table}", params=params, timeout=10)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, Table, and_, func, select
 
+from connector.store.decisions import WRITTEN
 from connector.store.schema import audit, comments, dead_letters, decisions, incidents, links
 
 STATUS_SOURCE_PREFIX = "status:"
@@ -105,3 +107,110 @@ def problem_links(engine: Engine) -> tuple[int, int]:
             if isinstance(snapshot, dict) and snapshot.get("problem_id")
         ]
     return len(with_problem), sum(1 for sys_id in with_problem if sys_id in mirrored)
+
+
+@dataclass(frozen=True)
+class MajorIncident:
+    """A major incident the rules made, with every supplier issue that mirrors it or its children."""
+
+    sys_id: str
+    number: str
+    """Its number, or its sys_id while the store has not read it yet (a parent just created)."""
+    short_description: str
+    rule: str
+    decided: str
+    """``proposed`` or ``promoted``: what the rule did."""
+    mim_state: str
+    """``major_incident_state`` as last read (a person may have accepted or rejected it since)."""
+    children: tuple[str, ...]
+    """Numbers of the incidents the rules linked under it."""
+    issues: tuple[tuple[str, str], ...]
+    """``(supplier, jira_key)`` of its own mirrors."""
+    child_issues: tuple[tuple[str, str, str], ...]
+    """``(child number, supplier, jira_key)`` of its children's mirrors."""
+
+
+@dataclass(frozen=True)
+class MajorIncidents:
+    """The newest major incidents (oldest first) and how many there are in all."""
+
+    listed: tuple[MajorIncident, ...] = ()
+    total: int = 0
+
+
+def major_incidents(engine: Engine, limit: int = 20) -> MajorIncidents:
+    """The ``limit`` newest major incidents the rules proposed or promoted, with their issue keys.
+
+    A major incident is the incident a written decision made major, or the parent it created
+    (``create-parent``); its children are those the rules linked under it (``link_child`` done);
+    its last decision names the rule. Meant for a summary at exit (a few queries, no scan of
+    incident snapshots).
+    """
+    with engine.connect() as conn:
+        latest: dict[str, Any] = {}
+        for row in conn.execute(
+            select(
+                decisions.c.incident_sys_id, decisions.c.parent_sys_id, decisions.c.rule, decisions.c.state
+            )
+            .where(decisions.c.state.in_(WRITTEN))
+            .order_by(decisions.c.decision_id)
+        ):
+            major = row.parent_sys_id or row.incident_sys_id
+            latest.pop(major, None)  # re-inserted: the dict stays ordered by each one's last decision
+            latest[major] = row
+        chosen = list(latest)[-limit:] if limit > 0 else []
+        children: dict[str, list[str]] = {sys_id: [] for sys_id in chosen}
+        for target, after in conn.execute(
+            select(audit.c.target, audit.c.after)
+            .where(and_(audit.c.operation == "link_child", audit.c.outcome == "done"))
+            .order_by(audit.c.audit_id)
+        ):
+            parent = after.get("parent_incident") if isinstance(after, dict) else None
+            if parent in children and target not in children[parent]:
+                children[parent].append(str(target))
+        numbers = [number for found in children.values() for number in found]
+        child_ids = {
+            str(number): str(sys_id)
+            for sys_id, number in conn.execute(
+                select(incidents.c.sys_id, incidents.c.number).where(incidents.c.number.in_(numbers))
+            )
+        }
+        known = {
+            str(sys_id): (str(number), snapshot if isinstance(snapshot, dict) else {})
+            for sys_id, number, snapshot in conn.execute(
+                select(incidents.c.sys_id, incidents.c.number, incidents.c.snapshot).where(
+                    incidents.c.sys_id.in_(chosen)
+                )
+            )
+        }
+        keys: dict[str, list[tuple[str, str]]] = {}
+        for sys_id, supplier, jira_key in conn.execute(
+            select(links.c.incident_sys_id, links.c.supplier, links.c.jira_key)
+            .where(
+                and_(links.c.state == "linked", links.c.incident_sys_id.in_([*chosen, *child_ids.values()]))
+            )
+            .order_by(links.c.supplier, links.c.link_id)
+        ):
+            keys.setdefault(str(sys_id), []).append((str(supplier), str(jira_key)))
+    listed = []
+    for sys_id in chosen:
+        row, (number, snapshot) = latest[sys_id], known.get(sys_id, (sys_id, {}))
+        mine = children[sys_id]
+        listed.append(
+            MajorIncident(
+                sys_id=sys_id,
+                number=number,
+                short_description=str(snapshot.get("short_description") or ""),
+                rule=str(row.rule),
+                decided=str(row.state),
+                mim_state=str(snapshot.get("major_incident_state") or ""),
+                children=tuple(mine),
+                issues=tuple(keys.get(sys_id, ())),
+                child_issues=tuple(
+                    (child, supplier, key)
+                    for child in mine
+                    for supplier, key in keys.get(child_ids.get(child, ""), ())
+                ),
+            )
+        )
+    return MajorIncidents(tuple(listed), len(latest))

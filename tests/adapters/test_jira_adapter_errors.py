@@ -12,7 +12,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from connector.errors import AuthError, FatalError, RateLimited, UncertainOutcome
+from connector.errors import AuthError, FatalError, RateLimited, Unavailable, UncertainOutcome
 from connector.jira import JiraAdapter
 from connector.secrets import UnresolvedSecret
 from tests.adapters.jira_sandbox import (
@@ -226,3 +226,24 @@ def test_a_create_whose_answer_is_lost_is_uncertain_and_reconciled_by_search(jir
     assert [ref.key for ref in found] == [f"{jira.project}-1"]
     issue = jira.adapter.issue(found[0].key, ["summary"])
     assert issue is not None and issue.stamp == "INC0010002@mim-connector"
+
+
+# --- bad answers ----------------------------------------------------------------------------------------
+
+
+def test_a_search_answer_without_issues_is_an_error_not_an_empty_page(jira: Jira) -> None:
+    key = jira.new_issue()
+    since = datetime.now(UTC) - timedelta(hours=1)
+    # What a proxy or a broken node might answer: a 200 with a search page's shape but no issues.
+    body = {"isLast": True} if jira.cloud else {"startAt": 0, "maxResults": 50, "total": 0}
+    jira.served.control.add_fault(
+        path=f"^/{jira.name}/rest/api/[23]/search(/jql)?$", method="GET", status=200, body=body
+    )
+    start = jira.seq()
+    with pytest.raises(Unavailable, match=r"GET search(/jql)?: the answer has no list of issues"):
+        list(jira.adapter.issues_updated_since(jira.project, since, 50))
+    assert [e["status"] for e in jira.journal(start)] == [200, 200, 200], "retried like any bad answer"
+
+    jira.served.control.clear_faults()
+    jira.time.now += 3600  # past the cool-down the failed tries opened
+    assert [ref.key for ref in jira.adapter.issues_updated_since(jira.project, since, 50)] == [key]

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
+import queue
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from connector.daemon import Daemon
 from connector.sandbox.agents import Timing, supplier_agents
@@ -28,7 +32,7 @@ from connector.sandbox.embedded import start_story
 from connector.sandbox.servicedesk import CUSTOMER_UPDATE, INTERNAL_MARK, ServiceDesk
 from connector.view import PlainView
 from tests.integration.sync_oracle import FAST, converge
-from tests.integration.world import World
+from tests.integration.world import World, write_config
 
 SCRIPT = str(Path(sys.executable).parent / "mim-connector")
 SITES = {"acme": "ACME", "globex": "NET", "initech": "PAY"}
@@ -57,6 +61,20 @@ def world(tmp_path: Path) -> Iterator[World]:
 def summary_figures(text: str) -> dict[str, str]:
     """``label: value`` lines of the summary."""
     return dict(re.findall(r"^  ([a-z ]+):\s+(.*)$", text, flags=re.MULTILINE))
+
+
+def major_block(text: str) -> dict[str, tuple[str, set[str]]]:
+    """Number -> (its heading line, the issue keys listed for it and its children) of the summary's block."""
+    block = text[text.index("\nMajor incidents: ") :].splitlines()[2:]
+    found: dict[str, tuple[str, set[str]]] = {}
+    number = ""
+    for line in block:
+        if line.startswith("  INC"):
+            number = line.split()[0]
+            found[number] = (line, set())
+        elif line.startswith(("    issues: ", "    children's issues: ")):
+            found[number][1].update(re.findall(r"\b([A-Z]+-\d+) \(", line))
+    return found
 
 
 def incidents(world: World, query: str = "") -> list[dict[str, Any]]:
@@ -96,10 +114,12 @@ def test_the_story_mirrors_promotes_and_brings_replies_back_once(world: World) -
     replies = 0
     status_notes = 0
     customer_updates = 0
+    keys_of: dict[str, set[str]] = {}
     for site, found in issues.items():
         agent = world.agent(site)
         for issue in found:
             sys_id = agent.issue_property(issue.key, "mim-connector").value.incident_sys_id
+            keys_of.setdefault(sys_id, set()).add(issue.key)
             notes = [j["value"] for j in world.journal(sys_id) if j["element"] == "work_notes"]
             header = f"[{issue.key}] Jane Doe ({DISPLAY[site]}):\n"
             for comment in agent.comments(issue.key):
@@ -116,6 +136,17 @@ def test_the_story_mirrors_promotes_and_brings_replies_back_once(world: World) -
     assert replies > 0 and customer_updates > 0
     assert figures["comments"] == f"{customer_updates} out to suppliers, {replies} in from suppliers"
     assert figures["status changes"] == f"{status_notes} supplier status changes written back"
+
+    listed = major_block(out.getvalue())
+    assert set(listed) == {i["number"] for i in proposed + promoted}
+    for major in proposed + promoted:
+        heading, keys = listed[major["number"]]
+        action = "proposed" if major in proposed else "promoted"
+        assert heading.startswith(f"  {major['number']} {action} by rule "), heading
+        mine = [i for i in every if i["parent_incident"] == major["sys_id"]]
+        assert (f", {len(mine)} child" in heading) == bool(mine), heading
+        expected = set().union(*(keys_of.get(i["sys_id"], set()) for i in [major, *mine]))
+        assert keys == expected, f"{major['number']}: every supplier issue key, its children's too"
 
     internal = [
         j
@@ -154,7 +185,11 @@ def test_sigterm_ends_the_run_early_with_the_summary(world: World) -> None:
     assert "Traceback" not in err
 
 
-def test_agents_work_each_issue_through_its_suppliers_workflow(world: World) -> None:
+def test_agents_work_each_issue_through_its_suppliers_workflow(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="sandbox.people")
     runtime = world.runtime()
     incident = world.create_incident(
         assignment_group=world.acme_group(),
@@ -185,6 +220,13 @@ def test_agents_work_each_issue_through_its_suppliers_workflow(world: World) -> 
         assert sum(CUSTOMER_UPDATE in body for body in bodies) == 1, site
         assert not any(INTERNAL_MARK in body for body in bodies)
 
+    people = {r.name for r in caplog.records if r.getMessage().startswith(("acknowledged", "posted"))}
+    assert people == {
+        "sandbox.people.acme",
+        "sandbox.people.globex",
+        "sandbox.people.initech",
+        "sandbox.people.service-desk",
+    }, "each simulated person logs under sandbox.people, apart from the connector"
     for agent in agents:
         agent.step()
     assert not any(agent.busy() for agent in agents)
@@ -204,3 +246,71 @@ def test_agents_work_each_issue_through_its_suppliers_workflow(world: World) -> 
         replies = [n for n in notes if n.startswith(f"[{issue.key}] Jane Doe ({DISPLAY[site]}):")]
         assert len(replies) == 2, f"{site}: acknowledgement and resolution, once each"
     runtime.close()
+
+
+def test_simulated_people_are_quiet_unless_asked(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)  # the connector's own level, as in the demo
+    people = logging.getLogger("sandbox.people")
+    try:
+        start_story(world.sandbox, world.loaded)
+        acme = logging.getLogger("sandbox.people.acme")
+        assert not acme.isEnabledFor(logging.INFO) and acme.isEnabledFor(logging.WARNING)
+        assert logging.getLogger("connector.engine").isEnabledFor(logging.INFO)
+        config = world.config
+        config.write_text(
+            config.read_text().replace("    enabled: true\n", "    enabled: true\n    log_level: INFO\n", 1)
+        )
+        start_story(world.sandbox, world.loaded)
+        assert acme.isEnabledFor(logging.INFO)
+    finally:
+        people.setLevel(logging.NOTSET)
+
+
+def test_keep_serving_leaves_the_simulators_up_after_the_story_until_sigterm(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        embedded=True,
+        overrides={
+            "  stop_when_idle: 10s": "  stop_when_idle: 1s",
+            "  replay: builtin ": "  replay: null ",
+        },
+    )
+    assert "  keep_serving: true" in config.read_text(), "the demo keeps serving"
+    daemon = subprocess.Popen(
+        [SCRIPT, "run", "-c", str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert daemon.stdout is not None
+    threading.Thread(target=lambda: [lines.put(line) for line in daemon.stdout or ()], daemon=True).start()
+    try:
+        printed: list[str] = []
+        deadline = time.monotonic() + 60
+        while not any(line.startswith("  Every user and credential:") for line in printed):
+            try:
+                printed.append(lines.get(timeout=1))
+            except queue.Empty:
+                assert daemon.poll() is None, "the run ended with the story:\n" + "".join(printed)
+                assert time.monotonic() < deadline
+        text = "".join(printed)
+        assert text.startswith("Summary of mim-connector-demo: ran ") and "\nMajor incidents: none\n" in text
+        assert "The simulators keep serving until Ctrl-C" in text
+        time.sleep(1.5)
+        assert daemon.poll() is None, "the story is over, the simulators still serve"
+        curls = [shlex.split(line) for line in printed if line.strip().startswith("curl ")]
+        servicenow, acme = curls[0], curls[1]
+        user, password = servicenow[3].split(":", 1)
+        answer = requests.get(servicenow[-1], auth=(user, password), timeout=10)
+        assert answer.status_code == 200 and answer.json()["result"] == []
+        email, token = acme[3].split(":", 1)
+        answer = requests.get(acme[-1], auth=(email, token), timeout=10)
+        assert answer.status_code == 200 and answer.json()["issues"] == []
+        daemon.send_signal(signal.SIGTERM)
+        _out, err = daemon.communicate(timeout=30)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err
+    assert "Traceback" not in err and "simulators stopped" in err
+    with pytest.raises(requests.ConnectionError):
+        requests.get(servicenow[-1], auth=(user, password), timeout=5)

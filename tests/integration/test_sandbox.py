@@ -17,11 +17,18 @@ import pytest
 from jira import JIRA
 
 from connector.config import LoadedConfig, load_config
+from connector.sandbox.embedded import ensure_sandbox
 from connector.sandbox.fromconfig import SandboxPlan, plan_from_config
 from connector.sandbox.runner import Sandbox, SandboxError, credentials_from, probe
 from tests.conftest import REPO
+from tests.integration.world import write_config
 
 SCRIPT = Path(sys.executable).parent / "mim-connector"
+REAL_CREDENTIALS = {
+    "MIM_DEMO_SN_PASSWORD": "real-servicenow-password-7d1e",
+    "MIM_DEMO_ACME_TOKEN": "real-acme-token-3f9a",
+    "MIM_DEMO_GLOBEX_TOKEN": "real-globex-pat-c2b8",
+}
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +38,7 @@ def demo() -> LoadedConfig:
 
 @pytest.fixture(scope="module")
 def plan(demo: LoadedConfig) -> SandboxPlan:
-    return plan_from_config(demo, {})
+    return plan_from_config(demo)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +113,7 @@ def test_probe_tells_nothing_from_something_else() -> None:
     assert probe(free, free) is None
     with Sandbox(
         dataclasses.replace(
-            plan_from_config(load_config(REPO / "config" / "demo.yaml"), {}).spec,
+            plan_from_config(load_config(REPO / "config" / "demo.yaml")).spec,
             servicenow_port=0,
             jira_port=0,
         )
@@ -141,7 +148,7 @@ def test_sandbox_command_announces_itself_and_stops_on_sigterm(tmp_path: Path) -
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "MIM_DEMO_SN_PASSWORD": "fixed-password-1"},
+        env={**os.environ, **REAL_CREDENTIALS},
     )
     try:
         assert process.stdout is not None
@@ -149,12 +156,41 @@ def test_sandbox_command_announces_itself_and_stops_on_sigterm(tmp_path: Path) -
         assert set(announcement["jira"]["sites"]) == {"acme", "extra"}
         assert {s["deployment"] for s in announcement["jira"]["sites"].values()} == {"datacenter"}
         users = {u["user_name"]: u["password"] for u in announcement["servicenow"]["users"]}
-        assert users["svc.mim-connector"] == "fixed-password-1"
-        assert "MIM_DEMO_SN_PASSWORD" not in announcement["environment"]
-        assert "MIM_DEMO_ACME_TOKEN" in announcement["environment"]
-        assert probe(announcement["servicenow"]["url"], announcement["jira"]["url"]) is not None
+        environment = announcement["environment"]
+        assert users["svc.mim-connector"] == environment["MIM_DEMO_SN_PASSWORD"]
+        assert set(environment) >= {"MIM_DEMO_SN_PASSWORD", "MIM_DEMO_ACME_TOKEN"}
+        served = probe(announcement["servicenow"]["url"], announcement["jira"]["url"])
+        assert served is not None
+        # /_sandbox/info answers anyone: the environment's real credentials must not be there.
+        for value in REAL_CREDENTIALS.values():
+            assert value not in json.dumps(served) and value not in json.dumps(announcement)
     finally:
         process.send_signal(signal.SIGTERM)
         _out, err = process.communicate(timeout=20)
     assert process.returncode == 0, err
     assert "sandbox stopped" in err
+
+
+def test_the_embedded_sandbox_makes_its_own_credentials_and_the_connector_uses_them(tmp_path: Path) -> None:
+    loaded = load_config(write_config(tmp_path, embedded=True))
+    environ = dict(REAL_CREDENTIALS)
+    sandbox = ensure_sandbox(loaded, environ)
+    assert sandbox is not None
+    try:
+        served = json.dumps(sandbox.describe())
+        for value in REAL_CREDENTIALS.values():
+            assert value not in served
+        users = {u.user_name: u.password for u in sandbox.servicenow_users()}
+        assert environ["MIM_DEMO_SN_PASSWORD"] == users["svc.mim-connector"]
+        assert set(environ) == {
+            "MIM_DEMO_SN_PASSWORD",
+            "MIM_DEMO_ACME_TOKEN",
+            "MIM_DEMO_GLOBEX_TOKEN",
+            "MIM_DEMO_INITECH_TOKEN",
+        }
+        # A second run attaches to this sandbox and borrows the same values over the real ones.
+        again = dict(REAL_CREDENTIALS)
+        assert ensure_sandbox(loaded, again) is None
+        assert again == environ
+    finally:
+        sandbox.stop()

@@ -1,8 +1,8 @@
 """A complete world for end-to-end tests: the shipped config and mappings, pointed at a fresh sandbox.
 
-``World.create(tmp_path)`` copies ``config/demo.yaml`` and ``mappings/`` into ``tmp_path``, points
-the URLs at free ports, keeps the store in ``tmp_path``, starts the sandbox the config describes
-(not embedded: the test owns it) and exports the credentials it generated.
+``World.create(tmp_path)`` copies ``config/demo.yaml`` and ``mappings/`` into ``tmp_path``
+(:func:`write_config`: URLs at free ports, the store in ``tmp_path``), starts the sandbox the config
+describes (not embedded: the test owns it) and exports the credentials it generated.
 """
 
 from __future__ import annotations
@@ -31,6 +31,33 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def write_config(root: Path, *, overrides: dict[str, str] | None = None, embedded: bool = False) -> Path:
+    """``config/demo.yaml`` and ``mappings/`` copied under ``root``; returns the config's path.
+
+    The URLs point at free ports, the store lives in ``root``, metrics are off and nothing is
+    replayed; ``embedded`` keeps ``sandbox.embedded`` (the daemon starts the sandbox itself).
+    ``overrides`` replace text of the config last.
+    """
+    shutil.copytree(REPO / "mappings", root / "mappings")
+    (root / "config").mkdir()
+    text = (REPO / "config" / "demo.yaml").read_text()
+    sn_port, jira_port = free_port(), free_port()
+    text = text.replace("127.0.0.1:8090", f"127.0.0.1:{sn_port}").replace(
+        "127.0.0.1:8091", f"127.0.0.1:{jira_port}"
+    )
+    if not embedded:
+        text = text.replace("  embedded: true", "  embedded: false")
+    text = text.replace("  replay: builtin\n", "")
+    text = text.replace("sqlite:///../var/demo.db", "sqlite:///../state.db").replace(
+        "  enabled: true\n  port: 9464", "  enabled: false"
+    )
+    for old, new in (overrides or {}).items():
+        text = text.replace(old, new)
+    config = root / "config" / "connector.yaml"
+    config.write_text(text)
+    return config
+
+
 @dataclass
 class World:
     """The sandbox, the config that points at it, and handles for acting as people on both sides."""
@@ -42,22 +69,8 @@ class World:
 
     @classmethod
     def create(cls, root: Path, *, overrides: dict[str, str] | None = None) -> World:
-        shutil.copytree(REPO / "mappings", root / "mappings")
-        (root / "config").mkdir()
-        text = (REPO / "config" / "demo.yaml").read_text()
-        sn_port, jira_port = free_port(), free_port()
-        text = text.replace("127.0.0.1:8090", f"127.0.0.1:{sn_port}").replace(
-            "127.0.0.1:8091", f"127.0.0.1:{jira_port}"
-        )
-        text = text.replace("  embedded: true", "  embedded: false").replace("  replay: builtin\n", "")
-        text = text.replace("sqlite:///../var/demo.db", "sqlite:///../state.db").replace(
-            "  enabled: true\n  port: 9464", "  enabled: false"
-        )
-        for old, new in (overrides or {}).items():
-            text = text.replace(old, new)
-        config = root / "config" / "connector.yaml"
-        config.write_text(text)
-        plan = plan_from_config(load_config(config), {})
+        config = write_config(root, overrides=overrides)
+        plan = plan_from_config(load_config(config))
         sandbox = Sandbox(plan.spec).start()
         environ = dict(plan.provided)
         os.environ.update(environ)

@@ -69,3 +69,16 @@ def test_third_party_records_are_masked_too(stream: io.StringIO) -> None:
         "POST /oauth_token.do body=grant_type=password&password=pw-123"
     )
     assert "pw-123" not in stream.getvalue()
+
+
+def test_an_authorization_header_in_a_json_body_is_masked_in_both_formats(stream: io.StringIO) -> None:
+    body = json.dumps({"headers": {"Authorization": "Basic c3ZjOmh1bnRlcjI=", "Accept": "application/json"}})
+    log = logging.getLogger("connector.test")
+    log.warning("request was %s", body)
+    buffer = io.StringIO()
+    handler = configure_logging("json", "INFO", buffer)
+    log.warning("request was %s", body)
+    logging.getLogger().removeHandler(handler)
+    for output in (stream.getvalue(), buffer.getvalue()):
+        assert "c3ZjOmh1bnRlcjI=" not in output
+        assert "Basic ***" in output

@@ -71,6 +71,29 @@ def test_credential_shaped_text_is_masked(text: str, expected: str) -> None:
     assert Redactor().redact(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"Authorization": "Basic dXNlcjpwYXNz"}', '{"Authorization": "Basic ***"}'),
+        ('{"authorization":"Bearer eyJhbGciOi.eyJzdWIi.c2lnbmF0dXJl"}', '{"authorization":"Bearer ***"}'),
+        ('"Authorization" :  "basic   dXNlcjpwYXNz=="', '"Authorization" :  "basic ***"'),
+        (
+            '{"headers": {"Accept": "application/json", "Authorization": "Bearer pat-123"}, "status": 401}',
+            '{"headers": {"Accept": "application/json", "Authorization": "Bearer ***"}, "status": 401}',
+        ),
+        ('"{\\"Authorization\\": \\"Basic dXNlcjpwYXNz\\"}"', '"{\\"Authorization\\": \\"Basic ***\\"}"'),
+        ("{'Authorization': 'Basic dXNlcjpwYXNz'}", "{'Authorization': 'Basic ***'}"),
+        ("AUTHORIZATION = 'Bearer tok-3'", "AUTHORIZATION = 'Bearer ***'"),
+        (
+            '{"Authorization": "Basic dXNl", "next": "Basic info"}',
+            '{"Authorization": "Basic ***", "next": "Basic info"}',
+        ),
+    ],
+)
+def test_authorization_headers_in_json_and_other_quoting_are_masked(text: str, expected: str) -> None:
+    assert Redactor().redact(text) == expected
+
+
 def test_short_values_are_not_registered() -> None:
     redactor = Redactor()
     redactor.add("ab")

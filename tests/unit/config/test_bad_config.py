@@ -33,6 +33,7 @@ MISTAKES: dict[str, Mistake] = {
             "config/connector.yaml:4:17: servicenow.instance_url: with sandbox.embedded this must be http://HOST:PORT",
             "config/connector.yaml:12:12: suppliers.acme.jira.url: with sandbox.embedded this must be http://HOST:PORT/SITE",
             "config/connector.yaml:20:12: suppliers.globex.jira.url: with sandbox.embedded this must be http://HOST:PORT/SITE",
+            "config/connector.yaml:24:16: suppliers.globex.jira.auth.token: with sandbox.embedded use a ${VAR} reference: the sandbox generates the value",
         ),
     ),
     "misspelt-key-gets-did-you-mean": Mistake(

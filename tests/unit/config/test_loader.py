@@ -46,6 +46,12 @@ def test_production_template_warns_about_each_unset_credential(monkeypatch: pyte
     ]
 
 
+def test_production_template_serves_metrics_on_loopback_only() -> None:
+    """/metrics, /healthz and /readyz answer anyone who reaches them: exposing them is a deliberate act."""
+    metrics = load_config(REPO / "config" / "connector.yaml").connector.metrics
+    assert (metrics.enabled, metrics.host) == (True, "127.0.0.1")
+
+
 def shipped_yaml() -> list[Path]:
     return [
         *SHIPPED_CONFIGS,
