@@ -145,7 +145,10 @@ def outbound_values(view: EntityView, scrubber: Scrubber | None = None) -> dict[
         bridge = view.incident.get(mim.bridge_source)
         values[mim.bridge_field] = _same(scrubber.text(bridge, TEXT_LIMIT, mim.bridge_field).strip())
     if mim.next_update_field:
-        due = jira_time(view.incident.get(mim.next_update_source))
+        raw = view.incident.get(mim.next_update_source)
+        due = jira_time(raw)
+        if due == raw:  # not a ServiceNow date-time: text like any other
+            due = scrubber.text(raw, SUMMARY_LIMIT, mim.next_update_field)
         values[mim.next_update_field] = (due or None, due)
     return values
 

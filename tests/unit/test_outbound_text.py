@@ -100,6 +100,14 @@ def test_the_bridge_field_is_scrubbed_and_bounded() -> None:
     assert len(create.fields["customfield_10080"]) <= TEXT_LIMIT
 
 
+def test_the_next_update_goes_as_a_date_or_else_as_scrubbed_text() -> None:
+    assert created(u_next_update="2026-11-22 11:00:00").fields["customfield_10081"] == (
+        "2026-11-22T11:00:00.000+0000"
+    )
+    text = created(u_next_update="ask bob@example.com\x00" + "?" * MB).fields["customfield_10081"]
+    assert text.startswith(f"ask {E_MAIL}???") and len(text) <= SUMMARY_LIMIT
+
+
 def test_a_comment_header_is_redacted_and_a_huge_comment_bounded_with_its_stamp() -> None:
     entry = journal(
         "j1", "see jane.doe@example.com\x00\n" + "x" * (5 * MB), created_by="Jane.Doe@Example.com"
