@@ -510,6 +510,9 @@ class Engine:
                 ),
             )
             decided = plan(view)
+            for alert in decided.alerts:
+                metrics.TEXT_WITHHELD.labels(runtime.name).inc()
+                log.warning("%s", alert, extra={"incident": incident.number, "supplier": runtime.name})
             if self.dry_run:
                 with self._lock:
                     report.plans[f"{incident.number} @ {runtime.name}"] = decided.describe()

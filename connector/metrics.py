@@ -21,6 +21,11 @@ CONFLICTS = Counter(
     "Edits of a field owned by the other side (logged, never ping-ponged)",
     ["supplier"],
 )
+TEXT_WITHHELD = Counter(
+    "mim_text_withheld_total",
+    "Outbound texts withheld because a redaction pattern ran out of its time budget",
+    ["supplier"],
+)
 DEAD_LETTERS = Gauge("mim_dead_letters", "Entities held in the dead-letter queue")
 CYCLE_SECONDS = Histogram("mim_cycle_seconds", "Duration of one sync cycle")
 WATERMARK_LAG = Gauge("mim_watermark_lag_seconds", "Server time minus the source's watermark", ["source"])

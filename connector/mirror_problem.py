@@ -30,7 +30,7 @@ from connector.entity import (
     stamp_line,
 )
 from connector.plan import Change, CommentOnIssue, CreateProblem, RemoteLinkOnIssue, UpdateProblem
-from connector.redaction import redact
+from connector.redaction import sanitize
 
 RESOLVED = frozenset({"6", "7"})
 
@@ -91,7 +91,9 @@ def _link(view: EntityView) -> list[Change]:
             f"The service desk linked {view.incident.number} to problem {number} for root-cause "
             f"analysis. Please record the root cause on this issue when you know it."
         )
-        text = redact(body, view.mapping.outbound.redaction.patterns) + f"\n\n{stamp_line(ref)}"
+        # The connector's own words and ServiceNow's record numbers, no user text: nothing for the
+        # redaction patterns to find, and nothing they may rewrite (a number is a reference).
+        text = sanitize(body) + f"\n\n{stamp_line(ref)}"
         changes.append(CommentOnIssue(source, text, ref, f"tell {view.issue.key} about problem {number}"))
     return changes
 

@@ -4,7 +4,7 @@ For each ``shared`` pair the shadow remembers the value both sides last agreed o
 Only one side moved away from it: that side's value is copied to the other. Both moved (to
 different values): the change made later by its own server's clock wins (``sys_updated_on`` of the
 incident, ``updated`` of the issue), and the conflict is reported once. Outbound values are mapped
-(``values``) and redacted like every other text that leaves ServiceNow.
+(``values``) and scrubbed (clipped, sanitised, redacted) like every other text that leaves ServiceNow.
 
 Before a value is copied, the shadow also notes it as *pending* (``@pending:``, with its
 direction): when the write's answer is lost and a person edits the field again before the next
@@ -16,10 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 from connector.config.supplier_file import SharedField
-from connector.entity import HELD, PENDING, SHARED, EntityView, norm
+from connector.entity import HELD, PENDING, SHARED, TEXT_LIMIT, EntityView, norm
 from connector.matching import parse_sn_datetime
 from connector.plan import Change, RecordShadow, UpdateIncident, UpdateIssue
-from connector.redaction import redact
+from connector.redaction import Scrubber
 
 OUT = "out"
 """Pending towards Jira (ServiceNow won)."""
@@ -27,10 +27,10 @@ IN = "in"
 """Pending towards ServiceNow (the supplier won)."""
 
 
-def to_jira(view: EntityView, shared: SharedField, value: str) -> str:
-    """A ServiceNow value as it is shown in Jira (mapped, then redacted)."""
+def to_jira(shared: SharedField, value: str, scrubber: Scrubber) -> str:
+    """A ServiceNow value as it is shown in Jira (mapped, then scrubbed)."""
     mapped = shared.values.get(value, value)
-    return norm(redact(mapped, view.mapping.outbound.redaction.patterns))
+    return norm(scrubber.text(mapped, TEXT_LIMIT, f"shared {shared.servicenow}"))
 
 
 def to_servicenow(shared: SharedField, value: str) -> str:
@@ -39,25 +39,31 @@ def to_servicenow(shared: SharedField, value: str) -> str:
     return back.get(value, value)
 
 
-def initial_values(view: EntityView) -> tuple[dict[str, Any], dict[str, str]]:
+def initial_values(
+    view: EntityView, scrubber: Scrubber | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
     """For a new issue: the shared Jira fields to set, and their shadow (the agreed values)."""
+    scrubber = scrubber or Scrubber(view.mapping.outbound.redaction.patterns)
     fields: dict[str, Any] = {}
     shadow: dict[str, str] = {}
     for shared in view.mapping.shared:
-        value = to_jira(view, shared, view.incident.get(shared.servicenow))
+        value = to_jira(shared, view.incident.get(shared.servicenow), scrubber)
         if value:
             fields[shared.jira] = value
         shadow[SHARED + shared.jira] = value
     return fields, shadow
 
 
-def plan_shared(view: EntityView, conflicts: list[str]) -> tuple[list[Change], dict[str, str]]:
+def plan_shared(
+    view: EntityView, conflicts: list[str], scrubber: Scrubber | None = None
+) -> tuple[list[Change], dict[str, str]]:
     """The writes that bring every shared field to the last writer's value, and the pending notes.
 
     The pending notes (Jira-side shadow values) must be recorded before any write of the plan.
     """
     issue = view.issue
     assert issue is not None
+    scrubber = scrubber or Scrubber(view.mapping.outbound.redaction.patterns)
     to_issue: dict[str, Any] = {}
     before: dict[str, str] = {}
     after: dict[str, str] = {}
@@ -66,7 +72,7 @@ def plan_shared(view: EntityView, conflicts: list[str]) -> tuple[list[Change], d
     pending: dict[str, str] = {}
     for shared in view.mapping.shared:
         key = SHARED + shared.jira
-        ours = to_jira(view, shared, view.incident.get(shared.servicenow))
+        ours = to_jira(shared, view.incident.get(shared.servicenow), scrubber)
         theirs = norm(issue.fields.get(shared.jira, ""))
         last = view.jira_shadow.get(key)
         direction, _, value = view.jira_shadow.get(PENDING + key, "").partition(":")

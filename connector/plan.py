@@ -169,6 +169,8 @@ class Plan:
     conflicts: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
     """Why nothing (more) is planned, for dry runs and logs."""
+    alerts: tuple[str, ...] = field(default=())
+    """What the operator must be told, e.g. a text withheld because its redaction ran out of time."""
 
     @property
     def writes(self) -> tuple[Change, ...]:
@@ -179,4 +181,5 @@ class Plan:
         """One line per change: kind and reason (what ``sync --dry-run`` prints)."""
         lines = [f"{type(change).__name__}: {change.reason}" for change in self.changes]
         lines += [f"conflict: {text}" for text in self.conflicts]
+        lines += [f"alert: {text}" for text in self.alerts]
         return lines or [f"nothing to do ({'; '.join(self.notes) or 'in sync'})"]

@@ -11,6 +11,9 @@ The rules, in the order they are applied:
   that never passes through a terminal status; it waits while a supplier's move is taken in, and
   yields to one made after a move of ours whose answer was lost (``@pending:state``);
 * **comments out** - public comments (work notes only if the mapping opts in), redacted, once each;
+* every text that leaves is scrubbed (:mod:`connector.redaction`: clipped, sanitised, redacted);
+  the connector's own text (links, stamp lines, ServiceNow's identifiers) is added after, so no
+  pattern rewrites it;
 * **supplier-owned incident fields** and **status in** - written when the supplier's value changed;
   a state change only for allow-listed statuses, with the mandatory resolution fields, in the
   same write as the move's work note (so the note's marker tells whether a lost write landed);
@@ -70,11 +73,12 @@ from connector.plan import (
     UpdateIncident,
     UpdateIssue,
 )
-from connector.redaction import redact
+from connector.redaction import Scrubber, sanitize
 from connector.servicenow.schema import MAJOR_INCIDENT_STATES
-from connector.templates import render
+from connector.templates import placeholders, render
 
 DEFAULT_RESOLUTION = "Done"
+_RECORD_IDS = ("number", "sys_id")
 FINAL_STATES = frozenset({"7", "8"})
 """Closed and canceled: ServiceNow does not reopen these."""
 
@@ -82,49 +86,51 @@ FINAL_STATES = frozenset({"7", "8"})
 def plan(view: EntityView) -> Plan:
     """The changes that bring this incident's mirror at this supplier up to date."""
     entity = f"{view.incident.sys_id}:{view.supplier}"
+    scrubber = Scrubber(view.mapping.outbound.redaction.patterns)
     if view.link is None or view.link.state == "creating":
         if view.link is None and not view.routed:
             return Plan(entity, notes=(f"not routed to {view.supplier}",))
         # The link back rides along: the issue's key is known once created, and the pass after
         # the create then reads the issue once, not twice.
-        return Plan(entity, (_create(view), *_remote_link(view)))
+        return Plan(entity, (_create(view, scrubber), *_remote_link(view)), alerts=tuple(scrubber.alerts))
     if view.issue is None:
         return Plan(entity, notes=(f"issue {view.link.jira_key} is gone or hidden",))
     changes: list[Change] = []
     conflicts: list[str] = []
-    changes += _fields_out(view, conflicts)
-    shared, pending = plan_shared(view, conflicts)
+    changes += _fields_out(view, conflicts, scrubber)
+    shared, pending = plan_shared(view, conflicts, scrubber)
     if pending:
         # First of all: a crash or a lost answer after any later write must find them.
         changes.insert(0, RecordShadow("jira", pending, "shared values about to be copied"))
     changes += shared
     changes += _remote_link(view)
     changes += _status_out(view)
-    changes += _comments_out(view)
+    changes += _comments_out(view, scrubber)
     changes += _link_back(view)
     changes += _fields_in(view, conflicts)
     changes += _status_in(view)
     changes += _comments_in(view)
     changes += plan_problem(view)
-    return Plan(entity, tuple(_coalesce(_one_issue_update(changes))), tuple(conflicts))
+    changes = _coalesce(_one_issue_update(changes))
+    return Plan(entity, tuple(changes), tuple(conflicts), alerts=tuple(scrubber.alerts))
 
 
 # --- outbound -----------------------------------------------------------------------------------------
 
 
-def outbound_values(view: EntityView) -> dict[str, tuple[Any, str]]:
+def outbound_values(view: EntityView, scrubber: Scrubber | None = None) -> dict[str, tuple[Any, str]]:
     """Jira field -> (API value, text as the adapter reads it back) for every ServiceNow-owned field."""
     mapping = view.mapping
     out = mapping.outbound
-    variables = _outbound_variables(view)
-    patterns = out.redaction.patterns
+    scrubber = scrubber or Scrubber(out.redaction.patterns)
+    incident_values, own = _outbound_variables(view)
 
-    def text(template: str, limit: int) -> str:
-        return clip(redact(render(template, variables), patterns).strip(), limit)
+    def text(template: str, limit: int, what: str) -> str:
+        return fill(template, incident_values, own, limit, scrubber, what)
 
     values: dict[str, tuple[Any, str]] = {
-        "summary": _same(text(out.summary, SUMMARY_LIMIT).replace("\n", " ")),
-        "description": _same(text(out.description, TEXT_LIMIT)),
+        "summary": _same(text(out.summary, SUMMARY_LIMIT, "summary").replace("\n", " ")),
+        "description": _same(text(out.description, TEXT_LIMIT, "description")),
     }
     priority = out.priority_map.get(view.incident.get("priority"))  # type: ignore[call-overload]
     if priority:
@@ -132,14 +138,18 @@ def outbound_values(view: EntityView) -> dict[str, tuple[Any, str]]:
     if out.components:
         values["components"] = (list(out.components), ", ".join(sorted(out.components)))
     for field_id, template in out.fields.items():
-        values[field_id] = _same(text(template, TEXT_LIMIT))
+        values[field_id] = _same(text(template, TEXT_LIMIT, field_id))
     mim = out.mim
     if mim.target == "field" and mim.field:
         values[mim.field] = _same(view.incident.get("major_incident_state"))
     if mim.bridge_field:
-        values[mim.bridge_field] = _same(redact(view.incident.get(mim.bridge_source), patterns).strip())
+        bridge = view.incident.get(mim.bridge_source)
+        values[mim.bridge_field] = _same(scrubber.text(bridge, TEXT_LIMIT, mim.bridge_field).strip())
     if mim.next_update_field:
-        due = jira_time(view.incident.get(mim.next_update_source))
+        raw = view.incident.get(mim.next_update_source)
+        due = jira_time(raw)
+        if due == raw:  # not a ServiceNow date-time: text like any other
+            due = scrubber.text(raw, SUMMARY_LIMIT, mim.next_update_field)
         values[mim.next_update_field] = (due or None, due)
     return values
 
@@ -153,12 +163,34 @@ def our_labels(view: EntityView) -> list[str]:
     return sorted(set(labels))
 
 
-def _create(view: EntityView) -> CreateIssue:
-    values = outbound_values(view)
+def fill(
+    template: str,
+    incident_values: Mapping[str, str],
+    own: Mapping[str, str],
+    limit: int,
+    scrubber: Scrubber,
+    what: str,
+) -> str:
+    """``template`` rendered for a supplier, at most ``limit`` characters.
+
+    Each incident value it names is scrubbed on its own, to the room the template's own text
+    leaves it (so a long description does not push the link back to the incident out); the
+    connector's own values (``own``: links, ServiceNow's identifiers) go in after, unredacted.
+    """
+    room = max(limit - len(render(template, own)), 1)
+    names = [name for name in placeholders(template) if name not in own]
+    scrubbed = {
+        name: scrubber.text(incident_values.get(name, ""), room, f"{what} {{{name}}}") for name in names
+    }
+    return clip(sanitize(render(template, {**scrubbed, **own})).strip(), limit)
+
+
+def _create(view: EntityView, scrubber: Scrubber) -> CreateIssue:
+    values = outbound_values(view, scrubber)
     labels = our_labels(view)
     fields = {name: api for name, (api, _text) in values.items() if api is not None}
     shadow = {name: text for name, (_api, text) in values.items()}
-    shared_fields, shared_shadow = initial_values(view)
+    shared_fields, shared_shadow = initial_values(view, scrubber)
     fields.update(shared_fields)
     shadow.update(shared_shadow)
     if labels:
@@ -170,14 +202,14 @@ def _create(view: EntityView) -> CreateIssue:
     return CreateIssue(jira.project, jira.issue_type, fields, shadow, reason)
 
 
-def _fields_out(view: EntityView, conflicts: list[str]) -> list[Change]:
+def _fields_out(view: EntityView, conflicts: list[str], scrubber: Scrubber) -> list[Change]:
     assert view.issue is not None
     write: dict[str, Any] = {}
     before: dict[str, str] = {}
     after: dict[str, str] = {}
     remember: dict[str, str] = {}
     pending: dict[str, str] = {}
-    for name, (api, wanted) in outbound_values(view).items():
+    for name, (api, wanted) in outbound_values(view, scrubber).items():
         current = norm(view.issue.fields.get(name, ""))
         shadow = view.jira_shadow.get(name)
         lost = view.jira_shadow.get(PENDING + name)
@@ -332,7 +364,7 @@ def find_path(workflow: Workflow, start: str, target: str) -> list[Hop] | None:
     return None
 
 
-def _comments_out(view: EntityView) -> list[Change]:
+def _comments_out(view: EntityView, scrubber: Scrubber) -> list[Change]:
     assert view.issue is not None
     settings = view.mapping.outbound.comments
     elements = {"comments"} if settings.public else set()
@@ -345,12 +377,18 @@ def _comments_out(view: EntityView) -> list[Change]:
         if ours_in_servicenow(entry, view.integration_user):
             continue
         ref = marker("o", view.incident.sys_id, entry.sys_id)
-        header = render(
-            settings.header,
-            {"author": entry.created_by, "created": entry.created_on, "number": view.incident.number},
+        # The author is a user name (often an e-mail address): redacted like the body. The time
+        # and the number are ServiceNow's own and go in as they are.
+        author = scrubber.text(entry.created_by, SUMMARY_LIMIT, f"author of {entry.element} {entry.sys_id}")
+        header = sanitize(
+            render(
+                settings.header,
+                {"author": author, "created": entry.created_on, "number": view.incident.number},
+            )
         )
-        body = redact(entry.value, view.mapping.outbound.redaction.patterns)
-        text = clip(f"{header}\n{body}", TEXT_LIMIT) + f"\n\n{stamp_line(ref)}"
+        room = max(TEXT_LIMIT - len(header) - 1, 1)
+        body = scrubber.text(entry.value, room, f"{entry.element} {entry.sys_id}")
+        text = f"{header}\n{body}\n\n{stamp_line(ref)}"
         changes.append(
             CommentOnIssue(
                 entry.sys_id, text, ref, f"{entry.element} {entry.sys_id} of {view.incident.number}"
@@ -589,19 +627,26 @@ def _coalesce(changes: list[Change]) -> list[Change]:
     return out
 
 
-def _outbound_variables(view: EntityView) -> dict[str, str]:
+def _outbound_variables(view: EntityView) -> tuple[dict[str, str], dict[str, str]]:
+    """What outbound templates see: the incident's allowed values (user text), and the connector's own.
+
+    The own values are the link back, the supplier's name, the major-incident state and the
+    identifiers ServiceNow generates (``number``, ``sys_id``, when allowed out): no pattern may
+    rewrite them (a phone pattern once mangled the ``sys_id`` in the link back).
+    """
     allowed = set(view.mapping.outbound.redaction.allow_fields)
     fields = {
         name: value
         for name, value in view.incident.values().items()
         if name in allowed or name.split(".")[0] in allowed
     }
-    return {
-        **fields,
+    own = {name: fields.pop(name) for name in _RECORD_IDS if name in fields}
+    own |= {
         "url": view.incident_url,
         "mim_state": view.incident.get("major_incident_state"),
         "supplier": view.mapping.display_name,
     }
+    return fields, own
 
 
 def _state_value(state: str, states: Mapping[str, str]) -> str | None:

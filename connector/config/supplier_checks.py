@@ -16,6 +16,7 @@ from connector.config.fieldcheck import (
     template_problems,
 )
 from connector.config.problems import Loc, Problem, one_of
+from connector.config.regexcheck import backtracking_problems
 from connector.config.supplier_draft import PLACEHOLDER
 from connector.config.supplier_file import SupplierMapping, Workflow
 from connector.config.yamlsource import SourceDoc
@@ -226,6 +227,11 @@ def _outbound_problems(doc: SourceDoc, mapping: SupplierMapping, states: Mapping
             problems.append(
                 doc.problem(("outbound", "redaction", "patterns", index, "name"), "duplicate pattern name")
             )
+    for index, pattern in enumerate(out.redaction.patterns):
+        problems += [
+            doc.problem(("outbound", "redaction", "patterns", index, "regex"), message, severity=severity)
+            for severity, message in backtracking_problems(pattern.regex)
+        ]
     return problems
 
 

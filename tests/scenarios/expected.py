@@ -6,8 +6,9 @@ redaction, priority/status maps, labels, routing conditions), and this module re
 their documented meaning independently (README "Supplier mappings"):
 
 * a template ``{name}`` takes the incident's value when ``name`` (or its first segment) is in
-  ``redaction.allow_fields``, else nothing; ``{url}``, ``{mim_state}``, ``{supplier}`` are given;
-  every redaction pattern then replaces its matches literally;
+  ``redaction.allow_fields``, else nothing, every redaction pattern replacing its matches in that
+  value literally; ``{url}``, ``{mim_state}``, ``{supplier}`` and the record's ``{number}`` and
+  ``{sys_id}`` are the connector's own and go in as they are, like the template's own text;
 * routing: the ``match`` condition (``field`` with ``equals``/``in``/``not_equals``/``not_in``/
   ``empty``/``contains``, and ``all``/``any``/``not``) and a trigger: ``assignment``, or
   ``major_incident`` once ``major_incident_state`` is ``accepted``; a child is never routed;
@@ -137,7 +138,7 @@ def outbound_text(mapping: SupplierMapping, record: Record, instance_url: str) -
     out = mapping.outbound
     allowed = set(out.redaction.allow_fields)
     values = {
-        name: str(value)
+        name: str(value) if name in ("number", "sys_id") else redact(mapping, str(value))
         for name, value in record.items()
         if name in allowed or name.split(".")[0] in allowed or name == "number"
     }
@@ -148,7 +149,7 @@ def outbound_text(mapping: SupplierMapping, record: Record, instance_url: str) -
     }
 
     def text(template: str, limit: int) -> str:
-        return _clip(redact(mapping, _fill(template, values)).strip(), limit)
+        return _clip(_fill(template, values).strip(), limit)
 
     expected = {
         "summary": text(out.summary, SUMMARY_LIMIT).replace("\n", " "),
