@@ -17,6 +17,7 @@ from connector.config.supplier_file import SupplierMapping
 from connector.jira.values import parse_jira_time
 from connector.matching import parse_sn_datetime
 from connector.models import Incident, JournalEntry, SupplierIssue
+from connector.redaction import sanitize
 from connector.store.links import Link
 
 MARKER_TAG = "[mim-connector ref:"
@@ -131,14 +132,15 @@ _CODE_TAG = re.compile(r"\[(\s*/?\s*code\s*)\]", re.IGNORECASE)
 
 
 def journal_safe(text: str) -> str:
-    """A supplier's text as it may enter a ServiceNow journal: its ``[code]`` tags made inert.
+    """A supplier's text as it may enter a ServiceNow journal: sanitised, its ``[code]`` tags inert.
 
     Instances that allow code tags (``glide.ui.security.allow_codetag``) render what stands
     between ``[code]`` and ``[/code]`` in a journal entry as HTML, for the desk and, in comments,
     for the caller: from a third party that is markup injection. The tags' brackets become
-    parentheses, so the text still reads as it was written.
+    parentheses, so the text still reads as it was written. Control characters, escape sequences
+    and bidi overrides are dropped as in every outbound text (:func:`connector.redaction.sanitize`).
     """
-    return _CODE_TAG.sub(r"(\1)", text)
+    return _CODE_TAG.sub(r"(\1)", sanitize(text))
 
 
 def jira_variables(view: EntityView) -> dict[str, str]:

@@ -39,6 +39,7 @@ def test_a_text_is_ours_only_when_its_own_last_line_is_our_stamp(text: str, expe
         ("[ code ]<script>[ / code ]", "( code )<script>( / code )"),
         ("a [codex] and [encode] stay", "a [codex] and [encode] stay"),
         ("plain text, [ACME-1] and {code}java{code}", "plain text, [ACME-1] and {code}java{code}"),
+        ("[co\x00de]nul\x1b[31mred\x1b[0m \u202egnp.exe", "(code)nulred gnp.exe"),
     ],
 )
 def test_code_tags_in_supplier_text_are_made_inert_for_the_journal(text: str, expected: str) -> None:
