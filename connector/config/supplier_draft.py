@@ -72,6 +72,40 @@ class SupplierDraft:
     """The ``suppliers:`` entry ``config/connector.yaml`` still needs, as YAML; ``None`` when present."""
 
 
+RECOMMENDED_PATTERNS = """\
+      - name: email
+        # john@example.com, JOHN@EXAMPLE.COM, john%40example.com, john&#64;example.com,
+        # john [at] example [dot] com, and addresses split by markup: john@<b>example</b>.com,
+        # *john*@example.com. Linear: a match starts only where a run of address characters does.
+        regex: |-
+          (?ix)
+          (?<![a-z0-9._%+-]) [a-z0-9._%+-]+
+          (?: <[^<>\\n]{0,40}> | [*_~^] | \\{\\{ | \\}\\} | \\{color(?::[^{}\\n]{0,20})?\\} ){0,6}
+          (?: @ | %40 | &\\#0*64; | &\\#x0*40; | &commat; | \\s?[\\[(]at[\\])]\\s? )
+          (?: <[^<>\\n]{0,40}> | [*_~^] | \\{\\{ | \\}\\} | \\{color(?::[^{}\\n]{0,20})?\\} ){0,6}
+          [a-z0-9-]{1,63}
+          (?:
+            (?: <[^<>\\n]{0,40}> | [*_~^] | \\{\\{ | \\}\\} | \\{color(?::[^{}\\n]{0,20})?\\} ){0,6}
+            (?: \\. | %2e | &\\#0*46; | &period; | \\s?[\\[(]dot[\\])]\\s? )
+            (?: <[^<>\\n]{0,40}> | [*_~^] | \\{\\{ | \\}\\} | \\{color(?::[^{}\\n]{0,20})?\\} ){0,6}
+            [a-z0-9-]{1,63}
+          ){1,8}
+        replace: "[e-mail removed]"
+      - name: card-number
+        # 4111 1111 1111 1111, 4111-1111-1111-1111, 4111.1111.1111.1111, 3782 822463 10005 (Amex),
+        # 13 to 19 digits in a row; not IP addresses or version numbers.
+        regex: '(?<!\\d)(?:\\d{4}[ .-]?\\d{4}[ .-]?\\d{4}[ .-]?\\d{4}(?:[ .-]?\\d{3})?|\\d{4}[ .-]?\\d{6}[ .-]?\\d{4,5}|\\d{13,19})(?!\\d)'
+        replace: "[card number removed]"
+      - name: phone
+        # +44 20 7946 0958, (020) 7946 0958, +1-555-123-4567; not ISO dates (2026-11-22 09:30), not
+        # digits that start inside a longer word such as a sys_id.
+        regex: '(?<![\\w+])(?!(?:19|20)\\d\\d-[01]\\d-[0-3]\\d)\\+?\\d[\\d ()-]{7,20}\\d(?!\\d)'
+        replace: "[phone removed]"
+"""
+"""The redaction patterns a draft starts with, as YAML lines: those the shipped mappings use for
+e-mail addresses, card numbers and phone numbers (linear in the text's length; see docs/redaction.md)."""
+
+
 def workflow_of(
     statuses: Sequence[JiraStatusInfo],
     steps_by_status: Mapping[str, Sequence[WorkflowStep]],
@@ -271,12 +305,7 @@ def _outbound(draft: SupplierDraft) -> list[str]:
         "    # Nothing else leaves ServiceNow: templates and shared fields are checked against this list.",
         "    allow_fields: [number, short_description, description, priority, impact, urgency, state]",
         "    patterns:",
-        "      - name: email",
-        "        regex: '[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}'",
-        '        replace: "[e-mail removed]"',
-        "      - name: phone",
-        "        regex: '\\+?\\d[\\d ()-]{7,}\\d'",
-        '        replace: "[phone removed]"',
+        *RECOMMENDED_PATTERNS.splitlines(),
     ]
     return lines
 

@@ -161,3 +161,14 @@ def test_the_site_entry_to_add_is_shown_commented_in_the_header() -> None:
         in text
     )
     assert "#       url: https://acme.atlassian.net\n" in text
+
+
+def test_a_draft_starts_with_the_shipped_linear_redaction_patterns() -> None:
+    import yaml
+
+    from connector.config.supplier_draft import RECOMMENDED_PATTERNS
+
+    drafted = yaml.safe_load(RECOMMENDED_PATTERNS)
+    shipped = yaml.safe_load((Path(__file__).parents[3] / "mappings/suppliers/acme.yaml").read_text())
+    patterns = shipped["outbound"]["redaction"]["patterns"]
+    assert drafted == [p for p in patterns if p["name"] in {"email", "card-number", "phone"}]
