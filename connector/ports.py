@@ -153,7 +153,10 @@ class JiraPort(Protocol):
         ...
 
     def issues_updated_since(self, project: str, since: datetime, page_size: int) -> Iterator[IssueRef]:
-        """Issues of ``project`` with ``updated >= since`` (JQL, minute precision, in the account's zone)."""
+        """Issues of ``project`` with ``updated >= since`` (JQL, minute precision, in the account's zone).
+
+        Each with its ``identity`` when the issue carries our stamp property.
+        """
         ...
 
     def created_by_me_since(self, project: str, since: datetime) -> Iterator[IssueRef]:

@@ -199,10 +199,13 @@ class JiraAdapter:
         return self._account
 
     def issues_updated_since(self, project: str, since: datetime, page_size: int) -> Iterator[IssueRef]:
-        """Issues of ``project`` with ``updated >= since`` (minute-floored, in the account's zone), oldest first."""
+        """Issues of ``project`` with ``updated >= since`` (minute-floored, in the account's zone), oldest first.
+
+        Each hit carries our stamp property, when the issue has it (no extra request).
+        """
         bound = jql_minute(since, self._zone())
         jql = f"project = {jql_string(project)} AND updated >= {jql_string(bound)} ORDER BY updated ASC, key ASC"
-        return self._search(jql, page_size)
+        return self._search(jql, page_size, properties=(STAMP_PROPERTY,))
 
     def created_by_me_since(self, project: str, since: datetime) -> Iterator[IssueRef]:
         """Issues of ``project`` we reported with ``created >= since`` (minute-floored), newest first.
