@@ -386,8 +386,8 @@ class Engine:
             link = self.store.links.by_issue(runtime.name, ref.issue_id)
             if link is not None:
                 work.setdefault(link.entity, Work(link.incident_sys_id, runtime.name))
-            elif (stamped := ref.identity) is not None and stamped.belongs_to(
-                stamped.incident_sys_id, self.servicenow, self.instance_name
+            elif (stamped := ref.identity) is not None and stamped.of_instance(
+                self.servicenow, self.instance_name
             ):
                 # Ours, but unknown to the store (emptied, restored, or a crash before the
                 # link-back): the incident is looked at, and the issue read and adopted if its

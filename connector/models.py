@@ -127,11 +127,14 @@ class IssueStamp:
 
         An older stamp without ``servicenow`` is judged by our ``instance`` name instead.
         """
-        if self.incident_sys_id != incident_sys_id:
-            return False
-        if self.servicenow:
-            return self.servicenow == servicenow
-        return self.instance == instance
+        return self.incident_sys_id == incident_sys_id and self.of_instance(servicenow, instance)
+
+    def of_instance(self, servicenow: str, instance: str) -> bool:
+        """Whether the issue was created for an incident of this ServiceNow instance.
+
+        Judged by ``servicenow``, or for an older stamp without it by our ``instance`` name.
+        """
+        return self.servicenow == servicenow if self.servicenow else self.instance == instance
 
 
 def servicenow_identity(instance_url: str) -> str:

@@ -177,6 +177,11 @@ def test_another_environments_store_is_neither_trusted_nor_adopted_from(world: W
         for key, *_rest in new:
             stamp = world.agent(site).issue_property(key, "mim-connector").value
             assert stamp.servicenow == f"127.0.0.1:{port[1]}"
+    for incident in incidents:
+        notes = [
+            j["value"] for j in world.journal(incident["sys_id"]) if j["value"].startswith("Mirrored to")
+        ]
+        assert len(notes) == len(set(notes)) == 4, "a link note per issue, theirs and ours, none twice"
     runtime = world.runtime()
     try:
         released = [e for e in runtime.store.audit.entries(limit=500) if e.operation == "release_link"]
