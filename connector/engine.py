@@ -16,7 +16,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from connector import metrics
@@ -26,14 +26,16 @@ from connector.entity import EntityView, ours_in_servicenow
 from connector.errors import AuthError, ConcurrentChange, ConnectorError, PermissionDenied
 from connector.executor import Executor, Supplier
 from connector.matching import SN_DATETIME, SimpleContext
-from connector.models import Incident, JournalEntry, SupplierIssue
+from connector.models import Incident, JournalEntry, SupplierIssue, servicenow_identity
 from connector.needs import incident_fields
-from connector.plan import CreateProblem, NoteOnIncident, UpdateIncident, UpdateProblem
+from connector.plan import CreateProblem, NoteOnIncident, Plan, UpdateIncident, UpdateProblem
 from connector.planner import plan
 from connector.ports import JiraPort, ServiceNowPort
 from connector.promotion import Promoter
+from connector.recognition import Landed, already_landed, candidate_keys, rebuilt_shadow
 from connector.routing import implicates, route, triggered
 from connector.rules import RuleBook, eligibility
+from connector.secrets import interpolate
 from connector.store import Store
 from connector.store.db import utcnow
 from connector.store.links import CREATED, Link, entity_key
@@ -69,6 +71,8 @@ class Work:
     supplier: str
     full_journal: bool = False
     journal: list[JournalEntry] = field(default_factory=list)
+    stamped: list[str] = field(default_factory=list)
+    """Keys of issues a search showed stamped for this entity while the store links none of them."""
 
 
 @dataclass
@@ -120,6 +124,9 @@ class Engine:
         self.overlap = polling.overlap
         self.page_size = polling.page_size
         self.instance_url = loaded.connector.servicenow.instance_url
+        self.instance_name = loaded.connector.instance_name
+        self.servicenow = servicenow_identity(interpolate(self.instance_url))
+        """This ServiceNow instance as our issue stamps name it."""
         self.states = loaded.connector.servicenow.incident_states
         self.promoter = Promoter(RuleBook(loaded.rules), store, snow, self.fields, dry_run=dry_run)
         self._last_sweep: datetime | None = None
@@ -141,7 +148,7 @@ class Engine:
                 continue
             site = sites[name]
             supplier = Supplier(name, site, site_config.jira.url, mapping.jira.project, polling.search_lag)
-            executor = Executor(store, snow, supplier, loaded.connector.instance_name)
+            executor = Executor(store, snow, supplier, self.instance_name, self.servicenow)
             self.suppliers[name] = _SupplierRuntime(name, executor, site, "", issue_fields(mapping))
 
     # --- the cycle ---------------------------------------------------------------------------------
@@ -379,6 +386,14 @@ class Engine:
             link = self.store.links.by_issue(runtime.name, ref.issue_id)
             if link is not None:
                 work.setdefault(link.entity, Work(link.incident_sys_id, runtime.name))
+            elif (stamped := ref.identity) is not None and stamped.of_instance(
+                self.servicenow, self.instance_name
+            ):
+                # Ours, but unknown to the store (emptied, restored, or a crash before the
+                # link-back): the incident is looked at, and the issue read and adopted if its
+                # stamp still says so (search alone proves nothing).
+                entity = entity_key(stamped.incident_sys_id, runtime.name)
+                work.setdefault(entity, Work(stamped.incident_sys_id, runtime.name)).stamped.append(ref.key)
 
         def store_progress() -> None:
             window = poll_start - self.overlap - timedelta(minutes=1)
@@ -429,14 +444,19 @@ class Engine:
         links = self.store.links.for_incident(incident.sys_id)
         link = next((known for known in links if known.supplier == runtime.name), None)
         siblings = [known for known in links if known.supplier != runtime.name]
+        adopted: SupplierIssue | None = None
+        if link is None or link.state == "creating":
+            link, adopted = self._recognise(runtime, incident, link, report, item.stamped)
+            if adopted is not None and self.dry_run:
+                return
         if not self.dry_run:
             link = runtime.executor.reconcile(incident, link, now)
         journal: list[JournalEntry] = list(item.journal)
-        need_full = item.full_journal or link is None or link.state != "linked"
+        need_full = item.full_journal or link is None or link.state != "linked" or adopted is not None
         routed = self._routed(runtime.name, incident, now)
         before = incident
         last, incident = self._passes(
-            runtime, mapping, incident, link, siblings, journal, need_full, routed, report
+            runtime, mapping, incident, _Start(link, adopted, siblings, journal, need_full, routed), report
         )
         self._latest[incident.sys_id] = incident
         if _fields_changed(before, incident):
@@ -453,11 +473,7 @@ class Engine:
         runtime: _SupplierRuntime,
         mapping: SupplierMapping,
         incident: Incident,
-        link: Link | None,
-        siblings: Sequence[Link],
-        journal: list[JournalEntry],
-        need_full: bool,
-        routed: bool,
+        start: _Start,
         report: CycleReport,
     ) -> tuple[SupplierIssue | None, Incident]:
         """Read the issue, plan, apply; again while the last plan wrote something (at most MAX_PASSES).
@@ -466,9 +482,18 @@ class Engine:
         incident as our writes left it. A pass that wrote to ServiceNow only leaves the issue as it
         was read, so the next pass plans from that read instead of reading it again (a change the
         supplier made meanwhile comes with the next search, as any other).
+
+        An issue stamped for another incident or instance is not ours: its link is forgotten and
+        the entity recognised or created afresh. Before a plan is applied, what it would append
+        that is already there (the store did not know it) is recorded instead, and the plan made
+        again; the Jira-side shadow of an adopted link, or of one found stale that way, is rebuilt
+        (:func:`connector.recognition.rebuilt_shadow`).
         """
-        issue = None
-        stale = True  # `issue` may not show our latest writes to it: read it (again)
+        link, siblings, journal, need_full = start.link, start.siblings, start.journal, start.need_full
+        issue = start.adopted
+        rebuild = issue is not None  # an adopted link has no shadows yet
+        full = False  # `journal` is the incident's whole journal
+        stale = issue is None  # `issue` may not show our latest writes to it: read it (again)
         for _pass in range(MAX_PASSES):
             if link is None or link.state != "linked" or not link.jira_key:
                 issue = None
@@ -482,9 +507,21 @@ class Engine:
                         "%s is gone or hidden; unlinked", link.jira_key, extra={"supplier": runtime.name}
                     )
                     return None, incident
-                if need_full:
+                if not self._ours(issue, incident):
+                    if self.dry_run:
+                        with self._lock:
+                            report.plans[f"{incident.number} @ {runtime.name}"] = [
+                                f"ReleaseLink: {issue.key} is stamped for another incident or instance"
+                            ]
+                        return None, incident
+                    runtime.executor.release(incident, link, issue)
+                    link, issue = self._recognise(runtime, incident, None, report)
+                    rebuild = issue is not None
+                    need_full = True
+                if need_full and issue is not None:
                     journal = self._full_journal(incident.sys_id)
                     need_full = False
+                    full = True
             shadow = self.store.shadows.sides(link.link_id) if link else {}
             mirrored = self.store.comments.settled_both(link.link_id) if link else {}
             view = EntityView(
@@ -492,7 +529,7 @@ class Engine:
                 supplier=runtime.name,
                 mapping=mapping,
                 states=self.states,
-                routed=routed,
+                routed=start.routed,
                 link=link,
                 issue=issue,
                 journal=journal,
@@ -505,11 +542,17 @@ class Engine:
                 integration_user=self.snow.integration_user,
                 incident_url=f"{self.instance_url}/nav_to.do?uri=incident.do?sys_id={incident.sys_id}",
                 instance_url=self.instance_url,
-                sibling_keys=tuple(
-                    other.jira_key for other in (*siblings, *([link] if link else [])) if other.jira_key
+                sibling_keys=(
+                    *(other.jira_key for other in (*siblings, *([link] if link else [])) if other.jira_key),
+                    *self._listed_keys(runtime.name, incident, siblings),
                 ),
             )
             decided = plan(view)
+            if link is not None and issue is not None:
+                landed = already_landed(decided.changes, issue, journal if full else None)
+                if landed or rebuild:
+                    view, decided = self._recover(runtime, view, link, landed)
+                    rebuild = False
             for alert in decided.alerts:
                 metrics.TEXT_WITHHELD.labels(runtime.name).inc()
                 log.warning("%s", alert, extra={"incident": incident.number, "supplier": runtime.name})
@@ -534,6 +577,83 @@ class Engine:
             if not decided.writes:
                 return issue, incident
         return None, incident
+
+    def _recognise(
+        self,
+        runtime: _SupplierRuntime,
+        incident: Incident,
+        link: Link | None,
+        report: CycleReport,
+        stamped: Sequence[str] = (),
+    ) -> tuple[Link | None, SupplierIssue | None]:
+        """Before a first create: an issue the incident lists, stamped for it, is adopted instead.
+
+        ``correlation_display`` (read with the incident) names every supplier issue of the
+        incident, and the supplier's search may have shown issues ``stamped`` for it; each such
+        key costs one direct read, and only an issue whose stamp names this incident of this
+        instance is adopted (a key or a search hit alone proves nothing). Returns the link
+        (adopted, else as given) and the adopted issue as read (else ``None``).
+        """
+        project = self.loaded.suppliers[runtime.name].jira.project
+        listed = candidate_keys(incident.get("correlation_display"), project)
+        for key in dict.fromkeys([*listed, *stamped]):
+            issue = runtime.site.issue(key, runtime.issue_fields, comments=True)
+            identity = issue.identity if issue is not None else None
+            if issue is None or identity is None:
+                continue
+            if not identity.belongs_to(incident.sys_id, self.servicenow, self.instance_name):
+                continue
+            if self.dry_run:
+                with self._lock:
+                    report.plans[f"{incident.number} @ {runtime.name}"] = [
+                        f"AdoptIssue: {issue.key} already exists for {incident.number}; adopted, not created"
+                    ]
+                return link, issue
+            return runtime.executor.adopt(incident, issue), issue
+        return link, None
+
+    def _listed_keys(self, supplier: str, incident: Incident, siblings: Sequence[Link]) -> list[str]:
+        """Keys the incident lists for the other suppliers the store has no issue of (yet).
+
+        Kept in ``correlation_display`` when this entity writes it: with an empty or restored
+        store, they are how those suppliers' issues will be recognised. A supplier whose link
+        the store knows (linked, or unlinked because its issue is gone) is listed from the store.
+        """
+        known = {link.supplier for link in siblings if link.state != "creating"}
+        return [
+            key
+            for name, other in self.loaded.suppliers.items()
+            if name != supplier and name not in known
+            for key in candidate_keys(incident.get("correlation_display"), other.jira.project)
+        ]
+
+    def _ours(self, issue: SupplierIssue, incident: Incident) -> bool:
+        """False only when the issue's stamp names another incident or another ServiceNow instance.
+
+        An issue without our property (created before stamps, or the property deleted) is
+        given the benefit of the doubt: the store's link stands.
+        """
+        identity = issue.identity
+        return identity is None or identity.belongs_to(incident.sys_id, self.servicenow, self.instance_name)
+
+    def _recover(
+        self, runtime: _SupplierRuntime, view: EntityView, link: Link, landed: Sequence[Landed]
+    ) -> tuple[EntityView, Plan]:
+        """Record what already landed and a rebuilt Jira-side shadow; plan again from them.
+
+        Appends found already done mean the store had lost track of this link (restored from an
+        older copy): its shadows are as stale as its ledger, so they are rebuilt too.
+        """
+        shadow = rebuilt_shadow(view)
+        if not self.dry_run:
+            runtime.executor.recover(link, landed, shadow)
+        view = replace(
+            view,
+            jira_shadow={**view.jira_shadow, **shadow},
+            mirrored_out=view.mirrored_out | {f.source_id for f in landed if f.direction == "out"},
+            mirrored_in=view.mirrored_in | {f.source_id for f in landed if f.direction == "in"},
+        )
+        return view, plan(view)
 
     def _full_journal(self, incident_sys_id: str) -> list[JournalEntry]:
         """The incident's whole journal, read once per cycle for all its suppliers.
@@ -595,6 +715,20 @@ def issue_fields(mapping: SupplierMapping) -> tuple[str, ...]:
     if mapping.problem.root_cause_link:
         names.append("issuelinks")
     return tuple(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class _Start:
+    """What an entity's passes start from."""
+
+    link: Link | None
+    adopted: SupplierIssue | None
+    """The issue just adopted, as read (no need to read it again)."""
+    siblings: Sequence[Link]
+    journal: list[JournalEntry]
+    need_full: bool
+    """Read the incident's whole journal before planning."""
+    routed: bool
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from connector.errors import (
     TransitionNotAvailable,
     UncertainOutcome,
 )
-from connector.models import Incident, Problem
+from connector.models import Incident, Problem, SupplierIssue
 from connector.plan import (
     Blocked,
     Change,
@@ -52,7 +52,8 @@ from connector.plan import (
     UpdateIssue,
     UpdateProblem,
 )
-from connector.ports import JiraPort, ServiceNowPort
+from connector.ports import IssueRef, JiraPort, ServiceNowPort
+from connector.recognition import Landed
 from connector.store import Store
 from connector.store.db import utcnow
 from connector.store.intents import IntentState
@@ -61,8 +62,9 @@ from connector.store.links import CommentState, Link, entity_key
 log = logging.getLogger(__name__)
 STAMP_PROPERTY = "mim-connector"
 LOST_CREATE_MARGIN = timedelta(minutes=5)
-"""How far before a lost create's intent its issue is looked for. The candidates come newest
-first, so the lost issue, being recent, is among the first ones read."""
+"""How far before a lost create's intent its issue is looked for (clocks may disagree)."""
+FOUND_LIMIT = 10_000
+"""Stamped issues a supplier's executor remembers from lost-create searches."""
 
 
 @dataclass(frozen=True)
@@ -79,11 +81,22 @@ class Supplier:
 class Executor:
     """Applies plans for the entities of one supplier."""
 
-    def __init__(self, store: Store, snow: ServiceNowPort, supplier: Supplier, instance: str) -> None:
+    def __init__(
+        self, store: Store, snow: ServiceNowPort, supplier: Supplier, instance: str, servicenow: str = ""
+    ) -> None:
+        """Apply plans for ``supplier``; ``instance`` and ``servicenow`` go into every issue's stamp.
+
+        ``instance`` is our ``instance_name``, ``servicenow`` the
+        :func:`~connector.models.servicenow_identity` of the instance's URL.
+        """
         self.store = store
         self.snow = snow
         self.supplier = supplier
         self.instance = instance
+        self.servicenow = servicenow
+        self._found: dict[str, IssueRef] = {}
+        """Stamp -> issue, as lost-create searches saw them (see :meth:`_settle_create`)."""
+        self._found_lock = threading.Lock()
         self._local = threading.local()
         """Per thread (the engine applies plans of different incidents at once): see :meth:`apply`."""
 
@@ -109,28 +122,136 @@ class Executor:
         return link
 
     def _settle_create(self, intent_id: int, created_at: datetime, link: Link, now: datetime) -> Link:
-        site = self.supplier.site
-        # `created` is stamped by Jira's clock, the intent by ours: the margin covers clocks that
-        # disagree by minutes (the fault scenarios skew them by up to 90 s either way).
-        for ref in site.created_by_me_since(self.supplier.project, created_at - LOST_CREATE_MARGIN):
-            issue = site.issue(ref.key, [], comments=False)
-            if issue is not None and issue.stamp == link.stamp:
-                log.info(
-                    "lost create found: %s is ours",
-                    ref.key,
-                    extra={"supplier": self.supplier.name, "jira_key": ref.key},
-                )
-                confirmed = self.store.links.confirm(
-                    link.link_id, ref.issue_id, ref.key, self._browse(ref.key)
-                )
-                self.store.intents.finish(intent_id, "done", {"jira_key": ref.key, "reconciled": True})
-                return confirmed
+        """Find the issue of a create whose answer was lost, by its stamp; confirm the link or give up.
+
+        Search pages carry each issue's stamp property, so this costs one search request per
+        ``RECONCILE_PAGE`` issues we created since the intent (newest first, stopping at ours),
+        never a read per issue. Issues seen on the way are remembered: the next lost create of
+        the same burst is often found without a request.
+        """
+        ref = self._found.get(link.stamp)
+        if ref is None or not self._ours(ref, link):
+            ref = None
+            site = self.supplier.site
+            # `created` is stamped by Jira's clock, the intent by ours: the margin covers clocks that
+            # disagree by minutes (the fault scenarios skew them by up to 90 s either way).
+            for candidate in site.created_by_me_since(self.supplier.project, created_at - LOST_CREATE_MARGIN):
+                if candidate.identity is None:
+                    continue
+                self._remember(candidate)
+                if candidate.identity.stamp == link.stamp and self._ours(candidate, link):
+                    ref = candidate
+                    break
+        if ref is not None:
+            log.info(
+                "lost create found: %s is ours",
+                ref.key,
+                extra={"supplier": self.supplier.name, "jira_key": ref.key},
+            )
+            confirmed = self.store.links.confirm(link.link_id, ref.issue_id, ref.key, self._browse(ref.key))
+            self.store.intents.finish(intent_id, "done", {"jira_key": ref.key, "reconciled": True})
+            return confirmed
         if now - created_at < self.supplier.search_lag:
             raise UncertainOutcome(
                 f"create for {link.incident_sys_id} at {self.supplier.name} not visible yet; search may lag"
             )
         self.store.intents.finish(intent_id, "abandoned", {"reason": "not found after the search lag"})
         return link
+
+    def _remember(self, ref: IssueRef) -> None:
+        """Keep a stamped issue seen by a lost-create search (a positive finding never goes stale)."""
+        assert ref.identity is not None
+        with self._found_lock:
+            if len(self._found) >= FOUND_LIMIT:
+                self._found.pop(next(iter(self._found)))
+            self._found[ref.identity.stamp] = ref
+
+    def _ours(self, ref: IssueRef, link: Link) -> bool:
+        """Whether a search hit is stamped for the link's incident of this ServiceNow instance."""
+        identity = ref.identity
+        return identity is not None and identity.belongs_to(
+            link.incident_sys_id, self.servicenow, self.instance
+        )
+
+    # --- adopting what the store did not know ----------------------------------------------------------
+
+    def adopt(self, incident: Incident, issue: SupplierIssue) -> Link:
+        """Link ``incident`` to ``issue``, which exists and is stamped for it: no create is sent.
+
+        In one transaction: the link (``linked``, with the issue's stamp), this entity's
+        unfinished creates (done: that issue is theirs) and an audit entry.
+        """
+        assert issue.identity is not None
+        entity = entity_key(incident.sys_id, self.supplier.name)
+        system = f"jira:{self.supplier.name}"
+        reason = (
+            f"{issue.key} already exists for {incident.number} (stamped {issue.identity.stamp}); "
+            "the store did not know it"
+        )
+        with self.store.transaction() as conn:
+            link = self.store.links.adopt(
+                incident.sys_id,
+                self.supplier.name,
+                issue.identity.stamp,
+                issue.issue_id,
+                issue.key,
+                self._browse(issue.key),
+                conn=conn,
+            )
+            for intent in self.store.intents.unfinished(entity):
+                if intent.operation == "create_issue":
+                    outcome = {"jira_key": issue.key, "adopted": True}
+                    self.store.intents.finish(intent.intent_id, "done", outcome, conn=conn)
+            self.store.audit.record(
+                system,
+                "adopt_issue",
+                issue.key,
+                reason=reason,
+                after={"stamp": issue.identity.stamp},
+                conn=conn,
+            )
+        metrics.WRITES.labels(system, "adopt_issue", "done").inc()
+        log.warning(
+            "adopted %s: %s", issue.key, reason, extra={"supplier": self.supplier.name, "jira_key": issue.key}
+        )
+        return link
+
+    def release(self, incident: Incident, link: Link, issue: SupplierIssue) -> None:
+        """Forget a link whose issue is stamped for another incident or ServiceNow instance.
+
+        Such a link came with a store from another environment (or a restore of the wrong one):
+        the issue is left alone, and the entity is recognised or created afresh.
+        """
+        assert issue.identity is not None
+        stamped = issue.identity
+        reason = (
+            f"{issue.key} is stamped for incident {stamped.incident_number or stamped.incident_sys_id} "
+            f"of {stamped.servicenow or stamped.instance}, not {incident.number} of {self.servicenow}: "
+            "the store's link is another environment's; forgotten"
+        )
+        with self.store.transaction() as conn:
+            self.store.links.forget(link.link_id, conn=conn)
+            self.store.audit.record(
+                f"jira:{self.supplier.name}", "release_link", issue.key, reason=reason, conn=conn
+            )
+        log.warning("%s", reason, extra={"supplier": self.supplier.name, "jira_key": issue.key})
+
+    def recover(self, link: Link, landed: Sequence[Landed], shadow: Mapping[str, str]) -> None:
+        """Record appends found already done and a rebuilt Jira-side shadow, in one transaction."""
+        with self.store.transaction() as conn:
+            for found in landed:
+                entry, _fresh = self.store.comments.begin(
+                    link.link_id, found.direction, found.source_id, found.marker, conn=conn
+                )
+                self.store.comments.finish(entry.comment_id, "done", found.target_id, conn=conn)
+            self.store.shadows.put(link.link_id, "jira", shadow, conn=conn)
+        if landed:
+            log.info(
+                "%s: %d comment(s) or note(s) already mirrored, recorded (the store did not know them)",
+                link.jira_key,
+                len(landed),
+                extra={"supplier": self.supplier.name, "jira_key": link.jira_key},
+            )
 
     def _settle_comments(self, incident: Incident, link: Link) -> None:
         entries = self.store.comments.unfinished(link.link_id)
@@ -417,6 +538,7 @@ class Executor:
                 "incident_sys_id": incident.sys_id,
                 "incident_number": incident.number,
                 "instance": self.instance,
+                "servicenow": self.servicenow,
             }
         }
         try:

@@ -108,6 +108,46 @@ class StatusChange:
 
 
 @dataclass(frozen=True)
+class IssueStamp:
+    """Our entity property on a supplier issue: which connector created it, for which incident of which instance.
+
+    ``stamp`` is the token the link held when the issue was created; ``servicenow`` the instance
+    (:func:`servicenow_identity` of its URL) the incident lives on; ``instance`` our
+    ``instance_name``. Issues created before ``servicenow`` was stamped carry ``""`` there.
+    """
+
+    stamp: str
+    incident_sys_id: str = ""
+    incident_number: str = ""
+    instance: str = ""
+    servicenow: str = ""
+
+    def belongs_to(self, incident_sys_id: str, servicenow: str, instance: str) -> bool:
+        """Whether the issue was created for this incident of this ServiceNow instance.
+
+        An older stamp without ``servicenow`` is judged by our ``instance`` name instead.
+        """
+        return self.incident_sys_id == incident_sys_id and self.of_instance(servicenow, instance)
+
+    def of_instance(self, servicenow: str, instance: str) -> bool:
+        """Whether the issue was created for an incident of this ServiceNow instance.
+
+        Judged by ``servicenow``, or for an older stamp without it by our ``instance`` name.
+        """
+        return self.servicenow == servicenow if self.servicenow else self.instance == instance
+
+
+def servicenow_identity(instance_url: str) -> str:
+    """How a ServiceNow instance is named in our stamps: its URL's host (and port), lower case.
+
+    The scheme and a trailing slash do not count: ``https://Acme.service-now.com/`` and
+    ``http://acme.service-now.com`` are the same instance.
+    """
+    rest = instance_url.split("://", 1)[-1]
+    return rest.split("/", 1)[0].lower()
+
+
+@dataclass(frozen=True)
 class SupplierIssue:
     """A supplier's Jira issue as last read (directly, never from search alone)."""
 
@@ -121,10 +161,18 @@ class SupplierIssue:
     fields: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     """Jira field id -> text: priority by name, labels space-joined and sorted, components
     ``", "``-joined and sorted, users by display name, anything else as its string, empty as ``""``."""
-    stamp: str | None = None
-    """Our identity stamp from the issue's entity property, when present."""
+    identity: IssueStamp | None = None
+    """Our entity property, when present: who created the issue, and for which incident."""
     comments: tuple[SupplierComment, ...] = ()
     links: tuple[LinkedIssue, ...] = ()
     """Issue links, when the read asked for ``issuelinks``."""
     status_change: StatusChange | None = None
     """The latest status change, when the read's changelog shows one (Jira embeds recent entries only)."""
+    field_authors: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Field (its id, else its name) -> the account that changed it last, as far as the read's
+    changelog shows (recent entries only); fields nobody changed since the create are absent."""
+
+    @property
+    def stamp(self) -> str | None:
+        """Our identity stamp token (``identity.stamp``), when the issue carries our property."""
+        return self.identity.stamp if self.identity is not None else None

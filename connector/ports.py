@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from connector.models import Incident, JournalElement, JournalEntry, Problem, SupplierComment, SupplierIssue
+from connector.models import (
+    Incident,
+    IssueStamp,
+    JournalElement,
+    JournalEntry,
+    Problem,
+    SupplierComment,
+    SupplierIssue,
+)
 
 
 class ServiceNowPort(Protocol):
@@ -90,6 +98,8 @@ class IssueRef:
     issue_id: str
     key: str
     updated: datetime | None = None
+    identity: IssueStamp | None = None
+    """Our entity property, when the search asked for it and the issue carries it."""
 
 
 @dataclass(frozen=True)
@@ -184,11 +194,19 @@ class JiraPort(Protocol):
         ...
 
     def issues_updated_since(self, project: str, since: datetime, page_size: int) -> Iterator[IssueRef]:
-        """Issues of ``project`` with ``updated >= since`` (JQL, minute precision, in the account's zone)."""
+        """Issues of ``project`` with ``updated >= since`` (JQL, minute precision, in the account's zone).
+
+        Each with its ``identity`` when the issue carries our stamp property.
+        """
         ...
 
-    def created_by_me_since(self, project: str, since: datetime) -> list[IssueRef]:
-        """Issues of ``project`` we reported since ``since`` (to reconcile a create whose answer was lost)."""
+    def created_by_me_since(self, project: str, since: datetime) -> Iterator[IssueRef]:
+        """Issues of ``project`` we reported since ``since``, newest first, each with its ``identity``.
+
+        To reconcile a create whose answer was lost: pages are read as the caller iterates (one
+        request each), so stopping at the issue looked for costs no further call. Search lags
+        writes: an issue created moments ago may be missing.
+        """
         ...
 
     def issue(self, key_or_id: str, fields: Sequence[str], *, comments: bool = True) -> SupplierIssue | None:

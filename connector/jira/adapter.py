@@ -14,6 +14,7 @@ searches 1 per page. The first call also sends ``GET serverInfo``; the first sea
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -25,7 +26,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.config.connector_file import JiraSite
-from connector.errors import FatalError, TicketNotAccessible, Unavailable
+from connector.errors import FatalError, TicketNotAccessible, Unavailable, UncertainOutcome
 from connector.jira.catalogue import (
     create_fields_page,
     earliest_status_change,
@@ -215,19 +216,27 @@ class JiraAdapter:
         return self._account
 
     def issues_updated_since(self, project: str, since: datetime, page_size: int) -> Iterator[IssueRef]:
-        """Issues of ``project`` with ``updated >= since`` (minute-floored, in the account's zone), oldest first."""
+        """Issues of ``project`` with ``updated >= since`` (minute-floored, in the account's zone), oldest first.
+
+        Each hit carries our stamp property, when the issue has it (no extra request).
+        """
         bound = jql_minute(since, self._zone())
         jql = f"project = {jql_string(project)} AND updated >= {jql_string(bound)} ORDER BY updated ASC, key ASC"
-        return self._search(jql, page_size)
+        return self._search(jql, page_size, properties=(STAMP_PROPERTY,))
 
-    def created_by_me_since(self, project: str, since: datetime) -> list[IssueRef]:
-        """Issues of ``project`` we reported with ``created >= since`` (minute-floored), newest first."""
+    def created_by_me_since(self, project: str, since: datetime) -> Iterator[IssueRef]:
+        """Issues of ``project`` we reported with ``created >= since`` (minute-floored), newest first.
+
+        Each hit carries our stamp property (search's ``properties``), so recognising the issue
+        of a lost create costs one search page per :data:`RECONCILE_PAGE` issues, not one GET
+        per issue; pages are fetched as the caller iterates.
+        """
         bound = jql_minute(since, self._zone())
         jql = (
             f"project = {jql_string(project)} AND reporter = currentUser() "
             f"AND created >= {jql_string(bound)} ORDER BY created DESC, key DESC"
         )
-        return list(self._search(jql, RECONCILE_PAGE))
+        return self._search(jql, RECONCILE_PAGE, properties=(STAMP_PROPERTY,))
 
     def issue(self, key_or_id: str, fields: Sequence[str], *, comments: bool = True) -> SupplierIssue | None:
         """One issue by a direct GET with our stamp property and comments; ``None`` on 404."""
@@ -243,9 +252,16 @@ class JiraAdapter:
             )
         except TicketNotAccessible:
             return None
+        what = f"GET issue {key_or_id}"
         values = raw.get("fields") or {}
-        found = self._all_comments(client, str(raw["id"]), values.get("comment")) if comments else []
-        return issue_from_json(raw, fields, f"{client.server_url}/browse/{raw['key']}", found, self._cloud)
+        issue_id = self._decoded(what, lambda: str(raw["id"]))
+        found = self._all_comments(client, issue_id, values.get("comment")) if comments else []
+        return self._decoded(
+            what,
+            lambda: issue_from_json(
+                raw, fields, f"{client.server_url}/browse/{raw['key']}", found, self._cloud
+            ),
+        )
 
     def create_issue(
         self, project: str, issue_type: str, fields: Mapping[str, Any], properties: Mapping[str, Any]
@@ -263,7 +279,15 @@ class JiraAdapter:
             "properties": [{"key": key, "value": value} for key, value in properties.items()],
         }
         answer = self._call(lambda: client.post("issue", body), "POST", "issue", "POST issue", write=True)
-        return IssueRef(issue_id=str(answer["id"]), key=str(answer["key"]))
+        issue_id, key = answer.get("id"), answer.get("key")
+        if not issue_id or not key or not isinstance(key, str):
+            # Jira answered success without saying what it created: the issue may exist. It is
+            # looked for by its stamp before anything is created again (never a blind repeat).
+            raise UncertainOutcome(
+                f"{self.transport.system}: POST issue answered without the new issue's id and key; "
+                "it may have been created"
+            )
+        return IssueRef(issue_id=str(issue_id), key=key)
 
     def update_issue(self, key: str, fields: Mapping[str, Any]) -> None:
         """One ``PUT issue/{key}`` (python-jira's ``Issue.update`` needs the issue and re-GETs it after)."""
@@ -281,10 +305,9 @@ class JiraAdapter:
     def transitions(self, key: str) -> list[Transition]:
         """Transitions available from the issue's current status (one GET)."""
         client = self._connect()
-        found = self._call(
-            lambda: client.transitions(key), "GET", "issue.transitions", f"GET issue {key} transitions"
-        )
-        return [transition_from_json(item) for item in found]
+        what = f"GET issue {key} transitions"
+        found = self._call(lambda: client.transitions(key), "GET", "issue.transitions", what)
+        return self._decoded(what, lambda: [transition_from_json(item) for item in found])
 
     def transition(self, key: str, transition_id: str, fields: Mapping[str, Any]) -> None:
         """One ``POST issue/{key}/transitions``; ``{"resolution": "Done"}`` is sent by name."""
@@ -310,7 +333,9 @@ class JiraAdapter:
             write=True,
             jira_key=key,
         )
-        return comment_from_json(raw, self._cloud)
+        return self._decoded(
+            f"POST issue {key} comment", lambda: comment_from_json(raw, self._cloud), write=True
+        )
 
     def upsert_remote_link(self, key: str, global_id: str, url: str, title: str) -> None:
         """One ``POST issue/{key}/remotelink`` with the full object (an upsert nulls omitted fields).
@@ -429,7 +454,22 @@ class JiraAdapter:
             )
             return UTC
 
-    def _search(self, jql: str, page_size: int) -> Iterator[IssueRef]:
+    def _decoded(self, what: str, parse: Callable[[], T], *, write: bool = False) -> T:
+        """``parse()`` of an answer; one that lacks what Jira always sends is a classified error.
+
+        A read: :class:`~connector.errors.Unavailable` (tried again later). A write:
+        :class:`~connector.errors.UncertainOutcome` (it was answered, so it may have been applied).
+        """
+        try:
+            return parse()
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            detail = f"missing {exc}" if isinstance(exc, KeyError) else type(exc).__name__
+            message = f"{self.transport.system}: {what}: unexpected answer ({detail})"
+            if write:
+                raise UncertainOutcome(message + "; it may have been applied") from None
+            raise Unavailable(message) from None
+
+    def _search(self, jql: str, page_size: int, *, properties: Sequence[str] = ()) -> Iterator[IssueRef]:
         """Every page of a search, each issue once: Cloud ``search/jql`` tokens, Data Center ``search`` offsets.
 
         python-jira's ``search_issues`` returns one page unless ``maxResults=False`` (then it pages
@@ -444,15 +484,19 @@ class JiraAdapter:
                 params: dict[str, Any] = {"jql": jql, "fields": "updated", "maxResults": page_size}
                 if token:
                     params["nextPageToken"] = token
+                if properties:
+                    params["properties"] = ",".join(properties)
                 page, issues = self._search_page(client, "search/jql", params)
             else:
                 params = {"jql": jql, "fields": "updated", "startAt": start_at, "maxResults": page_size}
+                if properties:
+                    params["properties"] = ",".join(properties)
                 page, issues = self._search_page(client, "search", params)
-            for item in issues:
-                issue_id = str(item["id"])
-                if issue_id not in seen:
-                    seen.add(issue_id)
-                    yield issue_ref_from_json(item)
+            refs = self._decoded("search", functools.partial(_refs, issues))
+            for ref in refs:
+                if ref.issue_id not in seen:
+                    seen.add(ref.issue_id)
+                    yield ref
             if self._cloud:
                 token = page.get("nextPageToken")
                 if not token or page.get("isLast", False):
@@ -507,7 +551,13 @@ class JiraAdapter:
                 break
             items += batch
             total = int(more.get("total", total))
-        return [comment_from_json(item, self._cloud) for item in items]
+        return self._decoded(
+            f"GET issue {issue_id} comments", lambda: [comment_from_json(item, self._cloud) for item in items]
+        )
+
+
+def _refs(items: Sequence[Mapping[str, Any]]) -> list[IssueRef]:
+    return [issue_ref_from_json(item) for item in items]
 
 
 if TYPE_CHECKING:  # mypy proves the adapter satisfies the port

@@ -14,7 +14,7 @@ from datetime import datetime, tzinfo
 from types import MappingProxyType
 from typing import Any
 
-from connector.models import LinkedIssue, StatusChange, SupplierComment, SupplierIssue
+from connector.models import IssueStamp, LinkedIssue, StatusChange, SupplierComment, SupplierIssue
 from connector.ports import IssueRef, JiraAccount, Transition
 
 _TIME_FORMATS = ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z")
@@ -156,12 +156,13 @@ def account_from_json(raw: Mapping[str, Any], cloud: bool) -> JiraAccount:
 
 
 def issue_ref_from_json(item: Mapping[str, Any]) -> IssueRef:
-    """A search hit (``fields=updated``) as an :class:`IssueRef`."""
+    """A search hit (``fields=updated``, maybe ``properties``) as an :class:`IssueRef`."""
     updated = (item.get("fields") or {}).get("updated")
     return IssueRef(
         issue_id=str(item["id"]),
         key=str(item.get("key") or ""),
         updated=parse_jira_time(str(updated)) if updated else None,
+        identity=identity_of(item),
     )
 
 
@@ -191,11 +192,32 @@ def issue_from_json(
                 if field_id != "issuelinks"
             }
         ),
-        stamp=stamp_of(raw),
+        identity=identity_of(raw),
         comments=tuple(comments),
         links=links,
         status_change=latest_status_change(raw, cloud),
+        field_authors=MappingProxyType(field_authors(raw, cloud)),
     )
+
+
+def field_authors(raw: Mapping[str, Any], cloud: bool) -> dict[str, str]:
+    """Field id (else name) -> who changed it last, from an ``expand=changelog`` read.
+
+    Histories are taken in the order :func:`latest_status_change` uses (id, then ``created``);
+    a field not in the embedded (recent) histories is absent.
+    """
+    ordered: list[tuple[int, str, Mapping[str, Any]]] = []
+    for history in (raw.get("changelog") or {}).get("histories") or ():
+        number = str(history.get("id") or "")
+        ordered.append((int(number) if number.isdigit() else -1, str(history.get("created") or ""), history))
+    authors: dict[str, str] = {}
+    for _number, _created, history in sorted(ordered, key=lambda entry: entry[:2]):
+        author = _user_id(history.get("author") or {}, cloud)
+        for item in history.get("items") or ():
+            name = item.get("fieldId") or item.get("field")
+            if name:
+                authors[str(name)] = author
+    return authors
 
 
 def latest_status_change(raw: Mapping[str, Any], cloud: bool) -> StatusChange | None:
@@ -249,11 +271,19 @@ def linked_issue(item: Mapping[str, Any]) -> LinkedIssue | None:
     )
 
 
-def stamp_of(raw: Mapping[str, Any]) -> str | None:
-    """The ``stamp`` key of our entity property's value, when the issue carries it."""
+def identity_of(raw: Mapping[str, Any]) -> IssueStamp | None:
+    """Our entity property's value (an issue read or a search hit), when it carries a ``stamp``."""
     value = (raw.get("properties") or {}).get(STAMP_PROPERTY)
     stamp = value.get("stamp") if isinstance(value, dict) else None
-    return str(stamp) if stamp is not None else None
+    if not isinstance(value, dict) or stamp is None:
+        return None
+    return IssueStamp(
+        stamp=str(stamp),
+        incident_sys_id=str(value.get("incident_sys_id") or ""),
+        incident_number=str(value.get("incident_number") or ""),
+        instance=str(value.get("instance") or ""),
+        servicenow=str(value.get("servicenow") or ""),
+    )
 
 
 def comment_from_json(raw: Mapping[str, Any], cloud: bool) -> SupplierComment:

@@ -144,6 +144,44 @@ class Links:
             ).one()
         return _link(row)
 
+    def adopt(
+        self,
+        incident_sys_id: str,
+        supplier: str,
+        stamp: str,
+        jira_issue_id: str,
+        jira_key: str,
+        jira_url: str,
+        *,
+        conn: Connection | None = None,
+    ) -> Link:
+        """Link the incident to an issue that already exists (found by its stamp), claimed or not.
+
+        The link takes the issue's ``stamp`` and becomes ``linked``; in ``conn``'s transaction if
+        given, else in one of its own.
+        """
+        with writing(self._engine, conn) as tx:
+            link, _ = self.claim(incident_sys_id, supplier, stamp, conn=tx)
+            row = tx.execute(
+                _ADOPT_LINK,
+                {
+                    "id": link.link_id,
+                    "stamp": stamp,
+                    "jira_issue_id": jira_issue_id,
+                    "jira_key": jira_key,
+                    "jira_url": jira_url,
+                    "updated_at": utcnow(),
+                },
+            ).one()
+        return _link(row)
+
+    def forget(self, link_id: int, *, conn: Connection | None = None) -> None:
+        """Delete the link with its shadows and comment-ledger entries (a link that is not ours)."""
+        with writing(self._engine, conn) as tx:
+            tx.execute(shadows.delete().where(shadows.c.link_id == link_id))
+            tx.execute(comments.delete().where(comments.c.link_id == link_id))
+            tx.execute(links.delete().where(links.c.link_id == link_id))
+
     def set_state(self, link_id: int, state: LinkState) -> None:
         """Change a link's state (``unlinked`` when its issue is gone)."""
         with self._engine.begin() as conn:
@@ -221,6 +259,8 @@ _CONFIRM_LINK = (
     )
     .returning(*links.c)
 )
+
+_ADOPT_LINK = _CONFIRM_LINK.values(stamp=bindparam("stamp"))
 
 
 def _link(row: Any) -> Link:

@@ -280,7 +280,7 @@ def test_search_lags_writes_but_issue_reads_do_not(jira: Jira) -> None:
     since = datetime.now(UTC) - timedelta(minutes=1)
     key = jira.new_issue()
     assert list(jira.adapter.issues_updated_since(jira.project, since, page_size=10)) == []
-    assert jira.adapter.created_by_me_since(jira.project, since) == []
+    assert list(jira.adapter.created_by_me_since(jira.project, since)) == []
     assert read(jira, key).key == key
     jira.served.control.set_clock(61)
     assert [ref.key for ref in jira.adapter.created_by_me_since(jira.project, since)] == [key]

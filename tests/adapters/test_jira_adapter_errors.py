@@ -220,12 +220,48 @@ def test_a_create_whose_answer_is_lost_is_uncertain_and_reconciled_by_search(jir
     created = jira.served.app.peek_issue(jira.name, f"{jira.project}-1")
     assert created is not None and created.properties == {"mim-connector": STAMP["mim-connector"]}
 
-    assert jira.adapter.created_by_me_since(jira.project, since) == [], "search has not seen it yet"
+    assert list(jira.adapter.created_by_me_since(jira.project, since)) == [], "search has not seen it yet"
     jira.served.control.set_clock(31)
-    found = jira.adapter.created_by_me_since(jira.project, since)
+    start = jira.seq()
+    found = list(jira.adapter.created_by_me_since(jira.project, since))
     assert [ref.key for ref in found] == [f"{jira.project}-1"]
-    issue = jira.adapter.issue(found[0].key, ["summary"])
-    assert issue is not None and issue.stamp == "INC0010002@mim-connector"
+    assert found[0].identity is not None and found[0].identity.stamp == "INC0010002@mim-connector"
+    assert [e["path"].rsplit("/", 1)[-1] for e in jira.journal(start)] == [
+        "jql" if jira.cloud else "search"
+    ], "the stamp comes with the search page: no read per issue"
+
+
+@pytest.mark.parametrize("body", [{}, {"id": "10001"}, {"key": None, "id": "10001"}])
+def test_a_create_answered_success_without_its_issue_is_uncertain_with_one_clear_message(
+    jira: Jira, body: dict[str, object]
+) -> None:
+    """Jira said 200 but not what it created: the issue may exist, so never a blind repeat or a crash."""
+    jira.served.control.add_fault(
+        path=f"^/{jira.name}/rest/api/2/issue$",
+        method="POST",
+        when="after_commit",
+        status=200,
+        body=body,
+        count=1,
+    )
+    start = jira.seq()
+    with pytest.raises(UncertainOutcome) as caught:
+        jira.adapter.create_issue(jira.project, jira.issue_type, {"summary": "Answer without id"}, STAMP)
+    assert str(caught.value) == (
+        f"jira:{jira.name}: POST issue answered without the new issue's id and key; it may have been created"
+    )
+    assert [e["status"] for e in jira.journal(start)] == [200], "sent once, never repeated"
+    created = jira.served.app.peek_issue(jira.name, f"{jira.project}-1")
+    assert created is not None, "it was created: the stamp search will find it"
+
+
+def test_an_issue_read_without_its_id_is_a_classified_error(jira: Jira) -> None:
+    key = jira.new_issue()
+    jira.served.control.add_fault(
+        path=_issue_path(jira, key), method="GET", status=200, body={"key": key, "fields": {}}, count=5
+    )
+    with pytest.raises(Unavailable, match=rf"GET issue {key}: unexpected answer \(missing 'id'\)"):
+        jira.adapter.issue(key, ["summary"])
 
 
 # --- bad answers ----------------------------------------------------------------------------------------

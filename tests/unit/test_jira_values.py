@@ -8,8 +8,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from connector.jira.values import (
+    field_authors,
     field_payload,
     field_text,
+    identity_of,
     jira_message,
     jql_minute,
     jql_string,
@@ -145,3 +147,45 @@ def test_the_latest_status_change_is_the_highest_history_id_even_if_a_clock_step
     )
     assert latest_status_change({"changelog": {"histories": []}}, cloud=True) is None
     assert latest_status_change({}, cloud=True) is None
+
+
+def test_who_changed_each_field_last_comes_from_the_changelog_by_history_id() -> None:
+    def history(history_id: str, author: str, *items: dict[str, str]) -> dict[str, object]:
+        return {
+            "id": history_id,
+            "created": "2026-01-01T10:00:00.000+0000",
+            "author": {"accountId": author},
+            "items": list(items),
+        }
+
+    raw = {
+        "changelog": {
+            "histories": [
+                history("10009", "jane", {"field": "summary", "fieldId": "summary"}),
+                history("10007", "mim", {"field": "summary", "fieldId": "summary"}, {"field": "Flagged"}),
+                history("10008", "mim", {"field": "SNOW Ref", "fieldId": "customfield_10050"}),
+            ]
+        }
+    }
+    assert field_authors(raw, cloud=True) == {"summary": "jane", "Flagged": "mim", "customfield_10050": "mim"}
+    assert field_authors({}, cloud=True) == {}
+
+
+def test_our_stamp_property_is_read_whole_and_only_when_it_has_a_stamp() -> None:
+    value = {
+        "stamp": "ab12",
+        "incident_sys_id": "sys1",
+        "incident_number": "INC0010001",
+        "instance": "mim-connector",
+        "servicenow": "acme.service-now.com",
+    }
+    identity = identity_of({"properties": {"mim-connector": value}})
+    assert identity is not None
+    assert (identity.stamp, identity.incident_sys_id, identity.servicenow) == (
+        "ab12",
+        "sys1",
+        "acme.service-now.com",
+    )
+    assert identity_of({"properties": {"mim-connector": {"incident_sys_id": "sys1"}}}) is None
+    assert identity_of({"properties": {"mim-connector": "ab12"}}) is None
+    assert identity_of({}) is None
