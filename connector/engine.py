@@ -126,7 +126,12 @@ class Engine:
         self.instance_url = loaded.connector.servicenow.instance_url
         self.instance_name = loaded.connector.instance_name
         self.servicenow = servicenow_identity(interpolate(self.instance_url))
-        """This ServiceNow instance as our issue stamps name it."""
+        """This ServiceNow instance as our new issue stamps name it."""
+        self.servicenow_names = frozenset(
+            {self.servicenow}
+            | {servicenow_identity(interpolate(url)) for url in loaded.connector.servicenow.former_urls}
+        )
+        """Every name our stamps may give this instance (its URL now and before)."""
         self.states = loaded.connector.servicenow.incident_states
         self.promoter = Promoter(RuleBook(loaded.rules), store, snow, self.fields, dry_run=dry_run)
         self._last_sweep: datetime | None = None
@@ -148,7 +153,9 @@ class Engine:
                 continue
             site = sites[name]
             supplier = Supplier(name, site, site_config.jira.url, mapping.jira.project, polling.search_lag)
-            executor = Executor(store, snow, supplier, self.instance_name, self.servicenow)
+            executor = Executor(
+                store, snow, supplier, self.instance_name, self.servicenow, known_as=self.servicenow_names
+            )
             self.suppliers[name] = _SupplierRuntime(name, executor, site, "", issue_fields(mapping))
 
     # --- the cycle ---------------------------------------------------------------------------------
@@ -387,7 +394,7 @@ class Engine:
             if link is not None:
                 work.setdefault(link.entity, Work(link.incident_sys_id, runtime.name))
             elif (stamped := ref.identity) is not None and stamped.of_instance(
-                self.servicenow, self.instance_name
+                self.servicenow_names, self.instance_name
             ):
                 # Ours, but unknown to the store (emptied, restored, or a crash before the
                 # link-back): the incident is looked at, and the issue read and adopted if its
@@ -601,7 +608,7 @@ class Engine:
             identity = issue.identity if issue is not None else None
             if issue is None or identity is None:
                 continue
-            if not identity.belongs_to(incident.sys_id, self.servicenow, self.instance_name):
+            if not identity.belongs_to(incident.sys_id, self.servicenow_names, self.instance_name):
                 continue
             if self.dry_run:
                 with self._lock:
@@ -634,7 +641,9 @@ class Engine:
         given the benefit of the doubt: the store's link stands.
         """
         identity = issue.identity
-        return identity is None or identity.belongs_to(incident.sys_id, self.servicenow, self.instance_name)
+        return identity is None or identity.belongs_to(
+            incident.sys_id, self.servicenow_names, self.instance_name
+        )
 
     def _recover(
         self, runtime: _SupplierRuntime, view: EntityView, link: Link, landed: Sequence[Landed]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -82,18 +82,27 @@ class Executor:
     """Applies plans for the entities of one supplier."""
 
     def __init__(
-        self, store: Store, snow: ServiceNowPort, supplier: Supplier, instance: str, servicenow: str = ""
+        self,
+        store: Store,
+        snow: ServiceNowPort,
+        supplier: Supplier,
+        instance: str,
+        servicenow: str = "",
+        *,
+        known_as: Collection[str] = (),
     ) -> None:
         """Apply plans for ``supplier``; ``instance`` and ``servicenow`` go into every issue's stamp.
 
         ``instance`` is our ``instance_name``, ``servicenow`` the
-        :func:`~connector.models.servicenow_identity` of the instance's URL.
+        :func:`~connector.models.servicenow_identity` of the instance's URL; ``known_as`` the
+        names a stamp of ours may give the instance besides it (``servicenow.former_urls``).
         """
         self.store = store
         self.snow = snow
         self.supplier = supplier
         self.instance = instance
         self.servicenow = servicenow
+        self.known_as = frozenset({servicenow, *known_as})
         self._found: dict[str, IssueRef] = {}
         """Stamp -> issue, as lost-create searches saw them (see :meth:`_settle_create`)."""
         self._found_lock = threading.Lock()
@@ -170,7 +179,7 @@ class Executor:
         """Whether a search hit is stamped for the link's incident of this ServiceNow instance."""
         identity = ref.identity
         return identity is not None and identity.belongs_to(
-            link.incident_sys_id, self.servicenow, self.instance
+            link.incident_sys_id, self.known_as, self.instance
         )
 
     # --- adopting what the store did not know ----------------------------------------------------------
@@ -227,7 +236,8 @@ class Executor:
         reason = (
             f"{issue.key} is stamped for incident {stamped.incident_number or stamped.incident_sys_id} "
             f"of {stamped.servicenow or stamped.instance}, not {incident.number} of {self.servicenow}: "
-            "the store's link is another environment's; forgotten"
+            "the store's link is another environment's; forgotten (if it is this instance under a former "
+            "URL, list that URL in servicenow.former_urls)"
         )
         with self.store.transaction() as conn:
             self.store.links.forget(link.link_id, conn=conn)

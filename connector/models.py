@@ -6,7 +6,7 @@ reads nothing else. Values are ServiceNow's and Jira's strings as they arrived.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -122,19 +122,21 @@ class IssueStamp:
     instance: str = ""
     servicenow: str = ""
 
-    def belongs_to(self, incident_sys_id: str, servicenow: str, instance: str) -> bool:
+    def belongs_to(self, incident_sys_id: str, servicenow: Collection[str], instance: str) -> bool:
         """Whether the issue was created for this incident of this ServiceNow instance.
 
-        An older stamp without ``servicenow`` is judged by our ``instance`` name instead.
+        ``servicenow``: every name the instance goes by (its URL's host now and before). An older
+        stamp without ``servicenow`` is judged by our ``instance`` name instead.
         """
         return self.incident_sys_id == incident_sys_id and self.of_instance(servicenow, instance)
 
-    def of_instance(self, servicenow: str, instance: str) -> bool:
+    def of_instance(self, servicenow: Collection[str], instance: str) -> bool:
         """Whether the issue was created for an incident of this ServiceNow instance.
 
-        Judged by ``servicenow``, or for an older stamp without it by our ``instance`` name.
+        Judged by ``servicenow`` (the names the instance goes by), or for an older stamp without
+        it by our ``instance`` name.
         """
-        return self.servicenow == servicenow if self.servicenow else self.instance == instance
+        return self.servicenow in servicenow if self.servicenow else self.instance == instance
 
 
 def servicenow_identity(instance_url: str) -> str:

@@ -57,6 +57,10 @@ class ServiceNowSite(ConfigModel):
 
     instance_url: HttpUrl
     """``https://<instance>.service-now.com``."""
+    former_urls: tuple[HttpUrl, ...] = ()
+    """Earlier URLs of this same instance (say, before a custom domain): supplier issues stamped
+    under them are still ours. Without it, a changed ``instance_url`` makes them another
+    environment's, and their links are released."""
     auth: Annotated[ServiceNowBasicAuth | ServiceNowOAuth2Auth, Field(discriminator="type")]
     timeout: Duration = timedelta(seconds=30)
     rate_budget: RateBudget = RateBudget()

@@ -194,6 +194,43 @@ def test_another_environments_store_is_neither_trusted_nor_adopted_from(world: W
         runtime.close()
 
 
+def test_a_former_url_of_this_instance_keeps_its_issues_ours(world: World) -> None:
+    """The instance's URL changed (say, to a custom domain): listed in ``former_urls``, its issues stay ours."""
+    text = world.config.read_text()
+    port = re.search(r"instance_url: http://127\.0\.0\.1:(\d+)", text)
+    assert port is not None
+    before = world.config.with_name("before.yaml")
+    before.write_text(text.replace(f"http://127.0.0.1:{port[1]}", f"http://localhost:{port[1]}", 1))
+    incidents = [incident_for_two(world, "Checkout fails")]
+    run(world, before)
+    issues = snapshot(world, incidents)["issues"]
+    assert [len(found) for found in issues.values()] == [1, 1]
+    renamed = world.config.with_name("renamed.yaml")
+    renamed.write_text(
+        text.replace(
+            f"instance_url: http://127.0.0.1:{port[1]}\n",
+            f"instance_url: http://127.0.0.1:{port[1]}\n  former_urls: [http://localhost:{port[1]}]\n",
+            1,
+        )
+    )
+    marks = world.marks()
+    run(world, renamed)
+    after = snapshot(world, incidents)["issues"]
+    assert {site: [i[0] for i in found] for site, found in after.items()} == {
+        site: [i[0] for i in found] for site, found in issues.items()
+    }, "no issue released, none created"
+    writes = quiet_writes(world, marks)
+    assert writes and all(w["method"] == "PUT" for w in writes), (
+        "only the links in the texts move to the new URL"
+    )
+    runtime = build(load_config(renamed))
+    try:
+        operations = {e.operation for e in runtime.store.audit.entries(limit=500)}
+        assert "release_link" not in operations
+    finally:
+        runtime.close()
+
+
 def test_an_issue_whose_link_back_never_landed_is_recognised_from_the_supplier_search(world: World) -> None:
     """Created, but the incident never learnt its key; then the store is lost. The stamp the
     supplier's search returns with the issue leads to it (read directly and verified), not a second one."""

@@ -34,12 +34,13 @@ def test_the_keys_an_incident_lists_are_the_candidates_of_their_project(
 
 def test_a_stamp_belongs_to_one_incident_of_one_servicenow_instance() -> None:
     stamp = IssueStamp("ab12", "sys1", "INC0010001", "mim-connector", "acme.service-now.com")
-    assert stamp.belongs_to("sys1", "acme.service-now.com", "mim-connector")
-    assert not stamp.belongs_to("sys2", "acme.service-now.com", "mim-connector"), "another incident"
-    assert not stamp.belongs_to("sys1", "acmedev.service-now.com", "mim-connector"), "a clone's incident"
+    assert stamp.belongs_to("sys1", {"acme.service-now.com"}, "mim-connector")
+    assert not stamp.belongs_to("sys2", {"acme.service-now.com"}, "mim-connector"), "another incident"
+    assert not stamp.belongs_to("sys1", {"acmedev.service-now.com"}, "mim-connector"), "a clone's incident"
+    assert stamp.belongs_to("sys1", {"itsm.acme.example", "acme.service-now.com"}, "x"), "a former URL"
     older = IssueStamp("ab12", "sys1", "INC0010001", "mim-connector")
-    assert older.belongs_to("sys1", "acme.service-now.com", "mim-connector"), "stamped before `servicenow`"
-    assert not older.belongs_to("sys1", "acme.service-now.com", "mim-connector-test")
+    assert older.belongs_to("sys1", {"acme.service-now.com"}, "mim-connector"), "stamped before `servicenow`"
+    assert not older.belongs_to("sys1", {"acme.service-now.com"}, "mim-connector-test")
 
 
 @pytest.mark.parametrize(
