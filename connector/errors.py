@@ -6,11 +6,13 @@
     ├── ConfigError                     stop: an admin must fix config/ or mappings/ (exit code 2)
     ├── FatalError                      stop this site: retrying cannot help
     │   ├── AuthError                   401, bad or expired credentials
+    │   │   └── CredentialsRefused      not sent: refused moments ago, backing off (lock-out guard)
     │   ├── PermissionDenied            403 on a call we must be allowed to make
     │   └── InvalidRequest              4xx that says our request is wrong
     ├── RetriableError                  try again later, same request; nothing was applied
     │   ├── RateLimited                 429 (carries retry_after as a floor)
     │   ├── Unavailable                 5xx, connection refused or reset before sending
+    │   │   └── CircuitOpen             not sent: the endpoint or system failed every try moments ago
     │   └── Timeout                     no answer before anything was sent
     ├── SkippableError                  give up on this one entity, carry on with the others
     │   ├── TicketNotAccessible         404 / gone on the supplier side
@@ -60,6 +62,10 @@ class AuthError(FatalError):
     """Credentials were rejected."""
 
 
+class CredentialsRefused(AuthError):
+    """Not sent: the system refused the credentials moments ago and the back-off has not run out."""
+
+
 class PermissionDenied(FatalError):
     """The integration user lacks a right it needs."""
 
@@ -82,6 +88,10 @@ class RateLimited(RetriableError):
 
 class Unavailable(RetriableError):
     """The remote system is down or overloaded (5xx, connection refused)."""
+
+
+class CircuitOpen(Unavailable):
+    """Not sent: the endpoint (or the whole system) failed every try moments ago and is cooling down."""
 
 
 class Timeout(RetriableError):
