@@ -31,7 +31,7 @@ from connector.failures import Failures
 from connector.matching import SN_DATETIME, SimpleContext
 from connector.models import Incident, JournalEntry, SupplierIssue
 from connector.needs import incident_fields
-from connector.plan import CreateProblem, NoteOnIncident, UpdateIncident, UpdateProblem
+from connector.plan import CreateProblem, NoteOnIncident, Preview, UpdateIncident, UpdateProblem
 from connector.planner import plan
 from connector.ports import JiraPort, ServiceNowPort
 from connector.promotion import Promoter
@@ -87,8 +87,8 @@ class CycleReport:
     writes: int = 0
     held: int = 0
     failed: dict[str, str] = field(default_factory=dict)
-    plans: dict[str, list[str]] = field(default_factory=dict)
-    """Dry runs: entity -> the plan's lines."""
+    plans: dict[str, Preview] = field(default_factory=dict)
+    """Dry runs: ``INC… @ supplier`` -> the plan as a reviewer reads it."""
     decisions: dict[str, str] = field(default_factory=dict)
     """What the promotion rules decided, by incident number."""
 
@@ -539,7 +539,7 @@ class Engine:
             decided = plan(view)
             if self.dry_run:
                 with self._lock:
-                    report.plans[f"{incident.number} @ {runtime.name}"] = decided.describe()
+                    report.plans[f"{incident.number} @ {runtime.name}"] = decided.preview(incident, issue)
                 return None, incident
             if decided.changes:
                 try:
