@@ -248,3 +248,20 @@ def _wait_for(base: str, wanted: Any, seconds: float = 40) -> requests.Response:
             return answer
         time.sleep(0.3)
     raise AssertionError(f"/readyz never as wanted; last: {answer and answer.text}")
+
+
+def test_a_site_whose_polls_fail_falls_behind_in_the_lag_metric_and_readiness(
+    world: World, runtime: Runtime
+) -> None:
+    runtime.engine.cycle()
+    world.jira_control.add_fault(method="GET", path=r"^/acme/rest/api/2/search", status=503)
+    lags = []
+    for _ in range(3):
+        time.sleep(1.2)
+        runtime.engine.cycle()
+        lags.append(sample("mim_watermark_lag_seconds", source="jira:acme") or 0.0)
+    assert lags[0] < lags[1] < lags[2], "the failing site's watermark falls behind"
+    assert (sample("mim_watermark_lag_seconds", source="jira:initech") or 0.0) < lags[2]
+    assert (sample("mim_watermark_lag_seconds", source="servicenow:incident") or 0.0) < lags[2]
+    assert runtime.problems()["acme"][-1].startswith("its last 3 polls failed: ")
+    world.jira_control.clear_faults()
