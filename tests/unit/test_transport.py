@@ -265,3 +265,22 @@ def test_a_403_refuses_the_credentials_on_a_login_or_with_a_login_reason_and_is_
     with pytest.raises(AuthError, match="login refused: AUTHENTICATION_DENIED"):
         send(other, session, "GET", "/search")
     assert other.breakers.problems()[0].startswith("credentials refused")
+
+
+@responses.activate
+def test_a_refusal_the_caller_renews_after_does_not_count_against_the_credentials() -> None:
+    clock = FakeClock()
+    link, session = http(clock, "servicenow")
+    responses.add(responses.GET, f"{SITE}/incident", status=401)
+
+    def fn() -> int:
+        response = session.get(f"{SITE}/incident", timeout=5)
+        response.raise_for_status()
+        return response.status_code
+
+    with pytest.raises(AuthError):
+        link.call(fn, method="GET", what="GET incident", write=False, renewable=True)
+    assert link.breakers.problems() == [], "an expired token: renewed, then the call once more"
+    with pytest.raises(AuthError):
+        link.call(fn, method="GET", what="GET incident", write=False)
+    assert link.breakers.problems()[0].startswith("credentials refused")
