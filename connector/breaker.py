@@ -127,7 +127,8 @@ class Breakers:
             if auth is not None and (now < auth.until or auth.probing):
                 raise CredentialsRefused(
                     f"{self.system}: {what} not sent: the credentials were refused for {now - auth.since:.0f}s "
-                    f"({self._next(auth, now)}); last error: {auth.error}"
+                    f"({self._next(auth, now)}); last error: {auth.error}",
+                    last_error=auth.error,
                 )
             for scope in (SITE, endpoint):
                 trip = self._trips.get(scope)
@@ -135,7 +136,8 @@ class Breakers:
                     name = "the system" if scope == SITE else scope
                     raise CircuitOpen(
                         f"{self.system}: {what} not sent: {name} failed every try for {now - trip.since:.0f}s "
-                        f"({self._next(trip, now)}); last error: {trip.error}"
+                        f"({self._next(trip, now)}); last error: {trip.error}",
+                        last_error=trip.error,
                     )
             probe = False
             if auth is not None:

@@ -63,7 +63,14 @@ class AuthError(FatalError):
 
 
 class CredentialsRefused(AuthError):
-    """Not sent: the system refused the credentials moments ago and the back-off has not run out."""
+    """Not sent: the system refused the credentials moments ago and the back-off has not run out.
+
+    ``last_error`` is that refusal (``AuthError: …``).
+    """
+
+    def __init__(self, message: str, *, last_error: str = "") -> None:
+        super().__init__(message)
+        self.last_error = last_error
 
 
 class PermissionDenied(FatalError):
@@ -91,7 +98,14 @@ class Unavailable(RetriableError):
 
 
 class CircuitOpen(Unavailable):
-    """Not sent: the endpoint (or the whole system) failed every try moments ago and is cooling down."""
+    """Not sent: the endpoint (or the whole system) failed every try moments ago and is cooling down.
+
+    ``last_error`` is the failure that opened (or last extended) the breaker (``Unavailable: …``).
+    """
+
+    def __init__(self, message: str, *, last_error: str = "") -> None:
+        super().__init__(message)
+        self.last_error = last_error
 
 
 class Timeout(RetriableError):

@@ -78,12 +78,14 @@ def stuck_note(
 ) -> str:
     """The work note saying the mirror of ``incident_number`` to ``supplier`` (its display name) is stuck."""
     kind = _kind(error)
-    message = " ".join(str(error).split())
+    # A request refused during a cool-down was not sent: the error that began the cool-down says why.
+    last = getattr(error, "last_error", "") or f"{type(error).__name__}: {error}"
+    message = " ".join(last.split())
     if len(message) > MESSAGE_LIMIT:
         message = message[: MESSAGE_LIMIT - 1] + "…"
     return (
         f"The mirror of {incident_number} to {supplier} is stuck: {attempts} attempts failed ({kind}).\n"
-        f"Last error: {type(error).__name__}: {message}\n"
+        f"Last error: {message}\n"
         f"{what_next(error, next_attempt_at)}\n"
         f"{stamp_line(ref)}"
     )
