@@ -88,7 +88,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     """One cycle now; with ``--dry-run`` print the plan and write nothing."""
     from connector.commands.sync import sync_once
 
-    return sync_once(args.config, dry_run=args.dry_run, progress=args.progress)
+    return sync_once(args.config, dry_run=args.dry_run, progress=args.progress, as_json=args.json)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -246,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--once", action="store_true", default=True, help="one cycle (the only mode; for clarity)"
     )
     sync.add_argument("--dry-run", action="store_true", help="decide and print, make no write call")
+    sync.add_argument("--json", action="store_true", help="print the plan (or what was done) as JSON")
     sync.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,

@@ -31,7 +31,7 @@ from typing import Any, Protocol, TextIO
 from connector.config import LoadedConfig, load_config
 from connector.config.connector_file import MetricsConfig, PollingConfig
 from connector.engine import CycleReport
-from connector.errors import ConfigError, ConnectorError
+from connector.errors import CircuitOpen, ConfigError, ConnectorError, CredentialsRefused
 from connector.health import Health, HealthServer
 from connector.log import configure_logging
 from connector.sandbox.runner import Sandbox
@@ -199,15 +199,17 @@ class Daemon:
         try:
             report = runtime.engine.cycle(servicenow=servicenow, sites=sites)
         except ConnectorError as exc:
-            log.error("cycle failed: %s", exc)
-            health.beat(False, f"last cycle failed: {type(exc).__name__}")
+            # A call refused without a request: the transport logged its episode once already.
+            quiet = isinstance(exc, CircuitOpen | CredentialsRefused)
+            log.log(logging.DEBUG if quiet else logging.ERROR, "cycle failed: %s", exc)
+            health.beat(False, f"last cycle failed: {type(exc).__name__}", runtime.problems())
             return None
         except Exception:  # the daemon outlives any single bug; the next tick tries again
             log.exception("cycle failed unexpectedly")
-            health.beat(False, "last cycle failed unexpectedly")
+            health.beat(False, "last cycle failed unexpectedly", runtime.problems())
             return None
         self.cycles += 1
-        health.beat(True, "ok")
+        health.beat(True, "ok", runtime.problems())
         if report.writes or report.failed or report.new_versions:
             log.info(
                 "cycle: %d new incident versions, %d entities, %d writes, %d failed, %d held",

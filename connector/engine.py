@@ -12,6 +12,7 @@ are done (or queued), so a crash re-reads rather than loses.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -20,15 +21,30 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from connector import metrics
+from connector.breaker import explicit_retry
 from connector.config import LoadedConfig
 from connector.config.supplier_file import SupplierMapping
 from connector.entity import EntityView, ours_in_servicenow
-from connector.errors import AuthError, ConcurrentChange, ConnectorError, PermissionDenied
+from connector.errors import (
+    CircuitOpen,
+    ConcurrentChange,
+    ConnectorError,
+    CredentialsRefused,
+)
 from connector.executor import Executor, Supplier
+from connector.failures import Failures
 from connector.matching import SN_DATETIME, SimpleContext
 from connector.models import Incident, JournalEntry, SupplierIssue, servicenow_identity
 from connector.needs import incident_fields
-from connector.plan import CreateProblem, NoteOnIncident, Plan, UpdateIncident, UpdateProblem
+from connector.plan import (
+    ChangePreview,
+    CreateProblem,
+    NoteOnIncident,
+    Plan,
+    Preview,
+    UpdateIncident,
+    UpdateProblem,
+)
 from connector.planner import plan
 from connector.ports import JiraPort, ServiceNowPort
 from connector.promotion import Promoter
@@ -48,6 +64,8 @@ INCIDENTS, JOURNAL = "servicenow:incident", "servicenow:journal"
 MAX_PASSES = 4
 SWEEP_PAGE = 500
 """Incidents whose open links a sweep loads and re-checks at a time (memory stays bounded)."""
+POLLS_FAILED = 3
+"""Polls of a source failing in a row after which it counts as not being read (``/readyz``)."""
 SERVICENOW_ONLY = (UpdateIncident, NoteOnIncident, CreateProblem, UpdateProblem)
 """Writes that leave the supplier issue as it was."""
 ISSUE_FIELDS = (
@@ -86,8 +104,8 @@ class CycleReport:
     writes: int = 0
     held: int = 0
     failed: dict[str, str] = field(default_factory=dict)
-    plans: dict[str, list[str]] = field(default_factory=dict)
-    """Dry runs: entity -> the plan's lines."""
+    plans: dict[str, Preview] = field(default_factory=dict)
+    """Dry runs: ``INC… @ supplier`` -> the plan as a reviewer reads it."""
     decisions: dict[str, str] = field(default_factory=dict)
     """What the promotion rules decided, by incident number."""
 
@@ -134,6 +152,7 @@ class Engine:
         """Every name our stamps may give this instance (its URL now and before)."""
         self.states = loaded.connector.servicenow.incident_states
         self.promoter = Promoter(RuleBook(loaded.rules), store, snow, self.fields, dry_run=dry_run)
+        self.failures = Failures(store, {name: m.display_name for name, m in loaded.suppliers.items()})
         self._last_sweep: datetime | None = None
         self._seen: dict[str, set[str]] = {}
         """Per supplier, issue versions read after our last write to them in this cycle."""
@@ -144,6 +163,8 @@ class Engine:
         self._journals: dict[str, list[JournalEntry]] = {}
         """Full journals read this cycle, by incident."""
         self.workers = polling.workers
+        self.poll_failures: dict[str, tuple[int, str]] = {}
+        """Per source (``jira:acme``), polls failed in a row and the last error; absent once one works."""
         self._lock = threading.Lock()
         """Guards the cycle's report and progress when incidents are worked on in parallel."""
         self.suppliers: dict[str, _SupplierRuntime] = {}
@@ -187,7 +208,9 @@ class Engine:
             for name in self.suppliers if sites is None else sites:
                 if name in self.suppliers:
                     self._observe_site(self.suppliers[name], now, work, commit, report)
-            due = {letter.entity for letter in self.store.dlq.due(now)}
+            due_letters = self.store.dlq.due(now)
+            due = {letter.entity for letter in due_letters}
+            asked = {letter.entity for letter in due_letters if letter.manual}
             for entity in due:
                 incident_sys_id, _, supplier = entity.rpartition(":")
                 work.setdefault(entity, Work(incident_sys_id, supplier)).full_journal = True
@@ -197,16 +220,28 @@ class Engine:
                 for item in work.values():
                     item.full_journal = True
             blocked = self.store.dlq.blocked()
-            pass_ = _Pass(blocked, due, snapshots, now, report, _Progress(on_progress, len(work)))
+            pass_ = _Pass(blocked, due, asked, snapshots, now, report, _Progress(on_progress, len(work)))
             done = self._rounds(work, pass_)
             if sweeping:
                 self._sweep(done, pass_, remember=servicenow)
             if not self.dry_run:
                 for step in commit:
                     step()
-        metrics.DEAD_LETTERS.set(len(self.store.dlq.blocked()))
-        metrics.LAST_CYCLE.set(self.clock().timestamp())
+        self._publish_metrics()
         return report
+
+    def _publish_metrics(self) -> None:
+        """Dead letters per supplier and each source's watermark lag, as the store has them now."""
+        blocked = self.store.dlq.blocked()
+        for name in self.suppliers:
+            metrics.DEAD_LETTERS.labels(name).set(sum(1 for e in blocked if e.endswith(f":{name}")))
+        now = self.clock()
+        for source in (INCIDENTS, JOURNAL, *(f"jira:{name}" for name in self.suppliers)):
+            mark = self.store.watermarks.get(source)
+            if mark is not None:
+                lag = (now - _start(mark, now)).total_seconds()
+                metrics.WATERMARK_LAG.labels(source).set(max(0.0, lag))
+        metrics.LAST_CYCLE.set(now.timestamp())
 
     def _rounds(self, batch: Mapping[str, Work], pass_: _Pass) -> set[str]:
         """Process ``batch``, then once more the entities a sibling's write changed; returns all processed."""
@@ -263,7 +298,7 @@ class Engine:
                 else:
                     latest = self._latest.get(item.incident_sys_id)
                     snapshot = latest or pass_.snapshots.get(item.incident_sys_id)
-                    self._process(item, snapshot, pass_.now, pass_.report)
+                    self._process(item, snapshot, pass_.now, pass_.report, asked=entity in pass_.asked)
                 pass_.progress.step(self._lock)
 
         groups = list(by_incident.values())
@@ -347,7 +382,6 @@ class Engine:
             window = _sn_time(journal_start - self.overlap)
             recent = sorted({e.sys_id for e in entries if e.created_on >= window} | {s for s in seen_before})
             self.store.watermarks.set(JOURNAL, Watermark(_sn_time(journal_start), tuple(recent[-5000:])))
-            metrics.WATERMARK_LAG.labels(INCIDENTS).set(max(0.0, (self.clock() - poll_start).total_seconds()))
 
         commit.append(store_progress)
 
@@ -380,8 +414,13 @@ class Engine:
         try:
             refs = list(runtime.site.issues_updated_since(mapping.jira.project, since, self.page_size))
         except ConnectorError as exc:
-            log.warning("cannot search %s: %s", runtime.name, exc, extra={"supplier": runtime.name})
+            failed, _ = self.poll_failures.get(source, (0, ""))
+            self.poll_failures[source] = (failed + 1, f"{type(exc).__name__}: {exc}")
+            # A refusal without a request was logged once by the transport for the whole episode.
+            level = logging.DEBUG if isinstance(exc, CircuitOpen | CredentialsRefused) else logging.WARNING
+            log.log(level, "cannot search %s: %s", runtime.name, exc, extra={"supplier": runtime.name})
             return
+        self.poll_failures.pop(source, None)
         poll_start = runtime.site.server_time() or now
         versions = []
         for ref in refs:
@@ -412,35 +451,37 @@ class Engine:
 
     # --- deciding and acting -------------------------------------------------------------------------
 
-    def _process(self, item: Work, snapshot: Incident | None, now: datetime, report: CycleReport) -> None:
+    def _process(
+        self,
+        item: Work,
+        snapshot: Incident | None,
+        now: datetime,
+        report: CycleReport,
+        *,
+        asked: bool = False,
+    ) -> None:
+        """Sync one entity; a failure sends it to the dead-letter queue. ``asked``: an operator's retry."""
         runtime = self.suppliers.get(item.supplier)
         if runtime is None:
             return
         entity = entity_key(item.incident_sys_id, item.supplier)
         with self._lock:
             report.entities += 1
+        incident = snapshot
         try:
-            incident = snapshot or self.snow.incident(item.incident_sys_id, self.fields)
-            if incident is None:
-                return
-            self._sync(runtime, incident, item, now, report)
-            if self.store.dlq.queued(entity) is not None:
-                self.store.dlq.resolve(entity)
-        except (AuthError, PermissionDenied) as exc:
-            self._fail(entity, exc, report)
-        except ConnectorError as exc:
-            self._fail(entity, exc, report)
+            with explicit_retry() if asked else contextlib.nullcontext():
+                incident = incident or self.snow.incident(item.incident_sys_id, self.fields)
+                if incident is None:
+                    return
+                self._sync(runtime, incident, item, now, report)
+            self.failures.succeeded(runtime.executor, incident)
         except Exception as exc:
-            log.exception("unexpected failure on %s", entity, extra={"supplier": item.supplier})
-            self._fail(entity, exc, report)
-
-    def _fail(self, entity: str, exc: BaseException, report: CycleReport) -> None:
-        with self._lock:
-            report.failed[entity] = f"{type(exc).__name__}: {exc}"
-        if self.dry_run:
-            return
-        letter = self.store.dlq.fail(entity, type(exc).__name__, str(exc))
-        log.warning("%s held in the dead-letter queue (attempt %s): %s", entity, letter.attempts, exc)
+            if not isinstance(exc, ConnectorError):
+                log.exception("unexpected failure on %s", entity, extra={"supplier": item.supplier})
+            with self._lock:
+                report.failed[entity] = f"{type(exc).__name__}: {exc}"
+            if not self.dry_run:
+                self.failures.failed(runtime.executor, item.incident_sys_id, incident, exc, asked=asked)
 
     def _sync(
         self, runtime: _SupplierRuntime, incident: Incident, item: Work, now: datetime, report: CycleReport
@@ -517,9 +558,15 @@ class Engine:
                 if not self._ours(issue, incident):
                     if self.dry_run:
                         with self._lock:
-                            report.plans[f"{incident.number} @ {runtime.name}"] = [
-                                f"ReleaseLink: {issue.key} is stamped for another incident or instance"
-                            ]
+                            report.plans[f"{incident.number} @ {runtime.name}"] = Preview(
+                                (
+                                    ChangePreview(
+                                        "~",
+                                        f"release the link to {issue.key}",
+                                        "it is stamped for another incident or ServiceNow instance",
+                                    ),
+                                )
+                            )
                         return None, incident
                     runtime.executor.release(incident, link, issue)
                     link, issue = self._recognise(runtime, incident, None, report)
@@ -565,7 +612,7 @@ class Engine:
                 log.warning("%s", alert, extra={"incident": incident.number, "supplier": runtime.name})
             if self.dry_run:
                 with self._lock:
-                    report.plans[f"{incident.number} @ {runtime.name}"] = decided.describe()
+                    report.plans[f"{incident.number} @ {runtime.name}"] = decided.preview(incident, issue)
                 return None, incident
             if decided.changes:
                 try:
@@ -612,9 +659,15 @@ class Engine:
                 continue
             if self.dry_run:
                 with self._lock:
-                    report.plans[f"{incident.number} @ {runtime.name}"] = [
-                        f"AdoptIssue: {issue.key} already exists for {incident.number}; adopted, not created"
-                    ]
+                    report.plans[f"{incident.number} @ {runtime.name}"] = Preview(
+                        (
+                            ChangePreview(
+                                "~",
+                                f"adopt {issue.key}",
+                                f"it already exists for {incident.number}: adopted, not created",
+                            ),
+                        )
+                    )
                 return link, issue
             return runtime.executor.adopt(incident, issue), issue
         return link, None
@@ -747,7 +800,9 @@ class _Pass:
     blocked: set[str]
     """Entities in the dead-letter queue..."""
     due: set[str]
-    """...of which these are due for a retry now."""
+    """...of which these are due for a retry now..."""
+    asked: set[str]
+    """...of which an operator asked for these (sent past any cool-down)."""
     snapshots: Mapping[str, Incident]
     now: datetime
     report: CycleReport

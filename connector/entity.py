@@ -78,8 +78,6 @@ class EntityView:
     """Journal entries (sys_id) already in the comment ledger for this link."""
     mirrored_in: frozenset[str]
     """Supplier comment ids (and event keys) already in the comment ledger."""
-    created_in_jira: frozenset[str]
-    """Ids of the Jira comments our outbound ledger entries created: ours, whatever their text."""
     account_id: str
     integration_user: str
     incident_url: str
@@ -87,6 +85,8 @@ class EntityView:
     """Keys of every supplier issue of this incident (for ``correlation_display``)."""
     instance_url: str = ""
     """The ServiceNow instance's base URL (links to other records, e.g. the problem)."""
+    created_in_jira: frozenset[str] = frozenset()
+    """Ids of the Jira comments our outbound ledger entries created: ours, whatever their text."""
 
     def record_url(self, table: str, sys_id: str) -> str:
         """A browser link to a record of this instance."""

@@ -7,11 +7,13 @@
     ├── FatalError                      stop this site: retrying cannot help
     │   ├── CredentialError             a credential reference cannot be resolved (exit code 2)
     │   ├── AuthError                   401, bad or expired credentials
+    │   │   └── CredentialsRefused      not sent: refused moments ago, backing off (lock-out guard)
     │   ├── PermissionDenied            403 on a call we must be allowed to make
     │   └── InvalidRequest              4xx that says our request is wrong
     ├── RetriableError                  try again later, same request; nothing was applied
     │   ├── RateLimited                 429 (carries retry_after as a floor)
     │   ├── Unavailable                 5xx, connection refused or reset before sending
+    │   │   └── CircuitOpen             not sent: the endpoint or system failed every try moments ago
     │   └── Timeout                     no answer before anything was sent
     ├── SkippableError                  give up on this one entity, carry on with the others
     │   ├── TicketNotAccessible         404 / gone on the supplier side
@@ -79,6 +81,17 @@ class AuthError(FatalError):
     """Credentials were rejected."""
 
 
+class CredentialsRefused(AuthError):
+    """Not sent: the system refused the credentials moments ago and the back-off has not run out.
+
+    ``last_error`` is that refusal (``AuthError: …``).
+    """
+
+    def __init__(self, message: str, *, last_error: str = "") -> None:
+        super().__init__(message)
+        self.last_error = last_error
+
+
 class PermissionDenied(FatalError):
     """The integration user lacks a right it needs."""
 
@@ -101,6 +114,17 @@ class RateLimited(RetriableError):
 
 class Unavailable(RetriableError):
     """The remote system is down or overloaded (5xx, connection refused)."""
+
+
+class CircuitOpen(Unavailable):
+    """Not sent: the endpoint (or the whole system) failed every try moments ago and is cooling down.
+
+    ``last_error`` is the failure that opened (or last extended) the breaker (``Unavailable: …``).
+    """
+
+    def __init__(self, message: str, *, last_error: str = "") -> None:
+        super().__init__(message)
+        self.last_error = last_error
 
 
 class Timeout(RetriableError):

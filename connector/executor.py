@@ -291,6 +291,45 @@ class Executor:
                     entry.comment_id, "done" if landed else "abandoned", entry.marker if landed else None
                 )
 
+    # --- notes outside a plan ---------------------------------------------------------------------------
+
+    def note_on_incident(
+        self, link: Link, incident: Incident, source_id: str, ref: str, text: str, reason: str
+    ) -> None:
+        """Append the work note ``text`` (carrying the marker ``ref``) to the incident, at most once.
+
+        For what the connector itself has to tell the desk (a stuck mirror): recorded in the
+        comment ledger under ``source_id`` with an intent and an audit entry, like a plan's notes.
+        An earlier try whose answer was lost is settled first by looking for ``ref`` in the
+        incident's journal, so the note is never written twice.
+
+        Raises:
+            ConnectorError: the note could not be written (its ledger entry says what is known).
+        """
+        entry = self.store.comments.get(link.link_id, "in", source_id)
+        if entry is not None and entry.state == "done":
+            return
+        if entry is not None and entry.state in ("pending", "uncertain"):
+            landed = any(own_ref(j.value) == ref for j in self.snow.journal_of(incident.sys_id))
+            self.store.comments.finish(
+                entry.comment_id, "done" if landed else "abandoned", ref if landed else None
+            )
+            if landed:
+                return
+        self._local.counts = []
+        self._local.later = []
+
+        def send() -> str:
+            self.snow.update_incident(incident.sys_id, {"work_notes": text})
+            return ref
+
+        try:
+            self._append(link, incident, "in", source_id, ref, reason, send, system="servicenow")
+        finally:
+            if self._local.later:
+                with self._transaction():
+                    pass  # lands the outcome now: no plan follows to carry it
+
     # --- applying ----------------------------------------------------------------------------------
 
     def apply(self, plan: Plan, incident: Incident, link: Link | None) -> tuple[Link | None, Incident]:

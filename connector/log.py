@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from connector.secrets import REDACTOR
 
-CONTEXT_FIELDS = ("run_id", "incident", "supplier", "jira_key", "rule", "operation")
+CONTEXT_FIELDS = ("run_id", "incident", "incident_sys_id", "supplier", "jira_key", "rule", "operation")
 _HANDLER_NAME = "mim-connector"
 
 

@@ -26,9 +26,28 @@ TEXT_WITHHELD = Counter(
     "Outbound texts withheld because a redaction pattern ran out of its time budget",
     ["supplier"],
 )
-DEAD_LETTERS = Gauge("mim_dead_letters", "Entities held in the dead-letter queue")
+DEAD_LETTERS = Gauge("mim_dead_letters", "Entities held in the dead-letter queue, by supplier", ["supplier"])
 CYCLE_SECONDS = Histogram("mim_cycle_seconds", "Duration of one sync cycle")
-WATERMARK_LAG = Gauge("mim_watermark_lag_seconds", "Server time minus the source's watermark", ["source"])
+WATERMARK_LAG = Gauge(
+    "mim_watermark_lag_seconds",
+    "How far behind now (the connector's clock) the source's watermark is; grows while its polls fail",
+    ["source"],
+)
+SITE_UP = Gauge(
+    "mim_site_up",
+    "1 while the system answers; 0 while it, one of its endpoints or its credentials fail every try",
+    ["system"],
+)
+CIRCUIT_OPEN = Gauge(
+    "mim_circuit_open",
+    "1 while an endpoint (scope '*': the whole system) is left alone after failing every try",
+    ["system", "scope"],
+)
+AUTH_BACKOFF = Gauge(
+    "mim_auth_backoff_seconds",
+    "The current pause between two tries of refused credentials (0: accepted)",
+    ["system"],
+)
 LAST_CYCLE = Gauge("mim_last_cycle_timestamp_seconds", "When the last sync cycle finished (Unix time)")
 RULE_DECISIONS = Counter(
     "mim_rule_decisions_total", "Major-incident decisions written, by rule and action", ["rule", "action"]

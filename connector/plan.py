@@ -1,14 +1,17 @@
 """What a plan is made of: the changes one incident x supplier needs, each with its reason.
 
-Plans are values: the planner (pure) produces them, ``--dry-run`` prints them, the executor applies
-them. Comments and journal entries carry a ``marker`` so an uncertain write can be recognised later.
+Plans are values: the planner (pure) produces them, ``--dry-run`` prints them (:meth:`Plan.preview`:
+each change with its reason and the values it would write, old → new), the executor applies them. Comments and journal entries carry a ``marker`` so an uncertain write can be recognised later.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from connector.models import Incident, SupplierIssue
 
 
 @dataclass(frozen=True)
@@ -177,9 +180,156 @@ class Plan:
         """The changes that write to a remote system."""
         return tuple(change for change in self.changes if not isinstance(change, RecordShadow))
 
-    def describe(self) -> list[str]:
-        """One line per change: kind and reason (what ``sync --dry-run`` prints)."""
-        lines = [f"{type(change).__name__}: {change.reason}" for change in self.changes]
-        lines += [f"conflict: {text}" for text in self.conflicts]
-        lines += [f"alert: {text}" for text in self.alerts]
+    def describe(self, incident: Incident | None = None, issue: SupplierIssue | None = None) -> list[str]:
+        """What ``sync --dry-run`` prints for this plan: each change with its reason and values (see :meth:`preview`)."""
+        return self.preview(incident, issue).lines()
+
+    def preview(self, incident: Incident | None = None, issue: SupplierIssue | None = None) -> Preview:
+        """Each change as a reviewer reads it: what, where, why, and the values it would write.
+
+        ``incident`` and ``issue`` (as read when planning) supply the values fields have now (the
+        *old* of old → new) and the issue's key and status (where a move starts).
+        """
+        return Preview(
+            tuple(_preview(change, incident, issue) for change in self.changes),
+            self.conflicts,
+            self.notes,
+            self.alerts,
+        )
+
+
+PREVIEW_LIMIT = 160
+"""Characters of a value a dry run shows before clipping it (saying how much more there is)."""
+
+
+@dataclass(frozen=True)
+class ValuePreview:
+    """One value a change writes: ``old`` is ``None`` when the change creates or appends it."""
+
+    name: str
+    new: str
+    old: str | None = None
+
+
+@dataclass(frozen=True)
+class ChangePreview:
+    """One change of a plan for a reviewer.
+
+    ``symbol``: ``+`` creates or appends, ``~`` changes, ``!`` cannot be done, ``=`` writes nothing
+    (remembers what was seen).
+    """
+
+    symbol: str
+    action: str
+    reason: str
+    values: tuple[ValuePreview, ...] = ()
+
+    def lines(self) -> list[str]:
+        """``+ action``, ``# reason``, then ``name: "old" → "new"`` per value, texts clipped."""
+        if self.symbol == "=":
+            return [f"= {self.action}: {self.reason}"]
+        lines = [f"{self.symbol} {self.action}", f"    # {self.reason}"]
+        width = max((len(value.name) for value in self.values), default=0)
+        for value in self.values:
+            label = f"{value.name}:".ljust(width + 1)
+            if value.old is None:
+                lines.append(f"    {label} {_shown(value.new)}")
+            else:
+                lines.append(f"    {label} {_shown(value.old)} → {_shown(value.new)}")
+        return lines
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A plan for a reviewer (``sync --dry-run``): its changes, conflicts and, when empty, why."""
+
+    changes: tuple[ChangePreview, ...]
+    conflicts: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    alerts: tuple[str, ...] = ()
+    """What the operator must be told (a text withheld because its redaction did not finish)."""
+
+    def lines(self) -> list[str]:
+        """The plan's writes as text, one after the other (``nothing to do (why)`` when there is none).
+
+        What a plan only remembers (``=``) writes nothing and is left to :meth:`as_json`.
+        """
+        lines = [line for change in self.changes if change.symbol != "=" for line in change.lines()]
+        lines += [f"! conflict: {text}" for text in self.conflicts]
+        lines += [f"! alert: {text}" for text in self.alerts]
         return lines or [f"nothing to do ({'; '.join(self.notes) or 'in sync'})"]
+
+    def as_json(self) -> dict[str, Any]:
+        """The plan as plain data (``sync --dry-run --json``); values are never clipped here."""
+        return {
+            "changes": [asdict(change) for change in self.changes],
+            "conflicts": list(self.conflicts),
+            "notes": list(self.notes),
+            "alerts": list(self.alerts),
+        }
+
+
+def _preview(change: Change, incident: Incident | None, issue: SupplierIssue | None) -> ChangePreview:
+    key = issue.key if issue is not None else "(the new issue)"
+    number = incident.number if incident is not None else "the incident"
+
+    def now(name: str) -> str:
+        return incident.get(name) if incident is not None else ""
+
+    if isinstance(change, CreateIssue):
+        sent = [ValuePreview(k, v) for k, v in change.shadow.items() if k in change.fields]
+        action = f"create issue in {change.project} ({change.issue_type})"
+        return ChangePreview("+", action, change.reason, tuple(sent))
+    if isinstance(change, UpdateIssue):
+        values = [
+            ValuePreview(k, v, change.before.get(k, "")) for k, v in change.after.items() if k[0] != "@"
+        ]
+        return ChangePreview("~", f"update issue {key}", change.reason, tuple(values))
+    if isinstance(change, MoveIssue):
+        start = issue.status if issue is not None else "?"
+        names = ", ".join(hop.name for hop in change.hops)
+        path = " → ".join([start, *(hop.to for hop in change.hops)])
+        via = f" (transition{'s' if len(change.hops) > 1 else ''} {names})" if names else ""
+        values = [ValuePreview(f"{hop.name}.{k}", v) for hop in change.hops for k, v in hop.fields.items()]
+        return ChangePreview("~", f"move issue {key}: {path}{via}", change.reason, tuple(values))
+    if isinstance(change, CommentOnIssue):
+        return ChangePreview(
+            "+", f"comment on issue {key}", change.reason, (ValuePreview("text", change.body),)
+        )
+    if isinstance(change, RemoteLinkOnIssue):
+        link = (ValuePreview("title", change.title), ValuePreview("url", change.url))
+        return ChangePreview("+", f"remote link on issue {key}", change.reason, link)
+    if isinstance(change, UpdateIncident):
+        values = [ValuePreview(k, v, now(k)) for k, v in change.fields.items()]
+        return ChangePreview("~", f"update incident {number}", change.reason, tuple(values))
+    if isinstance(change, NoteOnIncident):
+        kind = "work note" if change.element == "work_notes" else "comment"
+        values = [
+            ValuePreview("text", change.text),
+            *(ValuePreview(k, v, now(k)) for k, v in change.fields.items()),
+        ]
+        return ChangePreview("+", f"{kind} on incident {number}", change.reason, tuple(values))
+    if isinstance(change, CreateProblem):
+        values = [
+            *(ValuePreview(k, v) for k, v in change.fields.items()),
+            ValuePreview("work note", change.note),
+        ]
+        return ChangePreview("+", f"create problem for incident {number}", change.reason, tuple(values))
+    if isinstance(change, UpdateProblem):
+        problem = now("problem_id.number") or change.problem_sys_id
+        values = [ValuePreview(k, v, now(f"problem_id.{k}")) for k, v in change.fields.items()]
+        if change.note:
+            values.append(ValuePreview("work note", change.note))
+        return ChangePreview("~", f"update problem {problem}", change.reason, tuple(values))
+    if isinstance(change, Blocked):
+        return ChangePreview("!", "blocked", change.reason)
+    return ChangePreview("=", "no write", change.reason)
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted as JSON (a newline shows as a backslash and ``n``), clipped to :data:`PREVIEW_LIMIT` characters."""
+    if len(text) <= PREVIEW_LIMIT:
+        return json.dumps(text, ensure_ascii=False)
+    return (
+        f"{json.dumps(text[:PREVIEW_LIMIT], ensure_ascii=False)}… (+{len(text) - PREVIEW_LIMIT} characters)"
+    )

@@ -2,9 +2,11 @@
 
 ``Transport.call(fn, ...)`` waits for the site's budget and any throttled scope, runs ``fn`` (one
 HTTP request through pysnow, python-jira or their session), translates whatever it raises into
-:mod:`connector.errors`, closes the throttled scope on a 429, and retries what is retriable. A
-system still unreachable after every retry is not called again for a cool-down (a circuit
-breaker): its calls fail at once with :class:`~connector.errors.Unavailable` meanwhile.
+:mod:`connector.errors`, closes the throttled scope on a 429, and retries what is retriable. An
+endpoint still failing after every retry is not called again for a cool-down, nor is the whole
+system when no connection could be made, nor are refused credentials tried again before their
+back-off runs out (:mod:`connector.breaker`): such calls fail at once with
+:class:`~connector.errors.CircuitOpen` or :class:`~connector.errors.CredentialsRefused`.
 
 Translation rules, the same for every platform:
 
@@ -36,8 +38,11 @@ import urllib3
 from urllib3.exceptions import NewConnectionError
 
 from connector import metrics, retry
+from connector.breaker import Breakers
 from connector.errors import (
+    AuthError,
     ConnectorError,
+    PermissionDenied,
     RateLimited,
     Timeout,
     Unavailable,
@@ -55,7 +60,10 @@ DEFAULT_THROTTLE_SECONDS = 5.0
 POOL_SIZE = 64
 """Connections kept per host: at least the most workers ``polling.workers`` allows."""
 DEFAULT_COOLDOWN_SECONDS = 30.0
-"""How long a system that could not be reached after every retry is left alone."""
+"""How long an endpoint (or a system) that failed every retry is left alone."""
+LOGIN_REFUSED = ("AUTHENTICATION_DENIED", "AUTHENTICATED_FAILED")
+"""Jira Data Center's ``X-Seraph-LoginReason`` when it refuses the login itself (a 403 once a
+CAPTCHA is required after failed logins): the credentials, not a missing permission."""
 
 
 ThrottleScope = Callable[[Mapping[str, str], Sequence[str], str | None], str | None]
@@ -115,8 +123,7 @@ class Transport:
         self._server_time: datetime | None = None
         self._date_header = ""
         self._lock = threading.Lock()
-        self._down_until: float | None = None
-        """While set and ahead of the clock the system is down: calls fail at once (circuit open)."""
+        self.breakers = Breakers(system, cooldown, clock)
 
     # --- server clock -----------------------------------------------------------------------------
 
@@ -161,11 +168,18 @@ class Transport:
         write: bool,
         scopes: Sequence[str] = (),
         issue: str | None = None,
+        endpoint: str | None = None,
+        login: bool = False,
+        renewable: bool = False,
     ) -> T:
-        """Run one request under pacing and the retry policy; raise only :mod:`connector.errors`.
+        """Run one request under pacing, the breakers and the retry policy; raise only :mod:`connector.errors`.
 
         ``what`` names the call in messages (``GET incident``); ``scopes`` are the throttle scopes
-        the request belongs to besides the whole system; ``issue`` books a per-issue write slot.
+        the request belongs to besides the whole system; ``issue`` books a per-issue write slot;
+        ``endpoint`` is the breaker's scope (default ``what``: name the endpoint, not the record).
+        ``login``: a 403 refuses the credentials (an ``AuthError``), not a permission.
+        ``renewable``: the caller renews its token after an ``AuthError`` and tries once more, so
+        this refusal does not yet count against the credentials.
         """
         all_scopes = (self.system, *scopes)
 
@@ -175,6 +189,8 @@ class Transport:
                 result = fn()
             except Exception as exc:  # noqa: BLE001 - translate() re-raises what it does not know
                 error = self.translate(exc, method, what, write)
+                if login and isinstance(error, PermissionDenied):
+                    error = AuthError(str(error))
                 metrics.REQUESTS.labels(self.system, method, type(error).__name__).inc()
                 if isinstance(error, RateLimited):
                     scope = self._scope_of(exc, scopes, issue) or self.system
@@ -184,35 +200,26 @@ class Transport:
             metrics.REQUESTS.labels(self.system, method, "ok").inc()
             return result
 
-        self._refuse_while_down(what)
+        scope = endpoint or what
+        try:
+            self.breakers.admit(scope, what)
+        except ConnectorError:
+            metrics.REQUESTS.labels(self.system, method, "CircuitOpen").inc()
+            raise
+        started = self.clock()
         try:
             result = retry.call(attempt, self.policy, self.sleep)
-        except (Unavailable, Timeout) as exc:
-            self._went_down(exc)
+        except ConnectorError as exc:
+            if renewable and isinstance(exc, AuthError):
+                self.breakers.release(scope)  # the token is renewed and the call made once more
+            else:
+                self.breakers.settled(scope, exc, started=started)
             raise
-        if self._down_until is not None:
-            log.info("%s answers again", self.system)
-            self._down_until = None
+        except BaseException:
+            self.breakers.release(scope)
+            raise
+        self.breakers.settled(scope, None, started=started)
         return result
-
-    def _refuse_while_down(self, what: str) -> None:
-        down_until = self._down_until
-        if down_until is not None and self.clock() < down_until:
-            metrics.REQUESTS.labels(self.system, "-", "CircuitOpen").inc()
-            raise Unavailable(
-                f"{self.system}: {what} not sent: the system was unreachable moments ago "
-                f"(next try in {down_until - self.clock():.0f}s)"
-            )
-
-    def _went_down(self, exc: ConnectorError) -> None:
-        """Every retry failed to reach the system: stop calling it for ``cooldown`` seconds.
-
-        So that one supplier's outage costs one request's retries per cool-down, not every
-        entity's, and the other suppliers are not kept waiting behind it.
-        """
-        if self._down_until is None or self.clock() >= self._down_until:
-            log.warning("%s unreachable; not called for %.0fs: %s", self.system, self.cooldown, exc)
-        self._down_until = self.clock() + self.cooldown
 
     def translate(self, exc: BaseException, method: str, what: str, write: bool) -> ConnectorError:
         """The :mod:`connector.errors` class for whatever a client library raised."""
@@ -222,6 +229,8 @@ class Transport:
         status, headers, body = _answer(exc)
         if status is not None:
             message = REDACTOR.redact(f"{prefix} -> {status} {self.message_of(status, body)}".strip())
+            if status == 403 and headers.get("X-Seraph-LoginReason", "") in LOGIN_REFUSED:
+                return AuthError(f"{message} (login refused: {headers['X-Seraph-LoginReason']})")
             # An HTTP-date Retry-After is relative to the server's clock, not ours.
             retry_after = parse_retry_after(headers.get("Retry-After"), _date(headers))
             return error_for_status(status, message, retry_after=retry_after, write=write)

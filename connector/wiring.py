@@ -11,7 +11,7 @@ from typing import TypeVar
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.config import LoadedConfig
-from connector.engine import Engine
+from connector.engine import POLLS_FAILED, Engine
 from connector.errors import CredentialError
 from connector.jira.adapter import JiraAdapter
 from connector.retry import RetryPolicy
@@ -35,6 +35,25 @@ class Runtime:
     snow: ServiceNowAdapter
     sites: dict[str, JiraAdapter]
     engine: Engine
+
+    def problems(self) -> dict[str, list[str]]:
+        """What is failing, by system (``servicenow``, or a supplier's name), one line per problem.
+
+        A system is failing while its breakers say so (unreachable, an endpoint failing every retry,
+        credentials refused) or, for a supplier, while its last :data:`~connector.engine.POLLS_FAILED`
+        polls failed.
+        """
+        failing: dict[str, list[str]] = {}
+        if lines := self.snow.transport.breakers.problems():
+            failing["servicenow"] = lines
+        for name, site in self.sites.items():
+            lines = site.transport.breakers.problems()
+            polls, error = self.engine.poll_failures.get(f"jira:{name}", (0, ""))
+            if polls >= POLLS_FAILED:
+                lines.append(f"its last {polls} polls failed: {error}")
+            if lines:
+                failing[name] = lines
+        return failing
 
     def close(self) -> None:
         """Close the adapters and the store."""

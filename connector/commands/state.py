@@ -65,9 +65,14 @@ def dlq_list(config: Path, *, every: bool = False, out: TextIO = sys.stdout) -> 
         if not letters:
             print("the dead-letter queue is empty", file=out)
         for letter in letters:
+            due = (
+                "next cycle (retry asked)"
+                if letter.manual
+                else f"{letter.next_attempt_at:%Y-%m-%d %H:%M:%S}Z"
+            )
             print(
                 f"#{letter.letter_id} {_label(store, letter.entity)} [{letter.state}] attempts={letter.attempts} "
-                f"held={letter.held_events} next={letter.next_attempt_at:%Y-%m-%d %H:%M:%S}Z\n"
+                f"held={letter.held_events} next={due}\n"
                 f"    {letter.error_type}: {letter.error}",
                 file=out,
             )

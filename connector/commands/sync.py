@@ -1,23 +1,39 @@
-"""``mim-connector sync --once [--dry-run]``: one cycle now, printing the plan or what was done.
+"""``mim-connector sync --once [--dry-run] [--json]``: one cycle now, printing the plan or what was done.
 
 Also prints what the promotion rules decided (in a dry run: what they would have decided).
 """
 
 from __future__ import annotations
 
+import json
 import sys
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from connector.commands.live import Live
 from connector.config import load_config
+from connector.engine import CycleReport
 from connector.log import configure_logging
+from connector.plan import Preview
 
 
-def sync_once(config: Path, *, dry_run: bool, out: TextIO = sys.stdout, progress: bool | None = None) -> int:
-    """Run one full cycle (ServiceNow, every site, a sweep); return the exit code (1 if any entity failed)."""
+def sync_once(
+    config: Path,
+    *,
+    dry_run: bool,
+    out: TextIO = sys.stdout,
+    progress: bool | None = None,
+    as_json: bool = False,
+) -> int:
+    """Run one full cycle (ServiceNow, every site, a sweep); return the exit code (1 if any entity failed).
+
+    A dry run prints, per entity, each change with its reason and the values it would write
+    (old → new), like ``terraform plan``; ``as_json`` prints the same as one JSON document.
+    """
     loaded = load_config(config)
     configure_logging(loaded.connector.logging.format, loaded.connector.logging.level)
     live = Live(loaded, dry_run=dry_run)
@@ -35,12 +51,16 @@ def sync_once(config: Path, *, dry_run: bool, out: TextIO = sys.stdout, progress
             report = runtime.engine.cycle(sweep=True, on_progress=on_progress)
     finally:
         live.close()
+    if as_json:
+        print(json.dumps(_as_json(report, dry_run), indent=2, ensure_ascii=False), file=out)
+        return 1 if report.failed else 0
     if dry_run:
         print(f"dry run: {len(report.plans)} entities planned, nothing written", file=out)
-        for entity, lines in sorted(report.plans.items()):
+        for entity, preview in sorted(report.plans.items()):
             print(entity, file=out)
-            for line in lines:
+            for line in preview.lines():
                 print(f"  {line}", file=out)
+        print(_totals(report.plans.values()), file=out)
     else:
         print(
             f"synced: {report.new_versions} new incident versions, {report.entities} entities, "
@@ -52,3 +72,27 @@ def sync_once(config: Path, *, dry_run: bool, out: TextIO = sys.stdout, progress
     for entity, error in sorted(report.failed.items()):
         print(f"failed {entity}: {error}", file=out)
     return 1 if report.failed else 0
+
+
+def _totals(previews: Iterable[Preview]) -> str:
+    """``Plan: 1 to add, 2 to change, 0 blocked.`` over every entity's plan."""
+    symbols = Counter(change.symbol for preview in previews for change in preview.changes)
+    return f"Plan: {symbols['+']} to add, {symbols['~']} to change, {symbols['!']} blocked."
+
+
+def _as_json(report: CycleReport, dry_run: bool) -> dict[str, Any]:
+    summary: dict[str, Any] = {"dry_run": dry_run}
+    if dry_run:
+        summary["plans"] = {entity: preview.as_json() for entity, preview in sorted(report.plans.items())}
+    else:
+        summary |= {
+            "new_versions": report.new_versions,
+            "entities": report.entities,
+            "writes": report.writes,
+            "held": report.held,
+        }
+    summary |= {
+        "decisions": dict(sorted(report.decisions.items())),
+        "failed": dict(sorted(report.failed.items())),
+    }
+    return summary

@@ -141,6 +141,7 @@ class JiraAdapter:
                     "GET",
                     "serverInfo",
                     "GET serverInfo",
+                    login=True,
                 )
                 if (client.deployment_type == "Cloud") != self._cloud:
                     client.close()
@@ -160,15 +161,29 @@ class JiraAdapter:
         *,
         write: bool = False,
         jira_key: str | None = None,
+        login: bool = False,
     ) -> T:
-        """Run one request under the transport with its endpoint scope (and issue scope for a write)."""
+        """Run one request under the transport with its endpoint scope (and issue scope for a write).
+
+        The endpoint (``POST issue``) is also the scope of its circuit breaker: one failing
+        endpoint leaves the site's others working. ``login`` marks the calls that log in.
+        """
         system = self.transport.system
         endpoint_scope = f"{system}:{method}:{endpoint}"
         issue_scope = f"{system}:issue:{jira_key.upper()}" if write and jira_key else None
 
         scopes = (endpoint_scope,) if issue_scope is None else (endpoint_scope, issue_scope)
         issue = jira_key.upper() if write and jira_key else None
-        return self.transport.call(fn, method=method, what=what, write=write, scopes=scopes, issue=issue)
+        return self.transport.call(
+            fn,
+            method=method,
+            what=what,
+            write=write,
+            scopes=scopes,
+            issue=issue,
+            endpoint=f"{method} {endpoint}",
+            login=login,
+        )
 
     def _throttle_scope(
         self, headers: Mapping[str, str], scopes: Sequence[str], _issue: str | None
@@ -211,7 +226,7 @@ class JiraAdapter:
         """The integration account (cached after the first call): accountId on Cloud, name on DC."""
         if self._account is None:
             client = self._connect()
-            raw = self._call(client.myself, "GET", "myself", "GET myself")
+            raw = self._call(client.myself, "GET", "myself", "GET myself", login=True)
             self._account = account_from_json(raw, self._cloud)
         return self._account
 

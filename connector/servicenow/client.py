@@ -35,7 +35,7 @@ from oauthlib.oauth2 import LegacyApplicationClient, OAuth2Error  # type: ignore
 from pysnow.exceptions import InvalidUsage, MissingResult, ResponseError
 
 from connector.config.connector_file import ServiceNowOAuth2Auth, ServiceNowSite
-from connector.errors import AuthError, InvalidRequest, Unavailable, UncertainOutcome
+from connector.errors import AuthError, CredentialsRefused, InvalidRequest, Unavailable, UncertainOutcome
 from connector.secrets import REDACTOR, Secret, SecretRef, interpolate
 from connector.servicenow.session import (
     SYSTEM,
@@ -300,7 +300,9 @@ class ServiceNowClient:
             return self.transport.call(guarded, method=method, what=what, write=write)
         self._tokens.ensure()
         try:
-            return self.transport.call(guarded, method=method, what=what, write=write)
+            return self.transport.call(guarded, method=method, what=what, write=write, renewable=True)
+        except CredentialsRefused:
+            raise
         except AuthError:
             # A token can die before its time (revoked, instance restarted): renew once, then give up.
             self._tokens.renew()

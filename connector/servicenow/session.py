@@ -95,7 +95,7 @@ class OAuthTokens:
         with self._lock:
             if self._renew_at is not None:
                 try:
-                    self._grant("refresh", self._refresh_grant)
+                    self._grant("refresh", self._refresh_grant, renewable=True)
                     return
                 except AuthError:
                     pass
@@ -121,7 +121,7 @@ class OAuthTokens:
             ),
         )
 
-    def _grant(self, kind: str, fetch: Callable[[], Any]) -> None:
+    def _grant(self, kind: str, fetch: Callable[[], Any], *, renewable: bool = False) -> None:
         what = f"POST oauth_token.do ({kind} grant)"
 
         def attempt() -> Any:
@@ -133,4 +133,14 @@ class OAuthTokens:
                 raise AuthError(REDACTOR.redact(f"{SYSTEM}: {what}: {reason}")) from None
             return token
 
-        self._transport.call(attempt, method="POST", what=what, write=False)
+        # A refused refresh token is followed by a password grant: only that one's refusal
+        # counts against the credentials (and starts their back-off).
+        self._transport.call(
+            attempt,
+            method="POST",
+            what=what,
+            write=False,
+            endpoint="POST oauth_token.do",
+            login=not renewable,
+            renewable=renewable,
+        )

@@ -4,6 +4,10 @@ While an entity has a ``queued`` letter, new work for it is *held* (counted on t
 of processed, which keeps its changes in order; because the engine plans from current state, the
 retry applies everything that was held. Retries back off exponentially; ``drop`` gives up on an
 entity's backlog (its next change starts afresh).
+
+An operator's ``retry_now`` marks the letter (``manual``): it is due at once, its processing is sent
+past any cool-down (see :func:`connector.breaker.explicit_retry`), and if it fails the letter keeps
+the schedule and back-off step it had, as if the operator had not asked.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, select
+from sqlalchemy import Engine, and_, bindparam, or_, select
 
 from connector.store.db import as_utc, utcnow
 from connector.store.schema import dead_letters
@@ -34,6 +38,8 @@ class DeadLetter:
     first_failed_at: datetime
     last_failed_at: datetime
     next_attempt_at: datetime
+    manual: bool = False
+    """An operator asked for a retry at the next cycle (``state dlq retry``)."""
 
 
 class DeadLetters:
@@ -50,9 +56,24 @@ class DeadLetters:
         self.max_delay = max_delay
 
     def fail(self, entity: str, error_type: str, error: str, now: datetime | None = None) -> DeadLetter:
-        """Queue ``entity`` (or count another failed attempt) and schedule its next retry."""
+        """Queue ``entity`` (or count another failed attempt) and schedule its next retry.
+
+        The wait doubles with each attempt. A retry the operator asked for that fails before the
+        letter was due anyway leaves its schedule and attempt count as they were (the error is
+        recorded): asking never pushes the next automatic try further out.
+        """
         now = now or utcnow()
         current = self.queued(entity)
+        if current is not None and current.manual and current.next_attempt_at > now:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    dead_letters.update()
+                    .where(dead_letters.c.letter_id == current.letter_id)
+                    .values(error_type=error_type, error=error[:4000], last_failed_at=now, manual=False)
+                )
+            letter = self.queued(entity)
+            assert letter is not None
+            return letter
         with self._engine.begin() as conn:
             if current is None:
                 conn.execute(
@@ -80,6 +101,7 @@ class DeadLetters:
                         attempts=current.attempts + 1,
                         last_failed_at=now,
                         next_attempt_at=now + delay,
+                        manual=False,
                     )
                 )
         letter = self.queued(entity)
@@ -113,9 +135,12 @@ class DeadLetters:
         return True
 
     def due(self, now: datetime | None = None) -> list[DeadLetter]:
-        """Queued letters whose retry time has come, oldest first."""
+        """Queued letters whose retry time has come or that an operator asked to retry, oldest first."""
         now = now or utcnow()
-        condition = and_(dead_letters.c.state == QUEUED, dead_letters.c.next_attempt_at <= now)
+        condition = and_(
+            dead_letters.c.state == QUEUED,
+            or_(dead_letters.c.next_attempt_at <= now, dead_letters.c.manual.is_(True)),
+        )
         with self._engine.connect() as conn:
             rows = conn.execute(
                 select(dead_letters).where(condition).order_by(dead_letters.c.letter_id)
@@ -145,8 +170,8 @@ class DeadLetters:
             return [_letter(row) for row in conn.execute(query).all()]
 
     def retry_now(self, letter_id: int) -> bool:
-        """Make a queued letter due immediately; ``False`` when there is no such queued letter."""
-        return self._update(letter_id, next_attempt_at=utcnow())
+        """Have a queued letter retried at the next cycle, past any cool-down; ``False`` when there is no such letter."""
+        return self._update(letter_id, manual=True)
 
     def drop(self, letter_id: int) -> bool:
         """Give up on a letter; its entity is no longer held."""
@@ -182,4 +207,5 @@ def _letter(row: Any) -> DeadLetter:
         as_utc(row.first_failed_at) or now,
         as_utc(row.last_failed_at) or now,
         as_utc(row.next_attempt_at) or now,
+        bool(row.manual),
     )

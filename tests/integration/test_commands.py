@@ -34,9 +34,10 @@ def test_sync_dry_run_prints_the_plan_and_makes_no_write_call(world: World) -> N
     result = run(world, "sync", "--once", "--dry-run")
     assert result.returncode == 0, result.stderr
     assert (
-        f"{incident['number']} @ acme\n  CreateIssue: {incident['number']} is routed to ACME Cloud Hosting"
-        in result.stdout
-    )
+        f"{incident['number']} @ acme\n  + create issue in ACME (Incident)\n"
+        f"      # {incident['number']} is routed to ACME Cloud Hosting"
+    ) in result.stdout
+    assert result.stdout.endswith("Plan: 2 to add, 0 to change, 0 blocked.\n")
     assert [e for e in world.writes_since(marks) if e["user"] in ("svc.mim-connector", "mim-connector")] == []
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import json
+
+from connector.commands.sync import sync_once
 from connector.wiring import Runtime
 from tests.integration.world import World
 
@@ -132,9 +136,48 @@ def test_dry_run_plans_and_writes_nothing(world: World) -> None:
         runtime.close()
     assert world.writes_since(marks, user="svc.mim-connector") == []
     assert world.writes_since(marks, user="mim-connector") == []
-    ((entity, lines),) = report.plans.items()
+    ((entity, preview),) = report.plans.items()
     assert entity.endswith("@ acme")
-    assert lines[0].startswith("CreateIssue: INC")
+    assert preview.lines()[0] == "+ create issue in ACME (Incident)"
+
+
+def test_dry_run_prints_the_values_it_would_write(world: World) -> None:
+    """Like ``terraform plan``: per entity, each change, its reason and its values (text and JSON)."""
+    incident = world.create_incident(assignment_group=world.acme_group())
+    out = io.StringIO()
+    assert sync_once(world.config, dry_run=True, out=out, progress=False) == 0
+    number = incident["number"]
+    lines = out.getvalue().splitlines()
+    assert lines[:5] == [
+        "dry run: 1 entities planned, nothing written",
+        f"{number} @ acme",
+        "  + create issue in ACME (Incident)",
+        f"      # {number} is routed to ACME Cloud Hosting and has no issue there yet",
+        f'      summary:           "[{number}] Checkout fails for all customers"',
+    ]
+    assert lines[5].startswith(
+        f'      description:       "Incident {number} at priority 1.\\n\\nPayment page times out\\n\\n'
+    ), "no CI: the optional clause is left out"
+    assert lines[6:10] == [
+        '      priority:          "Highest"',
+        f'      customfield_10050: "{number}"',
+        '      customfield_10080: ""',
+        '      labels:            "mim-connector servicenow"',
+    ]
+    assert lines[10:13] == [
+        "  + remote link on issue (the new issue)",
+        "      # link the issue back to its ServiceNow incident",
+        f'      title: "ServiceNow {number}"',
+    ]
+    assert lines[-1] == "Plan: 2 to add, 0 to change, 0 blocked."
+
+    out = io.StringIO()
+    assert sync_once(world.config, dry_run=True, out=out, progress=False, as_json=True) == 0
+    document = json.loads(out.getvalue())
+    (plan,) = document["plans"].values()
+    create = plan["changes"][0]
+    assert (create["symbol"], create["action"]) == ("+", "create issue in ACME (Incident)")
+    assert {"name": "priority", "new": "Highest", "old": None} in create["values"]
 
 
 def test_a_poisoned_entity_waits_in_the_dead_letter_queue_and_others_carry_on(

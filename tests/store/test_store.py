@@ -202,6 +202,26 @@ def test_dead_letters_hold_back_off_and_release(store: Store) -> None:
     assert [letter.state for letter in store.dlq.list(None)] == ["resolved", "dropped"]
 
 
+def test_an_asked_for_retry_is_due_at_once_and_failing_keeps_the_schedule(store: Store) -> None:
+    now = utcnow()
+    store.dlq.fail("inc1:acme", "Unavailable", "503", now=now)
+    letter = store.dlq.fail("inc1:acme", "Unavailable", "503", now=now)
+    assert (letter.attempts, letter.next_attempt_at, letter.manual) == (2, now + timedelta(seconds=60), False)
+    assert store.dlq.retry_now(letter.letter_id)
+    (asked,) = store.dlq.due(now + timedelta(seconds=1))
+    assert asked.manual and asked.next_attempt_at == letter.next_attempt_at
+    failed = store.dlq.fail("inc1:acme", "Unavailable", "still 503", now=now + timedelta(seconds=2))
+    assert (failed.attempts, failed.next_attempt_at, failed.manual, failed.error) == (
+        2,
+        letter.next_attempt_at,
+        False,
+        "still 503",
+    ), "as if the operator had not asked: no extra doubling, no later try"
+    assert store.dlq.due(now + timedelta(seconds=3)) == []
+    later = store.dlq.fail("inc1:acme", "Unavailable", "503", now=now + timedelta(seconds=61))
+    assert (later.attempts, later.next_attempt_at) == (3, now + timedelta(seconds=61 + 120))
+
+
 def test_relative_sqlite_path_is_relative_to_the_config(tmp_path: Path) -> None:
     store = Store.open("sqlite:///../var/state.db", base_dir=tmp_path / "config")
     store.close()

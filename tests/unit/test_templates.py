@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
+from connector.config import load_config
+from connector.entity import EntityView
+from connector.models import Incident
+from connector.plan import CreateIssue
+from connector.planner import plan
+from connector.servicenow.schema import CORE_INCIDENT_STATES
 from connector.templates import placeholders, render
+from tests.factories import REPO, incident, mapping
 
 
 def test_placeholders_in_order_with_dots() -> None:
@@ -29,3 +36,69 @@ def test_render_is_a_flat_lookup_without_attribute_access() -> None:
     values = {"number": "INC001", "cmdb_ci.name": "db01"}
     assert render("[{number}] {cmdb_ci.name} {missing} {{x}}", values) == "[INC001] db01  {x}"
     assert render("{number}", {}, missing="?") == "?"
+
+
+@pytest.mark.parametrize(
+    ("values", "text"),
+    [
+        ({"number": "INC1", "cmdb_ci.name": "db01"}, "Incident INC1, raised against db01."),
+        ({"number": "INC1", "cmdb_ci.name": ""}, "Incident INC1."),
+        ({"number": "INC1", "cmdb_ci.name": "  "}, "Incident INC1."),
+        ({"number": "INC1"}, "Incident INC1."),
+    ],
+)
+def test_an_optional_segment_is_left_out_when_a_placeholder_in_it_is_empty(
+    values: dict[str, str], text: str
+) -> None:
+    assert render("Incident {number}[[, raised against {cmdb_ci.name}]].", values) == text
+
+
+def test_optional_segments_name_their_placeholders_and_must_be_closed() -> None:
+    template = "[{number}][[ on {cmdb_ci.name}]] [[({priority})]] a]] b"
+    assert placeholders(template) == ["number", "cmdb_ci.name", "priority"]
+    assert render(template, {"number": "INC1", "priority": "1"}) == "[INC1] (1) a]] b"
+    for broken in ("[[ on {cmdb_ci.name}", "[[ [[{number}]] ]]"):
+        with pytest.raises(ValueError, match=r"optional segment \[\[ … \]\] not closed"):
+            placeholders(broken)
+
+
+def _description(**fields: str) -> str:
+    created = plan(creating_view(incident(**fields)))
+    (create,) = [c for c in created.changes if isinstance(c, CreateIssue)]
+    return str(create.shadow["description"])
+
+
+def creating_view(current: Incident) -> EntityView:
+    return EntityView(
+        incident=current,
+        supplier="acme",
+        mapping=mapping("acme"),
+        states=CORE_INCIDENT_STATES,
+        routed=True,
+        link=None,
+        issue=None,
+        journal=(),
+        jira_shadow={},
+        snow_shadow={},
+        mirrored_out=frozenset(),
+        mirrored_in=frozenset(),
+        account_id="mim",
+        integration_user="svc.mim-connector",
+        incident_url="https://sn.example/nav_to.do?uri=incident.do?sys_id=x",
+    )
+
+
+def test_the_shipped_template_omits_the_ci_clause_when_the_incident_has_no_ci() -> None:
+    assert _description(**{"cmdb_ci.name": ""}) == (
+        "Incident INC0010001 at priority 1.\n\n"
+        "Customers cannot pay\n\n"
+        "Service desk record: https://sn.example/nav_to.do?uri=incident.do?sys_id=x"
+    )
+    assert _description(**{"cmdb_ci.name": "pay-db-01"}).startswith(
+        "Incident INC0010001 at priority 1, raised against pay-db-01.\n\n"
+    )
+
+
+def test_check_accepts_the_shipped_mappings_with_optional_segments() -> None:
+    loaded = load_config(REPO / "config" / "demo.yaml")
+    assert "[[, raised against {cmdb_ci.name}]]" in loaded.suppliers["acme"].outbound.description

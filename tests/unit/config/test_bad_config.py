@@ -252,6 +252,14 @@ MISTAKES: dict[str, Mistake] = {
             "mappings/suppliers/acme.yaml:39:20: inbound.status_map.Resolved.close_notes: malformed template: expected '}' before end of string",
         ),
     ),
+    "unclosed-optional-segment": Mistake(
+        ACME,
+        '"Fixed in {key}"',
+        '"Fixed[[ in {key}"',
+        (
+            "mappings/suppliers/acme.yaml:39:20: inbound.status_map.Resolved.close_notes: malformed template: optional segment [[ … ]] not closed",
+        ),
+    ),
     "status-unreachable-in-workflow": Mistake(
         ACME,
         "      - {name: Close, from: [Resolved], to: Closed}\n",
