@@ -10,11 +10,12 @@ PYTHON ?= $(shell for p in python3 python3.11 python3.12 python3.13 python; do \
 	  && { echo $$p; break; }; done)
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint check schema bench bench-quick soak sandbox clean help
+.PHONY: demo test test-fast lint check schema bench bench-quick soak sandbox clean help
 
 help:
 	@echo "make demo    run the daemon against the embedded sandbox (config/demo.yaml)"
 	@echo "make test    lint and run the whole test suite"
+	@echo "make test-fast   lint and the unit and adapter tests (about a minute): the inner loop"
 	@echo "make check   validate config/connector.yaml and mappings/ offline"
 	@echo "make schema  regenerate mappings/schema/*.json from the config models"
 	@echo "make sandbox serve the ServiceNow and Jira simulators on 8090/8091 until Ctrl-C"
@@ -37,6 +38,10 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q tests/unit tests/adapters
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
