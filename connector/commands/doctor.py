@@ -69,8 +69,9 @@ def failure_kind(exc: ConnectorError) -> str | None:
 def doctor(config: Path, *, out: TextIO = sys.stdout) -> int:
     """Run every live check, print one line each; exit 0 when all pass, 1 otherwise."""
     loaded = load_config(config)
-    # The findings say what failed; the transport's own warnings about it would only repeat them.
-    configure_logging(loaded.connector.logging.format, "ERROR")
+    # The findings say what failed; the transport's and the breaker's own lines about it (a refused
+    # login is an ERROR in a daemon's log) would only repeat them. A bug still ends in one line.
+    configure_logging(loaded.connector.logging.format, "CRITICAL")
     checks: list[Callable[[], Findings]] = [functools.partial(_servicenow, loaded)]
     checks += [functools.partial(_supplier, loaded, name) for name in suppliers(loaded)]
     sandbox = prepare(loaded)

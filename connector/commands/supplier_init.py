@@ -73,8 +73,9 @@ class InitOptions:
 
 def supplier_init(options: InitOptions, *, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Draft the mapping and write it; one line on stderr and an exit code on failure."""
-    # The outcome is the command's own last line; the transport's "unreachable" warning would repeat it.
-    configure_logging("text", "ERROR")
+    # The outcome is the command's own last line; the transport's "unreachable" warning and the
+    # breaker's "credentials refused" error would repeat it.
+    configure_logging("text", "CRITICAL")
     try:
         return _init(options, out, err)
     except UsageError as exc:
