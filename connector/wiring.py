@@ -20,36 +20,53 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Runtime:
-    """Everything one configuration runs with; ``close()`` releases it all."""
+    """Everything one configuration runs with; ``close()`` releases it all (the store only if it owns it)."""
 
     loaded: LoadedConfig
     store: Store
     snow: ServiceNowAdapter
     sites: dict[str, JiraAdapter]
     engine: Engine
+    owns_store: bool = True
 
     def close(self) -> None:
-        """Close the adapters and the store."""
+        """Close the adapters, and the store unless it was lent by the caller of :func:`build`."""
         self.snow.close()
         for site in self.sites.values():
             site.close()
-        self.store.close()
+        if self.owns_store:
+            self.store.close()
 
 
-def build(loaded: LoadedConfig, *, dry_run: bool = False) -> Runtime:
-    """Open the store and connect to every enabled site (credentials are resolved here).
+def build(loaded: LoadedConfig, *, dry_run: bool = False, store: Store | None = None) -> Runtime:
+    """Open the store (or use ``store``, which stays the caller's) and connect to every enabled site.
+
+    Credentials are resolved here. A store file this call created is removed again if a site fails.
 
     Raises:
+        connector.errors.StoreError: the store cannot be opened.
         connector.secrets.UnresolvedSecret: a credential reference cannot be resolved.
         connector.errors.ConnectorError: a site refuses us at connection time.
     """
     connector = loaded.connector
-    store = Store.open(
-        connector.store.url,
-        loaded.base_dir,
-        actor=connector.instance_name,
-        retry_delay=connector.polling.dead_letter_retry,
-    )
+    opened = None
+    if store is None:
+        store = opened = Store.open(
+            connector.store.url,
+            loaded.base_dir,
+            actor=connector.instance_name,
+            retry_delay=connector.polling.dead_letter_retry,
+        )
+    try:
+        return _assemble(loaded, store, dry_run=dry_run, owns_store=opened is not None)
+    except BaseException:
+        if opened is not None:
+            opened.discard()
+        raise
+
+
+def _assemble(loaded: LoadedConfig, store: Store, *, dry_run: bool, owns_store: bool) -> Runtime:
+    connector = loaded.connector
     retry = connector.retry
     policy = RetryPolicy(
         attempts=retry.attempts,
@@ -66,7 +83,7 @@ def build(loaded: LoadedConfig, *, dry_run: bool = False) -> Runtime:
     for transport in [snow.transport, *(site.transport for site in sites.values())]:
         keep_throttles(store, transport)
     engine = Engine(loaded, store, snow, sites, dry_run=dry_run)
-    return Runtime(loaded, store, snow, sites, engine)
+    return Runtime(loaded, store, snow, sites, engine, owns_store)
 
 
 def keep_throttles(store: Store, transport: Transport) -> None:
