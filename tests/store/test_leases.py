@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import re
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -202,3 +203,18 @@ def test_processes_opening_a_new_store_at_once_migrate_it_once(store_url: str) -
         assert (rows, version) == (1, str(store_schema.SCHEMA_VERSION))
     finally:
         store.close()
+
+
+def test_a_new_sqlite_store_opens_while_another_process_holds_its_first_write(tmp_path: Path) -> None:
+    """Switching a new file to WAL meets "database is locked" at once, without SQLite's busy wait."""
+    path = tmp_path / "state.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("CREATE TABLE elsewhere (x INTEGER)")
+    threading.Timer(0.3, other.execute, args=("COMMIT",)).start()
+    try:
+        store = Store.open(f"sqlite:///{path}")
+        store.close()
+    finally:
+        time.sleep(0.3)
+        other.close()
