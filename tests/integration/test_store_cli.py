@@ -23,12 +23,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from connector.store import Store
 from connector.store import schema as store_schema
 from connector.store.leases import Holder, Lease
 from tests.conftest import REPO
 from tests.integration.world import World, free_port
+from tests.postgres import running_server
 
 SCRIPT = str(Path(sys.executable).parent / "mim-connector")
 RESTORE = "restore it from a backup, or point store.url at a new file"
@@ -117,6 +119,17 @@ def wait_for_lease(world: World, daemon: Running, epoch: int) -> Lease:
     return lease
 
 
+def released(world: World) -> Lease:
+    """The lease a clean stop ended: it no longer binds anyone (not merely abandoned to its expiry)."""
+    store = Store.open(world.loaded.connector.store.url, world.loaded.base_dir)
+    try:
+        lease = store.leases.get()
+        assert lease is not None and lease.expires_at <= store.leases.now(), lease
+        return lease
+    finally:
+        store.close()
+
+
 def stop(daemon: Running) -> None:
     daemon.process.send_signal(signal.SIGTERM)
     assert daemon.process.wait(timeout=60) == 0, daemon.stderr()
@@ -128,14 +141,42 @@ def kill(daemon: Running) -> None:
 
 
 def in_use(world: World, lease: Lease, advice: str) -> re.Pattern[str]:
+    store = Store.open(world.loaded.connector.store.url, world.loaded.base_dir)
+    store.close()
     holder = re.escape(lease.holder.describe())
     return re.compile(
-        rf"error: state store {re.escape(str(world.root / 'state.db'))} is in use by {holder}: "
+        rf"error: state store {re.escape(store.label)} is in use by {holder}: "
         rf"its lease runs until {WHEN} and is renewed while it runs; {re.escape(advice)}"
     )
 
 
-def test_a_second_daemon_is_refused_with_one_line_and_a_stopped_one_frees_the_store(world: World) -> None:
+@pytest.fixture(scope="module")
+def postgres_server() -> Iterator[str]:
+    with running_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    """The world on a SQLite file, or on a database of its own on a throwaway PostgreSQL server."""
+    overrides = {}
+    if request.param == "postgresql":
+        admin_url: str = request.getfixturevalue("postgres_server")
+        name = f"daemons_{time.monotonic_ns()}"
+        admin = create_engine(
+            admin_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+        )
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        overrides = {"  url: sqlite:///../state.db\n": f"  url: {admin_url.rsplit('/', 1)[0]}/{name}\n"}
+    created = World.create(tmp_path, overrides=overrides)
+    yield created
+    created.close()
+
+
+def test_a_second_daemon_is_refused_with_one_line_and_a_stopped_one_frees_the_store(any_world: World) -> None:
+    world = any_world
     world.create_incident(assignment_group=world.acme_group())
     with daemon_on(world) as first:
         lease = wait_for_lease(world, first, 1)
@@ -151,8 +192,7 @@ def test_a_second_daemon_is_refused_with_one_line_and_a_stopped_one_frees_the_st
         shown = command(world.config, "state", "show")
         assert shown.returncode == 0, shown.stderr
         stop(first)
-    released = lease_of(world)
-    assert released is not None and released.epoch == 1
+    assert released(world).epoch == 1
     with daemon_on(world) as successor:
         wait_for_lease(world, successor, 2)
         stop(successor)
@@ -373,3 +413,32 @@ def test_a_start_that_fails_leaves_no_store_file_or_folder_behind(
     assert result.returncode == 1
     assert "MIM_DEMO_ACME_TOKEN" in result.stderr
     assert not (root / "var").exists(), list((root / "var").iterdir())
+
+
+def test_a_reload_keeps_the_store_and_its_lease_and_refuses_to_move_it(quick_world: World) -> None:
+    world = quick_world
+    config = world.config
+    good = config.read_text()
+    with daemon_on(world) as daemon:
+        wait_for_lease(world, daemon, 1)
+        config.write_text(good.replace("sqlite:///../state.db", "sqlite:///../elsewhere.db"))
+        daemon.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while "store.url changed" not in daemon.stderr():
+            assert time.monotonic() < deadline, daemon.stderr()
+            time.sleep(0.1)
+        config.write_text(good.replace("servicenow_interval: 2s", "servicenow_interval: 3s"))
+        daemon.process.send_signal(signal.SIGHUP)
+        while "configuration reloaded" not in daemon.stderr():
+            assert time.monotonic() < deadline, daemon.stderr()
+            time.sleep(0.1)
+        time.sleep(1.5)  # several renewals (every 500ms) through the reloaded runtime's store
+        lease = lease_of(world)
+        assert lease is not None and lease.epoch == 1 and lease.renewed_at > lease.acquired_at
+        stop(daemon)
+    assert (
+        "reload refused, keeping the running configuration: store.url changed; "
+        "restart the daemon to move to another store"
+    ) in daemon.stderr()
+    assert not (world.root / "elsewhere.db").exists()
+    assert released(world).epoch == 1
