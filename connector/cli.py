@@ -329,6 +329,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except Exception as exc:
+        message = _store_failure(args, exc)
+        if message is None:
+            raise
+        print(f"error: {REDACTOR.redact(message)}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _store_failure(args: argparse.Namespace, exc: Exception) -> str | None:
+    """A database error that escaped a command (e.g. a write to a read-only store) as the store's one line.
+
+    ``None`` when ``exc`` is no database error: a bug, whose traceback must be seen.
+    """
+    from sqlalchemy.exc import SQLAlchemyError  # here: most commands never load SQLAlchemy
+
+    if not isinstance(exc, SQLAlchemyError):
+        return None
+    from connector.store.db import locate
+    from connector.store.opening import failure
+
+    label = "(store.url)"
+    config: Path | None = getattr(args, "config", None)
+    if config is not None:
+        try:
+            loaded = load_config(config)
+            label = locate(loaded.connector.store.url, loaded.base_dir).label
+        except (ConnectorError, LookupError, OSError):
+            pass
+    return str(failure(exc, label))
 
 
 if __name__ == "__main__":

@@ -337,11 +337,15 @@ def test_a_truncated_store_is_named_in_one_line_and_kept(offline: Path) -> None:
     assert store.stat().st_size == half
 
 
-def test_a_read_only_store_is_named_in_one_line(offline: Path) -> None:
+@pytest.mark.parametrize("args", [("run",), ("state", "dlq", "retry", "1")])
+def test_a_read_only_store_is_named_in_one_line(offline: Path, args: tuple[str, ...]) -> None:
     store = offline.parent.parent / "state.db"
     real_store(store)
+    opened = Store.open(f"sqlite:///{store}")
+    opened.dlq.fail("sys-id:acme", "Unavailable", "ACME was down")
+    opened.close()
     with read_only(store):
-        result = command(offline, "run")
+        result = command(offline, *args)
     assert one_error_line(result) == (
         f"error: state store {store} is read-only (attempt to write a readonly database): {WRITABLE}"
     )
