@@ -38,6 +38,16 @@ log = logging.getLogger(__name__)
 _PROC = Path("/proc")
 
 
+def _uptime() -> float:
+    """Seconds on a clock that keeps counting while the host is suspended (Linux's monotonic does not).
+
+    A host that slept for longer than the TTL must not believe it still holds its lease.
+    """
+    if hasattr(time, "CLOCK_BOOTTIME"):
+        return time.clock_gettime(time.CLOCK_BOOTTIME)
+    return time.monotonic()
+
+
 def this_process(command: str) -> Holder:
     """Who we are, as a lease records it."""
     machine = _machine()
@@ -100,7 +110,7 @@ class LeaseKeeper:
         ttl: timedelta,
         renew_every: timedelta,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = _uptime,
     ) -> None:
         self.store = store
         self.command = command

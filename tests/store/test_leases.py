@@ -218,3 +218,16 @@ def test_a_new_sqlite_store_opens_while_another_process_holds_its_first_write(tm
     finally:
         time.sleep(0.3)
         other.close()
+
+
+def test_a_lease_not_renewed_within_its_ttl_is_no_longer_held_until_renewed(store: Store) -> None:
+    seconds = [0.0]
+    keeper = LeaseKeeper(store, "run", TTL, timedelta(seconds=10), clock=lambda: seconds[0])
+    first = keeper.acquire("stop it first")
+    seconds[0] = 44.0
+    assert keeper.holding()
+    seconds[0] = 45.0  # every renewal since the acquisition failed (e.g. the database was unreachable)
+    assert not keeper.holding(), "a daemon runs no cycle on a lease that may have passed to another"
+    keeper.renew()  # nobody took it meanwhile: the same epoch is renewed, the daemon carries on
+    assert keeper.holding() and keeper.lease is not None and keeper.lease.epoch == first.epoch
+    keeper.release()
