@@ -402,6 +402,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as exc:  # the promise of one line holds for bugs too
+        message = _store_failure(args, exc)
+        if message is not None:
+            _error(message)
+            return EXIT_FAILURE
         if os.environ.get("MIM_CONNECTOR_TRACEBACK"):
             raise
         log.debug("unexpected failure", exc_info=True)
@@ -417,6 +421,29 @@ def _error(*messages: str) -> None:
             log.error("%s", text)
         else:
             print(f"error: {text}", file=sys.stderr)
+
+
+def _store_failure(args: argparse.Namespace, exc: Exception) -> str | None:
+    """A database error that escaped a command (e.g. a write to a read-only store) as the store's one line.
+
+    ``None`` when ``exc`` is no database error: a bug, whose traceback must be seen.
+    """
+    from sqlalchemy.exc import SQLAlchemyError  # here: most commands never load SQLAlchemy
+
+    if not isinstance(exc, SQLAlchemyError):
+        return None
+    from connector.store.db import locate
+    from connector.store.opening import failure
+
+    label = "(store.url)"
+    config: Path | None = getattr(args, "config", None)
+    if config is not None:
+        try:
+            loaded = load_config(config)
+            label = locate(loaded.connector.store.url, loaded.base_dir).label
+        except (ConnectorError, LookupError, OSError):
+            pass
+    return str(failure(exc, label))
 
 
 if __name__ == "__main__":

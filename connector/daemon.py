@@ -3,6 +3,10 @@
 * SIGINT / SIGTERM: the cycle in flight finishes, then the process exits 0;
 * SIGHUP: reload the configuration; a broken one is logged and the last good one kept;
 * a failing cycle (ServiceNow down, a bug) is logged and retried on the next tick, never fatal;
+* one daemon per store: it holds the store's lease (:mod:`connector.lease`) from before it connects
+  to any site until it stops; a second ``run`` on the store is refused with one line. A lease that
+  lapsed (renewals failed) pauses the cycles until renewed; a lease another process took over stops
+  the daemon with an error (exit code 1);
 * with ``sandbox.stop_when_idle`` and a sandbox story it plays (the demo), it also stops once the
   story is over: replay and agents done, and no cycle saw or wrote anything for that long; with
   ``sandbox.keep_serving`` a sandbox it started then keeps serving (where to look is printed)
@@ -31,14 +35,20 @@ from typing import Any, Protocol, TextIO
 from connector.config import LoadedConfig, load_config
 from connector.config.connector_file import MetricsConfig, PollingConfig
 from connector.engine import CycleReport
-from connector.errors import CircuitOpen, ConfigError, ConnectorError, CredentialsRefused
+from connector.errors import CircuitOpen, ConfigError, ConnectorError, CredentialsRefused, LeaseLost
 from connector.health import Health, HealthServer
+from connector.lease import LeaseKeeper, hold_store
 from connector.log import configure_logging
 from connector.sandbox.runner import Sandbox
 from connector.store import Store
 from connector.wiring import Runtime, build
 
 log = logging.getLogger(__name__)
+
+RUN_ADVICE = (
+    "one store takes one daemon (a second would duplicate its writes): stop that one first, "
+    "or give this configuration its own store.url"
+)
 
 
 class RunObserver(Protocol):
@@ -83,19 +93,26 @@ class Daemon:
         self.story_ended = False
         """Whether the run ended because the sandbox story was over (not by a signal)."""
         self._active_at = 0.0
+        self._keeper: LeaseKeeper | None = None
+        self._lost: LeaseLost | None = None
         self._health = Health(stale_after=0)
         self._server: HealthServer | None = None
         self._served: MetricsConfig | None = None
         """The ``metrics`` settings ``_server`` was bound for (``None``: nothing bound)."""
 
     def run(self) -> int:
-        """Serve until SIGINT/SIGTERM; returns the exit code."""
+        """Serve until SIGINT/SIGTERM; returns the exit code.
+
+        Raises:
+            connector.errors.StoreInUse: another process holds the store's lease.
+            connector.errors.LeaseLost: another process took the lease over while this one ran.
+        """
         loaded = load_config(self.config_path)
         configure_logging(loaded.connector.logging.format, loaded.connector.logging.level)
         sandbox = self._sandbox(loaded) if self.sandbox is None else None
         story = self.sandbox or sandbox
         try:
-            runtime = build(loaded)
+            runtime, keeper = self._start(loaded)
         except BaseException:
             if sandbox is not None:
                 sandbox.stop()
@@ -117,8 +134,12 @@ class Daemon:
                         self.observer.stopped(runtime.store)
                 finally:
                     runtime.close()
+                    keeper.release()
+                    keeper.store.close()
                     self._stop_health_server()
             log.info("stopped after %d cycle(s)", self.cycles)
+            if self._lost is not None:
+                raise self._lost
             if sandbox is not None and self.story_ended and runtime.loaded.connector.sandbox.keep_serving:
                 self._keep_serving(sandbox)
         finally:
@@ -127,6 +148,25 @@ class Daemon:
             if sandbox is not None:
                 sandbox.stop()
         return 0
+
+    def _start(self, loaded: LoadedConfig) -> tuple[Runtime, LeaseKeeper]:
+        """Take the store's lease, then connect to the sites; a failed start leaves no new store file."""
+        store, keeper = hold_store(loaded, "run", RUN_ADVICE)
+        try:
+            runtime = build(loaded, store=store)
+        except BaseException:
+            keeper.release()
+            store.discard()
+            raise
+        self._keeper = keeper
+        keeper.start(self._lease_lost)
+        return runtime, keeper
+
+    def _lease_lost(self, exc: LeaseLost) -> None:
+        """Called from the lease's thread: stop after the cycle in flight, and exit with ``exc``."""
+        self._lost = exc
+        self.stop.set()
+        self._wake.set()
 
     def _keep_serving(self, sandbox: Sandbox) -> None:
         """The story is over: say where to look, and serve until SIGINT or SIGTERM."""
@@ -196,6 +236,10 @@ class Daemon:
     def _run_cycle(
         self, runtime: Runtime, health: Health, servicenow: bool, sites: list[str]
     ) -> CycleReport | None:
+        if self._keeper is not None and not self._keeper.holding():
+            log.error("cycle skipped: the state store's lease lapsed (its renewals failed); waiting for one")
+            health.beat(False, "the state store's lease lapsed", runtime.problems())
+            return None
         try:
             report = runtime.engine.cycle(servicenow=servicenow, sites=sites)
         except ConnectorError as exc:
@@ -230,8 +274,20 @@ class Daemon:
         if loaded.digest == runtime.loaded.digest:
             log.info("reload: configuration unchanged")
             return runtime
+        if loaded.connector.store.url != runtime.loaded.connector.store.url:
+            log.error(
+                "reload refused, keeping the running configuration: store.url changed; "
+                "restart the daemon to move to another store"
+            )
+            return runtime
+        store = Store(
+            runtime.store.engine,
+            loaded.connector.instance_name,
+            retry_delay=loaded.connector.polling.dead_letter_retry,
+            label=runtime.store.label,
+        )
         try:
-            fresh = build(loaded)
+            fresh = build(loaded, store=store)
         except (ConnectorError, LookupError) as exc:
             log.error("reload refused, keeping the running configuration: %s", exc)
             return runtime
@@ -251,6 +307,11 @@ class Daemon:
                 return runtime
         self._health.stale_after = _stale_after(loaded.connector.polling)
         runtime.close()
+        if self._keeper is not None:
+            self._keeper.ttl, self._keeper.renew_every = (
+                loaded.connector.store.lease.ttl,
+                loaded.connector.store.lease.renew_every,
+            )
         configure_logging(loaded.connector.logging.format, loaded.connector.logging.level)
         log.info("configuration reloaded (%s)", loaded.digest[:12])
         return fresh

@@ -9,7 +9,11 @@
     │   ├── AuthError                   401, bad or expired credentials
     │   │   └── CredentialsRefused      not sent: refused moments ago, backing off (lock-out guard)
     │   ├── PermissionDenied            403 on a call we must be allowed to make
-    │   └── InvalidRequest              4xx that says our request is wrong
+    │   ├── InvalidRequest              4xx that says our request is wrong
+    │   └── StoreError                  the state store cannot be used as it is (stop the process)
+    │       ├── SchemaTooNew            migrated by a newer connector
+    │       ├── StoreInUse              another daemon holds the store's lease
+    │       └── LeaseLost               this process's lease was taken over: it must stop writing
     ├── RetriableError                  try again later, same request; nothing was applied
     │   ├── RateLimited                 429 (carries retry_after as a floor)
     │   ├── Unavailable                 5xx, connection refused or reset before sending
@@ -98,6 +102,18 @@ class PermissionDenied(FatalError):
 
 class InvalidRequest(FatalError):
     """The remote system says our request is malformed."""
+
+
+class StoreError(FatalError):
+    """The state store cannot be opened or used as it is; ``str()`` is one line naming the store and the remedy."""
+
+
+class StoreInUse(StoreError):
+    """Another process holds the store's lease: a second writer would duplicate its writes."""
+
+
+class LeaseLost(StoreError):
+    """This process's lease on the store was taken over by another holder; it must stop writing."""
 
 
 class RetriableError(ConnectorError):

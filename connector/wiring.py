@@ -28,13 +28,14 @@ SERVICENOW = "ServiceNow"
 
 @dataclass
 class Runtime:
-    """Everything one configuration runs with; ``close()`` releases it all."""
+    """Everything one configuration runs with; ``close()`` releases it all (the store only if it owns it)."""
 
     loaded: LoadedConfig
     store: Store
     snow: ServiceNowAdapter
     sites: dict[str, JiraAdapter]
     engine: Engine
+    owns_store: bool = True
 
     def problems(self) -> dict[str, list[str]]:
         """What is failing, by system (``servicenow``, or a supplier's name), one line per problem.
@@ -56,42 +57,52 @@ class Runtime:
         return failing
 
     def close(self) -> None:
-        """Close the adapters and the store."""
+        """Close the adapters, and the store unless it was lent by the caller of :func:`build`."""
         self.snow.close()
         for site in self.sites.values():
             site.close()
-        self.store.close()
+        if self.owns_store:
+            self.store.close()
 
 
-def build(loaded: LoadedConfig, *, dry_run: bool = False) -> Runtime:
-    """Open the store and connect to every enabled site (credentials are resolved here).
+def build(loaded: LoadedConfig, *, dry_run: bool = False, store: Store | None = None) -> Runtime:
+    """Open the store (or use ``store``, which stays the caller's) and connect to every enabled site.
+
+    Credentials are resolved here. A store file this call created is removed again if a site fails.
 
     Raises:
+        connector.errors.StoreError: the store cannot be opened.
         connector.errors.CredentialError: credential references cannot be resolved; it names
             every one (store, ServiceNow, each supplier), not only the first.
         connector.errors.ConnectorError: a site refuses us at connection time.
     """
     problems: list[str] = []
-    store = _resolving(problems, "store", functools.partial(open_store, loaded))
-    policy = retry_policy(loaded)
-    snow = _resolving(problems, SERVICENOW, lambda: servicenow_adapter(loaded, policy))
+    opened = None
+    if store is None:
+        store = opened = _resolving(problems, "store", functools.partial(open_store, loaded))
+    snow: ServiceNowAdapter | None = None
     sites: dict[str, JiraAdapter] = {}
-    for name in suppliers(loaded):
-        site = _resolving(problems, name, functools.partial(jira_adapter, loaded, name, policy))
-        if site is not None:
-            sites[name] = site
-    if store is None or snow is None or problems:
-        for site in sites.values():
-            site.close()
+    try:
+        policy = retry_policy(loaded)
+        snow = _resolving(problems, SERVICENOW, lambda: servicenow_adapter(loaded, policy))
+        for name in suppliers(loaded):
+            site = _resolving(problems, name, functools.partial(jira_adapter, loaded, name, policy))
+            if site is not None:
+                sites[name] = site
+        if store is None or snow is None or problems:
+            raise CredentialError(problems)
+        for transport in [snow.transport, *(site.transport for site in sites.values())]:
+            keep_throttles(store, transport)
+        engine = Engine(loaded, store, snow, sites, dry_run=dry_run)
+    except BaseException:
+        for opened_site in sites.values():
+            opened_site.close()
         if snow is not None:
             snow.close()
-        if store is not None:
-            store.close()
-        raise CredentialError(problems)
-    for transport in [snow.transport, *(site.transport for site in sites.values())]:
-        keep_throttles(store, transport)
-    engine = Engine(loaded, store, snow, sites, dry_run=dry_run)
-    return Runtime(loaded, store, snow, sites, engine)
+        if opened is not None:
+            opened.discard()
+        raise
+    return Runtime(loaded, store, snow, sites, engine, opened is not None)
 
 
 def open_store(loaded: LoadedConfig) -> Store:

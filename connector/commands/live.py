@@ -13,7 +13,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from connector.config import LoadedConfig
+from connector.errors import LeaseLost
+from connector.lease import LeaseKeeper, hold_store
 from connector.sandbox.attach import prepare
+from connector.store import Store
 from connector.wiring import Runtime, build
 
 if TYPE_CHECKING:
@@ -28,18 +31,42 @@ class Live:
         connector.sandbox.runner.SandboxError: the sandbox's addresses are taken by something else.
     """
 
-    def __init__(self, loaded: LoadedConfig, *, dry_run: bool = False) -> None:
+    def __init__(
+        self, loaded: LoadedConfig, *, dry_run: bool = False, hold: tuple[str, str] | None = None
+    ) -> None:
+        """Prepare the sandbox, then build; ``hold`` = (command, advice) holds the store's lease.
+
+        A command that writes holds the lease like the daemon, so it is refused beside one
+        (:func:`~connector.lease.hold_store`).
+        """
         self.sandbox: Sandbox | None = prepare(loaded)
+        self.keeper: LeaseKeeper | None = None
+        store: Store | None = None
         try:
-            self.runtime: Runtime = build(loaded, dry_run=dry_run)
+            if hold is not None:
+                store, self.keeper = hold_store(loaded, *hold)
+            self.runtime: Runtime = build(loaded, dry_run=dry_run, store=store)
         except BaseException:
+            if self.keeper is not None and store is not None:
+                self.keeper.release()
+                store.discard()
             self._stop_sandbox()
             raise
+        if self.keeper is not None:
+            self.keeper.start(lambda _lost: None)  # told by :attr:`lost` after the work, which goes on
+
+    @property
+    def lost(self) -> LeaseLost | None:
+        """The lease another process took over while this command ran, if it did."""
+        return self.keeper.lost if self.keeper is not None else None
 
     def close(self) -> None:
-        """Close the runtime, then stop a sandbox started for it."""
+        """Close the runtime, end the lease, then stop a sandbox started for it."""
         try:
             self.runtime.close()
+            if self.keeper is not None:
+                self.keeper.release()
+                self.keeper.store.close()
         finally:
             self._stop_sandbox()
 

@@ -1,6 +1,8 @@
 """``mim-connector sync --once [--dry-run] [--json]``: one cycle now, printing the plan or what was done.
 
 Also prints what the promotion rules decided (in a dry run: what they would have decided).
+A cycle that writes holds the store's lease like the daemon: it is refused while a daemon runs on
+the store (it would duplicate the daemon's writes), and a daemon is refused while it runs.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ from connector.engine import CycleReport
 from connector.log import configure_logging
 from connector.plan import Preview
 
+SYNC_ADVICE = (
+    "sync --once beside it would duplicate its writes: let the daemon do the work, stop it first, "
+    "or use --dry-run"
+)
+
 
 def sync_once(
     config: Path,
@@ -36,7 +43,7 @@ def sync_once(
     """
     loaded = load_config(config)
     configure_logging(loaded.connector.logging.format, loaded.connector.logging.level)
-    live = Live(loaded, dry_run=dry_run)
+    live = Live(loaded, dry_run=dry_run, hold=None if dry_run else ("sync --once", SYNC_ADVICE))
     runtime = live.runtime
     show = out.isatty() if progress is None else progress
     try:
@@ -53,6 +60,8 @@ def sync_once(
         live.close()
     if as_json:
         print(json.dumps(_as_json(report, dry_run), indent=2, ensure_ascii=False), file=out)
+        if live.lost is not None:
+            raise live.lost
         return 1 if report.failed else 0
     if dry_run:
         print(f"dry run: {len(report.plans)} entities planned, nothing written", file=out)
@@ -71,6 +80,8 @@ def sync_once(
         print(f"rules {number}: {decision}", file=out)
     for entity, error in sorted(report.failed.items()):
         print(f"failed {entity}: {error}", file=out)
+    if live.lost is not None:
+        raise live.lost
     return 1 if report.failed else 0
 
 

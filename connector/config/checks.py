@@ -55,6 +55,16 @@ def check_connector(doc: SourceDoc, config: ConnectorConfig) -> list[Problem]:
             problems.append(
                 doc.problem(("servicenow", "incident_states", value), f"label '{label}' is used twice")
             )
+    lease = config.store.lease
+    if not lease.renew_every:
+        problems.append(doc.problem(("store", "lease", "renew_every"), "must be longer than 0s"))
+    elif lease.renew_every * 2 > lease.ttl:
+        problems.append(
+            doc.problem(
+                ("store", "lease", "renew_every"),
+                "must be at most half of store.lease.ttl: a renewal that is late once must not lose the lease",
+            )
+        )
     mappings = doc.path.parent / config.mappings
     if not mappings.is_dir():
         problems.append(doc.problem(("mappings",), f"folder {mappings} does not exist"))

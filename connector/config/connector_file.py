@@ -124,10 +124,22 @@ class SupplierSite(ConfigModel):
     jira: JiraSite
 
 
+class LeaseConfig(ConfigModel):
+    """The lease by which one process at a time writes to the store (``run``, ``sync --once``).
+
+    The holder renews it every ``renew_every``; another process may take it over once it is
+    ``ttl`` old without renewal (at once when its holder was a process on this machine that is gone).
+    """
+
+    ttl: Duration = timedelta(seconds=45)
+    renew_every: Duration = timedelta(seconds=10)
+
+
 class StoreConfig(ConfigModel):
     """The state store: links, shadows, ledgers, intents, dead letters, watermarks, audit."""
 
     url: StoreUrl = "sqlite:///../var/mim-connector.db"
+    lease: LeaseConfig = LeaseConfig()
 
 
 class PollingConfig(ConfigModel):

@@ -2,34 +2,54 @@
 
 ``Store.open(url)`` migrates the schema and exposes one small repository per concern:
 ``watermarks``, ``incidents``, ``links``, ``shadows``, ``comments``, ``intents``, ``audit``, ``dlq``,
-and for the promotion rules ``decisions``, ``conditions`` and ``clusters``.
+for the promotion rules ``decisions``, ``conditions`` and ``clusters``, and ``leases`` (who writes).
+A store that cannot be opened raises :class:`~connector.errors.StoreError` with a one-line message.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from contextlib import AbstractContextManager
 from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
-from connector.store.db import engine_for
+from connector.errors import CredentialError, StoreError
+from connector.secrets import UnresolvedSecret
+from connector.store.db import engine_for, locate
 from connector.store.decisions import Clusters, ConditionState, Decisions
 from connector.store.dlq import DeadLetters
 from connector.store.intents import AuditLog, Intents
+from connector.store.leases import Leases
 from connector.store.links import CommentLedger, Links, Shadows
 from connector.store.migrations import migrate
+from connector.store.opening import Created, create_file, failure
 from connector.store.progress import Incidents, Watermarks
 from connector.store.throttles import Throttles
 
 
 class Store:
-    """All persistent state of one connector instance."""
+    """All persistent state of one connector instance.
+
+    ``label`` names the store in messages; ``created`` is what :meth:`open` made (a new SQLite
+    file and its folders), which :meth:`discard` removes after a failed start.
+    """
 
     def __init__(
-        self, engine: Engine, actor: str = "mim-connector", *, retry_delay: timedelta | None = None
+        self,
+        engine: Engine,
+        actor: str = "mim-connector",
+        *,
+        retry_delay: timedelta | None = None,
+        label: str = "",
+        created: Created | None = None,
     ) -> None:
         self.engine = engine
+        self.label = label or engine.url.render_as_string(hide_password=True)
+        self.created = created or Created()
         self.watermarks = Watermarks(engine)
         self.incidents = Incidents(engine)
         self.links = Links(engine)
@@ -41,6 +61,7 @@ class Store:
         self.conditions = ConditionState(engine)
         self.clusters = Clusters(engine)
         self.throttles = Throttles(engine)
+        self.leases = Leases(engine)
         self.dlq = DeadLetters(engine) if retry_delay is None else DeadLetters(engine, base_delay=retry_delay)
 
     @classmethod
@@ -52,10 +73,30 @@ class Store:
         actor: str = "mim-connector",
         retry_delay: timedelta | None = None,
     ) -> Store:
-        """Connect to ``url`` (relative SQLite paths against ``base_dir``) and migrate the schema."""
-        engine = engine_for(url, base_dir)
-        migrate(engine)
-        return cls(engine, actor, retry_delay=retry_delay)
+        """Connect to ``url`` (relative SQLite paths against ``base_dir``) and migrate the schema.
+
+        Raises:
+            connector.errors.CredentialError: a ``${VAR}`` in ``url`` is unset (named like every
+                other unresolvable credential: ``store: ${VAR} is not set``).
+            connector.errors.StoreError: the store cannot be used (one line: which store, what to
+                do); a file this call created is removed again.
+        """
+        try:
+            location = locate(url, base_dir)
+        except UnresolvedSecret as exc:
+            raise CredentialError([f"store: {exc.brief}"]) from None
+        created, engine = Created(), None
+        try:
+            if location.path is not None and not location.path.exists():
+                created = create_file(location.path)
+            engine = engine_for(location)
+            migrate(engine)
+        except (SQLAlchemyError, OSError, StoreError) as exc:
+            if engine is not None:
+                engine.dispose()
+            created.discard()
+            raise failure(exc, location.label) from exc
+        return cls(engine, actor, retry_delay=retry_delay, label=location.label, created=created)
 
     @property
     def dialect(self) -> str:
@@ -69,6 +110,24 @@ class Store:
     def close(self) -> None:
         """Release all connections."""
         self.engine.dispose()
+
+    def discard(self) -> None:
+        """Close, and remove what :meth:`open` created: for a start that failed before it wrote anything.
+
+        A file whose lease another process took meanwhile (it opened the new file too) is kept.
+        """
+        if self.created.path is not None:
+            try:
+                lease = self.leases.get()
+            except SQLAlchemyError:
+                lease = None
+            if lease is not None and (lease.holder.host, lease.holder.pid) != (
+                socket.gethostname(),
+                os.getpid(),
+            ):
+                self.created = Created()
+        self.close()
+        self.created.discard()
 
 
 __all__ = ["Store"]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 
 from connector.secrets import interpolate
@@ -49,8 +52,18 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def engine_for(url: str, base_dir: Path | None = None) -> Engine:
-    """An engine for ``sqlite:///PATH`` (relative to ``base_dir``) or ``postgresql://…`` (``${VAR}`` expanded).
+@dataclass(frozen=True)
+class StoreLocation:
+    """Where a store is: the URL to connect to, the SQLite file (``None`` otherwise), a name for messages."""
+
+    url: URL
+    path: Path | None
+    label: str
+    """The file's path, or the URL with its password hidden: what error messages call the store."""
+
+
+def locate(url: str, base_dir: Path | None = None) -> StoreLocation:
+    """Resolve ``sqlite:///PATH`` (relative to ``base_dir``) or ``postgresql://…`` (``${VAR}`` expanded).
 
     Raises:
         connector.secrets.UnresolvedSecret: a ``${VAR}`` in the URL is unset.
@@ -58,31 +71,57 @@ def engine_for(url: str, base_dir: Path | None = None) -> Engine:
     resolved = make_url(interpolate(url))
     if resolved.drivername == "sqlite":
         database = resolved.database or ""
+        if not database or database == ":memory:":
+            return StoreLocation(resolved, None, "sqlite (in memory)")
+        path = Path(database)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        path = path.resolve()  # "config/../var/x.db" reads badly in a message
+        return StoreLocation(resolved.set(database=str(path)), path, str(path))
+    label = resolved.render_as_string(hide_password=True)
+    if resolved.drivername == "postgresql":
+        resolved = resolved.set(drivername="postgresql+psycopg")
+    return StoreLocation(resolved, None, label)
+
+
+def engine_for(location: StoreLocation) -> Engine:
+    """An engine for ``location``; connecting is left to its first use (a SQLite file's folder must exist)."""
+    if location.url.drivername == "sqlite":
         pool: dict[str, Any] = {}
-        if database and database != ":memory:":
-            path = Path(database)
-            if not path.is_absolute() and base_dir is not None:
-                path = base_dir / path
-            path.parent.mkdir(parents=True, exist_ok=True)
-            resolved = resolved.set(database=str(path))
+        if location.path is not None:
             kept, most = SQLITE_POOL
             pool = {"pool_size": kept, "max_overflow": most - kept, "pool_timeout": SQLITE_TIMEOUT}
-        engine = create_engine(resolved, connect_args={"timeout": SQLITE_TIMEOUT}, **pool)
+        engine = create_engine(location.url, connect_args={"timeout": SQLITE_TIMEOUT}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         _one_writer_at_a_time(engine)
         return engine
-    if resolved.drivername == "postgresql":
-        resolved = resolved.set(drivername="postgresql+psycopg")
-    return create_engine(resolved, pool_pre_ping=True)
+    return create_engine(location.url, pool_pre_ping=True)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor = connection.cursor()
     # WAL lets the CLI read state while the daemon writes; foreign keys are off by default in SQLite.
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _journal_mode_wal(cursor)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _journal_mode_wal(cursor: Any) -> None:
+    """Switch to WAL, waiting like a writer for another process switching a new file at the same moment.
+
+    SQLite answers that switch with "database is locked" at once, without its busy handler, while
+    another connection holds the file; the mode is persistent, so a later try finds it done.
+    """
+    deadline = time.monotonic() + SQLITE_TIMEOUT
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _one_writer_at_a_time(engine: Engine) -> None:

@@ -1,8 +1,11 @@
 """Bring a database to :data:`~connector.store.schema.SCHEMA_VERSION`, one numbered step at a time.
 
 Each step is idempotent (it creates what is missing), so a fresh database and an upgraded one end
-in the same shape, which a test checks against :mod:`connector.store.schema`. On PostgreSQL an
-advisory lock keeps two daemons from migrating at once.
+in the same shape, which a test checks against :mod:`connector.store.schema`. Migrations are
+serialised: an advisory lock on PostgreSQL, the database's write lock (``BEGIN IMMEDIATE``) on
+SQLite, and the version is read again under the lock, so processes opening a new store at the same
+moment migrate it once (SQLite runs DDL outside a transaction unless told otherwise: two daemons
+started together on a new file used to die on ``table meta already exists``).
 """
 
 from __future__ import annotations
@@ -11,13 +14,20 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, inspect, select, text
 
+from connector.errors import StoreError
 from connector.store import schema
 
 MIGRATION_LOCK = 0x6D696D  # "mim"
 
 
-class SchemaTooNew(RuntimeError):
+class SchemaTooNew(StoreError):
     """The database was migrated by a newer connector; this one must not touch it."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(
+            f"the state store is at schema v{version}; this connector knows v{schema.SCHEMA_VERSION}"
+        )
+        self.version = version
 
 
 def _v1(conn: Connection) -> None:
@@ -42,7 +52,12 @@ def _v3(conn: Connection) -> None:
     schema.metadata.create_all(conn, checkfirst=True)
 
 
-STEPS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2, 3: _v3}
+def _v4(conn: Connection) -> None:
+    """Leases: one daemon per store, with a fencing epoch."""
+    schema.metadata.create_all(conn, checkfirst=True)
+
+
+STEPS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4}
 
 
 def current_version(conn: Connection) -> int:
@@ -54,23 +69,35 @@ def current_version(conn: Connection) -> int:
 
 
 def migrate(engine: Engine) -> int:
-    """Apply the missing steps; return the resulting version.
+    """Apply the missing steps under the migration lock; return the resulting version.
+
+    A store already at this version is only read (no lock): the read-only commands open it beside
+    a running daemon without waiting for its writes.
 
     Raises:
         SchemaTooNew: the database is ahead of this code.
     """
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
+    with engine.connect() as conn:
+        if _checked_version(conn) == schema.SCHEMA_VERSION:
+            return schema.SCHEMA_VERSION
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            # pysqlite would run the DDL below in autocommit; take the write lock first, and hold it.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-        version = current_version(conn)
-        if version > schema.SCHEMA_VERSION:
-            raise SchemaTooNew(
-                f"the state store is at schema v{version}; this connector knows v{schema.SCHEMA_VERSION}"
-            )
-        for step in range(version + 1, schema.SCHEMA_VERSION + 1):
+        for step in range(_checked_version(conn) + 1, schema.SCHEMA_VERSION + 1):
             STEPS[step](conn)
             _set_version(conn, step)
+        conn.commit()
     return schema.SCHEMA_VERSION
+
+
+def _checked_version(conn: Connection) -> int:
+    version = current_version(conn)
+    if version > schema.SCHEMA_VERSION:
+        raise SchemaTooNew(version)
+    return version
 
 
 def _set_version(conn: Connection, version: int) -> None:

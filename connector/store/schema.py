@@ -12,7 +12,8 @@ Identity and progress live here, never only in memory and never rediscovered by 
 * ``audit`` - every write: who, what, before, after, why;
 * ``decisions`` - what the promotion rules decided per incident (written before the write it causes);
 * ``condition_state`` - since when a ``for:`` condition (or "unassigned") has held for an incident;
-* ``clusters`` - the major incident each cluster of related incidents was gathered under.
+* ``clusters`` - the major incident each cluster of related incidents was gathered under;
+* ``leases`` - who may write to this store now (one daemon), until when, under which fencing epoch.
 
 Times are timezone-aware UTC. JSON columns hold our own data only (never credentials).
 """
@@ -37,7 +38,7 @@ from sqlalchemy import (
     false as sql_false,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -210,3 +211,21 @@ throttles = Table(
     Column("until", DateTime(timezone=True), nullable=False),
 )
 """Scopes a platform closed with a 429, until when (wall clock): a restarted daemon honours them."""
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    # The fencing token: +1 at every acquisition, never reused; a holder's writes carry its epoch.
+    Column("epoch", Integer, nullable=False),
+    Column("command", String(64), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("process_started_at", DateTime(timezone=True), nullable=False),
+    # Boot id, PID namespace and start ticks: tells a dead holder on this machine from a live one.
+    Column("process_key", String(128), nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("renewed_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+"""v4: one row per lease (``daemon``: the process that writes); a released lease keeps its row and epoch."""

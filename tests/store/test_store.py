@@ -250,7 +250,7 @@ def test_a_version_1_database_is_upgraded_in_place(store_url: str) -> None:
     engine.dispose()
     upgraded = Store.open(store_url)
     try:
-        assert migrate(upgraded.engine) == store_schema.SCHEMA_VERSION == 3
+        assert migrate(upgraded.engine) == store_schema.SCHEMA_VERSION == 4
         columns = {c["name"] for c in inspect(upgraded.engine).get_columns("incidents")}
         assert {"opened_at", "candidate"} <= columns
         assert upgraded.incidents.get("s1") is not None and upgraded.incidents.candidates() == []

@@ -36,6 +36,21 @@ MISTAKES: dict[str, Mistake] = {
             "config/connector.yaml:24:16: suppliers.globex.jira.auth.token: with sandbox.embedded use a ${VAR} reference: the sandbox generates the value",
         ),
     ),
+    "lease-renewed-less-often-than-twice-per-ttl": Mistake(
+        CONNECTOR,
+        "  url: sqlite:///state.db\n",
+        "  url: sqlite:///state.db\n  lease:\n    ttl: 30s\n    renew_every: 20s\n",
+        (
+            "config/connector.yaml:29:18: store.lease.renew_every: must be at most half of store.lease.ttl: "
+            "a renewal that is late once must not lose the lease",
+        ),
+    ),
+    "lease-never-renewed": Mistake(
+        CONNECTOR,
+        "  url: sqlite:///state.db\n",
+        "  url: sqlite:///state.db\n  lease:\n    renew_every: 0s\n",
+        ("config/connector.yaml:28:18: store.lease.renew_every: must be longer than 0s",),
+    ),
     "misspelt-key-gets-did-you-mean": Mistake(
         CONNECTOR,
         "  instance_url:",

@@ -1,0 +1,201 @@
+"""Leases: which process may write to this store now, until when, under which fencing epoch.
+
+One row per lease name (``daemon``). Every change is a compare-and-set on the row's epoch, so two
+processes racing for a free lease cannot both win, on SQLite or PostgreSQL, without any lock held
+across statements. Acquiring a free (expired or released) lease adds one to its epoch; renewing
+and releasing only succeed while the epoch is still the caller's, which is how a holder learns it
+was taken over. Times are the database server's clock on PostgreSQL (daemons on several hosts
+compare one clock), the local clock on SQLite (one host by construction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, func, select
+
+from connector.errors import LeaseLost, StoreInUse
+from connector.store.db import upsert_insert, utcnow
+from connector.store.schema import leases
+
+DAEMON = "daemon"
+"""The lease a process holds while it writes to the store (``run``, ``sync --once``)."""
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A process that holds (or held) a lease."""
+
+    command: str
+    """What it runs, e.g. ``run`` or ``sync --once``."""
+    host: str
+    pid: int
+    started_at: datetime
+    process_key: str
+    """Boot id, PID namespace and start ticks of the process ('' where unknown)."""
+
+    def describe(self) -> str:
+        """``mim-connector run on HOST (pid N, started …Z)``."""
+        return (
+            f"mim-connector {self.command} on {self.host} "
+            f"(pid {self.pid}, started {self.started_at:%Y-%m-%d %H:%M:%S}Z)"
+        )
+
+
+@dataclass(frozen=True)
+class Lease:
+    """One lease as last written."""
+
+    name: str
+    epoch: int
+    holder: Holder
+    acquired_at: datetime
+    renewed_at: datetime
+    expires_at: datetime
+
+    def live(self, now: datetime) -> bool:
+        """Whether it still binds others at ``now``."""
+        return self.expires_at > now
+
+
+class Leases:
+    """Acquire, renew and release leases; ``clock`` replaces the database's clock (tests)."""
+
+    def __init__(self, engine: Engine, clock: Callable[[], datetime] | None = None) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    def get(self, name: str = DAEMON) -> Lease | None:
+        """The lease's row (live, expired or released), or ``None`` if it was never taken."""
+        with self._engine.connect() as conn:
+            row = conn.execute(select(leases).where(leases.c.name == name)).one_or_none()
+        return None if row is None else _lease(row)
+
+    def now(self) -> datetime:
+        """The time leases are measured by (the database server's clock on PostgreSQL)."""
+        with self._engine.connect() as conn:
+            return self._now(conn)
+
+    def acquire(
+        self,
+        holder: Holder,
+        ttl: timedelta,
+        *,
+        name: str = DAEMON,
+        vacated: Callable[[Lease], bool] = lambda _lease: False,
+        label: str = "",
+        advice: str = "stop it first",
+    ) -> Lease:
+        """Take ``name`` for ``holder`` until now + ``ttl``, under a new epoch.
+
+        A live lease is taken over only if ``vacated(lease)`` says its holder is gone (a process
+        on this machine that no longer runs).
+
+        Raises:
+            connector.errors.StoreInUse: another holder's lease is live (the message names it,
+                says when it expires and ends with ``advice``; ``label`` names the store).
+        """
+        for _attempt in range(5):
+            with self._engine.begin() as conn:
+                now = self._now(conn)
+                row = conn.execute(select(leases).where(leases.c.name == name)).one_or_none()
+                values = _holder_values(holder) | {
+                    "acquired_at": now,
+                    "renewed_at": now,
+                    "expires_at": now + ttl,
+                }
+                if row is None:
+                    insert = upsert_insert(self._engine, leases).values(name=name, epoch=1, **values)
+                    # RETURNING, not rowcount: psycopg reports -1 for an INSERT here.
+                    if conn.execute(insert.on_conflict_do_nothing().returning(leases.c.epoch)).first():
+                        return _lease_of(name, 1, holder, values)
+                    continue
+                current = _lease(row)
+                if current.live(now) and not vacated(current):
+                    raise StoreInUse(_in_use(current, label, advice))
+                epoch = current.epoch + 1
+                taken = conn.execute(
+                    leases.update()
+                    .where(leases.c.name == name, leases.c.epoch == current.epoch)
+                    .values(epoch=epoch, **values)
+                )
+                if taken.rowcount == 1:
+                    return _lease_of(name, epoch, holder, values)
+        raise StoreInUse(f"state store {label}: the {name} lease changes hands too fast to take; {advice}")
+
+    def renew(self, lease: Lease, ttl: timedelta, *, label: str = "") -> Lease:
+        """Extend ``lease`` to now + ``ttl`` if its epoch is still the current one.
+
+        An expired lease nobody took is renewed too: its epoch proves nobody wrote under another.
+
+        Raises:
+            connector.errors.LeaseLost: another holder acquired the lease since (fencing).
+        """
+        with self._engine.begin() as conn:
+            now = self._now(conn)
+            renewed = conn.execute(
+                leases.update()
+                .where(leases.c.name == lease.name, leases.c.epoch == lease.epoch)
+                .values(renewed_at=now, expires_at=now + ttl)
+            )
+            if renewed.rowcount == 1:
+                return Lease(lease.name, lease.epoch, lease.holder, lease.acquired_at, now, now + ttl)
+            row = conn.execute(select(leases).where(leases.c.name == lease.name)).one_or_none()
+        taker = "nobody (its row is gone)" if row is None else _lease(row).holder.describe()
+        raise LeaseLost(
+            f"state store {label}: the {lease.name} lease (epoch {lease.epoch}) was taken over by {taker}; "
+            "this process stops writing"
+        )
+
+    def release(self, lease: Lease) -> bool:
+        """End ``lease`` now (another process may take it at once); ``False`` if it was already lost."""
+        with self._engine.begin() as conn:
+            now = self._now(conn)
+            released = conn.execute(
+                leases.update()
+                .where(leases.c.name == lease.name, leases.c.epoch == lease.epoch)
+                .values(expires_at=now)
+            )
+        return released.rowcount == 1
+
+    def _now(self, conn: Connection) -> datetime:
+        if self._clock is not None:
+            return self._clock()
+        if conn.dialect.name == "postgresql":
+            return _utc(conn.execute(select(func.clock_timestamp())).scalar_one())
+        return utcnow()
+
+
+def _in_use(lease: Lease, label: str, advice: str) -> str:
+    return (
+        f"state store {label} is in use by {lease.holder.describe()}: its lease runs until "
+        f"{lease.expires_at:%Y-%m-%d %H:%M:%S}Z and is renewed while it runs; {advice}"
+    )
+
+
+def _holder_values(holder: Holder) -> dict[str, Any]:
+    return {
+        "command": holder.command,
+        "host": holder.host,
+        "pid": holder.pid,
+        "process_started_at": holder.started_at,
+        "process_key": holder.process_key,
+    }
+
+
+def _lease_of(name: str, epoch: int, holder: Holder, values: dict[str, Any]) -> Lease:
+    return Lease(name, epoch, holder, values["acquired_at"], values["renewed_at"], values["expires_at"])
+
+
+def _lease(row: Row[Any]) -> Lease:
+    holder = Holder(row.command, row.host, row.pid, _utc(row.process_started_at), row.process_key)
+    return Lease(
+        row.name, row.epoch, holder, _utc(row.acquired_at), _utc(row.renewed_at), _utc(row.expires_at)
+    )
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
