@@ -32,7 +32,7 @@ from connector.sandbox.embedded import start_story
 from connector.sandbox.servicedesk import CUSTOMER_UPDATE, INTERNAL_MARK, ServiceDesk
 from connector.view import PlainView
 from tests.integration.sync_oracle import FAST, converge
-from tests.integration.world import World, write_config
+from tests.integration.world import World, daemon_process, stop, write_config
 
 SCRIPT = str(Path(sys.executable).parent / "mim-connector")
 SITES = {"acme": "ACME", "globex": "NET", "initech": "PAY"}
@@ -276,13 +276,12 @@ def test_keep_serving_leaves_the_simulators_up_after_the_story_until_sigterm(tmp
         },
     )
     assert "  keep_serving: true" in config.read_text(), "the demo keeps serving"
-    daemon = subprocess.Popen(
-        [SCRIPT, "run", "-c", str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    assert daemon.stdout is not None
-    threading.Thread(target=lambda: [lines.put(line) for line in daemon.stdout or ()], daemon=True).start()
-    try:
+    with daemon_process(SCRIPT, "run", "-c", str(config)) as daemon:
+        lines: queue.Queue[str] = queue.Queue()
+        assert daemon.stdout is not None
+        threading.Thread(
+            target=lambda: [lines.put(line) for line in daemon.stdout or ()], daemon=True
+        ).start()
         printed: list[str] = []
         deadline = time.monotonic() + 60
         while not any(line.startswith("  Every user and credential:") for line in printed):
@@ -304,12 +303,7 @@ def test_keep_serving_leaves_the_simulators_up_after_the_story_until_sigterm(tmp
         email, token = acme[3].split(":", 1)
         answer = requests.get(acme[-1], auth=(email, token), timeout=10)
         assert answer.status_code == 200 and answer.json()["issues"] == []
-        daemon.send_signal(signal.SIGTERM)
-        _out, err = daemon.communicate(timeout=30)
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.communicate(timeout=30)
+        err = stop(daemon)
     assert daemon.returncode == 0, err
     assert "Traceback" not in err and "simulators stopped" in err
     with pytest.raises(requests.ConnectionError):
