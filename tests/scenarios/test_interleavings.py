@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
+from connector.errors import ConnectorError
 from connector.wiring import Runtime
 from tests.scenarios import checker, faults, snapshot
 from tests.scenarios.control import robust
@@ -99,7 +100,14 @@ class Interleavings(RuleBasedStateMachine):
                 control.clear_faults()
             quiet = 0
             for _ in range(SETTLE_LIMIT):
-                report = self.runtime.engine.cycle()
+                try:
+                    report = self.runtime.engine.cycle()
+                except ConnectorError:
+                    # As in the daemon: a poll refused while a breaker cools down (the last fault
+                    # just fired) fails this cycle, and the next one tries again.
+                    quiet = 0
+                    time.sleep(0.25)
+                    continue
                 quiet = quiet + 1 if report.writes == 0 and not report.failed and not report.held else 0
                 if quiet >= QUIET_CYCLES:
                     break
