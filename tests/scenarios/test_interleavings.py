@@ -10,6 +10,7 @@ a timed run rarely produces, and with a minimal failing sequence when one breaks
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -64,7 +65,10 @@ class Interleavings(RuleBasedStateMachine):
 
     @rule()
     def sync(self) -> None:
-        self.runtime.engine.cycle()
+        # A cycle whose poll fails every try (faults armed on it) fails as a whole; the daemon logs
+        # it and tries again at the next tick, and so do we: what must hold is checked at the end.
+        with contextlib.suppress(ConnectorError):
+            self.runtime.engine.cycle()
 
     @rule(
         target_index=st.integers(min_value=0, max_value=10_000),
