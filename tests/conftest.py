@@ -20,8 +20,3 @@ def config_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("TEST_SN_PASSWORD", "TEST_ACME_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     return root
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The gate first: the longest test, so that under ``make test``'s workers it never runs last."""
-    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)

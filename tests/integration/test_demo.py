@@ -126,7 +126,11 @@ def test_the_story_mirrors_promotes_and_brings_replies_back_once(world: World) -
                 if comment.author.displayName == "Jane Doe":
                     replies += 1
                     landed = [n for n in notes if n.startswith(header + comment.body)]
-                    assert len(landed) == 1, f"{issue.key}: '{comment.body}' came back {len(landed)} times"
+                    assert len(landed) == 1, (
+                        f"{issue.key}: '{comment.body}' (comment {comment.id}) came back {len(landed)} times: "
+                        f"{[n.rsplit(chr(10), 1)[-1] for n in landed]}; Jane's: "
+                        f"{[(c.id, c.body) for c in agent.comments(issue.key) if c.author.displayName == 'Jane Doe']}"
+                    )
                 elif CUSTOMER_UPDATE in comment.body:
                     customer_updates += 1
             status_notes += sum(
@@ -308,3 +312,26 @@ def test_keep_serving_leaves_the_simulators_up_after_the_story_until_sigterm(tmp
     assert "Traceback" not in err and "simulators stopped" in err
     with pytest.raises(requests.ConnectionError):
         requests.get(servicenow[-1], auth=(user, password), timeout=5)
+
+
+def test_an_engineer_whose_acknowledgement_fails_halfway_comments_once(world: World) -> None:
+    """The ETA edit after the acknowledgement's comment fails once: the retried step must not comment
+    again (a second, identical reply would be mirrored as a second note, rightly)."""
+    world.create_incident(assignment_group=world.acme_group())
+    runtime = world.runtime()
+    try:
+        converge(runtime)
+    finally:
+        runtime.close()
+    (issue,) = world.issues("acme", "ACME")
+    timing = Timing(poll=0.0, acknowledge=0.0, spread=0.0)
+    (agent,) = [
+        a for a in supplier_agents(world.loaded, world.sandbox.describe(), timing) if a.supplier == "acme"
+    ]
+    world.jira_control.add_fault(method="PUT", path=r"^/acme/rest/api/2/issue/[^/]+$", status=500, count=1)
+    agent.step()
+    agent.step()
+    assert [f["fired"] for f in world.jira_control.faults()] == [1]
+    replies = [c.body for c in world.agent("acme").comments(issue.key) if c.author.displayName == "Jane Doe"]
+    assert len(replies) == 1, replies
+    assert world.agent("acme").issue(issue.key).fields.status.name == "In Progress"

@@ -22,9 +22,6 @@ import pytest
 from tests.scenarios.report import render, verdicts
 from tests.scenarios.scenario import Outcome, Scenario, Size
 
-pytestmark = pytest.mark.xdist_group("gate")
-"""Under ``make test``'s workers the gate's tests share one worker (one scenario), and run first."""
-
 SEED = int(os.environ.get("MIM_SCENARIO_SEED", "20261123"))
 FIELDS = "no lost field changes"
 
