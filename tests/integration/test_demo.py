@@ -78,7 +78,12 @@ def major_block(text: str) -> dict[str, tuple[str, set[str]]]:
 
 
 def incidents(world: World, query: str = "") -> list[dict[str, Any]]:
-    params = {"sysparm_query": query, "sysparm_fields": "sys_id,number,major_incident_state,parent_incident"}
+    params = {
+        "sysparm_query": query,
+        "sysparm_fields": "sys_id,number,major_incident_state,parent_incident",
+        # A reference as its sys_id, not {"link": …, "value": …}: children are matched by it.
+        "sysparm_exclude_reference_link": "true",
+    }
     response = world.snow().get(world.table("incident"), params=params, timeout=10)
     return list(response.json()["result"])
 
