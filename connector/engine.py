@@ -557,16 +557,8 @@ class Engine:
                     return None, incident
                 if not self._ours(issue, incident):
                     if self.dry_run:
-                        with self._lock:
-                            report.plans[f"{incident.number} @ {runtime.name}"] = Preview(
-                                (
-                                    ChangePreview(
-                                        "~",
-                                        f"release the link to {issue.key}",
-                                        "it is stamped for another incident or ServiceNow instance",
-                                    ),
-                                )
-                            )
+                        reason = "it is stamped for another incident or ServiceNow instance"
+                        self._planned(report, incident, runtime, f"release the link to {issue.key}", reason)
                         return None, incident
                     runtime.executor.release(incident, link, issue)
                     link, issue = self._recognise(runtime, incident, None, report)
@@ -658,19 +650,20 @@ class Engine:
             if not identity.belongs_to(incident.sys_id, self.servicenow_names, self.instance_name):
                 continue
             if self.dry_run:
-                with self._lock:
-                    report.plans[f"{incident.number} @ {runtime.name}"] = Preview(
-                        (
-                            ChangePreview(
-                                "~",
-                                f"adopt {issue.key}",
-                                f"it already exists for {incident.number}: adopted, not created",
-                            ),
-                        )
-                    )
+                reason = f"it already exists for {incident.number}: adopted, not created"
+                self._planned(report, incident, runtime, f"adopt {issue.key}", reason)
                 return link, issue
             return runtime.executor.adopt(incident, issue), issue
         return link, None
+
+    def _planned(
+        self, report: CycleReport, incident: Incident, runtime: _SupplierRuntime, action: str, reason: str
+    ) -> None:
+        """A dry run's record of one change to what the store knows (adopt, release), shown like a plan's."""
+        with self._lock:
+            report.plans[f"{incident.number} @ {runtime.name}"] = Preview(
+                (ChangePreview("~", action, reason),)
+            )
 
     def _listed_keys(self, supplier: str, incident: Incident, siblings: Sequence[Link]) -> list[str]:
         """Keys the incident lists for the other suppliers the store has no issue of (yet).

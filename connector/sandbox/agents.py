@@ -73,6 +73,8 @@ class _Ticket:
     acknowledge_at: float
     resolve_at: float
     attempts: int = 0
+    commented: bool = False
+    """The step's comment is posted: a retry of a step whose later part failed does not post it again."""
 
 
 class SupplierAgent:
@@ -152,15 +154,17 @@ class SupplierAgent:
             ticket.stage = "finished"
             return
         if ticket.stage == "new":
-            self._acknowledge(client, ticket.key, status)
-            ticket.stage = "working"
+            self._acknowledge(client, ticket, status)
+            ticket.stage, ticket.commented = "working", False
         else:
-            self._resolve(client, ticket.key, status)
+            self._resolve(client, ticket, status)
             ticket.stage = "finished"
 
-    def _acknowledge(self, client: JIRA, key: str, status: str) -> None:
-        playbook = self.playbook
-        client.add_comment(key, playbook.acknowledgement(key))
+    def _acknowledge(self, client: JIRA, ticket: _Ticket, status: str) -> None:
+        playbook, key = self.playbook, ticket.key
+        if not ticket.commented:
+            client.add_comment(key, playbook.acknowledgement(key))
+            ticket.commented = True
         if playbook.eta_fields:
             eta = playbook.eta(self.now())
             _edit(client, key, dict.fromkeys(playbook.eta_fields, eta))
@@ -168,11 +172,13 @@ class SupplierAgent:
             self._walk(client, key, playbook.path(status, playbook.working_status))
         self.log.info("acknowledged %s", key, extra={"supplier": self.supplier, "jira_key": key})
 
-    def _resolve(self, client: JIRA, key: str, status: str) -> None:
-        playbook = self.playbook
+    def _resolve(self, client: JIRA, ticket: _Ticket, status: str) -> None:
+        playbook, key = self.playbook, ticket.key
         if playbook.root_cause_field:
             _edit(client, key, {playbook.root_cause_field: playbook.root_cause(key)})
-        client.add_comment(key, playbook.resolution_comment(key))
+        if not ticket.commented:
+            client.add_comment(key, playbook.resolution_comment(key))
+            ticket.commented = True
         if playbook.resolved_status:
             self._walk(client, key, playbook.path(status, playbook.resolved_status))
         self.log.info("resolved %s", key, extra={"supplier": self.supplier, "jira_key": key})

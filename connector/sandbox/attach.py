@@ -8,7 +8,6 @@ lends its credentials to each of them alike. A configuration that points at no l
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 from collections.abc import Mapping, MutableMapping
@@ -19,6 +18,7 @@ from connector.config import LoadedConfig
 from connector.config.checks import iter_values
 from connector.errors import CredentialError
 from connector.secrets import SecretRef, UnresolvedSecret
+from connector.urls import is_loopback
 
 if TYPE_CHECKING:
     from connector.sandbox.runner import Sandbox
@@ -85,18 +85,9 @@ def _loopback_urls(loaded: LoadedConfig) -> tuple[str, str] | None:
         urlsplit(site.jira.url)._replace(path="", query="", fragment="")
         for site in connector.suppliers.values()
     }
-    if len(jira) != 1 or not all(_loopback(url.hostname) for url in (servicenow, *jira)):
+    if len(jira) != 1 or not all(is_loopback(url.hostname) for url in (servicenow, *jira)):
         return None
     return f"{servicenow.scheme}://{servicenow.netloc}", next(iter(jira)).geturl()
-
-
-def _loopback(host: str | None) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host or "").is_loopback
-    except ValueError:
-        return False
 
 
 def _unset(loaded: LoadedConfig, env: Mapping[str, str]) -> bool:

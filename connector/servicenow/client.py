@@ -18,7 +18,6 @@ pysnow 0.7.17 traps worked around here and in :mod:`.session`, each named where 
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import os
@@ -45,6 +44,7 @@ from connector.servicenow.session import (
     raise_for_status,
 )
 from connector.transport import Transport
+from connector.urls import is_loopback
 
 T = TypeVar("T")
 HIBERNATING = "Instance Hibernating page"
@@ -106,15 +106,6 @@ def _policy_refusal(exc: requests.HTTPError, what: str) -> InvalidRequest | None
     return None
 
 
-def _loopback(host: str | None) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host or "").is_loopback
-    except ValueError:
-        return False
-
-
 def _resolve(ref: SecretRef, base_dir: Path | None) -> Secret:
     if ref.kind == "file" and ref.base_dir is None and base_dir is not None:
         ref = replace(ref, base_dir=base_dir)
@@ -152,7 +143,7 @@ class ServiceNowClient:
         password = _resolve(auth.password, base_dir)
         if isinstance(auth, ServiceNowOAuth2Auth):
             client_secret = _resolve(auth.client_secret, base_dir)
-            if not self._use_ssl and _loopback(url.hostname):
+            if not self._use_ssl and is_loopback(url.hostname):
                 # oauthlib refuses OAuth 2 over plain http; only the local sandbox speaks http, on loopback.
                 os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
             session: SnowSession = self._oauth_session(

@@ -142,7 +142,8 @@ def major_incidents(engine: Engine, limit: int = 20) -> MajorIncidents:
     """The ``limit`` newest major incidents the rules proposed or promoted, with their issue keys.
 
     A major incident is the incident a written decision made major, or the parent it created
-    (``create-parent``); its children are those the rules linked under it (``link_child`` done);
+    (``create-parent``); its children are those the rules linked under it (``link_child`` done)
+    and whose last processed version still names it as their parent;
     its last decision names the rule. Meant for a summary at exit (a few queries, no scan of
     incident snapshots).
     """
@@ -169,11 +170,21 @@ def major_incidents(engine: Engine, limit: int = 20) -> MajorIncidents:
             if parent in children and target not in children[parent]:
                 children[parent].append(str(target))
         numbers = [number for found in children.values() for number in found]
-        child_ids = {
-            str(number): str(sys_id)
-            for sys_id, number in conn.execute(
-                select(incidents.c.sys_id, incidents.c.number).where(incidents.c.number.in_(numbers))
+        child_ids: dict[str, str] = {}
+        moved: set[str] = set()
+        for sys_id, number, snapshot in conn.execute(
+            select(incidents.c.sys_id, incidents.c.number, incidents.c.snapshot).where(
+                incidents.c.number.in_(numbers)
             )
+        ):
+            child_ids[str(number)] = str(sys_id)
+            if isinstance(snapshot, dict) and "parent_incident" in snapshot:
+                moved |= {
+                    f"{number}@{parent}" for parent in children if snapshot["parent_incident"] != parent
+                }
+        # A child the desk has since unlinked (or moved under another parent) is no longer this one's.
+        children = {
+            parent: [n for n in found if f"{n}@{parent}" not in moved] for parent, found in children.items()
         }
         known = {
             str(sys_id): (str(number), snapshot if isinstance(snapshot, dict) else {})

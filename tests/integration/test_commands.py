@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from tests.integration.world import World, free_port
+from tests.integration.world import World, daemon_process, free_port, stop
 
 SCRIPT = str(Path(sys.executable).parent / "mim-connector")
 
@@ -170,19 +170,11 @@ def test_every_live_command_borrows_the_credentials_of_a_running_sandbox(world: 
     backtest = command("rules", "backtest", "--since", "1d")
     assert backtest.returncode == 0, backtest.stderr
     assert backtest.stdout.startswith(f"Back-test of 5 promotion rules over {world.sandbox.servicenow_url}")
-    daemon = subprocess.Popen(
-        [SCRIPT, "run", *config], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
-    try:
+    with daemon_process(SCRIPT, "run", *config, env=env) as daemon:
         deadline = time.monotonic() + 30
         while not world.issues("acme", "ACME") and time.monotonic() < deadline and daemon.poll() is None:
             time.sleep(0.3)
-        daemon.send_signal(signal.SIGTERM)
-        _out, err = daemon.communicate(timeout=30)
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.communicate(timeout=30)
+        err = stop(daemon)
     assert daemon.returncode == 0, err
     assert len(world.issues("acme", "ACME")) == 1
     world.create_incident(assignment_group=world.acme_group())

@@ -32,7 +32,7 @@ from connector.sandbox.embedded import start_story
 from connector.sandbox.servicedesk import CUSTOMER_UPDATE, INTERNAL_MARK, ServiceDesk
 from connector.view import PlainView
 from tests.integration.sync_oracle import FAST, converge
-from tests.integration.world import World, write_config
+from tests.integration.world import World, daemon_process, stop, write_config
 
 SCRIPT = str(Path(sys.executable).parent / "mim-connector")
 SITES = {"acme": "ACME", "globex": "NET", "initech": "PAY"}
@@ -78,7 +78,12 @@ def major_block(text: str) -> dict[str, tuple[str, set[str]]]:
 
 
 def incidents(world: World, query: str = "") -> list[dict[str, Any]]:
-    params = {"sysparm_query": query, "sysparm_fields": "sys_id,number,major_incident_state,parent_incident"}
+    params = {
+        "sysparm_query": query,
+        "sysparm_fields": "sys_id,number,major_incident_state,parent_incident",
+        # A reference as its sys_id, not {"link": …, "value": …}: children are matched by it.
+        "sysparm_exclude_reference_link": "true",
+    }
     response = world.snow().get(world.table("incident"), params=params, timeout=10)
     return list(response.json()["result"])
 
@@ -126,7 +131,11 @@ def test_the_story_mirrors_promotes_and_brings_replies_back_once(world: World) -
                 if comment.author.displayName == "Jane Doe":
                     replies += 1
                     landed = [n for n in notes if n.startswith(header + comment.body)]
-                    assert len(landed) == 1, f"{issue.key}: '{comment.body}' came back {len(landed)} times"
+                    assert len(landed) == 1, (
+                        f"{issue.key}: '{comment.body}' (comment {comment.id}) came back {len(landed)} times: "
+                        f"{[n.rsplit(chr(10), 1)[-1] for n in landed]}; Jane's: "
+                        f"{[(c.id, c.body) for c in agent.comments(issue.key) if c.author.displayName == 'Jane Doe']}"
+                    )
                 elif CUSTOMER_UPDATE in comment.body:
                     customer_updates += 1
             status_notes += sum(
@@ -276,13 +285,12 @@ def test_keep_serving_leaves_the_simulators_up_after_the_story_until_sigterm(tmp
         },
     )
     assert "  keep_serving: true" in config.read_text(), "the demo keeps serving"
-    daemon = subprocess.Popen(
-        [SCRIPT, "run", "-c", str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    assert daemon.stdout is not None
-    threading.Thread(target=lambda: [lines.put(line) for line in daemon.stdout or ()], daemon=True).start()
-    try:
+    with daemon_process(SCRIPT, "run", "-c", str(config)) as daemon:
+        lines: queue.Queue[str] = queue.Queue()
+        assert daemon.stdout is not None
+        threading.Thread(
+            target=lambda: [lines.put(line) for line in daemon.stdout or ()], daemon=True
+        ).start()
         printed: list[str] = []
         deadline = time.monotonic() + 60
         while not any(line.startswith("  Every user and credential:") for line in printed):
@@ -304,13 +312,31 @@ def test_keep_serving_leaves_the_simulators_up_after_the_story_until_sigterm(tmp
         email, token = acme[3].split(":", 1)
         answer = requests.get(acme[-1], auth=(email, token), timeout=10)
         assert answer.status_code == 200 and answer.json()["issues"] == []
-        daemon.send_signal(signal.SIGTERM)
-        _out, err = daemon.communicate(timeout=30)
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.communicate(timeout=30)
+        err = stop(daemon)
     assert daemon.returncode == 0, err
     assert "Traceback" not in err and "simulators stopped" in err
     with pytest.raises(requests.ConnectionError):
         requests.get(servicenow[-1], auth=(user, password), timeout=5)
+
+
+def test_an_engineer_whose_acknowledgement_fails_halfway_comments_once(world: World) -> None:
+    """The ETA edit after the acknowledgement's comment fails once: the retried step must not comment
+    again (a second, identical reply would be mirrored as a second note, rightly)."""
+    world.create_incident(assignment_group=world.acme_group())
+    runtime = world.runtime()
+    try:
+        converge(runtime)
+    finally:
+        runtime.close()
+    (issue,) = world.issues("acme", "ACME")
+    timing = Timing(poll=0.0, acknowledge=0.0, spread=0.0)
+    (agent,) = [
+        a for a in supplier_agents(world.loaded, world.sandbox.describe(), timing) if a.supplier == "acme"
+    ]
+    world.jira_control.add_fault(method="PUT", path=r"^/acme/rest/api/2/issue/[^/]+$", status=500, count=1)
+    agent.step()
+    agent.step()
+    assert [f["fired"] for f in world.jira_control.faults()] == [1]
+    replies = [c.body for c in world.agent("acme").comments(issue.key) if c.author.displayName == "Jane Doe"]
+    assert len(replies) == 1, replies
+    assert world.agent("acme").issue(issue.key).fields.status.name == "In Progress"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from tests.integration.world import World, free_port
+from tests.integration.world import World, daemon_process, free_port, stop
 
 SCRIPT = str(Path(sys.executable).parent / "mim-connector")
 
@@ -40,10 +39,7 @@ def test_a_reload_moves_the_metrics_endpoint_or_keeps_it_where_it_was(world: Wor
         "metrics:\n  enabled: false", f"metrics:\n  enabled: true\n  port: {first}"
     )
     config.write_text(text)
-    daemon = subprocess.Popen(
-        [SCRIPT, "run", "-c", str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
+    with daemon_process(SCRIPT, "run", "-c", str(config)) as daemon:
         assert wait_for(lambda: answers(first)), "health served at start"
 
         config.write_text(text.replace(f"port: {first}", f"port: {second}"))
@@ -66,12 +62,7 @@ def test_a_reload_moves_the_metrics_endpoint_or_keeps_it_where_it_was(world: Wor
             time.sleep(1.5)
             assert answers(second), "a reload whose port cannot be bound keeps the running server"
         assert daemon.poll() is None
-        daemon.send_signal(signal.SIGTERM)
-        _out, err = daemon.communicate(timeout=30)
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.communicate(timeout=30)
+        err = stop(daemon)
     assert daemon.returncode == 0, err
     reloads = [line for line in err.splitlines() if "reload" in line]
     assert len(reloads) == 3, err

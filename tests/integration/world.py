@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,25 @@ from connector.sandbox.fromconfig import plan_from_config
 from connector.sandbox.runner import Sandbox
 from connector.wiring import Runtime, build
 from tests.conftest import REPO
+
+
+@contextmanager
+def daemon_process(*args: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
+    """``mim-connector run`` (or another long command) as a child with text pipes; killed on the way out."""
+    daemon = subprocess.Popen(list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        yield daemon
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.communicate(timeout=30)
+
+
+def stop(daemon: subprocess.Popen[str]) -> str:
+    """SIGTERM ``daemon`` as an operator would, wait for it to end; its standard error."""
+    daemon.send_signal(signal.SIGTERM)
+    _out, err = daemon.communicate(timeout=30)
+    return err
 
 
 def free_port() -> int:

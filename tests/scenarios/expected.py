@@ -5,6 +5,8 @@ must hold for a ServiceNow incident: the mapping files are the specification (te
 redaction, priority/status maps, labels, routing conditions), and this module re-implements
 their documented meaning independently (README "Supplier mappings"):
 
+* an optional segment ``[[ … ]]`` is left out, brackets and all, when a placeholder in it has no
+  value, else only its brackets go;
 * a template ``{name}`` takes the incident's value when ``name`` (or its first segment) is in
   ``redaction.allow_fields``, else nothing, every redaction pattern replacing its matches in that
   value literally; ``{url}``, ``{mim_state}``, ``{supplier}`` and the record's ``{number}`` and
@@ -110,14 +112,27 @@ def redact(mapping: SupplierMapping, text: str) -> str:
     return text
 
 
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+
+
 def _fill(template: str, values: Mapping[str, str]) -> str:
     def one(match: re.Match[str]) -> str:
         return values.get(match.group(1), "")
 
-    # {{ and }} are literal braces in mapping templates.
-    parts = template.split("{{")
-    filled = [re.sub(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}", one, part).replace("}}", "}") for part in parts]
-    return "{".join(filled)
+    def plain(part: str) -> str:
+        # {{ and }} are literal braces in mapping templates.
+        pieces = part.split("{{")
+        return "{".join(_PLACEHOLDER.sub(one, piece).replace("}}", "}") for piece in pieces)
+
+    # An optional segment [[ … ]] is left out, brackets and all, when a placeholder in it has no
+    # value (missing, empty or blank); otherwise only its brackets go.
+    out: list[str] = []
+    for index, piece in enumerate(re.split(r"\[\[(.*?)\]\]", template, flags=re.DOTALL)):
+        if index % 2 == 0 or all(
+            values.get(name, "").strip() for name in _PLACEHOLDER.findall(piece.replace("{{", ""))
+        ):
+            out.append(plain(piece))
+    return "".join(out)
 
 
 def _clip(text: str, limit: int) -> str:

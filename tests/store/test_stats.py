@@ -28,6 +28,12 @@ def test_major_incidents_with_their_rule_children_and_every_issue_key(store: Sto
         store.audit.record(
             "servicenow", "link_child", child, reason="x", after={"parent_incident": "cluster-head"}
         )
+    # Linked by the rules, unlinked by the desk since: no longer a child of the major incident.
+    remember(store, "sys-INC0000140", "INC0000140", parent_incident="")
+    store.audit.record(
+        "servicenow", "link_child", "INC0000140", reason="x", after={"parent_incident": "cluster-head"}
+    )
+    link(store, "sys-INC0000140", "acme", "ACME-7")
     link(store, "cluster-head", "acme", "ACME-2")
     link(store, "sys-INC0000132", "initech", "PAY-9")
     decide(store, "cluster-head", "ci-cluster", "propose", "proposed")

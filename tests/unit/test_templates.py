@@ -3,13 +3,11 @@ from __future__ import annotations
 import pytest
 
 from connector.config import load_config
-from connector.entity import EntityView
-from connector.models import Incident
 from connector.plan import CreateIssue
 from connector.planner import plan
-from connector.servicenow.schema import CORE_INCIDENT_STATES
 from connector.templates import placeholders, render
-from tests.factories import REPO, incident, mapping
+from tests.factories import REPO, incident
+from tests.unit.test_planner import view
 
 
 def test_placeholders_in_order_with_dots() -> None:
@@ -63,29 +61,9 @@ def test_optional_segments_name_their_placeholders_and_must_be_closed() -> None:
 
 
 def _description(**fields: str) -> str:
-    created = plan(creating_view(incident(**fields)))
+    created = plan(view(incident=incident(**fields)))
     (create,) = [c for c in created.changes if isinstance(c, CreateIssue)]
     return str(create.shadow["description"])
-
-
-def creating_view(current: Incident) -> EntityView:
-    return EntityView(
-        incident=current,
-        supplier="acme",
-        mapping=mapping("acme"),
-        states=CORE_INCIDENT_STATES,
-        routed=True,
-        link=None,
-        issue=None,
-        journal=(),
-        jira_shadow={},
-        snow_shadow={},
-        mirrored_out=frozenset(),
-        mirrored_in=frozenset(),
-        account_id="mim",
-        integration_user="svc.mim-connector",
-        incident_url="https://sn.example/nav_to.do?uri=incident.do?sys_id=x",
-    )
 
 
 def test_the_shipped_template_omits_the_ci_clause_when_the_incident_has_no_ci() -> None:
