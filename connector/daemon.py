@@ -111,22 +111,20 @@ class Daemon:
         configure_logging(loaded.connector.logging.format, loaded.connector.logging.level)
         sandbox = self._sandbox(loaded) if self.sandbox is None else None
         story = self.sandbox or sandbox
+        # Before the lease is taken: a SIGTERM while starting ends the run cleanly, lease released.
+        previous = self._install_signals()
         try:
             runtime, keeper = self._start(loaded)
-        except BaseException:
-            if sandbox is not None:
-                sandbox.stop()
-            raise
-        health = self._health = Health(stale_after=_stale_after(loaded.connector.polling))
-        self._health_server(loaded.connector.metrics)
-        previous = self._install_signals()
-        log.info(
-            "mim-connector %s running: %d supplier(s)", loaded.connector.instance_name, len(runtime.sites)
-        )
-        if self.observer is not None:
-            self.observer.started(loaded)
-        try:
+            health = self._health = Health(stale_after=_stale_after(loaded.connector.polling))
             try:
+                self._health_server(loaded.connector.metrics)
+                log.info(
+                    "mim-connector %s running: %d supplier(s)",
+                    loaded.connector.instance_name,
+                    len(runtime.sites),
+                )
+                if self.observer is not None:
+                    self.observer.started(loaded)
                 runtime = self._loop(runtime, health, story)
             finally:
                 try:

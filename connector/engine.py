@@ -493,10 +493,17 @@ class Engine:
         link = next((known for known in links if known.supplier == runtime.name), None)
         siblings = [known for known in links if known.supplier != runtime.name]
         adopted: SupplierIssue | None = None
+        rebuild = False
         if link is None or link.state == "creating":
+            pending = link.stamp if link is not None else None
             link, adopted = self._recognise(runtime, incident, link, report, item.stamped)
             if adopted is not None and self.dry_run:
                 return
+            # An issue carrying the stamp of the create this store has pending is that create,
+            # whose answer was lost: nothing was synced to it yet, so the incident as it is now
+            # is news to it (as when a lost create is found by search). Any other adopted issue
+            # was mirrored by a store that is gone: its shadow is rebuilt from the issue.
+            rebuild = adopted is not None and (adopted.identity is None or adopted.identity.stamp != pending)
         if not self.dry_run:
             link = runtime.executor.reconcile(incident, link, now)
         journal: list[JournalEntry] = list(item.journal)
@@ -504,7 +511,11 @@ class Engine:
         routed = self._routed(runtime.name, incident, now)
         before = incident
         last, incident = self._passes(
-            runtime, mapping, incident, _Start(link, adopted, siblings, journal, need_full, routed), report
+            runtime,
+            mapping,
+            incident,
+            _Start(link, adopted, siblings, journal, need_full, routed, rebuild),
+            report,
         )
         self._latest[incident.sys_id] = incident
         if _fields_changed(before, incident):
@@ -539,7 +550,7 @@ class Engine:
         """
         link, siblings, journal, need_full = start.link, start.siblings, start.journal, start.need_full
         issue = start.adopted
-        rebuild = issue is not None  # an adopted link has no shadows yet
+        rebuild = start.rebuild
         full = False  # `journal` is the incident's whole journal
         stale = issue is None  # `issue` may not show our latest writes to it: read it (again)
         for _pass in range(MAX_PASSES):
@@ -784,6 +795,8 @@ class _Start:
     need_full: bool
     """Read the incident's whole journal before planning."""
     routed: bool
+    rebuild: bool = False
+    """Rebuild the adopted link's Jira-side shadow from the issue (the store never knew it)."""
 
 
 @dataclass(frozen=True)

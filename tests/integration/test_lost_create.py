@@ -88,3 +88,34 @@ def test_a_create_answered_without_its_issue_is_settled_by_its_stamp(world: Worl
         check(world, incident, 1)
     finally:
         runtime.close()
+
+
+def test_a_lost_create_found_after_both_sides_moved_mirrors_the_desks_later_state(world: World) -> None:
+    """The create's answer is lost; the engineer starts work, then the desk resolves the incident.
+
+    The issue found carries the stamp of the create the store has pending: nothing was synced to it
+    yet, so the desk's resolution is news to it and reaches it (a store that never knew the issue
+    would rebuild its shadow from the changelog instead, and let the supplier's move stand).
+    """
+    incident = act(world, "create", None)
+    world.jira_control.add_fault(method="POST", path=ISSUE, when="after_commit", action="drop", count=1)
+    runtime = world.runtime()
+    try:
+        assert runtime.engine.cycle().failed, "the create's answer is lost"
+        (issue,) = world.issues("acme", "ACME")
+        agent = world.agent("acme")
+        start = next(t["id"] for t in agent.transitions(issue.key) if t["to"]["name"] == "In Progress")
+        agent.transition_issue(issue.key, start)
+        world.update_incident(
+            incident["sys_id"], state="6", close_code="Solution provided", close_notes="Fixed"
+        )
+        # A restart (say the daemon was killed); the supplier's search shows the issue, stamped,
+        # before the incident's poll comes round.
+        runtime.close()
+        runtime = world.runtime()
+        runtime.engine.cycle(servicenow=False, sites=["acme"])
+        converge(runtime)
+    finally:
+        runtime.close()
+    assert world.agent("acme").issue(issue.key).fields.status.name == "Resolved"
+    assert len(world.issues("acme", "ACME")) == 1
