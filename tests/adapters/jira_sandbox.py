@@ -179,3 +179,12 @@ def make_jira(
         clock=fake.clock,
     )
     return Jira(adapter, name, project, issue_type, served, fake)
+
+
+def greeted_jira(served: Served, deployment: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Jira]:
+    """An adapter that has already said hello (serverInfo, myself), on a freshly reset site; closed after."""
+    served.control.reset()
+    made = make_jira(served, deployment, monkeypatch)
+    made.adapter.myself()
+    yield made
+    made.adapter.close()

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from connector.models import SupplierIssue
-from tests.adapters.jira_sandbox import ACME_TOKEN, GLOBEX_PAT, Jira, Served, make_jira, serve
+from tests.adapters.jira_sandbox import ACME_TOKEN, GLOBEX_PAT, Jira, Served, greeted_jira, make_jira, serve
 
 READ_FIELDS = ("summary", "description", "priority", "labels", "reporter", "assignee", "customfield_10050")
 STAMP = {"mim-connector": {"stamp": "INC0010001@mim-connector", "incident": "INC0010001"}}
@@ -29,12 +29,7 @@ def served() -> Iterator[Served]:
 
 @pytest.fixture(params=["cloud", "datacenter"])
 def jira(request: pytest.FixtureRequest, served: Served, monkeypatch: pytest.MonkeyPatch) -> Iterator[Jira]:
-    """An adapter that has already said hello (serverInfo, myself), on a freshly reset site."""
-    served.control.reset()
-    made = make_jira(served, request.param, monkeypatch)
-    made.adapter.myself()
-    yield made
-    made.adapter.close()
+    yield from greeted_jira(served, request.param, monkeypatch)
 
 
 def read(jira: Jira, key: str, **options: bool) -> SupplierIssue:

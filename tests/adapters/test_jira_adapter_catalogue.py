@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from connector.ports import JiraStatusInfo
-from tests.adapters.jira_sandbox import Jira, Served, make_jira, serve
+from tests.adapters.jira_sandbox import Jira, Served, greeted_jira, serve
 
 
 @pytest.fixture(scope="module")
@@ -17,11 +17,7 @@ def served() -> Iterator[Served]:
 
 @pytest.fixture(params=["cloud", "datacenter"])
 def jira(request: pytest.FixtureRequest, served: Served, monkeypatch: pytest.MonkeyPatch) -> Iterator[Jira]:
-    served.control.reset()
-    made = make_jira(served, request.param, monkeypatch)
-    made.adapter.myself()
-    yield made
-    made.adapter.close()
+    yield from greeted_jira(served, request.param, monkeypatch)
 
 
 def _move(jira: Jira, key: str, *names: str) -> None:

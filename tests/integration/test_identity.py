@@ -63,6 +63,37 @@ def run(world: World, config: Path | None = None) -> None:
         runtime.close()
 
 
+def audited_then_quiet(world: World, operation: str) -> int:
+    """How many ``operation`` entries the store's audit holds; two sweeps after that must write nothing."""
+    runtime = world.runtime()
+    try:
+        count = len([e for e in runtime.store.audit.entries(limit=500) if e.operation == operation])
+        marks = world.marks()
+        for _ in range(2):
+            runtime.engine.cycle(sweep=True)
+        assert quiet_writes(world, marks) == [], "converged means quiet"
+    finally:
+        runtime.close()
+    return count
+
+
+def instance_port(world: World) -> str:
+    """The port of the world's ServiceNow URL (``http://127.0.0.1:PORT``)."""
+    found = re.search(r"instance_url: http://127\.0\.0\.1:(\d+)", world.config.read_text())
+    assert found is not None
+    return found[1]
+
+
+def as_localhost(world: World, name: str) -> Path:
+    """A copy of the world's config that reaches the same ServiceNow as ``localhost``: another name."""
+    port = instance_port(world)
+    config = world.config.with_name(name)
+    config.write_text(
+        world.config.read_text().replace(f"http://127.0.0.1:{port}", f"http://localhost:{port}", 1)
+    )
+    return config
+
+
 def issue_of(world: World, site: str, project: str, incident: dict[str, str]) -> Any:
     (issue,) = [
         i for i in world.issues(site, project) if i.fields.summary.startswith(f"[{incident['number']}]")
@@ -134,18 +165,8 @@ def test_a_restored_or_empty_store_duplicates_nothing(world: World, tmp_path: Pa
         ("POST", "/acme/rest/api/2/issue/KEY/remotelink"),
         ("POST", "/initech/rest/api/2/issue/KEY/remotelink"),
     }
-    runtime = world.runtime()
-    try:
-        adopted = [e for e in runtime.store.audit.entries(limit=500) if e.operation == "adopt_issue"]
-        assert len(adopted) == (4 if store == "restored" else 6), (
-            "every issue the store did not know, adopted"
-        )
-        marks = world.marks()
-        for _ in range(2):
-            runtime.engine.cycle(sweep=True)
-        assert quiet_writes(world, marks) == [], "converged means quiet"
-    finally:
-        runtime.close()
+    adopted = audited_then_quiet(world, "adopt_issue")
+    assert adopted == (4 if store == "restored" else 6), "every issue the store did not know, adopted"
 
 
 def test_another_environments_store_is_neither_trusted_nor_adopted_from(world: World) -> None:
@@ -154,11 +175,8 @@ def test_another_environments_store_is_neither_trusted_nor_adopted_from(world: W
     Its links point at issues stamped for that instance: they are not ours, so they are neither
     written to nor adopted, and each incident gets exactly one issue of our own per supplier.
     """
-    text = world.config.read_text()
-    port = re.search(r"instance_url: http://127\.0\.0\.1:(\d+)", text)
-    assert port is not None
-    other = world.config.with_name("other.yaml")
-    other.write_text(text.replace(f"http://127.0.0.1:{port[1]}", f"http://localhost:{port[1]}", 1))
+    port = instance_port(world)
+    other = as_localhost(world, "other.yaml")
     incidents = [incident_for_two(world, "Checkout fails"), incident_for_two(world, "Refunds stuck")]
     run(world, other)
     theirs = snapshot(world, incidents)["issues"]
@@ -176,40 +194,28 @@ def test_another_environments_store_is_neither_trusted_nor_adopted_from(world: W
             assert len([c for c in comments if "Customer impact" in c]) == 1
         for key, *_rest in new:
             stamp = world.agent(site).issue_property(key, "mim-connector").value
-            assert stamp.servicenow == f"127.0.0.1:{port[1]}"
+            assert stamp.servicenow == f"127.0.0.1:{port}"
     for incident in incidents:
         notes = [
             j["value"] for j in world.journal(incident["sys_id"]) if j["value"].startswith("Mirrored to")
         ]
         assert len(notes) == len(set(notes)) == 4, "a link note per issue, theirs and ours, none twice"
-    runtime = world.runtime()
-    try:
-        released = [e for e in runtime.store.audit.entries(limit=500) if e.operation == "release_link"]
-        assert len(released) == 4
-        marks = world.marks()
-        for _ in range(2):
-            runtime.engine.cycle(sweep=True)
-        assert quiet_writes(world, marks) == [], "converged means quiet"
-    finally:
-        runtime.close()
+    assert audited_then_quiet(world, "release_link") == 4
 
 
 def test_a_former_url_of_this_instance_keeps_its_issues_ours(world: World) -> None:
     """The instance's URL changed (say, to a custom domain): listed in ``former_urls``, its issues stay ours."""
-    text = world.config.read_text()
-    port = re.search(r"instance_url: http://127\.0\.0\.1:(\d+)", text)
-    assert port is not None
-    before = world.config.with_name("before.yaml")
-    before.write_text(text.replace(f"http://127.0.0.1:{port[1]}", f"http://localhost:{port[1]}", 1))
+    port = instance_port(world)
+    before = as_localhost(world, "before.yaml")
     incidents = [incident_for_two(world, "Checkout fails")]
     run(world, before)
     issues = snapshot(world, incidents)["issues"]
     assert [len(found) for found in issues.values()] == [1, 1]
     renamed = world.config.with_name("renamed.yaml")
     renamed.write_text(
-        text.replace(
-            f"instance_url: http://127.0.0.1:{port[1]}\n",
-            f"instance_url: http://127.0.0.1:{port[1]}\n  former_urls: [http://localhost:{port[1]}]\n",
+        world.config.read_text().replace(
+            f"instance_url: http://127.0.0.1:{port}\n",
+            f"instance_url: http://127.0.0.1:{port}\n  former_urls: [http://localhost:{port}]\n",
             1,
         )
     )
