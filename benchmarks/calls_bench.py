@@ -45,7 +45,7 @@ from benchmarks.harness import (
     site_of,
 )
 from connector.config import load_config
-from connector.wiring import Runtime, build
+from connector.runtime.assembly import Runtime, build
 
 IDLE_CYCLES = 10
 MAX_CYCLES = 6

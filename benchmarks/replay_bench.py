@@ -38,7 +38,7 @@ from benchmarks.harness import (
     site_of,
 )
 from connector.config import load_config
-from connector.eventlog import read_events
+from connector.rules.backtest.eventlog import read_events
 from connector.sandbox.replay import first_incidents
 from connector.store import Store
 

@@ -22,13 +22,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from connector.backtest import incident_from_event, observations_from_events, run_backtest
 from connector.config import load_config
 from connector.config.rules_file import RulesFile
-from connector.eventlog import read_events
-from connector.matching import SimpleContext
-from connector.models import Incident
-from connector.rules import RuleBook, eligibility
+from connector.core.models import Incident
+from connector.rules.backtest.eventlog import read_events
+from connector.rules.backtest.replay import incident_from_event, observations_from_events, run_backtest
+from connector.rules.book import RuleBook, eligibility
+from connector.rules.conditions import SimpleContext
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"

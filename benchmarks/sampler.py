@@ -25,7 +25,7 @@ from collections import Counter
 from pathlib import Path
 from types import FrameType
 
-from connector.cli import main as connector_main
+from connector.commands.cli import main as connector_main
 
 # Innermost matching layer wins; order matters only for patterns that could both match one frame.
 LAYERS: tuple[tuple[str, re.Pattern[str]], ...] = (

@@ -2,6 +2,6 @@
 
 import sys
 
-from connector.cli import main
+from connector.commands.cli import main
 
 sys.exit(main())

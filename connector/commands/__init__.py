@@ -1,1 +1,1 @@
-"""The work behind ``mim-connector`` subcommands; :mod:`connector.cli` parses and maps errors to exit codes."""
+"""The work behind ``mim-connector`` subcommands; :mod:`connector.commands.cli` parses and maps errors to exit codes."""

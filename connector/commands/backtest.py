@@ -2,8 +2,8 @@
 
 History is a ServiceNow audit export (``--events FILE``, or ``builtin`` for the shipped slice) or,
 with ``--since 30d``, the incidents a live instance changed in that window - current values only,
-since the Table API keeps no history. The simulation is :mod:`connector.backtest`, the output
-:mod:`connector.backtest_report` and :mod:`connector.backtest_chart`; this module only reads, prints
+since the Table API keeps no history. The simulation is :mod:`connector.rules.backtest.replay`, the output
+:mod:`connector.rules.backtest.report` and :mod:`connector.rules.backtest.chart`; this module only reads, prints
 and writes.
 """
 
@@ -17,14 +17,14 @@ from typing import TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from connector import backtest
-from connector.backtest_chart import render_chart
-from connector.backtest_report import render_json, render_text
 from connector.config import LoadedConfig, load_config
 from connector.config.types import parse_duration
-from connector.eventlog import BUILTIN, read_events
-from connector.matching import SN_DATETIME
-from connector.rules import RuleBook
+from connector.rules.backtest import replay as backtest
+from connector.rules.backtest.chart import render_chart
+from connector.rules.backtest.eventlog import BUILTIN, read_events
+from connector.rules.backtest.report import render_json, render_text
+from connector.rules.book import RuleBook
+from connector.rules.conditions import SN_DATETIME
 
 EXIT_OK, EXIT_INVALID = 0, 2
 CHART_SUFFIXES = (".html", ".htm", ".svg")
@@ -111,8 +111,8 @@ def _live(
 ) -> tuple[list[backtest.Observation], str, str]:
     """Incidents changed in the last ``window`` on the configured instance, as observations."""
     from connector.commands.live import Live
-    from connector.log import configure_logging
-    from connector.needs import incident_fields
+    from connector.sync.fields import incident_fields
+    from connector.telemetry.log import configure_logging
 
     configure_logging(loaded.connector.logging.format, "WARNING")
     since = (now - window).strftime(SN_DATETIME)

@@ -24,15 +24,15 @@ from typing import TextIO
 
 from connector.config import LoadedConfig, load_config
 from connector.config.supplier_file import SupplierMapping
-from connector.errors import AuthError, ConnectorError, CredentialError
+from connector.core.errors import AuthError, ConnectorError, CredentialError
+from connector.core.templates import placeholders
+from connector.http.retry import RetryPolicy
 from connector.jira.adapter import JiraAdapter
-from connector.log import configure_logging
-from connector.needs import incident_fields
-from connector.retry import RetryPolicy
+from connector.runtime.assembly import SERVICENOW, jira_adapter, servicenow_adapter, suppliers
 from connector.sandbox.attach import prepare
 from connector.servicenow.adapter import ServiceNowAdapter
-from connector.templates import placeholders
-from connector.wiring import SERVICENOW, jira_adapter, servicenow_adapter, suppliers
+from connector.sync.fields import incident_fields
+from connector.telemetry.log import configure_logging
 
 ALWAYS_PRESENT = {"sys_id", "number", "sys_mod_count", "sys_updated_on"}
 PARALLEL = 8

@@ -10,26 +10,26 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from connector.backtest import SimulationContext, observations_from_events
+from connector.commands.incident_file import IncidentFile, read_incident
 from connector.config import LoadedConfig, load_config
 from connector.config.conditions import FieldCondition
 from connector.config.fieldcheck import walk_conditions
 from connector.config.rules_file import Rule
-from connector.eventlog import read_events
-from connector.incident_file import IncidentFile, read_incident
-from connector.matching import Context, SimpleContext, parse_sn_datetime
-from connector.models import Incident
-from connector.needs import ELIGIBILITY_FIELDS, fields_of_rule, incident_fields, rule_fields
-from connector.promotion import StoreContext
-from connector.rules import RuleBook, describe_checks, eligibility
-from connector.servicenow.schema import CORE_INCIDENT_STATES
+from connector.core.models import Incident
+from connector.core.vocabulary import CORE_INCIDENT_STATES
+from connector.rules.backtest.eventlog import read_events
+from connector.rules.backtest.replay import SimulationContext, observations_from_events
+from connector.rules.book import RuleBook, describe_checks, eligibility
+from connector.rules.conditions import Context, SimpleContext, parse_sn_datetime
+from connector.rules.promoter import StoreContext
 from connector.store.db import utcnow
+from connector.sync.fields import ELIGIBILITY_FIELDS, fields_of_rule, incident_fields, rule_fields
 
 
 def incident_from_json(
     path: Path, incident_states: Mapping[str, str] = CORE_INCIDENT_STATES, wanted: Collection[str] = ()
 ) -> IncidentFile:
-    """The incident in a JSON file, read as the daemon would read it live (:mod:`connector.incident_file`).
+    """The incident in a JSON file, read as the daemon would read it live (:mod:`connector.commands.incident_file`).
 
     ``wanted``: the fields the rules read (notes concern those only).
 
@@ -60,7 +60,7 @@ def file_context(book: RuleBook, incident: Incident, now: datetime) -> SimpleCon
 def file_fields(book: RuleBook) -> list[str]:
     """The fields a file must give for a decision on it to be the live one.
 
-    What the enabled rules read (:func:`connector.needs.rule_fields`), plus ``sys_updated_on`` when
+    What the enabled rules read (:func:`connector.sync.fields.rule_fields`), plus ``sys_updated_on`` when
     a ``for:`` condition is assumed to hold since then (:func:`file_context`).
     """
     wanted = rule_fields(book.file)
@@ -138,7 +138,7 @@ def rules_test(
 
 def _live(loaded: LoadedConfig, book: RuleBook, number: str, now: datetime, tree: bool, out: TextIO) -> int:
     from connector.commands.live import Live
-    from connector.log import configure_logging
+    from connector.telemetry.log import configure_logging
 
     configure_logging(loaded.connector.logging.format, "WARNING")
     live = Live(loaded, dry_run=True)

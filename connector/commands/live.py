@@ -1,10 +1,10 @@
 """How every live command reaches the systems: find or start the sandbox, then connect.
 
-``run`` (:mod:`connector.daemon`), ``sync``, ``doctor``, ``rules test INC…`` and ``rules backtest
+``run`` (:mod:`connector.runtime.daemon`), ``sync``, ``doctor``, ``rules test INC…`` and ``rules backtest
 --since`` all go through :func:`connector.sandbox.attach.prepare` before they resolve a
 credential, so a sandbox serving at the configured URLs lends its credentials to each of them
 alike, and an unresolvable credential ends each of them the same way (a
-:class:`~connector.errors.CredentialError` naming it).
+:class:`~connector.core.errors.CredentialError` naming it).
 """
 
 from __future__ import annotations
@@ -13,21 +13,21 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from connector.config import LoadedConfig
-from connector.errors import LeaseLost
-from connector.lease import LeaseKeeper, hold_store
+from connector.core.errors import LeaseLost
+from connector.runtime.assembly import Runtime, build
+from connector.runtime.lease import LeaseKeeper, hold_store
 from connector.sandbox.attach import prepare
 from connector.store import Store
-from connector.wiring import Runtime, build
 
 if TYPE_CHECKING:
     from connector.sandbox.runner import Sandbox
 
 
 class Live:
-    """The runtime of ``loaded`` (:func:`~connector.wiring.build`), after :func:`prepare`; ``close()`` ends both.
+    """The runtime of ``loaded`` (:func:`~connector.runtime.assembly.build`), after :func:`prepare`; ``close()`` ends both.
 
     Raises (at construction):
-        connector.errors.CredentialError: credentials cannot be resolved (every one is named).
+        connector.core.errors.CredentialError: credentials cannot be resolved (every one is named).
         connector.sandbox.runner.SandboxError: the sandbox's addresses are taken by something else.
     """
 
@@ -37,7 +37,7 @@ class Live:
         """Prepare the sandbox, then build; ``hold`` = (command, advice) holds the store's lease.
 
         A command that writes holds the lease like the daemon, so it is refused beside one
-        (:func:`~connector.lease.hold_store`).
+        (:func:`~connector.runtime.lease.hold_store`).
         """
         self.sandbox: Sandbox | None = prepare(loaded)
         self.keeper: LeaseKeeper | None = None

@@ -27,7 +27,6 @@ from pydantic import TypeAdapter, ValidationError
 from connector.config import LoadedConfig
 from connector.config.connector_file import ConnectorConfig, JiraSite
 from connector.config.loader import DEFAULT_CONFIG, SUPPLIERS_DIR
-from connector.config.problems import display_path
 from connector.config.rules_file import RulesFile
 from connector.config.supplier_checks import check_supplier
 from connector.config.supplier_draft import SupplierDraft, render, workflow_of
@@ -35,14 +34,15 @@ from connector.config.supplier_file import SupplierMapping
 from connector.config.types import Slug
 from connector.config.validation import validate
 from connector.config.yamlsource import read_yaml
-from connector.errors import AuthError, ConnectorError, PermissionDenied, RateLimited, RetriableError
+from connector.core import vocabulary
+from connector.core.errors import AuthError, ConnectorError, PermissionDenied, RateLimited, RetriableError
+from connector.core.ports import JiraFieldInfo, WorkflowStep
+from connector.core.problems import display_path
+from connector.core.secrets import UnresolvedSecret
+from connector.http.retry import RetryPolicy
 from connector.jira.adapter import JiraAdapter
-from connector.log import configure_logging
-from connector.ports import JiraFieldInfo, WorkflowStep
-from connector.retry import RetryPolicy
 from connector.sandbox.attach import borrow
-from connector.secrets import UnresolvedSecret
-from connector.servicenow import schema
+from connector.telemetry.log import configure_logging
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 DEFAULT_ISSUE_TYPE = "Incident"
@@ -242,7 +242,7 @@ def _discover(
         workflow=workflow_of(statuses, steps, initial, oldest if initial else None),
         create_fields=tuple(create_fields),
         incident_states=dict(
-            connector.servicenow.incident_states if connector else schema.CORE_INCIDENT_STATES
+            connector.servicenow.incident_states if connector else vocabulary.CORE_INCIDENT_STATES
         ),
         site_entry=site_entry,
     )

@@ -18,9 +18,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from connector.commands.live import Live
 from connector.config import load_config
-from connector.engine import CycleReport
-from connector.log import configure_logging
-from connector.plan import Preview
+from connector.core.plan import Preview
+from connector.sync.engine import CycleReport
+from connector.telemetry.log import configure_logging
 
 SYNC_ADVICE = (
     "sync --once beside it would duplicate its writes: let the daemon do the work, stop it first, "

@@ -24,11 +24,11 @@ from connector.config.fieldcheck import (
     states_of,
     template_problems,
 )
-from connector.config.problems import Loc, Problem, display_path, one_of
 from connector.config.rules_file import RulesFile
 from connector.config.supplier_file import SupplierMapping
 from connector.config.yamlsource import SourceDoc
-from connector.secrets import SecretRef, UnresolvedSecret, env_references
+from connector.core.problems import Loc, Problem, display_path, one_of
+from connector.core.secrets import SecretRef, UnresolvedSecret, env_references
 
 RULE_TEMPLATE_VARS = ("rule.name", "rule.description", "rule.action", "matched")
 # --- connector.yaml ---------------------------------------------------------------------------------

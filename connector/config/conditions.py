@@ -8,7 +8,7 @@ A condition is one mapping, recognised by its key::
     {cluster: {by: cmdb_ci, at_least: 3, within: 30m}}  several incidents sharing a value
 
 Field operators: equals, not_equals, in, not_in, gt, gte, lt, lte, contains, regex, empty.
-This module only defines and validates the shape; evaluation lives in ``connector.rules``.
+This module only defines and validates the shape; evaluation lives in ``connector.rules.book``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pydantic import Discriminator, Field, Tag, model_validator
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
-from connector.config.problems import did_you_mean
 from connector.config.types import ConfigModel, Duration, FieldPath, Regex, SnowValue
+from connector.core.problems import did_you_mean
 
 FIELD_OPERATORS = (
     "equals",

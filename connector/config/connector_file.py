@@ -22,7 +22,7 @@ from connector.config.types import (
     Slug,
     StoreUrl,
 )
-from connector.servicenow.schema import CORE_INCIDENT_STATES
+from connector.core.vocabulary import CORE_INCIDENT_STATES
 
 
 class ServiceNowBasicAuth(ConfigModel):

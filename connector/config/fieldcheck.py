@@ -2,7 +2,7 @@
 
 ServiceNow silently drops a query condition on a misspelt field, so a typo in a rule would make
 it never (or always) match without a word. Every field name an admin writes is checked here
-against :mod:`connector.servicenow.schema` before the daemon starts.
+against :mod:`connector.core.vocabulary` before the daemon starts.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from connector.config.conditions import (
     NotCondition,
 )
 from connector.config.connector_file import ConnectorConfig
-from connector.config.problems import Loc, Problem, did_you_mean, one_of
 from connector.config.yamlsource import SourceDoc
-from connector.servicenow import schema
-from connector.templates import placeholders
+from connector.core import vocabulary
+from connector.core.problems import Loc, Problem, did_you_mean, one_of
+from connector.core.templates import placeholders
 
 PlaceholderPolicy = Callable[[str], str | None]
 """Given a placeholder name, an error text when it may not be used, else ``None``."""
@@ -41,12 +41,12 @@ SETTABLE_EXCLUDED = {
 
 def field_problem(doc: SourceDoc, loc: Loc, path: str, table: str = "incident") -> Problem | None:
     """A problem when ``path`` does not exist on ``table`` (dot-walks followed), else ``None``."""
-    error = schema.walk_path(table, path)
+    error = vocabulary.walk_path(table, path)
     if error is None:
         return None
     if error.reason == "not_reference":
         return doc.problem(loc, f"'{error.walked}' is not a reference field, so it cannot be dot-walked")
-    known = schema.columns_of(error.table)
+    known = vocabulary.columns_of(error.table)
     where = "" if error.walked == error.segment else f" (in '{error.walked}')"
     return doc.problem(
         loc, f"'{error.segment}' is not a field of {error.table}{where}{did_you_mean(error.segment, known)}"
@@ -55,14 +55,14 @@ def field_problem(doc: SourceDoc, loc: Loc, path: str, table: str = "incident") 
 
 def states_of(connector: ConnectorConfig | None) -> Mapping[str, str]:
     """Incident state values -> labels of the configured instance (core model when unknown)."""
-    return connector.servicenow.incident_states if connector else schema.CORE_INCIDENT_STATES
+    return connector.servicenow.incident_states if connector else vocabulary.CORE_INCIDENT_STATES
 
 
 def choice_values(field: str, incident_states: Mapping[str, str]) -> tuple[str, ...] | None:
     """The closed list of values ``field`` can hold, or ``None`` when it is open."""
     if field in ("state", "incident_state"):
         return tuple(incident_states)
-    return schema.INCIDENT_CHOICES.get(field)
+    return vocabulary.INCIDENT_CHOICES.get(field)
 
 
 def walk_conditions(condition: Condition, loc: Loc) -> Iterator[tuple[Loc, Condition]]:
@@ -145,10 +145,10 @@ def incident_placeholder(extra: Collection[str] = ()) -> PlaceholderPolicy:
     def check(name: str) -> str | None:
         if name in extra:
             return None
-        error = schema.walk_path("incident", name)
+        error = vocabulary.walk_path("incident", name)
         if error is None:
             return None
-        known = [*extra, *schema.columns_of(error.table)]
+        known = [*extra, *vocabulary.columns_of(error.table)]
         return f"'{error.segment}' is not a field of {error.table}{did_you_mean(error.segment, known)}"
 
     return check

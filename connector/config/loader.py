@@ -16,13 +16,13 @@ from typing import TypeVar
 
 from connector.config import checks
 from connector.config.connector_file import ConnectorConfig
-from connector.config.problems import Problem
 from connector.config.rules_file import RulesFile
 from connector.config.supplier_checks import check_supplier
 from connector.config.supplier_file import SupplierMapping
 from connector.config.validation import validate
 from connector.config.yamlsource import SourceDoc, read_yaml
-from connector.errors import ConfigError
+from connector.core.errors import ConfigError
+from connector.core.problems import Problem
 
 M = TypeVar("M", ConnectorConfig, RulesFile, SupplierMapping)
 DEFAULT_CONFIG = Path("config/connector.yaml")

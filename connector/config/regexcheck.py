@@ -32,7 +32,7 @@ from typing import Any
 
 import regex
 
-from connector.config.problems import Severity
+from connector.core.problems import Severity
 
 # The parser of the standard library's engine: private, but the only way to see a pattern's
 # structure without writing a parser of our own; the ``regex`` engine shares its syntax.

@@ -15,13 +15,13 @@ from connector.config.fieldcheck import (
     states_of,
     template_problems,
 )
-from connector.config.problems import Loc, Problem, one_of
 from connector.config.regexcheck import backtracking_problems
 from connector.config.supplier_draft import PLACEHOLDER
 from connector.config.supplier_file import SupplierMapping, Workflow
 from connector.config.yamlsource import SourceDoc
-from connector.servicenow import schema
-from connector.templates import placeholders
+from connector.core import vocabulary
+from connector.core.problems import Loc, Problem, one_of
+from connector.core.templates import placeholders
 
 OUTBOUND_EXTRA_VARS = ("url", "mim_state", "supplier")
 COMMENT_OUT_VARS = ("author", "created", "number")
@@ -165,7 +165,7 @@ def _outbound_problems(doc: SourceDoc, mapping: SupplierMapping, states: Mapping
     out = mapping.outbound
     problems = []
     for index, field in enumerate(out.redaction.allow_fields):
-        if field in schema.INTERNAL_FIELDS:
+        if field in vocabulary.INTERNAL_FIELDS:
             problems.append(
                 doc.problem(
                     ("outbound", "redaction", "allow_fields", index),
@@ -242,7 +242,7 @@ def _outbound_placeholder(mapping: SupplierMapping) -> PlaceholderPolicy:
     def check(name: str) -> str | None:
         if name in OUTBOUND_EXTRA_VARS:
             return None
-        if name.split(".")[0] in schema.INTERNAL_FIELDS:
+        if name.split(".")[0] in vocabulary.INTERNAL_FIELDS:
             return f"{name} is internal and never leaves ServiceNow"
         if (message := exists(name)) is not None:
             return message
@@ -273,14 +273,14 @@ def _inbound_problems(doc: SourceDoc, mapping: SupplierMapping, states: Mapping[
             problems.append(problem)
         if problem := _state_problem(doc, (*loc, "state"), change.state, states):
             problems.append(problem)
-        elif _state_value(change.state, states) in schema.RESOLVED_STATES:
+        elif _state_value(change.state, states) in vocabulary.RESOLVED_STATES:
             if change.close_code is None:
                 problems.append(doc.problem(loc, "resolving an incident needs close_code (and close_notes)"))
-            elif change.close_code not in schema.CLOSE_CODES:
+            elif change.close_code not in vocabulary.CLOSE_CODES:
                 problems.append(
                     doc.problem(
                         (*loc, "close_code"),
-                        one_of(change.close_code, schema.CLOSE_CODES, "a standard close code"),
+                        one_of(change.close_code, vocabulary.CLOSE_CODES, "a standard close code"),
                         severity="warning",
                     )
                 )

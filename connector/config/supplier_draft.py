@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from connector.ports import JiraFieldInfo, JiraStatusInfo, WorkflowStep
+from connector.core.ports import JiraFieldInfo, JiraStatusInfo, WorkflowStep
 
 PLACEHOLDER = "TODO:"
 """Strings starting with this were left by ``supplier init`` for the admin; ``check`` warns about them."""

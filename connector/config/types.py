@@ -27,8 +27,8 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
-from connector.secrets import REF_PATTERN, SecretRef, env_references
-from connector.templates import placeholders
+from connector.core.secrets import REF_PATTERN, SecretRef, env_references
+from connector.core.templates import placeholders
 
 
 class ConfigModel(BaseModel):

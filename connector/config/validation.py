@@ -16,8 +16,8 @@ from typing import Any, TypeVar, Union
 from pydantic import BaseModel, Discriminator, Tag, ValidationError
 from pydantic.fields import FieldInfo
 
-from connector.config.problems import Loc, Problem, did_you_mean, one_of
 from connector.config.yamlsource import SourceDoc
+from connector.core.problems import Loc, Problem, did_you_mean, one_of
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from connector.config.problems import Loc, Problem, Severity, display_path, dotted
+from connector.core.problems import Loc, Problem, Severity, display_path, dotted
 
 
 @dataclass(frozen=True)

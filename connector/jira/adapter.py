@@ -1,6 +1,6 @@
 """One supplier's Jira site as the engine sees it: :class:`JiraAdapter` implements ``JiraPort``.
 
-Every request goes through the site's :class:`~connector.transport.Transport` (pacing, the one
+Every request goes through the site's :class:`~connector.http.transport.Transport` (pacing, the one
 retry layer, error translation, the server clock) with a throttle scope per endpoint
 (``jira:acme:GET:issue``); writes to an issue also carry the issue's scope
 (``jira:acme:issue:ACME-7``) and book a slot in its write windows. A 429 closes the scope Jira's
@@ -26,7 +26,23 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.config.connector_file import JiraSite
-from connector.errors import FatalError, TicketNotAccessible, Unavailable, UncertainOutcome
+from connector.core.errors import FatalError, TicketNotAccessible, Unavailable, UncertainOutcome
+from connector.core.models import SupplierComment, SupplierIssue
+from connector.core.ports import (
+    IssueRef,
+    JiraAccount,
+    JiraFieldInfo,
+    JiraPort,
+    JiraProjectInfo,
+    JiraStatusInfo,
+    SiteDescription,
+    Transition,
+    WorkflowStep,
+)
+from connector.core.secrets import interpolate
+from connector.http.ratelimit import Limiter
+from connector.http.retry import DEFAULT_POLICY, RetryPolicy
+from connector.http.transport import DEFAULT_COOLDOWN_SECONDS, Transport
 from connector.jira.catalogue import (
     create_fields_page,
     earliest_status_change,
@@ -47,22 +63,6 @@ from connector.jira.values import (
     jql_string,
     transition_from_json,
 )
-from connector.models import SupplierComment, SupplierIssue
-from connector.ports import (
-    IssueRef,
-    JiraAccount,
-    JiraFieldInfo,
-    JiraPort,
-    JiraProjectInfo,
-    JiraStatusInfo,
-    SiteDescription,
-    Transition,
-    WorkflowStep,
-)
-from connector.ratelimit import Limiter
-from connector.retry import DEFAULT_POLICY, RetryPolicy
-from connector.secrets import interpolate
-from connector.transport import DEFAULT_COOLDOWN_SECONDS, Transport
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -73,7 +73,7 @@ RECONCILE_PAGE = 100
 class JiraAdapter:
     """``JiraPort`` for the site ``name``; python-jira is built on the first call (no I/O before).
 
-    Raises :class:`~connector.secrets.UnresolvedSecret` at construction when a credential
+    Raises :class:`~connector.core.secrets.UnresolvedSecret` at construction when a credential
     reference cannot be resolved.
     """
 
@@ -472,8 +472,8 @@ class JiraAdapter:
     def _decoded(self, what: str, parse: Callable[[], T], *, write: bool = False) -> T:
         """``parse()`` of an answer; one that lacks what Jira always sends is a classified error.
 
-        A read: :class:`~connector.errors.Unavailable` (tried again later). A write:
-        :class:`~connector.errors.UncertainOutcome` (it was answered, so it may have been applied).
+        A read: :class:`~connector.core.errors.Unavailable` (tried again later). A write:
+        :class:`~connector.core.errors.UncertainOutcome` (it was answered, so it may have been applied).
         """
         try:
             return parse()

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from connector.core.ports import JiraFieldInfo, JiraProjectInfo, JiraStatusInfo, WorkflowStep
 from connector.jira.values import status_category
-from connector.ports import JiraFieldInfo, JiraProjectInfo, JiraStatusInfo, WorkflowStep
 
 
 def project_from_json(raw: Mapping[str, Any]) -> JiraProjectInfo:

@@ -2,7 +2,7 @@
 
 Nothing outside :mod:`connector.jira` imports python-jira. Every method of :class:`JiraClient`
 makes exactly one HTTP request (:func:`connect` makes the ``serverInfo`` one) and returns the
-decoded JSON. An HTTP error answer comes out as :class:`~connector.transport.HttpFailure` (python-jira's
+decoded JSON. An HTTP error answer comes out as :class:`~connector.http.transport.HttpFailure` (python-jira's
 ``JIRAError`` converted, so the shared translation rules apply); connection problems come out as
 the ``requests`` exceptions they are. The adapter runs each call inside ``Transport.call``.
 
@@ -23,9 +23,9 @@ import requests
 from jira import JIRA, JIRAError
 
 from connector.config.connector_file import JiraApiTokenAuth, JiraBasicAuth, JiraSite
-from connector.errors import InvalidRequest
-from connector.secrets import Secret, SecretRef
-from connector.transport import HttpFailure
+from connector.core.errors import InvalidRequest
+from connector.core.secrets import Secret, SecretRef
+from connector.http.transport import HttpFailure
 
 JsonObject = dict[str, Any]
 REST_PATH = "rest/api/2"
@@ -44,7 +44,7 @@ def credentials_for(site: JiraSite, base_dir: Path | None = None) -> Credentials
     """Resolve the site's credential references (``file:`` ones relative to ``base_dir`` when unset).
 
     Raises:
-        connector.secrets.UnresolvedSecret: a variable is unset or a file unreadable.
+        connector.core.secrets.UnresolvedSecret: a variable is unset or a file unreadable.
     """
 
     def resolve(ref: SecretRef) -> Secret:

@@ -14,8 +14,8 @@ from datetime import datetime, tzinfo
 from types import MappingProxyType
 from typing import Any
 
-from connector.models import IssueStamp, LinkedIssue, StatusChange, SupplierComment, SupplierIssue
-from connector.ports import IssueRef, JiraAccount, Transition
+from connector.core.models import IssueStamp, LinkedIssue, StatusChange, SupplierComment, SupplierIssue
+from connector.core.ports import IssueRef, JiraAccount, Transition
 
 _TIME_FORMATS = ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z")
 _NAMED_FIELDS = frozenset({"priority", "resolution"})

@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 
 from connector.config import LoadedConfig
 from connector.config.checks import iter_values
-from connector.errors import CredentialError
-from connector.secrets import SecretRef, UnresolvedSecret
-from connector.urls import is_loopback
+from connector.core.errors import CredentialError
+from connector.core.secrets import SecretRef, UnresolvedSecret
+from connector.core.urls import is_loopback
 
 if TYPE_CHECKING:
     from connector.sandbox.runner import Sandbox
@@ -37,7 +37,7 @@ def prepare(loaded: LoadedConfig, environ: MutableMapping[str, str] | None = Non
 
     Raises:
         connector.sandbox.runner.SandboxError: (embedded) the addresses are taken by something else.
-        connector.errors.CredentialError: (embedded) a ``file:`` reference cannot be read.
+        connector.core.errors.CredentialError: (embedded) a ``file:`` reference cannot be read.
     """
     if not loaded.connector.sandbox.embedded:
         borrow(loaded, environ)

@@ -31,7 +31,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Literal
 
-from connector.eventlog import IncidentEvent
+from connector.rules.backtest.eventlog import IncidentEvent
 from connector.sandbox.servicenow.rules import priority_of
 
 Role = Literal["critical", "payments-major", "cluster", "acme", "payments"]

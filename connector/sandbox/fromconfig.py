@@ -27,6 +27,8 @@ from connector.config.connector_file import (
     SupplierSite,
 )
 from connector.config.supplier_file import SupplierMapping
+from connector.core.secrets import SecretRef
+from connector.core.templates import placeholders
 from connector.sandbox.spec import (
     DEFAULT_WORKFLOW,
     JiraCustomField,
@@ -41,8 +43,6 @@ from connector.sandbox.spec import (
     ServiceNowSpec,
     SnowUser,
 )
-from connector.secrets import SecretRef
-from connector.templates import placeholders
 
 FieldKind = Literal["string", "text", "datetime", "number", "labels"]
 CLOUD_PRIORITIES = ("Highest", "High", "Medium", "Low", "Lowest")

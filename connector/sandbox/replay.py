@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 
-from connector.eventlog import REFERENCE_COLUMNS, IncidentEvent, changed
+from connector.rules.backtest.eventlog import REFERENCE_COLUMNS, IncidentEvent, changed
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ import requests
 
 from connector.config import LoadedConfig
 from connector.config.connector_file import JiraApiTokenAuth, JiraBasicAuth, JiraPatAuth, ServiceNowOAuth2Auth
-from connector.errors import ConnectorError
-from connector.eventlog import read_events
+from connector.core.errors import ConnectorError
+from connector.rules.backtest.eventlog import read_events
 from connector.sandbox.casting import cast_demo
 from connector.sandbox.control import SandboxControl
 from connector.sandbox.core import Clock

@@ -8,8 +8,8 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer
 
+from connector.http.serve import QuietHandler, bind_server
 from connector.sandbox.core import PlatformApp
-from connector.wsgi import QuietHandler, bind_server
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Everything that knows about ServiceNow: its data model (``schema``) and, later, the adapter.
+"""The ServiceNow side: the adapter, its pysnow client and its session.
 
-Importing this package does not import pysnow or requests; the client modules do that themselves.
+ServiceNow's data model (tables, columns, state sets, choices) is shared vocabulary and lives in
+:mod:`connector.core.vocabulary`. Importing this package does not import pysnow or requests.
 """

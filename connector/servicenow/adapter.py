@@ -1,4 +1,4 @@
-"""The ServiceNow side of the engine: :class:`ServiceNowAdapter` implements :class:`connector.ports.ServiceNowPort`.
+"""The ServiceNow side of the engine: :class:`ServiceNowAdapter` implements :class:`connector.core.ports.ServiceNowPort`.
 
 Reads page by *keyset* on ``(time column, sys_id)``, never by offset: ServiceNow's
 ``sys_updated_on`` has second precision, so many rows share a second, and rows change while we
@@ -26,13 +26,13 @@ from types import MappingProxyType
 from typing import Any
 
 from connector.config.connector_file import ServiceNowSite
-from connector.errors import InvalidRequest
-from connector.models import Incident, JournalElement, JournalEntry, Problem
-from connector.ratelimit import Limiter
-from connector.retry import DEFAULT_POLICY, RetryPolicy
+from connector.core.errors import InvalidRequest
+from connector.core.models import Incident, JournalElement, JournalEntry, Problem
+from connector.http.ratelimit import Limiter
+from connector.http.retry import DEFAULT_POLICY, RetryPolicy
+from connector.http.transport import DEFAULT_COOLDOWN_SECONDS, Transport
 from connector.servicenow.client import ServiceNowClient, message_of, record_path
 from connector.servicenow.session import SYSTEM
-from connector.transport import DEFAULT_COOLDOWN_SECONDS, Transport
 
 INCIDENT_KEYS = ("sys_id", "number", "sys_mod_count", "sys_updated_on")
 """Columns every incident read includes, whatever the caller asks for."""
@@ -99,7 +99,7 @@ def _checked_page_size(page_size: int) -> int:
 
 
 class ServiceNowAdapter:
-    """A ServiceNow instance over pysnow, as :class:`~connector.ports.ServiceNowPort` describes it.
+    """A ServiceNow instance over pysnow, as :class:`~connector.core.ports.ServiceNowPort` describes it.
 
     ``sleep`` and ``clock`` (monotonic) drive pacing, retries and OAuth token renewal, so tests
     can run them on fake time. The instance is one throttle scope: a 429 holds back every request.
@@ -191,7 +191,7 @@ class ServiceNowAdapter:
         """Change fields of an incident in one PATCH; nothing is sent when ``fields`` is empty.
 
         ``work_notes`` / ``comments`` append journal entries. A 403 from a data policy (e.g. close
-        fields missing on resolve) raises :class:`~connector.errors.InvalidRequest`. Returns the
+        fields missing on resolve) raises :class:`~connector.core.errors.InvalidRequest`. Returns the
         incident's ``sys_mod_count`` after the write.
         """
         if fields:
@@ -248,7 +248,7 @@ class ServiceNowAdapter:
     ) -> Iterator[dict[str, Any]]:
         """Rows of ``table`` matching ``conditions`` (and ``time_column >= since``), in (time, sys_id) order.
 
-        Raises :class:`~connector.errors.InvalidRequest` if rows come back out of that order, which
+        Raises :class:`~connector.core.errors.InvalidRequest` if rows come back out of that order, which
         happens when ServiceNow silently drops a condition it does not understand; paging on would
         then loop or skip.
         """

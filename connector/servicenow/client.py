@@ -1,6 +1,6 @@
 """HTTP to one ServiceNow instance through pysnow: the session, the client, one request at a time.
 
-Every request runs inside :meth:`connector.transport.Transport.call` (pacing, the one retry layer,
+Every request runs inside :meth:`connector.http.transport.Transport.call` (pacing, the one retry layer,
 error translation, the server clock) and is read completely there, because pysnow raises lazily:
 an HTTP error surfaces only when the body is read. Nothing outside this package imports pysnow,
 requests-oauthlib or requests for ServiceNow.
@@ -34,8 +34,10 @@ from oauthlib.oauth2 import LegacyApplicationClient, OAuth2Error  # type: ignore
 from pysnow.exceptions import InvalidUsage, MissingResult, ResponseError
 
 from connector.config.connector_file import ServiceNowOAuth2Auth, ServiceNowSite
-from connector.errors import AuthError, CredentialsRefused, InvalidRequest, Unavailable, UncertainOutcome
-from connector.secrets import REDACTOR, Secret, SecretRef, interpolate
+from connector.core.errors import AuthError, CredentialsRefused, InvalidRequest, Unavailable, UncertainOutcome
+from connector.core.secrets import REDACTOR, Secret, SecretRef, interpolate
+from connector.core.urls import is_loopback
+from connector.http.transport import Transport
 from connector.servicenow.session import (
     SYSTEM,
     OAuthTokens,
@@ -43,8 +45,6 @@ from connector.servicenow.session import (
     SnowSession,
     raise_for_status,
 )
-from connector.transport import Transport
-from connector.urls import is_loopback
 
 T = TypeVar("T")
 HIBERNATING = "Instance Hibernating page"
@@ -120,7 +120,7 @@ def record_path(sys_id: str) -> str:
 
 
 class ServiceNowClient:
-    """pysnow's client for one instance, with the verbs the adapter needs; raises only :mod:`connector.errors`.
+    """pysnow's client for one instance, with the verbs the adapter needs; raises only :mod:`connector.core.errors`.
 
     Secrets are resolved here, at construction (which registers them with the redactor); no
     request is sent before the first call.
@@ -301,7 +301,7 @@ class ServiceNowClient:
 
     @staticmethod
     def _guarded(fn: Callable[[], T], what: str) -> Callable[[], T]:
-        """``fn`` with what pysnow and oauthlib raise turned into :mod:`connector.errors` where the transport cannot."""
+        """``fn`` with what pysnow and oauthlib raise turned into :mod:`connector.core.errors` where the transport cannot."""
 
         def guarded() -> T:
             try:

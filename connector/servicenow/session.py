@@ -16,9 +16,9 @@ from oauthlib.oauth2 import OAuth2Error  # type: ignore[import-untyped]
 from pysnow.exceptions import InvalidUsage
 from requests_oauthlib import OAuth2Session  # type: ignore[import-untyped]
 
-from connector.errors import AuthError
-from connector.secrets import REDACTOR, Secret
-from connector.transport import Transport
+from connector.core.errors import AuthError
+from connector.core.secrets import REDACTOR, Secret
+from connector.http.transport import Transport
 
 SYSTEM = "servicenow"
 JSON_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}

@@ -3,7 +3,7 @@
 ``Store.open(url)`` migrates the schema and exposes one small repository per concern:
 ``watermarks``, ``incidents``, ``links``, ``shadows``, ``comments``, ``intents``, ``audit``, ``dlq``,
 for the promotion rules ``decisions``, ``conditions`` and ``clusters``, and ``leases`` (who writes).
-A store that cannot be opened raises :class:`~connector.errors.StoreError` with a one-line message.
+A store that cannot be opened raises :class:`~connector.core.errors.StoreError` with a one-line message.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from connector.errors import CredentialError, StoreError
-from connector.secrets import UnresolvedSecret
+from connector.core.errors import CredentialError, StoreError
+from connector.core.secrets import UnresolvedSecret
 from connector.store.db import engine_for, locate
 from connector.store.decisions import Clusters, ConditionState, Decisions
 from connector.store.dlq import DeadLetters
@@ -76,9 +76,9 @@ class Store:
         """Connect to ``url`` (relative SQLite paths against ``base_dir``) and migrate the schema.
 
         Raises:
-            connector.errors.CredentialError: a ``${VAR}`` in ``url`` is unset (named like every
+            connector.core.errors.CredentialError: a ``${VAR}`` in ``url`` is unset (named like every
                 other unresolvable credential: ``store: ${VAR} is not set``).
-            connector.errors.StoreError: the store cannot be used (one line: which store, what to
+            connector.core.errors.StoreError: the store cannot be used (one line: which store, what to
                 do); a file this call created is removed again.
         """
         try:

@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 
-from connector.secrets import interpolate
+from connector.core.secrets import interpolate
 
 SQLITE_TIMEOUT = 30.0
 """Seconds a SQLite writer waits for the database (another process, or another thread here)."""
@@ -66,7 +66,7 @@ def locate(url: str, base_dir: Path | None = None) -> StoreLocation:
     """Resolve ``sqlite:///PATH`` (relative to ``base_dir``) or ``postgresql://…`` (``${VAR}`` expanded).
 
     Raises:
-        connector.secrets.UnresolvedSecret: a ``${VAR}`` in the URL is unset.
+        connector.core.secrets.UnresolvedSecret: a ``${VAR}`` in the URL is unset.
     """
     resolved = make_url(interpolate(url))
     if resolved.drivername == "sqlite":

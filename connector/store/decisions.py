@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, Insert, and_, delete, func, select
 
 from connector.store.db import as_utc, upsert_insert, utcnow
-from connector.store.schema import clusters, condition_state, decisions
+from connector.store.tables import clusters, condition_state, decisions
 
 WRITTEN = ("proposed", "promoted")
 IMPLICATED = "implicated"

@@ -6,7 +6,7 @@ retry applies everything that was held. Retries back off exponentially; ``drop``
 entity's backlog (its next change starts afresh).
 
 An operator's ``retry_now`` marks the letter (``manual``): it is due at once, its processing is sent
-past any cool-down (see :func:`connector.breaker.explicit_retry`), and if it fails the letter keeps
+past any cool-down (see :func:`connector.http.breaker.explicit_retry`), and if it fails the letter keeps
 the schedule and back-off step it had, as if the operator had not asked.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, bindparam, or_, select
 
 from connector.store.db import as_utc, utcnow
-from connector.store.schema import dead_letters
+from connector.store.tables import dead_letters
 
 QUEUED, RESOLVED, DROPPED = "queued", "resolved", "dropped"
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, bindparam, select
 
 from connector.store.db import as_utc, utcnow, writing
-from connector.store.schema import audit, intents
+from connector.store.tables import audit, intents
 
 IntentState = Literal["pending", "done", "failed", "uncertain", "abandoned"]
 

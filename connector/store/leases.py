@@ -17,9 +17,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, func, select
 
-from connector.errors import LeaseLost, StoreInUse
+from connector.core.errors import LeaseLost, StoreInUse
 from connector.store.db import upsert_insert, utcnow
-from connector.store.schema import leases
+from connector.store.tables import leases
 
 DAEMON = "daemon"
 """The lease a process holds while it writes to the store (``run``, ``sync --once``)."""
@@ -95,7 +95,7 @@ class Leases:
         on this machine that no longer runs).
 
         Raises:
-            connector.errors.StoreInUse: another holder's lease is live (the message names it,
+            connector.core.errors.StoreInUse: another holder's lease is live (the message names it,
                 says when it expires and ends with ``advice``; ``label`` names the store).
         """
         for _attempt in range(5):
@@ -132,7 +132,7 @@ class Leases:
         An expired lease nobody took is renewed too: its epoch proves nobody wrote under another.
 
         Raises:
-            connector.errors.LeaseLost: another holder acquired the lease since (fencing).
+            connector.core.errors.LeaseLost: another holder acquired the lease since (fencing).
         """
         with self._engine.begin() as conn:
             now = self._now(conn)

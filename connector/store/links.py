@@ -11,7 +11,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Connection, Engine, Insert, Select, and_, bindparam, func, select
 
 from connector.store.db import as_utc, upsert_insert, utcnow, writing
-from connector.store.schema import comments, links, shadows
+from connector.store.tables import comments, links, shadows
 
 LinkState = Literal["creating", "linked", "unlinked"]
 Direction = Literal["out", "in"]

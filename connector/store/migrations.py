@@ -1,7 +1,7 @@
-"""Bring a database to :data:`~connector.store.schema.SCHEMA_VERSION`, one numbered step at a time.
+"""Bring a database to :data:`~connector.store.tables.SCHEMA_VERSION`, one numbered step at a time.
 
 Each step is idempotent (it creates what is missing), so a fresh database and an upgraded one end
-in the same shape, which a test checks against :mod:`connector.store.schema`. Migrations are
+in the same shape, which a test checks against :mod:`connector.store.tables`. Migrations are
 serialised: an advisory lock on PostgreSQL, the database's write lock (``BEGIN IMMEDIATE``) on
 SQLite, and the version is read again under the lock, so processes opening a new store at the same
 moment migrate it once (SQLite runs DDL outside a transaction unless told otherwise: two daemons
@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, inspect, select, text
 
-from connector.errors import StoreError
-from connector.store import schema
+from connector.core.errors import StoreError
+from connector.store import tables
 
 MIGRATION_LOCK = 0x6D696D  # "mim"
 
@@ -25,18 +25,18 @@ class SchemaTooNew(StoreError):
 
     def __init__(self, version: int) -> None:
         super().__init__(
-            f"the state store is at schema v{version}; this connector knows v{schema.SCHEMA_VERSION}"
+            f"the state store is at schema v{version}; this connector knows v{tables.SCHEMA_VERSION}"
         )
         self.version = version
 
 
 def _v1(conn: Connection) -> None:
-    schema.metadata.create_all(conn, checkfirst=True)
+    tables.metadata.create_all(conn, checkfirst=True)
 
 
 def _v2(conn: Connection) -> None:
     """Promotion rules: decisions, condition state, clusters, and candidate columns on incidents."""
-    schema.metadata.create_all(conn, checkfirst=True)
+    tables.metadata.create_all(conn, checkfirst=True)
     present = {column["name"] for column in inspect(conn).get_columns("incidents")}
     if "opened_at" not in present:
         conn.execute(text("ALTER TABLE incidents ADD COLUMN opened_at VARCHAR(19)"))
@@ -49,12 +49,12 @@ def _v2(conn: Connection) -> None:
 
 def _v3(conn: Connection) -> None:
     """Throttle closures kept across restarts."""
-    schema.metadata.create_all(conn, checkfirst=True)
+    tables.metadata.create_all(conn, checkfirst=True)
 
 
 def _v4(conn: Connection) -> None:
     """Leases: one daemon per store, with a fencing epoch."""
-    schema.metadata.create_all(conn, checkfirst=True)
+    tables.metadata.create_all(conn, checkfirst=True)
 
 
 STEPS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4}
@@ -64,7 +64,7 @@ def current_version(conn: Connection) -> int:
     """The schema version recorded in the database (0 for an empty one)."""
     if not inspect(conn).has_table("meta"):
         return 0
-    value = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).scalar()
+    value = conn.execute(select(tables.meta.c.value).where(tables.meta.c.key == "schema_version")).scalar()
     return int(value) if value is not None else 0
 
 
@@ -78,30 +78,30 @@ def migrate(engine: Engine) -> int:
         SchemaTooNew: the database is ahead of this code.
     """
     with engine.connect() as conn:
-        if _checked_version(conn) == schema.SCHEMA_VERSION:
-            return schema.SCHEMA_VERSION
+        if _checked_version(conn) == tables.SCHEMA_VERSION:
+            return tables.SCHEMA_VERSION
     with engine.connect() as conn:
         if conn.dialect.name == "sqlite":
             # pysqlite would run the DDL below in autocommit; take the write lock first, and hold it.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         elif conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-        for step in range(_checked_version(conn) + 1, schema.SCHEMA_VERSION + 1):
+        for step in range(_checked_version(conn) + 1, tables.SCHEMA_VERSION + 1):
             STEPS[step](conn)
             _set_version(conn, step)
         conn.commit()
-    return schema.SCHEMA_VERSION
+    return tables.SCHEMA_VERSION
 
 
 def _checked_version(conn: Connection) -> int:
     version = current_version(conn)
-    if version > schema.SCHEMA_VERSION:
+    if version > tables.SCHEMA_VERSION:
         raise SchemaTooNew(version)
     return version
 
 
 def _set_version(conn: Connection, version: int) -> None:
-    table = schema.meta
+    table = tables.meta
     updated = conn.execute(table.update().where(table.c.key == "schema_version").values(value=str(version)))
     if updated.rowcount == 0:
         conn.execute(table.insert().values(key="schema_version", value=str(version)))

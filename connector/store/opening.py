@@ -14,8 +14,8 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from connector.errors import StoreError
-from connector.store import schema
+from connector.core.errors import StoreError
+from connector.store import tables
 from connector.store.migrations import SchemaTooNew
 
 RESTORE = "restore it from a backup, or point store.url at a new file"
@@ -79,7 +79,7 @@ def failure(exc: BaseException, label: str) -> StoreError:
         error: StoreError = SchemaTooNew(exc.version)
         error.args = (
             f"state store {label} is at schema v{exc.version}, newer than this connector's "
-            f"v{schema.SCHEMA_VERSION}: run the mim-connector release that migrated it, or restore a "
+            f"v{tables.SCHEMA_VERSION}: run the mim-connector release that migrated it, or restore a "
             "backup taken with this one",
         )
         return error

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, and_, bindparam, func, select
 
 from connector.store.db import utcnow
-from connector.store.schema import incidents, watermarks
+from connector.store.tables import incidents, watermarks
 
 
 @dataclass(frozen=True)

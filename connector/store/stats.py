@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, Table, and_, func, select
 
 from connector.store.decisions import WRITTEN
-from connector.store.schema import audit, comments, dead_letters, decisions, incidents, links
+from connector.store.tables import audit, comments, dead_letters, decisions, incidents, links
 
 STATUS_SOURCE_PREFIX = "status:"
 """The comment ledger keys a mirrored comment by the id of its source (a Jira comment id, a

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, select
 
 from connector.store.db import utcnow
-from connector.store.schema import throttles
+from connector.store.tables import throttles
 
 
 class Throttles:

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from connector.config.connector_file import JiraSite
+from connector.http.retry import RetryPolicy
 from connector.jira import JiraAdapter
-from connector.retry import RetryPolicy
 from connector.sandbox.control import SandboxControl
 from connector.sandbox.jira import JiraApp
 from connector.sandbox.server import AppServer

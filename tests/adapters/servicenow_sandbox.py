@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector.config.connector_file import ServiceNowSite
-from connector.retry import RetryPolicy
+from connector.http.retry import RetryPolicy
 from connector.sandbox.control import SandboxControl
 from connector.sandbox.core import Clock
 from connector.sandbox.server import AppServer

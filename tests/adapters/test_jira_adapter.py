@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from connector.models import SupplierIssue
+from connector.core.models import SupplierIssue
 from tests.adapters.jira_sandbox import ACME_TOKEN, GLOBEX_PAT, Jira, Served, greeted_jira, make_jira, serve
 
 READ_FIELDS = ("summary", "description", "priority", "labels", "reporter", "assignee", "customfield_10050")

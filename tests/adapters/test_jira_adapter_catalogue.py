@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from connector.ports import JiraStatusInfo
+from connector.core.ports import JiraStatusInfo
 from tests.adapters.jira_sandbox import Jira, Served, greeted_jira, serve
 
 

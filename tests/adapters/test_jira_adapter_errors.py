@@ -12,9 +12,9 @@ from email.utils import format_datetime
 
 import pytest
 
-from connector.errors import AuthError, FatalError, RateLimited, Unavailable, UncertainOutcome
+from connector.core.errors import AuthError, FatalError, RateLimited, Unavailable, UncertainOutcome
+from connector.core.secrets import UnresolvedSecret
 from connector.jira import JiraAdapter
-from connector.secrets import UnresolvedSecret
 from tests.adapters.jira_sandbox import (
     ACME_TOKEN,
     GLOBEX_PASSWORD,

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 import pytest
 import requests
 
-from connector.errors import (
+from connector.core.errors import (
     AuthError,
     InvalidRequest,
     TicketNotAccessible,

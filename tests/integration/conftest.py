@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.wiring import Runtime
+from connector.runtime.assembly import Runtime
 from tests.integration.world import World
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from connector.wiring import Runtime
+from connector.runtime.assembly import Runtime
 from tests.integration.world import World
 
 PHASES = ("create", "update", "inbound", "close")

@@ -26,11 +26,11 @@ from typing import Any
 import pytest
 import requests
 
-from connector.daemon import Daemon
+from connector.runtime.daemon import Daemon
+from connector.runtime.live_view import PlainView
 from connector.sandbox.agents import Timing, supplier_agents
 from connector.sandbox.embedded import start_story
 from connector.sandbox.servicedesk import CUSTOMER_UPDATE, INTERNAL_MARK, ServiceDesk
-from connector.view import PlainView
 from tests.integration.sync_oracle import FAST, converge
 from tests.integration.world import World, daemon_process, stop, write_config
 
@@ -264,7 +264,7 @@ def test_simulated_people_are_quiet_unless_asked(world: World, caplog: pytest.Lo
         start_story(world.sandbox, world.loaded)
         acme = logging.getLogger("sandbox.people.acme")
         assert not acme.isEnabledFor(logging.INFO) and acme.isEnabledFor(logging.WARNING)
-        assert logging.getLogger("connector.engine").isEnabledFor(logging.INFO)
+        assert logging.getLogger("connector.sync.engine").isEnabledFor(logging.INFO)
         config = world.config
         config.write_text(
             config.read_text().replace("    enabled: true\n", "    enabled: true\n    log_level: INFO\n", 1)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from connector.config import load_config
-from connector.wiring import build
+from connector.runtime.assembly import build
 from tests.integration.sync_oracle import FAST, check, converge, quiet_writes
 from tests.integration.world import World
 

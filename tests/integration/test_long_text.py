@@ -15,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-from connector.entity import TEXT_LIMIT
+from connector.mirror.view import TEXT_LIMIT
 from tests.integration.world import World, free_port
 
 SCRIPT = str(Path(sys.executable).parent / "mim-connector")

@@ -13,7 +13,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
-from connector.wiring import Runtime
+from connector.runtime.assembly import Runtime
 from tests.integration.sync_oracle import FAST, converge
 from tests.integration.world import World
 

@@ -23,8 +23,8 @@ import pytest
 import requests
 from prometheus_client import REGISTRY
 
-from connector.log import JsonFormatter
-from connector.wiring import Runtime
+from connector.runtime.assembly import Runtime
+from connector.telemetry.log import JsonFormatter
 from tests.integration.world import World, free_port
 
 SCRIPT = str(Path(sys.executable).parent / "mim-connector")

@@ -275,7 +275,7 @@ def test_rules_test_decides_on_every_form_of_a_pasted_answer_as_it_does_live(
     import json
 
     from connector.commands.explain import rules_test
-    from connector.needs import incident_fields
+    from connector.sync.fields import incident_fields
 
     fields = ",".join(incident_fields(world.loaded))
     payments = world.lookup("cmdb_ci_service", "name=Payments")

@@ -26,9 +26,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from connector.store import Store
-from connector.store import schema as store_schema
+from connector.store import tables as store_schema
 from connector.store.leases import Holder, Lease
-from connector.store.schema import leases
+from connector.store.tables import leases
 from tests.conftest import REPO
 from tests.integration.world import World, free_port
 from tests.postgres import running_server

@@ -6,7 +6,7 @@ import io
 import json
 
 from connector.commands.sync import sync_once
-from connector.wiring import Runtime
+from connector.runtime.assembly import Runtime
 from tests.integration.world import World
 
 INTEGRATION = ("svc.mim-connector", "mim-connector")

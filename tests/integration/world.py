@@ -22,10 +22,10 @@ import requests
 from jira import JIRA
 
 from connector.config import LoadedConfig, load_config
+from connector.runtime.assembly import Runtime, build
 from connector.sandbox.control import SandboxControl
 from connector.sandbox.fromconfig import plan_from_config
 from connector.sandbox.runner import Sandbox
-from connector.wiring import Runtime, build
 from tests.conftest import REPO
 
 

@@ -18,7 +18,7 @@ it writes); a fault *kind* is what happens to one of them:
 =====================  ==========================================================================
 
 A 500/503 *after* a commit is not injected: the connector documents that platforms roll failed
-writes back, so it treats those as "not applied" (``connector.errors.error_for_status``).
+writes back, so it treats those as "not applied" (``connector.core.errors.error_for_status``).
 Every rule carries ``query`` :data:`~tests.scenarios.stage.NOT_HUMAN`: people are never faulted.
 """
 

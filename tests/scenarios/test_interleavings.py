@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
-from connector.errors import ConnectorError
-from connector.wiring import Runtime
+from connector.core.errors import ConnectorError
+from connector.runtime.assembly import Runtime
 from tests.scenarios import checker, faults, snapshot
 from tests.scenarios.control import robust
 from tests.scenarios.journal import JournalCollector

@@ -4,7 +4,7 @@ For every 429 the connector received, the checker derives, from the sandbox's an
 
 * **the wait**: ``Retry-After`` in seconds from the answer; an HTTP-date is an instant on the
   server's clock (converted with the skew the server had); without the header the connector's
-  documented default of 5 s (``connector.transport.DEFAULT_THROTTLE_SECONDS``). A 429 the sandbox's
+  documented default of 5 s (``connector.http.transport.DEFAULT_THROTTLE_SECONDS``). A 429 the sandbox's
   own limiters sent (no injected rule) is taken as 1 s, the least they ever ask;
 * **the scope** (Jira's ``RateLimit-Reason``): ``jira-per-issue-on-write`` - writes to that issue;
   ``jira-burst-based`` - that endpoint (method and path with the issue left out); anything else,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from connector.commands.state import incident_state
-from connector.entity import SUPPLIER_STATUS
+from connector.mirror.view import SUPPLIER_STATUS
 from connector.store import Store
 
 SYS_ID = "a" * 32

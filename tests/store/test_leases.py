@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from connector.errors import LeaseLost, StoreInUse
-from connector.lease import LeaseKeeper, this_process, vacated
+from connector.core.errors import LeaseLost, StoreInUse
+from connector.runtime.lease import LeaseKeeper, this_process, vacated
 from connector.store import Store
-from connector.store import schema as store_schema
+from connector.store import tables as store_schema
 from connector.store.leases import Holder, Leases
 
 TTL = timedelta(seconds=45)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Connection, inspect
 
 from connector.store import Store
-from connector.store import schema as store_schema
+from connector.store import tables as store_schema
 from connector.store.db import utcnow
 from connector.store.migrations import SchemaTooNew, migrate
 from connector.store.progress import Watermark

@@ -12,14 +12,18 @@ from typing import Any
 
 import pytest
 
-from connector.backtest import observations_from_events, observations_from_incidents, run_backtest
-from connector.backtest_chart import chart_html, chart_svg
-from connector.backtest_report import render_text, to_json
-from connector.backtest_summary import BacktestResult
 from connector.config.rules_file import RulesFile
-from connector.eventlog import IncidentEvent
-from connector.models import Incident
-from connector.rules import RuleBook
+from connector.core.models import Incident
+from connector.rules.backtest.chart import chart_html, chart_svg
+from connector.rules.backtest.eventlog import IncidentEvent
+from connector.rules.backtest.replay import (
+    observations_from_events,
+    observations_from_incidents,
+    run_backtest,
+)
+from connector.rules.backtest.report import render_text, to_json
+from connector.rules.backtest.summary import BacktestResult
+from connector.rules.book import RuleBook
 
 T0 = datetime(2024, 1, 1, 9, 0, tzinfo=UTC)  # a Monday: ISO week 2024-W01
 SVG = "{http://www.w3.org/2000/svg}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.entity import journal_safe, marker, own_ref, stamp_line
+from connector.mirror.view import journal_safe, marker, own_ref, stamp_line
 
 REF = marker("o", "incident", "entry")
 

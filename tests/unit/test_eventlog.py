@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.eventlog import BUILTIN, changed, parse_rows, read_events
+from connector.rules.backtest.eventlog import BUILTIN, changed, parse_rows, read_events
 
 HEADER = (
     "number,incident_state,active,reassignment_count,reopen_count,sys_mod_count,made_sla,caller_id,opened_by,"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from connector.backtest import observations_from_events, run_backtest
 from connector.commands.explain import history_subject, rules_test
-from connector.eventlog import BUILTIN, read_events
-from connector.rules import RuleBook, eligibility
+from connector.rules.backtest.eventlog import BUILTIN, read_events
+from connector.rules.backtest.replay import observations_from_events, run_backtest
+from connector.rules.book import RuleBook, eligibility
 from tests.factories import REPO, T0, demo_config
 
 CONFIG = REPO / "config" / "demo.yaml"

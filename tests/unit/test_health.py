@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from connector.health import Health, HealthServer
+from connector.runtime.health import Health, HealthServer
 from tests.factories import FakeClock
 
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from connector.log import configure_logging
-from connector.secrets import Secret
+from connector.core.secrets import Secret
+from connector.telemetry.log import configure_logging
 
 
 @pytest.fixture
@@ -25,11 +25,11 @@ def stream() -> Iterator[io.StringIO]:
 
 
 def test_text_line_with_context(stream: io.StringIO) -> None:
-    logging.getLogger("connector.engine").info(
+    logging.getLogger("connector.sync.engine").info(
         "mirrored %s", "INC001", extra={"supplier": "acme", "jira_key": "A-1"}
     )
     line = stream.getvalue().strip()
-    assert line.endswith("INFO connector.engine: mirrored INC001 [supplier=acme jira_key=A-1]")
+    assert line.endswith("INFO connector.sync.engine: mirrored INC001 [supplier=acme jira_key=A-1]")
 
 
 def test_secrets_masked_in_message_args_and_traceback(stream: io.StringIO) -> None:
@@ -49,14 +49,14 @@ def test_secrets_masked_in_message_args_and_traceback(stream: io.StringIO) -> No
 def test_json_lines(stream: io.StringIO) -> None:
     buffer = io.StringIO()
     handler = configure_logging("json", "INFO", buffer)
-    logging.getLogger("connector.rules").info(
+    logging.getLogger("connector.rules.book").info(
         "proposed %s", "INC002", extra={"incident": "INC002", "rule": "p1"}
     )
     record = json.loads(buffer.getvalue())
     assert record["message"] == "proposed INC002"
     assert (record["level"], record["logger"], record["incident"], record["rule"]) == (
         "INFO",
-        "connector.rules",
+        "connector.rules.book",
         "INC002",
         "p1",
     )

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from connector.matching import SimpleContext, condition_key, evaluate
+from connector.rules.conditions import SimpleContext, condition_key, evaluate
 from tests.factories import T0, condition, incident
 
 INC = incident(priority="1", category="network", short_description="Payment API timeouts", assigned_to="")

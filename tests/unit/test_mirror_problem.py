@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.entity import CAUSE_NOTES, PROBLEM_LINK, ROOT_CAUSE, EntityView
-from connector.mirror_problem import plan_problem, problem_stamp, root_cause_of
-from connector.models import LinkedIssue
-from connector.plan import CommentOnIssue, CreateProblem, RemoteLinkOnIssue, UpdateProblem
+from connector.core.models import LinkedIssue
+from connector.core.plan import CommentOnIssue, CreateProblem, RemoteLinkOnIssue, UpdateProblem
+from connector.mirror.problem import plan_problem, problem_stamp, root_cause_of
+from connector.mirror.view import CAUSE_NOTES, PROBLEM_LINK, ROOT_CAUSE, EntityView
 from tests.factories import incident, issue, link, mapping
 from tests.unit.test_planner import view
 

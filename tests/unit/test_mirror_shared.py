@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from connector.config.supplier_file import SharedField
-from connector.entity import HELD, PENDING, SHARED, EntityView
-from connector.mirror_shared import plan_shared
-from connector.plan import RecordShadow, UpdateIncident, UpdateIssue
+from connector.core.plan import RecordShadow, UpdateIncident, UpdateIssue
+from connector.mirror.shared import plan_shared
+from connector.mirror.view import HELD, PENDING, SHARED, EntityView
 from tests.factories import T0, incident, issue, link
 from tests.unit.test_planner import view
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from connector.errors import AuthError, CircuitOpen, InvalidRequest
-from connector.outage import recovered_note, stuck_note
+from connector.core.errors import AuthError, CircuitOpen, InvalidRequest
+from connector.mirror.outage import recovered_note, stuck_note
 
 NEXT = datetime(2026, 11, 22, 10, 5, 30, tzinfo=UTC)
 

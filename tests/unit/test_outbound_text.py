@@ -6,12 +6,12 @@ import dataclasses
 from typing import Any
 
 from connector.config.supplier_file import RedactionPattern, SupplierMapping
-from connector.entity import SUMMARY_LIMIT, TEXT_LIMIT, EntityView
-from connector.mirror_problem import plan_problem
-from connector.mirror_shared import plan_shared
-from connector.plan import CommentOnIssue, CreateIssue, UpdateIssue
-from connector.planner import plan
-from connector.redaction import TRUNCATED, WITHHELD
+from connector.core.plan import CommentOnIssue, CreateIssue, UpdateIssue
+from connector.mirror.planner import plan
+from connector.mirror.problem import plan_problem
+from connector.mirror.redaction import TRUNCATED, WITHHELD
+from connector.mirror.shared import plan_shared
+from connector.mirror.view import SUMMARY_LIMIT, TEXT_LIMIT, EntityView
 from tests.factories import incident, issue, journal, link, mapping
 from tests.unit.test_planner import synced, view
 

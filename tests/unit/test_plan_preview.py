@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connector.plan import (
+from connector.core.plan import (
     Blocked,
     CommentOnIssue,
     CreateIssue,

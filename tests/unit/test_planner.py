@@ -9,7 +9,21 @@ from typing import Any
 import pytest
 
 from connector.config.supplier_file import SupplierMapping
-from connector.entity import (
+from connector.core.models import StatusChange
+from connector.core.plan import (
+    Blocked,
+    CommentOnIssue,
+    CreateIssue,
+    MoveIssue,
+    NoteOnIncident,
+    RecordShadow,
+    RemoteLinkOnIssue,
+    UpdateIncident,
+    UpdateIssue,
+)
+from connector.core.vocabulary import CORE_INCIDENT_STATES
+from connector.mirror.planner import find_path, outbound_values, plan
+from connector.mirror.view import (
     HELD,
     LABELS_OURS,
     PENDING,
@@ -21,20 +35,6 @@ from connector.entity import (
     SUPPLIER_STATUS,
     EntityView,
 )
-from connector.models import StatusChange
-from connector.plan import (
-    Blocked,
-    CommentOnIssue,
-    CreateIssue,
-    MoveIssue,
-    NoteOnIncident,
-    RecordShadow,
-    RemoteLinkOnIssue,
-    UpdateIncident,
-    UpdateIssue,
-)
-from connector.planner import find_path, outbound_values, plan
-from connector.servicenow.schema import CORE_INCIDENT_STATES
 from tests.factories import comment, incident, issue, journal, link, mapping
 
 INC = incident(state="2", cmdb_ci_name="", major_incident_state="")

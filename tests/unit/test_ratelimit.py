@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.ratelimit import Limiter, ThrottleGate, TokenBucket, WriteWindows
+from connector.http.ratelimit import Limiter, ThrottleGate, TokenBucket, WriteWindows
 from tests.factories import FakeClock
 
 

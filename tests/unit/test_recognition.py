@@ -6,11 +6,11 @@ import dataclasses
 
 import pytest
 
-from connector.entity import SHARED, STATE_DONE, STATE_PENDING
-from connector.models import IssueStamp, StatusChange, servicenow_identity
-from connector.plan import CommentOnIssue, MoveIssue, NoteOnIncident, UpdateIssue
-from connector.planner import outbound_values, plan
-from connector.recognition import Landed, already_landed, candidate_keys, rebuilt_shadow
+from connector.core.models import IssueStamp, StatusChange, servicenow_identity
+from connector.core.plan import CommentOnIssue, MoveIssue, NoteOnIncident, UpdateIssue
+from connector.mirror.planner import outbound_values, plan
+from connector.mirror.recognition import Landed, already_landed, candidate_keys, rebuilt_shadow
+from connector.mirror.view import SHARED, STATE_DONE, STATE_PENDING
 from tests.factories import T0, comment, incident, issue, journal, link
 from tests.unit.test_planner import view
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connector.config.supplier_file import RedactionPattern
-from connector.redaction import MARGIN, TRUNCATED, WITHHELD, Scrubber, sanitize, scrub
+from connector.mirror.redaction import MARGIN, TRUNCATED, WITHHELD, Scrubber, sanitize, scrub
 from tests.factories import mapping
 
 ACME = mapping("acme").outbound.redaction.patterns

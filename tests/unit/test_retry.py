@@ -7,8 +7,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from connector import retry
-from connector.errors import (
+from connector.core.errors import (
     AuthError,
     InvalidRequest,
     PermissionDenied,
@@ -19,6 +18,7 @@ from connector.errors import (
     error_for_status,
     parse_retry_after,
 )
+from connector.http import retry
 
 
 class Flaky:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from connector.config.rules_file import RulesFile
-from connector.matching import SimpleContext
-from connector.rules import RuleBook, eligibility
+from connector.rules.book import RuleBook, eligibility
+from connector.rules.conditions import SimpleContext
 from tests.factories import T0, demo_config, incident
 
 

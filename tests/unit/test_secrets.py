@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.secrets import REDACTOR, Redactor, Secret, SecretRef, UnresolvedSecret, interpolate
+from connector.core.secrets import REDACTOR, Redactor, Secret, SecretRef, UnresolvedSecret, interpolate
 
 
 def test_parse_env_and_file_references(tmp_path: Path) -> None:

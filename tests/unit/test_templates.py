@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 
 from connector.config import load_config
-from connector.plan import CreateIssue
-from connector.planner import plan
-from connector.templates import placeholders, render
+from connector.core.plan import CreateIssue
+from connector.core.templates import placeholders, render
+from connector.mirror.planner import plan
 from tests.factories import REPO, incident
 from tests.unit.test_planner import view
 

@@ -14,8 +14,7 @@ import requests
 import responses
 from prometheus_client import REGISTRY
 
-from connector.breaker import Breakers, explicit_retry
-from connector.errors import (
+from connector.core.errors import (
     AuthError,
     CircuitOpen,
     ConnectorError,
@@ -26,9 +25,10 @@ from connector.errors import (
     Unavailable,
     UncertainOutcome,
 )
-from connector.ratelimit import Limiter
-from connector.retry import RetryPolicy
-from connector.transport import Transport
+from connector.http.breaker import Breakers, explicit_retry
+from connector.http.ratelimit import Limiter
+from connector.http.retry import RetryPolicy
+from connector.http.transport import Transport
 from tests.factories import FakeClock
 
 
@@ -340,7 +340,7 @@ def test_refused_credentials_back_off_from_a_minute_to_half_an_hour_logged_once_
     clock = FakeClock()
     link, session = http(clock, "jira:globex")
     responses.add(responses.GET, f"{SITE}/myself", status=401, json={"errorMessages": ["Unauthorized"]})
-    caplog.set_level(logging.INFO, logger="connector.breaker")
+    caplog.set_level(logging.INFO, logger="connector.http.breaker")
     pauses = []
     for _poll in range(400):  # a poll every 10 s for more than an hour
         try:

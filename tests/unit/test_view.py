@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from connector.engine import CycleReport
+from connector.runtime.live_view import Tally, major_lines, rows, summary
 from connector.store.stats import MajorIncident, MajorIncidents, SyncStats
-from connector.view import Tally, major_lines, rows, summary
+from connector.sync.engine import CycleReport
 
 STATS = SyncStats(
     incidents=197,

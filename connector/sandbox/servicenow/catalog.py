@@ -1,6 +1,6 @@
 """The simulated instance's dictionary (``sys_dictionary``): tables, their columns and column kinds.
 
-Built from :mod:`connector.servicenow.schema` plus the spec's custom columns. Unlike the
+Built from :mod:`connector.core.vocabulary` plus the spec's custom columns. Unlike the
 connector's config checks, the instance takes nothing on trust: a ``u_`` column exists only when
 the spec adds it.
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from connector.servicenow import schema
+from connector.core import vocabulary
 
-SERVED_TABLES = tuple(name for name in schema.TABLES if name != "task")
-"""Tables the Table API serves. ``task`` is only a reference target (see ``schema.TASK_TABLES``)."""
+SERVED_TABLES = tuple(name for name in vocabulary.TABLES if name != "task")
+"""Tables the Table API serves. ``task`` is only a reference target (see ``vocabulary.TASK_TABLES``)."""
 
 
 @dataclass(frozen=True)
@@ -28,13 +28,13 @@ class Column:
 def _kind(name: str, reference: str | None) -> str:
     if reference is not None:
         return "reference"
-    if name in schema.JOURNAL_FIELDS:
+    if name in vocabulary.JOURNAL_FIELDS:
         return "journal"
-    if name in schema.INTEGER_COLUMNS:
+    if name in vocabulary.INTEGER_COLUMNS:
         return "integer"
-    if name in schema.DATETIME_COLUMNS:
+    if name in vocabulary.DATETIME_COLUMNS:
         return "datetime"
-    if name in schema.BOOLEAN_COLUMNS:
+    if name in vocabulary.BOOLEAN_COLUMNS:
         return "boolean"
     return "string"
 
@@ -45,14 +45,14 @@ class Catalog:
     def __init__(self, custom_columns: Mapping[str, tuple[str, ...]] | None = None) -> None:
         custom = custom_columns or {}
         self._columns: dict[str, dict[str, Column]] = {}
-        for table, columns in schema.TABLES.items():
+        for table, columns in vocabulary.TABLES.items():
             described = {name: Column(name, _kind(name, ref), ref) for name, ref in columns.items()}
             for name in sorted(custom.get(table, ())):
                 described.setdefault(name, Column(name, "string"))
             self._columns[table] = described
         # Custom columns an admin adds to task are inherited by every table extending it.
         for name in sorted(custom.get("task", ())):
-            for table in schema.TASK_TABLES:
+            for table in vocabulary.TASK_TABLES:
                 self._columns[table].setdefault(name, Column(name, "string"))
 
     def has_table(self, table: str) -> bool:
@@ -91,4 +91,4 @@ class Catalog:
     @staticmethod
     def display_column(table: str) -> str | None:
         """The column a reference to ``table`` shows, if any."""
-        return schema.DISPLAY_COLUMNS.get(table)
+        return vocabulary.DISPLAY_COLUMNS.get(table)

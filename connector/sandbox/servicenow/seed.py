@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 
+from connector.core.vocabulary import CLOSE_CODES, CORE_INCIDENT_STATES, IMPACTS, PRIORITIES, URGENCIES
 from connector.sandbox.servicenow.tables import Database
 from connector.sandbox.spec import ServiceNowSpec, SnowUser
-from connector.servicenow.schema import CLOSE_CODES, CORE_INCIDENT_STATES, IMPACTS, PRIORITIES, URGENCIES
 
 ADMIN = SnowUser("admin", "admin", "System Administrator", roles=("admin",))
 ADMIN_SYS_ID = "6816f79cc0a8016401c5a33be04be441"

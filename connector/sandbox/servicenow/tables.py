@@ -13,10 +13,10 @@ import random
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator
 
+from connector.core import vocabulary
 from connector.sandbox.servicenow.catalog import SERVED_TABLES, Catalog
 from connector.sandbox.servicenow.errors import invalid_table
 from connector.sandbox.servicenow.predicates import FieldAccess, Record
-from connector.servicenow import schema
 
 NUMBER_PREFIXES = {"incident": ("INC", 10001), "problem": ("PRB", 40001), "change_request": ("CHG", 30001)}
 """Number prefix and first number per table, as on a fresh instance (INC0010001, PRB0040001)."""
@@ -195,7 +195,7 @@ class Database:
     def lookup(self, table: str, sys_id: str) -> Record | None:
         """The record ``sys_id`` of ``table``; a ``task`` reference is found in the tables extending it."""
         if table == "task":
-            for child in schema.TASK_TABLES:
+            for child in vocabulary.TASK_TABLES:
                 found = self.tables[child].get(sys_id)
                 if found is not None:
                     return found
@@ -217,7 +217,7 @@ class Database:
         if column is None:
             return None
         matches: list[str] = []
-        for name in schema.TASK_TABLES if table == "task" else (table,):
+        for name in vocabulary.TASK_TABLES if table == "task" else (table,):
             stored = self.tables.get(name)
             if stored is not None and stored.indexes(column):
                 matches += stored.lookup(column, frozenset({display}))
@@ -238,7 +238,7 @@ class Database:
                 labels.setdefault(key, row.get("label", ""))
             self._choices = (choices.version, labels)
         label = labels.get((table, column, value))
-        if label is None and table in schema.TASK_TABLES:
+        if label is None and table in vocabulary.TASK_TABLES:
             label = labels.get(("task", column, value))
         return label
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from connector.config import load_config
-from connector.errors import ConfigError
+from connector.core.errors import ConfigError
 
 CONNECTOR = "config/connector.yaml"
 RULES = "mappings/rules.yaml"

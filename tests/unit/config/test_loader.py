@@ -10,9 +10,9 @@ import jsonschema
 import pytest
 import yaml
 
+from connector.config import json_schema as config_schema
 from connector.config import load_config
-from connector.config import schema as config_schema
-from connector.errors import ConfigError
+from connector.core.errors import ConfigError
 from tests.conftest import REPO
 
 SHIPPED_CONFIGS = [REPO / "config" / "connector.yaml", REPO / "config" / "demo.yaml"]

@@ -14,7 +14,7 @@ from connector.config.regexcheck import (
     OVERLAPPING,
     backtracking_problems,
 )
-from connector.errors import ConfigError
+from connector.core.errors import ConfigError
 from tests.factories import demo_config
 
 SAFE = [

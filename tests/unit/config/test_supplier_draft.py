@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.cli import main
+from connector.commands.cli import main
 from connector.config import load_config
 from connector.config.supplier_draft import (
     DraftTransition,
@@ -14,8 +14,8 @@ from connector.config.supplier_draft import (
     render,
     workflow_of,
 )
-from connector.ports import JiraFieldInfo, JiraStatusInfo, WorkflowStep
-from connector.servicenow.schema import CORE_INCIDENT_STATES
+from connector.core.ports import JiraFieldInfo, JiraStatusInfo, WorkflowStep
+from connector.core.vocabulary import CORE_INCIDENT_STATES
 
 RESOLUTION = JiraFieldInfo("resolution", "Resolution", True, ("Done", "Won't Fix"))
 STATUSES = (

@@ -8,7 +8,7 @@ from types import MappingProxyType
 
 import pytest
 
-from connector.eventlog import IncidentEvent, read_events
+from connector.rules.backtest.eventlog import IncidentEvent, read_events
 from connector.sandbox.casting import PARTS, Casting, cast_demo, deal, stable_hash
 from connector.sandbox.replay import first_incidents
 from connector.sandbox.servicenow.rules import priority_of

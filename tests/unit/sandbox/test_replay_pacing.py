@@ -7,7 +7,7 @@ from types import MappingProxyType
 
 import pytest
 
-from connector.eventlog import IncidentEvent, read_events
+from connector.rules.backtest.eventlog import IncidentEvent, read_events
 from connector.sandbox.replay import first_incidents, schedule
 
 START = datetime(2016, 3, 1, tzinfo=UTC)

@@ -1,0 +1,1 @@
+"""Mirroring decisions for one incident x supplier. Pure: views in, plans out."""

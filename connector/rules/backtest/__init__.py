@@ -1,0 +1,1 @@
+"""Back-testing promotion rules on incident history: replay, summary, reports and charts."""

@@ -1,0 +1,443 @@
+"""The promotion rules at work in the daemon: remember time conditions, decide, guard, write, explain.
+
+Each cycle: :meth:`Promoter.track` records since when ``for:`` conditions and "unassigned" hold
+for new incident versions; :meth:`Promoter.run` settles decisions a crash or a lost answer left
+pending, then decides for every new version (and, when rules depend on time, for every incident
+still a candidate). A decision passes the guardrails (dry run, global and per-rule hourly caps)
+before it writes, and is recorded before the write it causes. The write is one PATCH setting
+``major_incident_state``, the rule's fields and a work note naming the rule and the values that
+matched; a cluster also links its members as children of the major incident; ``create-parent``
+first creates the major incident, stamped in ``correlation_id`` so a lost answer can be found.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from connector.config.conditions import ClusterCondition
+from connector.core.errors import ConnectorError, UncertainOutcome
+from connector.core.models import Incident
+from connector.core.ports import ServiceNowPort
+from connector.core.templates import render
+from connector.mirror.view import marker, own_ref, stamp_line
+from connector.rules.book import (
+    SETTLED_MIM_STATES,
+    Decision,
+    RuleBook,
+    changed_materially,
+    eligibility,
+    material_values,
+)
+from connector.rules.conditions import SN_DATETIME, evaluate, parse_sn_datetime
+from connector.store import Store
+from connector.store.decisions import DecisionRecord
+from connector.store.intents import IntentState
+from connector.store.progress import IncidentRecord
+from connector.telemetry import metrics
+
+log = logging.getLogger(__name__)
+MIM_STATE = {"propose": "proposed", "promote": "accepted"}
+DECIDED = {"propose": "proposed", "promote": "promoted"}
+
+
+@dataclass
+class StoreContext:
+    """Rule context in the daemon: time conditions from the store, clusters among recent incidents."""
+
+    now: datetime
+    store: Store
+    recent: Mapping[str, Incident]
+    _held: dict[str, dict[str, datetime]] = field(default_factory=dict)
+
+    def held_since(self, incident: Incident, key: str) -> datetime | None:
+        """Since when ``key`` has held for ``incident`` (read once per incident per cycle)."""
+        if incident.sys_id not in self._held:
+            self._held[incident.sys_id] = self.store.conditions.all_for(incident.sys_id)
+        return self._held[incident.sys_id].get(key)
+
+    def cluster_size(self, incident: Incident, cluster: ClusterCondition) -> int:
+        """How many incidents opened within the window (this one included, any state) share its value."""
+        return len(cluster_members(incident, cluster, self.recent, self, gatherable_only=False))
+
+
+def cluster_members(
+    incident: Incident,
+    cluster: ClusterCondition,
+    recent: Mapping[str, Incident],
+    context: StoreContext,
+    *,
+    gatherable_only: bool = True,
+) -> list[Incident]:
+    """The incidents of ``incident``'s cluster, earliest opened first (it included).
+
+    Counting a cluster takes every incident with the value opened within the window; gathering
+    one takes only those the rules may still act on (not already children or major incidents).
+    """
+    spec = cluster.cluster
+    value = incident.get(spec.by)
+    if not value:
+        return []
+    oldest = (context.now - spec.within).strftime(SN_DATETIME)
+    members = {incident.sys_id: incident}
+    for other in recent.values():
+        if other.get(spec.by) != value or other.get("opened_at") < oldest:
+            continue
+        if gatherable_only and not eligibility(other).eligible:
+            continue
+        if spec.where is not None and not evaluate(spec.where, other, context).matched:
+            continue
+        members[other.sys_id] = other
+    return sorted(members.values(), key=lambda i: (i.get("opened_at"), i.number))
+
+
+@dataclass
+class PromotionReport:
+    """What the rules did this cycle, by incident number, and which incidents became children."""
+
+    decided: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    children: set[str] = field(default_factory=set)
+    """sys_ids linked under a major incident this cycle (not to be mirrored on their own)."""
+    touched: set[str] = field(default_factory=set)
+    """sys_ids this cycle already decided or linked (their snapshots are stale now)."""
+
+    def say(self, number: str, what: str) -> None:
+        """Record (and log) what was written for an incident."""
+        self.decided[number] = what
+        log.info("%s: %s", number, what, extra={"incident": number})
+
+
+class Promoter:
+    """Runs a :class:`RuleBook` against the incidents the engine observes."""
+
+    def __init__(
+        self, book: RuleBook, store: Store, snow: ServiceNowPort, fields: list[str], *, dry_run: bool = False
+    ) -> None:
+        self.book = book
+        self.store = store
+        self.snow = snow
+        self.fields = fields
+        self.dry_run = dry_run
+
+    # --- memory of time conditions -------------------------------------------------------------------
+
+    def track(self, incidents: Iterable[Incident], now: datetime) -> None:
+        """Record, for new versions, since when each ``for:`` condition and "unassigned" hold."""
+        if self.dry_run:
+            return
+        for incident in incidents:
+            seen_at = parse_sn_datetime(incident.updated_on) or now
+            for key, holds in self.book.held:
+                if holds(incident):
+                    self.store.conditions.hold(incident.sys_id, key, seen_at)
+                else:
+                    self.store.conditions.broken(incident.sys_id, key)
+            if not incident.get("assigned_to"):
+                opened = parse_sn_datetime(incident.get("opened_at"))
+                first_sight = incident.mod_count <= 1 and opened is not None
+                self.store.conditions.hold(
+                    incident.sys_id, "unassigned", opened if first_sight and opened else seen_at
+                )
+            else:
+                self.store.conditions.broken(incident.sys_id, "unassigned")
+
+    # --- deciding and acting -------------------------------------------------------------------------
+
+    def run(self, fresh: Iterable[Incident], now: datetime) -> PromotionReport:
+        """Decide and act for new versions (and time-dependent candidates); never raises for one incident."""
+        report = PromotionReport()
+        if not self.book.compiled:
+            return report
+        fresh_by_id = {incident.sys_id: incident for incident in fresh}
+        if not self.dry_run:
+            self._settle_pending()
+        recent = self._recent(now, fresh_by_id)
+        context = StoreContext(now, self.store, recent)
+        for incident in self._candidates(fresh_by_id, now):
+            if incident.sys_id in report.touched:
+                continue
+            try:
+                self._decide(incident, context, now, report)
+            except ConnectorError as exc:
+                report.failed[incident.number] = f"{type(exc).__name__}: {exc}"
+                log.warning(
+                    "promotion of %s failed: %s", incident.number, exc, extra={"incident": incident.number}
+                )
+        return report
+
+    def _candidates(self, fresh: dict[str, Incident], now: datetime) -> list[Incident]:
+        out = dict(fresh)
+        if self.book.durations:
+            for record in self.store.incidents.candidates():
+                out.setdefault(record.sys_id, _incident(record))
+        return list(out.values())
+
+    def _recent(self, now: datetime, fresh: dict[str, Incident]) -> dict[str, Incident]:
+        if not self.book.uses_clusters:
+            return dict(fresh)
+        widest = max((d for d in self.book.durations), default=timedelta(hours=1))
+        records = self.store.incidents.opened_since((now - widest).strftime(SN_DATETIME))
+        recent = {record.sys_id: _incident(record) for record in records}
+        recent.update(fresh)
+        return recent
+
+    def _material_changed(self, incident: Incident) -> bool:
+        if incident.get("major_incident_state") not in SETTLED_MIM_STATES:
+            return False
+        fields = self.book.settings.material_fields
+        baseline = self.store.decisions.latest(incident.sys_id)
+        if baseline is None:
+            # A rejection we had no part in: what it looked like now is what must change.
+            self.store.decisions.record(
+                incident.sys_id, "-", "-", "-", "observed", material_values(incident, fields)
+            )
+            return False
+        return changed_materially(baseline.material, incident, fields)
+
+    def _decide(
+        self, incident: Incident, context: StoreContext, now: datetime, report: PromotionReport
+    ) -> None:
+        material_changed = self._material_changed(incident) if not self.dry_run else False
+        decision = self.book.decide(
+            incident, context, eligibility(incident, material_changed=material_changed)
+        )
+        if decision.rule is None or decision.action is None:
+            return
+        rule = decision.rule
+        label = f"{DECIDED[decision.action]} by rule {rule.name}"
+        if self.dry_run or decision.dry_run(self.book.settings.dry_run):
+            self._note_once(incident, decision, "dry_run", f"dry run: would have {label}")
+            report.decided[incident.number] = f"dry run: {label}"
+            return
+        cap = self._cap_reached(rule.name, rule.max_per_hour, now)
+        if cap:
+            self._note_once(incident, decision, "capped", cap, level=logging.ERROR)
+            report.decided[incident.number] = f"capped: {cap}"
+            return
+        cluster = decision.cluster
+        if cluster is not None:
+            self._gather(decision, cluster, context, report)
+        else:
+            self._promote(decision, context, report)
+            report.say(incident.number, label)
+        metrics.RULE_DECISIONS.labels(rule.name, decision.action).inc()
+
+    def _cap_reached(self, rule: str, per_rule: int | None, now: datetime) -> str:
+        hour_ago = now - timedelta(hours=1)
+        limit = self.book.settings.max_proposals_per_hour
+        if self.store.decisions.written_since(hour_ago) >= limit:
+            return f"the global cap of {limit} major-incident decisions per hour is reached"
+        if per_rule is not None and self.store.decisions.written_since(hour_ago, rule) >= per_rule:
+            return f"rule {rule} reached its cap of {per_rule} decisions per hour; check the rule"
+        return ""
+
+    def _note_once(
+        self, incident: Incident, decision: Decision, state: str, text: str, level: int = logging.INFO
+    ) -> None:
+        rule = decision.rule
+        assert rule is not None
+        if not self.dry_run:  # `sync --dry-run` writes nothing anywhere, the store included
+            latest = self.store.decisions.latest(incident.sys_id, [state])
+            if latest is not None and latest.rule == rule.name:
+                return
+            self.store.decisions.record(
+                incident.sys_id,
+                rule.name,
+                decision.action or "",
+                decision.mode(self.book.settings.mode),
+                state,
+                material_values(incident, self.book.settings.material_fields),
+                decision.engage,
+            )
+        log.log(
+            level, "%s: %s", incident.number, text, extra={"incident": incident.number, "rule": rule.name}
+        )
+        if state == "dry_run":
+            metrics.RULE_DRY_RUNS.labels(rule.name, decision.action or "").inc()
+        else:
+            metrics.RULES_CAPPED.labels(rule.name).inc()
+
+    # --- writes --------------------------------------------------------------------------------------
+
+    def _promote(self, decision: Decision, context: StoreContext, report: PromotionReport) -> Incident:
+        """Propose or promote one incident (in place, or under a new parent); return the major incident."""
+        incident, rule = decision.incident, decision.rule
+        assert rule is not None and decision.action is not None
+        mode = decision.mode(self.book.settings.mode)
+        record = self._pending(incident, decision, mode)
+        ref = marker("r", incident.sys_id, str(record.decision_id))
+        note = self.book.work_note(decision, context, stamp_line(ref))
+        values = self._rule_fields(decision)
+        report.touched.add(incident.sys_id)
+        try:
+            if mode == "create-parent":
+                major = self._create_parent(incident, decision, record.decision_id, note, values)
+                why = f"created as the major incident for {incident.number}"
+                self._link_child(incident, major, rule.name, why, report)
+            else:
+                fields = {**values, "major_incident_state": MIM_STATE[decision.action], "work_notes": note}
+                self._write(incident, decision.action, fields, f"rule {rule.name} matched")
+                major = incident
+        except UncertainOutcome:
+            raise
+        except ConnectorError:
+            self.store.decisions.settle(record.decision_id, "failed")
+            raise
+        parent = major.sys_id if major is not incident else None
+        self.store.decisions.settle(record.decision_id, DECIDED[decision.action], parent)
+        return major
+
+    def _gather(
+        self, decision: Decision, cluster: ClusterCondition, context: StoreContext, report: PromotionReport
+    ) -> None:
+        """A cluster: one major incident (the earliest member, or a new parent), the others its children."""
+        incident, rule = decision.incident, decision.rule
+        assert rule is not None and decision.action is not None
+        value = incident.get(cluster.cluster.by)
+        existing = self.store.clusters.latest(rule.name, value)
+        if existing is not None and self._still_major(existing.major_sys_id):
+            if existing.major_sys_id != incident.sys_id:
+                major = self._known(existing.major_sys_id, context)
+                self._link_child(
+                    incident, major, rule.name, f"joins the cluster on {cluster.cluster.by}", report
+                )
+                report.say(incident.number, f"child of {major.number or major.sys_id} (rule {rule.name})")
+            return
+        members = cluster_members(incident, cluster, context.recent, context)
+        head = members[0]
+        mode = decision.mode(self.book.settings.mode)
+        major = self._promote(Decision(head, decision.eligibility, decision.matched), context, report)
+        report.say(head.number, f"{DECIDED[decision.action]} by rule {rule.name} (cluster of {len(members)})")
+        self.store.clusters.add(rule.name, value, major.sys_id)
+        why = f"{len(members)} incidents share {cluster.cluster.by} within {cluster.cluster.within}"
+        for member in members:
+            if member.sys_id != major.sys_id and (mode == "create-parent" or member is not head):
+                self._link_child(member, major, rule.name, why, report)
+                report.say(member.number, f"child of {major.number or major.sys_id} (rule {rule.name})")
+
+    def _known(self, sys_id: str, context: StoreContext) -> Incident:
+        """An incident by sys_id from this cycle's or the store's snapshots (its number when known)."""
+        if sys_id in context.recent:
+            return context.recent[sys_id]
+        record = self.store.incidents.get(sys_id)
+        return _incident(record) if record is not None else _ref(sys_id)
+
+    def _create_parent(
+        self, child: Incident, decision: Decision, decision_id: int, note: str, values: dict[str, str]
+    ) -> Incident:
+        stamp = f"mim-connector:parent:{decision_id}"
+        found = self.snow.incident_where("correlation_id", stamp, self.fields)
+        if found is not None:
+            return found
+        assert decision.action is not None
+        fields = {
+            "short_description": f"Major incident: {child.get('short_description')}",
+            "description": f"Opened by mim-connector for {child.number}.\n\n{child.get('description')}",
+            "impact": child.get("impact") or "1",
+            "urgency": child.get("urgency") or "1",
+            "cmdb_ci": child.get("cmdb_ci"),
+            "business_service": child.get("business_service"),
+            "assignment_group": child.get("assignment_group"),
+            **values,
+            "major_incident_state": MIM_STATE[decision.action],
+            "correlation_id": stamp,
+            "work_notes": note,
+        }
+        try:
+            parent = self.snow.create_incident({k: v for k, v in fields.items() if v}, self.fields)
+        except UncertainOutcome:
+            found_later = self.snow.incident_where("correlation_id", stamp, self.fields)
+            if found_later is None:
+                raise
+            parent = found_later
+        self.store.audit.record(
+            "servicenow", "create_incident", parent.number, reason=f"major incident for {child.number}"
+        )
+        return parent
+
+    def _link_child(
+        self, child: Incident, major: Incident, rule: str, why: str, report: PromotionReport
+    ) -> None:
+        report.touched.add(child.sys_id)
+        report.children.add(child.sys_id)
+        if child.get("parent_incident") == major.sys_id:
+            return
+        name = major.number or major.sys_id
+        ref = marker("c", child.sys_id, major.sys_id)
+        note = f"mim-connector linked this incident as a child of {name} (rule {rule}: {why}).\n{stamp_line(ref)}"
+        self._write(
+            child, "link_child", {"parent_incident": major.sys_id, "work_notes": note}, f"child of {name}"
+        )
+
+    def _write(self, incident: Incident, operation: str, fields: dict[str, str], reason: str) -> None:
+        entity = f"{incident.sys_id}:rules"
+        intent = self.store.intents.begin(
+            entity, operation, f"servicenow/{incident.number}", operation, {"fields": sorted(fields)}
+        )
+        try:
+            self.snow.update_incident(incident.sys_id, fields)
+        except ConnectorError as exc:
+            outcome: IntentState = "uncertain" if isinstance(exc, UncertainOutcome) else "failed"
+            self.store.intents.finish(intent.intent_id, outcome, {"error": str(exc)[:500]})
+            self.store.audit.record(
+                "servicenow",
+                operation,
+                incident.number,
+                reason=reason,
+                intent_id=intent.intent_id,
+                outcome=outcome,
+            )
+            raise
+        self.store.intents.finish(intent.intent_id, "done")
+        shown = {k: v for k, v in fields.items() if k != "work_notes"}
+        self.store.audit.record(
+            "servicenow", operation, incident.number, reason=reason, after=shown, intent_id=intent.intent_id
+        )
+        metrics.WRITES.labels("servicenow", operation, "done").inc()
+
+    def _pending(self, incident: Incident, decision: Decision, mode: str) -> DecisionRecord:
+        rule = decision.rule
+        assert rule is not None and decision.action is not None
+        material = material_values(incident, self.book.settings.material_fields)
+        return self.store.decisions.record(
+            incident.sys_id, rule.name, decision.action, mode, "pending", material, decision.engage
+        )
+
+    def _rule_fields(self, decision: Decision) -> dict[str, str]:
+        rule = decision.rule
+        assert rule is not None
+        values = {**decision.incident.values(), "rule.name": rule.name, "rule.description": rule.description}
+        return {name: render(template, values) for name, template in decision.fields.items()}
+
+    def _still_major(self, sys_id: str) -> bool:
+        record = self.store.incidents.get(sys_id)
+        if record is None:
+            return True
+        snapshot = record.snapshot
+        return snapshot.get("active") != "false" and snapshot.get("state") not in ("6", "7", "8")
+
+    def _settle_pending(self) -> None:
+        """A decision left ``pending`` wrote or did not: its work note's marker tells which."""
+        for record in self.store.decisions.pending():
+            ref = marker("r", record.incident_sys_id, str(record.decision_id))
+            try:
+                journal = self.snow.journal_of(record.incident_sys_id)
+            except ConnectorError as exc:
+                log.warning("cannot settle decision %s yet: %s", record.decision_id, exc)
+                continue
+            landed = any(own_ref(entry.value) == ref for entry in journal)
+            self.store.decisions.settle(
+                record.decision_id, DECIDED.get(record.action, "proposed") if landed else "failed"
+            )
+
+
+def _incident(record: IncidentRecord) -> Incident:
+    return Incident(record.sys_id, record.number, record.mod_count, record.updated_on, dict(record.snapshot))
+
+
+def _ref(sys_id: str) -> Incident:
+    """An incident known only by its sys_id (a major incident we link children to)."""
+    return Incident(sys_id, "", 0, "")

@@ -1,0 +1,403 @@
+"""The long-running process: cycles on the configured intervals, signals, reload, health.
+
+* SIGINT / SIGTERM: the cycle in flight finishes, then the process exits 0;
+* SIGHUP: reload the configuration; a broken one is logged and the last good one kept;
+* a failing cycle (ServiceNow down, a bug) is logged and retried on the next tick, never fatal;
+* one daemon per store: it holds the store's lease (:mod:`connector.runtime.lease`) from before it connects
+  to any site until it stops; a second ``run`` on the store is refused with one line. A lease that
+  lapsed (renewals failed) pauses the cycles until renewed; a lease another process took over stops
+  the daemon with an error (exit code 1);
+* with ``sandbox.stop_when_idle`` and a sandbox story it plays (the demo), it also stops once the
+  story is over: replay and agents done, and no cycle saw or wrote anything for that long; with
+  ``sandbox.keep_serving`` a sandbox it started then keeps serving (where to look is printed)
+  until SIGINT/SIGTERM;
+* a reload that changes ``metrics`` moves the health server: the new address is bound before the
+  old one is let go, and a reload whose address cannot be bound is refused as a whole.
+
+A :class:`RunObserver` (the live view and summary of :mod:`connector.runtime.live_view`) is told when the
+daemon starts, after every cycle, and when it stops (before the store is closed).
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any, Protocol, TextIO
+
+from connector.config import LoadedConfig, load_config
+from connector.config.connector_file import MetricsConfig, PollingConfig
+from connector.core.errors import CircuitOpen, ConfigError, ConnectorError, CredentialsRefused, LeaseLost
+from connector.runtime.assembly import Runtime, build
+from connector.runtime.health import Health, HealthServer
+from connector.runtime.lease import LeaseKeeper, hold_store
+from connector.sandbox.runner import Sandbox
+from connector.store import Store
+from connector.sync.engine import CycleReport
+from connector.telemetry.log import configure_logging
+
+log = logging.getLogger(__name__)
+
+RUN_ADVICE = (
+    "one store takes one daemon (a second would duplicate its writes): stop that one first, "
+    "or give this configuration its own store.url"
+)
+
+
+class RunObserver(Protocol):
+    """Watches a daemon run (e.g. to show progress); must not raise."""
+
+    def started(self, loaded: LoadedConfig) -> None:
+        """The daemon is configured and about to run its first cycle."""
+
+    def cycle(self, report: CycleReport | None, seconds: float, store: Store) -> None:
+        """A cycle ended after ``seconds``; ``report`` is ``None`` when it failed."""
+
+    def stopped(self, store: Store) -> None:
+        """The daemon stopped; ``store`` is still open."""
+
+
+class Daemon:
+    """Runs one configuration until stopped.
+
+    ``sandbox``: a sandbox the caller started and keeps (tests); the daemon then starts no
+    embedded one and treats its replay and agents as the story ``stop_when_idle`` waits for.
+    ``out``: where ``sandbox.keep_serving`` says where to look (default: standard output).
+    """
+
+    def __init__(
+        self,
+        config_path: Path,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sandbox: Sandbox | None = None,
+        observer: RunObserver | None = None,
+        out: TextIO | None = None,
+    ) -> None:
+        self.config_path = config_path
+        self.clock = clock
+        self.sandbox = sandbox
+        self.observer = observer
+        self.out = out
+        self.stop = threading.Event()
+        self.reload_requested = threading.Event()
+        self._wake = threading.Event()
+        self.cycles = 0
+        self.story_ended = False
+        """Whether the run ended because the sandbox story was over (not by a signal)."""
+        self._active_at = 0.0
+        self._keeper: LeaseKeeper | None = None
+        self._lost: LeaseLost | None = None
+        self._health = Health(stale_after=0)
+        self._server: HealthServer | None = None
+        self._served: MetricsConfig | None = None
+        """The ``metrics`` settings ``_server`` was bound for (``None``: nothing bound)."""
+
+    def run(self) -> int:
+        """Serve until SIGINT/SIGTERM; returns the exit code.
+
+        Raises:
+            connector.core.errors.StoreInUse: another process holds the store's lease.
+            connector.core.errors.LeaseLost: another process took the lease over while this one ran.
+        """
+        loaded = load_config(self.config_path)
+        configure_logging(loaded.connector.logging.format, loaded.connector.logging.level)
+        sandbox = self._sandbox(loaded) if self.sandbox is None else None
+        story = self.sandbox or sandbox
+        # Before the lease is taken: a SIGTERM while starting ends the run cleanly, lease released.
+        previous = self._install_signals()
+        try:
+            runtime, keeper = self._start(loaded)
+            health = self._health = Health(stale_after=_stale_after(loaded.connector.polling))
+            try:
+                self._health_server(loaded.connector.metrics)
+                log.info(
+                    "mim-connector %s running: %d supplier(s)",
+                    loaded.connector.instance_name,
+                    len(runtime.sites),
+                )
+                if self.observer is not None:
+                    self.observer.started(loaded)
+                runtime = self._loop(runtime, health, story)
+            finally:
+                try:
+                    if self.observer is not None:
+                        self.observer.stopped(runtime.store)
+                finally:
+                    runtime.close()
+                    keeper.release()
+                    keeper.store.close()
+                    self._stop_health_server()
+            log.info("stopped after %d cycle(s)", self.cycles)
+            if self._lost is not None:
+                raise self._lost
+            if sandbox is not None and self.story_ended and runtime.loaded.connector.sandbox.keep_serving:
+                self._keep_serving(sandbox)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            if sandbox is not None:
+                sandbox.stop()
+        return 0
+
+    def _start(self, loaded: LoadedConfig) -> tuple[Runtime, LeaseKeeper]:
+        """Take the store's lease, then connect to the sites; a failed start leaves no new store file."""
+        store, keeper = hold_store(loaded, "run", RUN_ADVICE)
+        try:
+            runtime = build(loaded, store=store)
+        except BaseException:
+            keeper.release()
+            store.discard()
+            raise
+        self._keeper = keeper
+        keeper.start(self._lease_lost)
+        return runtime, keeper
+
+    def _lease_lost(self, exc: LeaseLost) -> None:
+        """Called from the lease's thread: stop after the cycle in flight, and exit with ``exc``."""
+        self._lost = exc
+        self.stop.set()
+        self._wake.set()
+
+    def _keep_serving(self, sandbox: Sandbox) -> None:
+        """The story is over: say where to look, and serve until SIGINT or SIGTERM."""
+        from connector.sandbox.tour import where_to_look
+
+        admin = sandbox.admin()
+        print(
+            where_to_look(sandbox.describe(), (admin.user_name, admin.password)),
+            file=self.out or sys.stdout,
+            flush=True,
+        )
+        log.info("the simulators keep serving until SIGINT or SIGTERM (sandbox.keep_serving)")
+        while not self.stop.wait(0.5):
+            pass
+        log.info("simulators stopped")
+
+    def _loop(self, runtime: Runtime, health: Health, story: Sandbox | None) -> Runtime:
+        due_servicenow = 0.0
+        due_sites: dict[str, float] = dict.fromkeys(runtime.sites, 0.0)
+        self._active_at = self.clock()
+        while not self.stop.is_set():
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                runtime = self._reload(runtime)
+                due_sites = {name: due_sites.get(name, 0.0) for name in runtime.sites}
+            polling = runtime.loaded.connector.polling
+            now = self.clock()
+            run_servicenow = now >= due_servicenow
+            sites = [name for name, due in due_sites.items() if now >= due]
+            if run_servicenow or sites:
+                self._cycle(runtime, health, run_servicenow, sites)
+                if run_servicenow:
+                    due_servicenow = now + polling.servicenow_interval.total_seconds()
+                for name in sites:
+                    due_sites[name] = now + polling.supplier_interval.total_seconds()
+            if self._story_over(story, runtime.loaded.connector.sandbox.stop_when_idle):
+                log.info("the sandbox story is over and nothing moved for a while: stopping")
+                self.story_ended = True
+                break
+            next_due = min([due_servicenow, *due_sites.values()])
+            # Signals set _wake so that a stop or reload is acted on now, not at the next tick.
+            self._wake.wait(max(0.05, next_due - self.clock()))
+            self._wake.clear()
+        return runtime
+
+    def _story_over(self, story: Sandbox | None, idle_for: timedelta | None) -> bool:
+        """True once ``story`` is settled and neither it nor a cycle was active for ``idle_for``."""
+        if story is None or idle_for is None:
+            return False
+        if not story.settled():
+            # Agents about to act count as activity: their work must still be synced.
+            self._active_at = self.clock()
+            return False
+        return self.clock() - self._active_at >= idle_for.total_seconds()
+
+    def _cycle(
+        self, runtime: Runtime, health: Health, servicenow: bool, sites: list[str]
+    ) -> CycleReport | None:
+        started = self.clock()
+        report = self._run_cycle(runtime, health, servicenow, sites)
+        if report is not None and _active(report):
+            self._active_at = self.clock()
+        if self.observer is not None:
+            self.observer.cycle(report, self.clock() - started, runtime.store)
+        return report
+
+    def _run_cycle(
+        self, runtime: Runtime, health: Health, servicenow: bool, sites: list[str]
+    ) -> CycleReport | None:
+        if self._keeper is not None and not self._keeper.holding():
+            log.error("cycle skipped: the state store's lease lapsed (its renewals failed); waiting for one")
+            health.beat(False, "the state store's lease lapsed", runtime.problems())
+            return None
+        try:
+            report = runtime.engine.cycle(servicenow=servicenow, sites=sites)
+        except ConnectorError as exc:
+            # A call refused without a request: the transport logged its episode once already.
+            quiet = isinstance(exc, CircuitOpen | CredentialsRefused)
+            log.log(logging.DEBUG if quiet else logging.ERROR, "cycle failed: %s", exc)
+            health.beat(False, f"last cycle failed: {type(exc).__name__}", runtime.problems())
+            return None
+        except Exception:  # the daemon outlives any single bug; the next tick tries again
+            log.exception("cycle failed unexpectedly")
+            health.beat(False, "last cycle failed unexpectedly", runtime.problems())
+            return None
+        self.cycles += 1
+        health.beat(True, "ok", runtime.problems())
+        if report.writes or report.failed or report.new_versions:
+            log.info(
+                "cycle: %d new incident versions, %d entities, %d writes, %d failed, %d held",
+                report.new_versions,
+                report.entities,
+                report.writes,
+                len(report.failed),
+                report.held,
+            )
+        return report
+
+    def _reload(self, runtime: Runtime) -> Runtime:
+        try:
+            loaded = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running configuration:\n%s", exc)
+            return runtime
+        if loaded.digest == runtime.loaded.digest:
+            log.info("reload: configuration unchanged")
+            return runtime
+        if loaded.connector.store.url != runtime.loaded.connector.store.url:
+            log.error(
+                "reload refused, keeping the running configuration: store.url changed; "
+                "restart the daemon to move to another store"
+            )
+            return runtime
+        store = Store(
+            runtime.store.engine,
+            loaded.connector.instance_name,
+            retry_delay=loaded.connector.polling.dead_letter_retry,
+            label=runtime.store.label,
+        )
+        try:
+            fresh = build(loaded, store=store)
+        except (ConnectorError, LookupError) as exc:
+            log.error("reload refused, keeping the running configuration: %s", exc)
+            return runtime
+        metrics = loaded.connector.metrics
+        if metrics != runtime.loaded.connector.metrics:
+            try:
+                self._move_health_server(metrics)
+            except OSError as exc:
+                fresh.close()
+                log.error(
+                    "reload refused, keeping the running configuration: "
+                    "the metrics and health endpoints cannot be served on %s:%s: %s",
+                    metrics.host,
+                    metrics.port,
+                    exc.strerror or exc,
+                )
+                return runtime
+        self._health.stale_after = _stale_after(loaded.connector.polling)
+        runtime.close()
+        if self._keeper is not None:
+            self._keeper.ttl, self._keeper.renew_every = (
+                loaded.connector.store.lease.ttl,
+                loaded.connector.store.lease.renew_every,
+            )
+        configure_logging(loaded.connector.logging.format, loaded.connector.logging.level)
+        log.info("configuration reloaded (%s)", loaded.digest[:12])
+        return fresh
+
+    def _install_signals(self) -> dict[int, Any]:
+        def on_stop(_signum: int, _frame: FrameType | None) -> None:
+            self.stop.set()
+            self._wake.set()
+
+        def on_reload(_signum: int, _frame: FrameType | None) -> None:
+            self.reload_requested.set()
+            self._wake.set()
+
+        handlers = {signal.SIGINT: on_stop, signal.SIGTERM: on_stop, signal.SIGHUP: on_reload}
+        # `kill -USR1` writes every thread's stack to stderr: how an operator sees a stuck daemon.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+        return {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+
+    @staticmethod
+    def _sandbox(loaded: LoadedConfig) -> Sandbox | None:
+        """The sandbox started for this run, if any (the path every live command takes, see ``prepare``)."""
+        from connector.sandbox.attach import prepare
+
+        sandbox = prepare(loaded)
+        if sandbox is not None and loaded.connector.sandbox.fresh_store:
+            from connector.sandbox.embedded import discard_store
+
+            discard_store(loaded)
+        return sandbox
+
+    def _health_server(self, metrics: MetricsConfig) -> None:
+        """Serve the endpoints as ``metrics`` says; a port that cannot be bound is a warning at start."""
+        if not metrics.enabled:
+            return
+        try:
+            self._server = HealthServer(self._health, metrics.host, metrics.port).start()
+            self._served = metrics
+        except OSError as exc:
+            log.warning(
+                "metrics and health endpoints not served on %s:%s: %s", metrics.host, metrics.port, exc
+            )
+
+    def _move_health_server(self, metrics: MetricsConfig) -> None:
+        """Serve as ``metrics`` says from now on: bind the new address, then let the old one go.
+
+        Raises:
+            OSError: the new address cannot be bound; the old server (if any) still serves.
+        """
+        old, served = self._server, self._served
+        if not metrics.enabled:
+            self._stop_health_server()
+            log.info("metrics and health endpoints no longer served")
+            return
+        try:
+            new = HealthServer(self._health, metrics.host, metrics.port).start()
+        except OSError:
+            if old is None or served is None or served.port != metrics.port:
+                raise
+            # The same port on another address (127.0.0.1 -> 0.0.0.0): the old listener is in the
+            # way, so it goes first, and comes back if the new address cannot be had either.
+            self._stop_health_server()
+            try:
+                new = HealthServer(self._health, metrics.host, metrics.port).start()
+            except OSError:
+                self._health_server(served)
+                raise
+        else:
+            self._stop_health_server()
+        self._server, self._served = new, metrics
+        log.info("metrics and health endpoints served on %s:%s", metrics.host, new.port)
+
+    def _stop_health_server(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+        self._server, self._served = None, None
+
+
+def _stale_after(polling: PollingConfig) -> float:
+    """Seconds without a finished cycle after which ``/healthz`` says the loop is stuck."""
+    return 3 * max(polling.servicenow_interval, polling.supplier_interval).total_seconds() + 30
+
+
+def _active(report: CycleReport) -> bool:
+    """Whether a cycle saw or did anything (failures alone do not count: retries back off)."""
+    return bool(
+        report.new_versions
+        or report.journal_entries
+        or report.issues_seen
+        or report.writes
+        or report.decisions
+    )

@@ -1,0 +1,1 @@
+"""The sync cycle: observe, decide with the mirror, apply plans safely through the ports."""
