@@ -88,6 +88,23 @@ def test_a_crash_between_send_and_outcome_is_reconciled_after_restart(
     assert world.store.comments.unfinished() == []
 
 
+def test_a_crashed_create_no_search_showed_is_found_by_the_lost_create_search(world: World) -> None:
+    """With no supplier poll in the cycle (``sites=[]``), the pending create is settled by its stamp alone."""
+    incident = world.incident_for_acme(comments=PUBLIC)
+    world.acme.faults.next("create_issue", CRASH)
+    with pytest.raises(Crash):
+        world.start().cycle()
+    engine = world.start()
+    report = engine.cycle(sites=[])
+    assert report.failed == {}
+    assert world.acme.calls.count("created_by_me_since") == 1
+    assert "issues_updated_since" not in world.acme.calls[world.acme.calls.index("create_issue") :]
+    (issue,) = world.acme.issues_of()
+    assert world.acme.writes().count("create_issue") == 1
+    assert world.store.links.get(incident.sys_id, "acme").jira_key == issue.key  # type: ignore[union-attr]
+    assert comment_count(world.acme, PUBLIC) == 1
+
+
 def test_a_lost_create_is_found_by_its_stamp_not_sent_again(world: World) -> None:
     incident = world.incident_for_acme(comments=PUBLIC)
     world.acme.faults.next("create_issue", LOST_ANSWER)
