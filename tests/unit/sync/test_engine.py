@@ -286,3 +286,20 @@ def test_a_failing_supplier_search_is_counted_and_the_rest_of_the_cycle_goes_on(
     engine.cycle()
     assert "jira:acme" not in engine.poll_failures
     assert world.store.watermarks.get("jira:acme") is not None
+
+
+def test_a_refused_write_leaves_the_plans_earlier_writes_recorded(world: World) -> None:
+    """The link note is refused: the create, remote link and comment before it keep their records."""
+    incident = world.incident_for_acme(comments=PUBLIC)
+    world.snow.faults.next("update_incident", REFUSED)
+    report = world.start().cycle()
+    assert report.failed[entity(incident.sys_id)].startswith("InvalidRequest")
+    store = world.store
+    (link,) = store.links.for_incident(incident.sys_id)
+    (issue,) = world.acme.issues_of()
+    assert (link.state, link.jira_key) == ("linked", issue.key)
+    audited = {(e.operation, e.outcome) for e in store.audit.entries(limit=50)}
+    assert {("create_issue", "done"), ("remote_link", "done"), ("add_comment", "done")} <= audited
+    assert ("add_journal", "failed") in audited
+    assert store.comments.settled_both(link.link_id)["out"], "the mirrored comment is settled"
+    assert store.intents.unfinished() == [] and store.comments.unfinished() == []
