@@ -303,3 +303,36 @@ def test_a_refused_write_leaves_the_plans_earlier_writes_recorded(world: World) 
     assert ("add_journal", "failed") in audited
     assert store.comments.settled_both(link.link_id)["out"], "the mirrored comment is settled"
     assert store.intents.unfinished() == [] and store.comments.unfinished() == []
+
+
+def test_a_lost_create_found_after_both_sides_moved_mirrors_the_desks_later_state(world: World) -> None:
+    """The create's answer is lost; the engineer starts work, the desk resolves; after a restart the
+    supplier's search shows the stamped issue first: it is that create, so the resolution reaches it."""
+    incident = world.incident_for_acme()
+    world.acme.faults.next("create_issue", LOST_ANSWER)
+    assert world.start().cycle().failed
+    (issue,) = world.acme.issues_of()
+    world.acme.agent_move(issue.key, "In Progress")
+    world.snow.desk_update(incident.sys_id, state="6", close_code="Solution provided", close_notes="Fixed")
+    world.clock.advance(minutes=2)
+
+    engine = world.start()
+    engine.cycle(servicenow=False, sites=["acme"])
+    converge(engine)
+    assert issue.status == "Resolved"
+    assert world.acme.writes().count("create_issue") == 1
+
+
+def test_an_issue_of_a_lost_store_is_adopted_by_its_stamp_not_created_again(world: World) -> None:
+    incident = world.incident_for_acme(comments=PUBLIC)
+    converge(world.start())
+    world.store.close()
+    (world.root / "state.db").unlink()  # the store is lost; both remote systems are as they were
+
+    engine = world.start()
+    converge(engine)
+    (issue,) = world.acme.issues_of()
+    assert world.acme.writes().count("create_issue") == 1
+    assert world.store.links.get(incident.sys_id, "acme").jira_key == issue.key  # type: ignore[union-attr]
+    assert comment_count(world.acme, PUBLIC) == 1, "what already landed is recognised, not sent again"
+    assert len(link_notes(world, incident.sys_id)) == 1
