@@ -34,6 +34,7 @@ from connector.core.errors import (
     TransitionNotAvailable,
     UncertainOutcome,
 )
+from connector.core.markers import own_ref
 from connector.core.models import Incident, Problem, SupplierIssue
 from connector.core.plan import (
     Blocked,
@@ -52,7 +53,7 @@ from connector.core.plan import (
 )
 from connector.core.ports import IssueRef, JiraPort, ServiceNowPort
 from connector.mirror.recognition import Landed
-from connector.mirror.view import STATE_DONE, SUPPLIER_STATUS, own_ref
+from connector.mirror.view import STATE_DONE, SUPPLIER_STATUS
 from connector.store import Store
 from connector.store.db import utcnow
 from connector.store.intents import IntentState
