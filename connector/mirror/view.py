@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from connector.config.supplier_file import SupplierMapping
+from connector.core.links import Link
 from connector.core.markers import own_ref
 from connector.core.models import Incident, JournalEntry, SupplierIssue
 from connector.jira.values import parse_jira_time
 from connector.mirror.redaction import sanitize
 from connector.rules.conditions import parse_sn_datetime
-from connector.store.links import Link
 
 SUMMARY_LIMIT = 255
 TEXT_LIMIT = 32_000
