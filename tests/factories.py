@@ -11,8 +11,8 @@ from connector.config import LoadedConfig, load_config
 from connector.config.conditions import Condition
 from connector.config.rules_file import Rule
 from connector.config.supplier_file import SupplierMapping
+from connector.core.links import Link
 from connector.core.models import Incident, IssueStamp, JournalEntry, SupplierComment, SupplierIssue
-from connector.store.links import Link
 
 REPO = Path(__file__).parent.parent
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)

@@ -78,10 +78,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     On a terminal a live panel shows progress; the summary of what was synced goes to stdout.
     """
+    from connector.commands.live import prepare_run
     from connector.runtime.daemon import Daemon
     from connector.runtime.live_view import view_for
 
-    return Daemon(args.config, observer=view_for(sys.stdout)).run()
+    return Daemon(args.config, prepare=prepare_run, observer=view_for(sys.stdout)).run()
 
 
 def cmd_sync(args: argparse.Namespace) -> int:

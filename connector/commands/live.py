@@ -5,6 +5,9 @@
 credential, so a sandbox serving at the configured URLs lends its credentials to each of them
 alike, and an unresolvable credential ends each of them the same way (a
 :class:`~connector.core.errors.CredentialError` naming it).
+
+The daemon never imports the sandbox: ``run`` hands it :func:`prepare_run`, and the sandbox it
+started as an :class:`EmbeddedSandbox` (a :class:`connector.runtime.daemon.Stage`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,47 @@ from connector.store import Store
 
 if TYPE_CHECKING:
     from connector.sandbox.runner import Sandbox
+
+
+class EmbeddedSandbox:
+    """A sandbox started for one ``run``, as the daemon sees it (:class:`connector.runtime.daemon.Stage`)."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+
+    def settled(self) -> bool:
+        """Whether the sandbox's replay is over and no simulated person has work in hand."""
+        return self.sandbox.settled()
+
+    def where_to_look(self) -> str:
+        """How to browse what the story left, as the sandbox's service-desk administrator."""
+        from connector.sandbox.tour import where_to_look
+
+        admin = self.sandbox.admin()
+        return where_to_look(self.sandbox.describe(), (admin.user_name, admin.password))
+
+    def stop(self) -> None:
+        """Stop the sandbox's replay, its simulated people and both simulators."""
+        self.sandbox.stop()
+
+
+def prepare_run(loaded: LoadedConfig) -> EmbeddedSandbox | None:
+    """What ``run`` does before it connects: :func:`prepare`, then ``sandbox.fresh_store`` empties the store.
+
+    Returns the sandbox started for the run (the daemon stops it), else ``None``.
+
+    Raises:
+        connector.core.errors.CredentialError: (embedded) a ``file:`` reference cannot be read.
+        connector.sandbox.runner.SandboxError: the sandbox's addresses are taken by something else.
+    """
+    sandbox = prepare(loaded)
+    if sandbox is None:
+        return None
+    if loaded.connector.sandbox.fresh_store:
+        from connector.sandbox.embedded import discard_store
+
+        discard_store(loaded)
+    return EmbeddedSandbox(sandbox)
 
 
 class Live:

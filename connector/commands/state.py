@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from connector.config import LoadedConfig, load_config
+from connector.core.links import Link
 from connector.mirror.view import SUPPLIER_STATUS
 from connector.runtime.assembly import open_store
 from connector.store import Store
 from connector.store.decisions import IMPLICATED, DecisionRecord
 from connector.store.dlq import QUEUED, DeadLetter
 from connector.store.intents import Intent
-from connector.store.links import Link
 from connector.store.progress import IncidentRecord
 
 LINK_STATES = {"linked": "linked", "creating": "not created", "unlinked": "unlinked"}

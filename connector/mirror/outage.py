@@ -21,7 +21,7 @@ from connector.core.errors import (
     SkippableError,
     UncertainOutcome,
 )
-from connector.mirror.view import marker, stamp_line
+from connector.core.markers import marker, stamp_line
 
 STUCK_AFTER = 2
 """Failed attempts in a row after which the incident is told."""

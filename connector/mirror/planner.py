@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import Any
 
 from connector.config.supplier_file import Workflow
+from connector.core.markers import marker, stamp_line
 from connector.core.models import StatusChange
 from connector.core.plan import (
     Blocked,
@@ -69,12 +70,10 @@ from connector.mirror.view import (
     jira_time,
     jira_variables,
     journal_safe,
-    marker,
     norm,
     ours_in_servicenow,
     same,
     same_state,
-    stamp_line,
 )
 
 DEFAULT_RESOLUTION = "Done"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 
+from connector.core.markers import marker, stamp_line
 from connector.core.plan import Change, CommentOnIssue, CreateProblem, RemoteLinkOnIssue, UpdateProblem
 from connector.mirror.redaction import sanitize
 from connector.mirror.view import (
@@ -27,9 +28,7 @@ from connector.mirror.view import (
     EntityView,
     clip,
     journal_safe,
-    marker,
     norm,
-    stamp_line,
 )
 
 RESOLVED = frozenset({"6", "7"})

@@ -20,13 +20,14 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from connector.core.links import Direction
+from connector.core.markers import own_ref
 from connector.core.models import JournalEntry, SupplierIssue
 from connector.core.plan import Change, CommentOnIssue, NoteOnIncident
 from connector.mirror.planner import outbound_values
 from connector.mirror.redaction import Scrubber
 from connector.mirror.shared import to_jira
-from connector.mirror.view import SHARED, STATE_DONE, STATE_PENDING, EntityView, dated, norm, own_ref
-from connector.store.links import Direction
+from connector.mirror.view import SHARED, STATE_DONE, STATE_PENDING, EntityView, dated, norm
 
 _KEY = re.compile(r"[A-Z][A-Z0-9_]*-\d+")
 

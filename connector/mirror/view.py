@@ -1,26 +1,25 @@
 """What the mirroring decisions look at for one incident x supplier, and the vocabulary they share. Pure.
 
 :class:`EntityView` is everything a plan may depend on; the shadow keys name what is remembered
-between cycles (besides plain field values); markers identify text we wrote, so it is never
-mirrored back and a lost write can be found again.
+between cycles (besides plain field values); whose a journal entry is (:func:`ours_in_servicenow`)
+is judged from the stamps of :mod:`connector.core.markers`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from connector.config.supplier_file import SupplierMapping
+from connector.core.links import Link
+from connector.core.markers import own_ref
 from connector.core.models import Incident, JournalEntry, SupplierIssue
 from connector.jira.values import parse_jira_time
 from connector.mirror.redaction import sanitize
 from connector.rules.conditions import parse_sn_datetime
-from connector.store.links import Link
 
-MARKER_TAG = "[mim-connector ref:"
 SUMMARY_LIMIT = 255
 TEXT_LIMIT = 32_000
 
@@ -91,32 +90,6 @@ class EntityView:
     def record_url(self, table: str, sys_id: str) -> str:
         """A browser link to a record of this instance."""
         return f"{self.instance_url}/nav_to.do?uri={table}.do?sys_id={sys_id}"
-
-
-def marker(kind: str, *parts: str) -> str:
-    """A short, stable reference for one mirrored item (``o…`` out, ``i…`` in, ``l…`` link note)."""
-    return kind + hashlib.sha1("|".join(parts).encode(), usedforsecurity=False).hexdigest()[:10]
-
-
-def stamp_line(ref: str) -> str:
-    """The line that identifies text we wrote, so it is never mirrored back and can be found again."""
-    return f"{MARKER_TAG}{ref}]"
-
-
-_STAMP_LINE = re.compile(re.escape(MARKER_TAG) + r"([A-Za-z0-9_-]+)\]")
-
-
-def own_ref(text: str) -> str | None:
-    """The marker a text ends with (its last non-blank line is a :func:`stamp_line`), else ``None``.
-
-    Every text we write ends with its stamp line, so this finds a write of ours whose answer was
-    lost. It does not say who wrote the text: a reply quoting one of ours carries the marker
-    elsewhere (inside ``{quote}``, after ``>``), but a pasted copy may end with it too.
-    """
-    stripped = text.rstrip()
-    last = stripped[stripped.rfind("\n") + 1 :].strip()
-    found = _STAMP_LINE.fullmatch(last)
-    return found.group(1) if found else None
 
 
 def ours_in_servicenow(entry: JournalEntry, integration_user: str) -> bool:

@@ -19,10 +19,10 @@ from datetime import datetime, timedelta
 
 from connector.config.conditions import ClusterCondition
 from connector.core.errors import ConnectorError, UncertainOutcome
+from connector.core.markers import marker, own_ref, stamp_line
 from connector.core.models import Incident
 from connector.core.ports import ServiceNowPort
 from connector.core.templates import render
-from connector.mirror.view import marker, own_ref, stamp_line
 from connector.rules.book import (
     SETTLED_MIM_STATES,
     Decision,

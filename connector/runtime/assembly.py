@@ -1,4 +1,9 @@
-"""Assemble a running connector from a configuration: store, adapters, engine. The one place that does."""
+"""Assemble a running connector from a configuration: store, adapters, engine. The one place that does.
+
+The adapters (and with them pysnow, python-jira and requests) are imported when :func:`build`
+makes them, not with this module: importing the daemon loads no HTTP client
+(``tests/unit/test_layers.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -14,11 +19,13 @@ from connector.config import LoadedConfig
 from connector.core.errors import CredentialError
 from connector.core.secrets import UnresolvedSecret
 from connector.http.retry import RetryPolicy
-from connector.http.transport import Transport
-from connector.jira.adapter import JiraAdapter
-from connector.servicenow.adapter import ServiceNowAdapter
 from connector.store import Store
 from connector.sync.engine import POLLS_FAILED, Engine
+
+if TYPE_CHECKING:
+    from connector.http.transport import Transport
+    from connector.jira.adapter import JiraAdapter
+    from connector.servicenow.adapter import ServiceNowAdapter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -148,6 +155,8 @@ def servicenow_adapter(loaded: LoadedConfig, policy: RetryPolicy) -> ServiceNowA
     Raises:
         connector.core.errors.CredentialError: its credentials cannot be resolved.
     """
+    from connector.servicenow.adapter import ServiceNowAdapter
+
     connector = loaded.connector
     cooldown = connector.retry.cooldown.total_seconds()
     return _labelled(
@@ -164,6 +173,8 @@ def jira_adapter(loaded: LoadedConfig, name: str, policy: RetryPolicy) -> JiraAd
     Raises:
         connector.core.errors.CredentialError: its credentials cannot be resolved.
     """
+    from connector.jira.adapter import JiraAdapter
+
     connector = loaded.connector
     cooldown = connector.retry.cooldown.total_seconds()
     site = connector.suppliers[name].jira

@@ -16,6 +16,10 @@
 
 A :class:`RunObserver` (the live view and summary of :mod:`connector.runtime.live_view`) is told when the
 daemon starts, after every cycle, and when it stops (before the store is closed).
+
+The daemon knows nothing of the simulators: the command line hands it a :data:`Prepare` (find or
+start the sandbox before connecting, :func:`connector.commands.live.prepare_run`), and what that
+started is a :class:`Stage` the daemon only asks whether its story settled, what to print, and to stop.
 """
 
 from __future__ import annotations
@@ -38,7 +42,6 @@ from connector.core.errors import CircuitOpen, ConfigError, ConnectorError, Cred
 from connector.runtime.assembly import Runtime, build
 from connector.runtime.health import Health, HealthServer
 from connector.runtime.lease import LeaseKeeper, hold_store
-from connector.sandbox.runner import Sandbox
 from connector.store import Store
 from connector.sync.engine import CycleReport
 from connector.telemetry.log import configure_logging
@@ -64,11 +67,37 @@ class RunObserver(Protocol):
         """The daemon stopped; ``store`` is still open."""
 
 
+class Story(Protocol):
+    """What a run plays alongside (the sandbox's replay and agents): ``stop_when_idle`` waits for it."""
+
+    def settled(self) -> bool:
+        """True once the story has nothing left to do (no replay running, no actor with work in hand)."""
+
+
+class Stage(Story, Protocol):
+    """Systems started for one run (the embedded sandbox): the daemon stops them when it stops."""
+
+    def where_to_look(self) -> str:
+        """What ``sandbox.keep_serving`` prints once the story is over: how to browse what it left."""
+
+    def stop(self) -> None:
+        """Stop every system started for the run."""
+
+
+Prepare = Callable[[LoadedConfig], Stage | None]
+"""Makes ``loaded``'s systems reachable before the daemon connects to them; returns what it started.
+
+Called once per run, after the configuration is loaded and before the store's lease is taken.
+"""
+
+
 class Daemon:
     """Runs one configuration until stopped.
 
-    ``sandbox``: a sandbox the caller started and keeps (tests); the daemon then starts no
-    embedded one and treats its replay and agents as the story ``stop_when_idle`` waits for.
+    ``prepare``: called before connecting (see :data:`Prepare`); without it the daemon connects
+    to the configured systems as they are.
+    ``sandbox``: a story the caller started and keeps (tests); ``prepare`` is then not called and
+    the caller's replay and agents are the story ``stop_when_idle`` waits for.
     ``out``: where ``sandbox.keep_serving`` says where to look (default: standard output).
     """
 
@@ -77,13 +106,15 @@ class Daemon:
         config_path: Path,
         *,
         clock: Callable[[], float] = time.monotonic,
-        sandbox: Sandbox | None = None,
+        sandbox: Story | None = None,
+        prepare: Prepare | None = None,
         observer: RunObserver | None = None,
         out: TextIO | None = None,
     ) -> None:
         self.config_path = config_path
         self.clock = clock
         self.sandbox = sandbox
+        self.prepare = prepare
         self.observer = observer
         self.out = out
         self.stop = threading.Event()
@@ -109,8 +140,8 @@ class Daemon:
         """
         loaded = load_config(self.config_path)
         configure_logging(loaded.connector.logging.format, loaded.connector.logging.level)
-        sandbox = self._sandbox(loaded) if self.sandbox is None else None
-        story = self.sandbox or sandbox
+        stage = self.prepare(loaded) if self.sandbox is None and self.prepare is not None else None
+        story: Story | None = self.sandbox or stage
         # Before the lease is taken: a SIGTERM while starting ends the run cleanly, lease released.
         previous = self._install_signals()
         try:
@@ -138,13 +169,13 @@ class Daemon:
             log.info("stopped after %d cycle(s)", self.cycles)
             if self._lost is not None:
                 raise self._lost
-            if sandbox is not None and self.story_ended and runtime.loaded.connector.sandbox.keep_serving:
-                self._keep_serving(sandbox)
+            if stage is not None and self.story_ended and runtime.loaded.connector.sandbox.keep_serving:
+                self._keep_serving(stage)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            if sandbox is not None:
-                sandbox.stop()
+            if stage is not None:
+                stage.stop()
         return 0
 
     def _start(self, loaded: LoadedConfig) -> tuple[Runtime, LeaseKeeper]:
@@ -166,22 +197,15 @@ class Daemon:
         self.stop.set()
         self._wake.set()
 
-    def _keep_serving(self, sandbox: Sandbox) -> None:
+    def _keep_serving(self, stage: Stage) -> None:
         """The story is over: say where to look, and serve until SIGINT or SIGTERM."""
-        from connector.sandbox.tour import where_to_look
-
-        admin = sandbox.admin()
-        print(
-            where_to_look(sandbox.describe(), (admin.user_name, admin.password)),
-            file=self.out or sys.stdout,
-            flush=True,
-        )
+        print(stage.where_to_look(), file=self.out or sys.stdout, flush=True)
         log.info("the simulators keep serving until SIGINT or SIGTERM (sandbox.keep_serving)")
         while not self.stop.wait(0.5):
             pass
         log.info("simulators stopped")
 
-    def _loop(self, runtime: Runtime, health: Health, story: Sandbox | None) -> Runtime:
+    def _loop(self, runtime: Runtime, health: Health, story: Story | None) -> Runtime:
         due_servicenow = 0.0
         due_sites: dict[str, float] = dict.fromkeys(runtime.sites, 0.0)
         self._active_at = self.clock()
@@ -210,7 +234,7 @@ class Daemon:
             self._wake.clear()
         return runtime
 
-    def _story_over(self, story: Sandbox | None, idle_for: timedelta | None) -> bool:
+    def _story_over(self, story: Story | None, idle_for: timedelta | None) -> bool:
         """True once ``story`` is settled and neither it nor a cycle was active for ``idle_for``."""
         if story is None or idle_for is None:
             return False
@@ -327,18 +351,6 @@ class Daemon:
         # `kill -USR1` writes every thread's stack to stderr: how an operator sees a stuck daemon.
         faulthandler.register(signal.SIGUSR1, all_threads=True)
         return {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
-
-    @staticmethod
-    def _sandbox(loaded: LoadedConfig) -> Sandbox | None:
-        """The sandbox started for this run, if any (the path every live command takes, see ``prepare``)."""
-        from connector.sandbox.attach import prepare
-
-        sandbox = prepare(loaded)
-        if sandbox is not None and loaded.connector.sandbox.fresh_store:
-            from connector.sandbox.embedded import discard_store
-
-            discard_store(loaded)
-        return sandbox
 
     def _health_server(self, metrics: MetricsConfig) -> None:
         """Serve the endpoints as ``metrics`` says; a port that cannot be bound is a warning at start."""

@@ -1,4 +1,8 @@
-"""Links between incidents and supplier issues, the shadows of synced fields, and the comment ledger."""
+"""Links between incidents and supplier issues, the shadows of synced fields, and the comment ledger.
+
+The link types themselves (:class:`~connector.core.links.Link`, its states, directions) are in
+:mod:`connector.core.links`: the pure decisions read them without importing the store.
+"""
 
 from __future__ import annotations
 
@@ -10,40 +14,13 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Connection, Engine, Insert, Select, and_, bindparam, func, select
 
+from connector.core.links import Direction, Link, LinkState
 from connector.store.db import as_utc, upsert_insert, utcnow, writing
 from connector.store.tables import comments, links, shadows
 
-LinkState = Literal["creating", "linked", "unlinked"]
-Direction = Literal["out", "in"]
 CREATED = "created"
 """Key of :meth:`CommentLedger.settled_both` for the Jira comments our outbound entries created."""
 CommentState = Literal["pending", "done", "uncertain", "abandoned"]
-
-
-@dataclass(frozen=True)
-class Link:
-    """An incident's mirrored issue at one supplier. ``creating``: claimed, issue not confirmed yet."""
-
-    link_id: int
-    incident_sys_id: str
-    supplier: str
-    state: str
-    jira_issue_id: str | None
-    jira_key: str | None
-    jira_url: str | None
-    stamp: str
-    created_at: datetime
-    updated_at: datetime
-
-    @property
-    def entity(self) -> str:
-        """The unit of failure isolation and ordering: incident x supplier."""
-        return entity_key(self.incident_sys_id, self.supplier)
-
-
-def entity_key(incident_sys_id: str, supplier: str) -> str:
-    """``<incident sys_id>:<supplier>``."""
-    return f"{incident_sys_id}:{supplier}"
 
 
 class Links:

@@ -28,6 +28,7 @@ from connector.core.errors import (
     ConnectorError,
     CredentialsRefused,
 )
+from connector.core.links import Link, entity_key
 from connector.core.models import Incident, JournalEntry, SupplierIssue, servicenow_identity
 from connector.core.plan import (
     ChangePreview,
@@ -51,7 +52,7 @@ from connector.rules.conditions import SN_DATETIME, SimpleContext
 from connector.rules.promoter import Promoter
 from connector.store import Store
 from connector.store.db import utcnow
-from connector.store.links import CREATED, Link, entity_key
+from connector.store.links import CREATED
 from connector.store.progress import Watermark
 from connector.sync.executor import Executor, Supplier
 from connector.sync.failures import Failures

@@ -34,6 +34,8 @@ from connector.core.errors import (
     TransitionNotAvailable,
     UncertainOutcome,
 )
+from connector.core.links import Link, entity_key
+from connector.core.markers import own_ref
 from connector.core.models import Incident, Problem, SupplierIssue
 from connector.core.plan import (
     Blocked,
@@ -52,11 +54,11 @@ from connector.core.plan import (
 )
 from connector.core.ports import IssueRef, JiraPort, ServiceNowPort
 from connector.mirror.recognition import Landed
-from connector.mirror.view import STATE_DONE, SUPPLIER_STATUS, own_ref
+from connector.mirror.view import STATE_DONE, SUPPLIER_STATUS
 from connector.store import Store
 from connector.store.db import utcnow
 from connector.store.intents import IntentState
-from connector.store.links import CommentState, Link, entity_key
+from connector.store.links import CommentState
 from connector.telemetry import metrics
 
 log = logging.getLogger(__name__)

@@ -13,11 +13,11 @@ import logging
 from collections.abc import Mapping
 
 from connector.core.errors import ConnectorError
+from connector.core.links import Link, entity_key
 from connector.core.models import Incident
 from connector.mirror import outage
 from connector.store import Store
 from connector.store.dlq import DeadLetter
-from connector.store.links import Link, entity_key
 from connector.sync.executor import Executor
 
 log = logging.getLogger(__name__)

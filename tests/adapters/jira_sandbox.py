@@ -14,7 +14,7 @@ import pytest
 
 from connector.config.connector_file import JiraSite
 from connector.http.retry import RetryPolicy
-from connector.jira import JiraAdapter
+from connector.jira.adapter import JiraAdapter
 from connector.sandbox.control import SandboxControl
 from connector.sandbox.jira import JiraApp
 from connector.sandbox.server import AppServer

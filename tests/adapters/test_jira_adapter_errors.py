@@ -14,7 +14,7 @@ import pytest
 
 from connector.core.errors import AuthError, FatalError, RateLimited, Unavailable, UncertainOutcome
 from connector.core.secrets import UnresolvedSecret
-from connector.jira import JiraAdapter
+from connector.jira.adapter import JiraAdapter
 from tests.adapters.jira_sandbox import (
     ACME_TOKEN,
     GLOBEX_PASSWORD,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connector.mirror.view import journal_safe, marker, own_ref, stamp_line
+from connector.core.markers import marker, own_ref, stamp_line
+from connector.mirror.view import journal_safe
 
 REF = marker("o", "incident", "entry")
 
