@@ -11,12 +11,12 @@ from datetime import timedelta
 import pytest
 
 from connector.core.errors import ConcurrentChange, RateLimited, Unavailable, UncertainOutcome
+from connector.core.links import Link, entity_key
+from connector.core.markers import stamp_line
 from connector.core.models import Incident, servicenow_identity
 from connector.core.plan import CommentOnIssue, CreateIssue, Hop, MoveIssue, NoteOnIncident, Plan, UpdateIssue
 from connector.core.secrets import interpolate
-from connector.mirror.view import stamp_line
 from connector.store import Store
-from connector.store.links import Link, entity_key
 from connector.sync.executor import Executor, Supplier
 from tests.fakes import CRASH, LOST_ANSWER, OUTAGE, Crash, concurrent, rate_limited
 from tests.unit.sync.conftest import World
