@@ -55,8 +55,12 @@ def message_of(_status: int, body: str) -> str:
 
     Table API: ``{"error": {"message", "detail"}, "status": "failure"}``; OAuth endpoint:
     ``{"error", "error_description"}`` (RFC 6749); an HTML page (a hibernating instance, a proxy)
-    is named, not quoted.
+    is named, not quoted. One line: error messages are one line (a proxy's text page is not).
     """
+    return " ".join(_message_of(body).split())
+
+
+def _message_of(body: str) -> str:
     try:
         payload = json.loads(body)
     except ValueError:
