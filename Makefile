@@ -10,12 +10,14 @@ PYTHON ?= $(shell for p in python3 python3.11 python3.12 python3.13 python; do \
 	  && { echo $$p; break; }; done)
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint check schema bench bench-quick soak sandbox clean help
+.PHONY: demo test test-fast test-slow test-gate lint check schema bench bench-quick soak sandbox clean help
 
 help:
 	@echo "make demo    run the daemon against the embedded sandbox (config/demo.yaml)"
 	@echo "make test    lint and run the whole test suite"
-	@echo "make test-fast   lint and the unit and adapter tests (about a minute): the inner loop"
+	@echo "make test-fast   lint and every test that starts no simulator, daemon, subprocess or server"
+	@echo "make test-slow   the tests make test-fast leaves out, except the gate (docs/testing.md)"
+	@echo "make test-gate   the fault-injection gate alone"
 	@echo "make check   validate config/connector.yaml and mappings/ offline"
 	@echo "make schema  regenerate mappings/schema/*.json from the config models"
 	@echo "make sandbox serve the ServiceNow and Jira simulators on 8090/8091 until Ctrl-C"
@@ -27,7 +29,7 @@ $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer is required (none found on PATH)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,postgres]'
 	@touch $@
 
 demo: $(STAMP)
@@ -48,9 +50,19 @@ test: $(STAMP)
 	wait $$gate; gated=$$?; echo "--- the gate ($(GATE)) ---"; cat "$$log"; rm -f "$$log"; \
 	test $$rest -eq 0 && test $$gated -eq 0
 
+# The tiers are pytest markers set by tests/conftest.py (docs/testing.md): "slow" starts a simulator,
+# a daemon, a subprocess or a PostgreSQL server; "gate" is the gate. The fast tier is one process:
+# most of its time is importing, which more workers would only repeat.
 test-fast: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q tests/unit tests/adapters
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	nice -n 19 ionice -c 3 $(BIN)/python -m pytest -n 3 --dist loadfile -m "slow and not gate" --ignore=$(GATE)
+
+test-gate: $(STAMP)
+	$(BIN)/python -m pytest $(GATE)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -28,16 +28,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
-import pysnow
 import requests
 from oauthlib.oauth2 import LegacyApplicationClient, OAuth2Error  # type: ignore[import-untyped]
-from pysnow.exceptions import InvalidUsage, MissingResult, ResponseError
 
 from connector.config.connector_file import ServiceNowOAuth2Auth, ServiceNowSite
 from connector.core.errors import AuthError, CredentialsRefused, InvalidRequest, Unavailable, UncertainOutcome
 from connector.core.secrets import REDACTOR, Secret, SecretRef, interpolate
 from connector.core.urls import is_loopback
 from connector.http.transport import Transport
+from connector.servicenow.pysnow_lib import InvalidUsage, MissingResult, ResponseError, pysnow
 from connector.servicenow.session import (
     SYSTEM,
     OAuthTokens,
@@ -56,8 +55,12 @@ def message_of(_status: int, body: str) -> str:
 
     Table API: ``{"error": {"message", "detail"}, "status": "failure"}``; OAuth endpoint:
     ``{"error", "error_description"}`` (RFC 6749); an HTML page (a hibernating instance, a proxy)
-    is named, not quoted.
+    is named, not quoted. One line: error messages are one line (a proxy's text page is not).
     """
+    return " ".join(_message_of(body).split())
+
+
+def _message_of(body: str) -> str:
     try:
         payload = json.loads(body)
     except ValueError:

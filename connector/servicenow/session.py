@@ -13,12 +13,12 @@ from typing import Any
 
 import requests
 from oauthlib.oauth2 import OAuth2Error  # type: ignore[import-untyped]
-from pysnow.exceptions import InvalidUsage
 from requests_oauthlib import OAuth2Session  # type: ignore[import-untyped]
 
 from connector.core.errors import AuthError
 from connector.core.secrets import REDACTOR, Secret
 from connector.http.transport import Transport
+from connector.servicenow.pysnow_lib import InvalidUsage
 
 SYSTEM = "servicenow"
 JSON_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}

@@ -17,12 +17,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 
+from connector.core.errors import StoreError
 from connector.core.secrets import interpolate
 
 SQLITE_TIMEOUT = 30.0
 """Seconds a SQLite writer waits for the database (another process, or another thread here)."""
 SQLITE_POOL = (8, 64)
 """Connections kept open and the most at once: reads run in parallel (``polling.workers`` ≤ 64)."""
+POSTGRES_EXTRA = "pip install 'mim-connector[postgres]'"
+"""How to install the PostgreSQL driver, which is an extra: SQLite needs none."""
 
 
 def upsert_insert(engine: Engine, table: Table) -> postgresql.Insert | sqlite.Insert:
@@ -85,7 +88,12 @@ def locate(url: str, base_dir: Path | None = None) -> StoreLocation:
 
 
 def engine_for(location: StoreLocation) -> Engine:
-    """An engine for ``location``; connecting is left to its first use (a SQLite file's folder must exist)."""
+    """An engine for ``location``; connecting is left to its first use (a SQLite file's folder must exist).
+
+    Raises:
+        connector.core.errors.StoreError: a PostgreSQL URL without its driver installed (one line naming
+            the ``postgres`` extra).
+    """
     if location.url.drivername == "sqlite":
         pool: dict[str, Any] = {}
         if location.path is not None:
@@ -95,7 +103,16 @@ def engine_for(location: StoreLocation) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         _one_writer_at_a_time(engine)
         return engine
-    return create_engine(location.url, pool_pre_ping=True)
+    try:
+        return create_engine(location.url, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        # SQLAlchemy imports the driver here; a store on SQLite must not need it installed.
+        if exc.name not in ("psycopg", "psycopg2"):
+            raise
+        remedy = POSTGRES_EXTRA if exc.name == "psycopg" else f"install {exc.name}, or {POSTGRES_EXTRA}"
+        raise StoreError(
+            f"state store {location.label} needs the PostgreSQL driver {exc.name}, which is not installed: {remedy}"
+        ) from None
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
