@@ -21,7 +21,7 @@ import responses
 from connector.config.connector_file import JiraSite, ServiceNowSite
 from connector.core.errors import ConnectorError, Unavailable, UncertainOutcome
 from connector.http.retry import RetryPolicy
-from connector.jira import JiraAdapter
+from connector.jira.adapter import JiraAdapter
 from connector.servicenow.adapter import ServiceNowAdapter
 from tests.factories import FakeClock
 
