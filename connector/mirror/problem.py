@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 
 from connector.core.plan import Change, CommentOnIssue, CreateProblem, RemoteLinkOnIssue, UpdateProblem
+from connector.core.vocabulary import RESOLVED_OR_CLOSED_STATES
 from connector.mirror.redaction import sanitize
 from connector.mirror.view import (
     CAUSE_NOTES,
@@ -31,8 +32,6 @@ from connector.mirror.view import (
     norm,
     stamp_line,
 )
-
-RESOLVED = frozenset({"6", "7"})
 
 
 def problem_stamp(incident_sys_id: str) -> str:
@@ -143,7 +142,7 @@ def _on_resolve(view: EntityView) -> list[Change]:
         view.mapping.problem.create_problem != "on_resolve"
         or incident.get("problem_id")
         or incident.get("major_incident_state") != "accepted"
-        or incident.get("state") not in RESOLVED
+        or incident.get("state") not in RESOLVED_OR_CLOSED_STATES
     ):
         return []
     return [
