@@ -166,7 +166,7 @@ def incidents() -> list[Incident]:
                 incident.sys_id,
                 incident.number,
                 incident.mod_count,
-                incident.updated_on,
+                incident.sys_updated_on,
                 MappingProxyType(fields),
             )
         )

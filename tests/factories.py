@@ -46,7 +46,7 @@ def incident(number: str = "INC0010001", mod_count: int = 1, **fields: str) -> I
     }
     base.update(fields)
     sys_id = f"sys{number[-7:]:0>29}"
-    return Incident(sys_id, number, mod_count, "2026-11-22 10:00:00", base)
+    return Incident(sys_id, number, mod_count, datetime(2026, 11, 22, 10, tzinfo=UTC), base)
 
 
 def issue(
@@ -72,7 +72,9 @@ def comment(comment_id: str, body: str, author: str = "Jane Doe", author_id: str
 def journal(
     sys_id: str, value: str, element: str = "comments", created_by: str = "alice", incident_sys_id: str = ""
 ) -> JournalEntry:
-    return JournalEntry(sys_id, incident_sys_id, element, value, "2026-11-22 09:30:00", created_by)  # type: ignore[arg-type]
+    return JournalEntry(
+        sys_id, incident_sys_id, element, value, datetime(2026, 11, 22, 9, 30, tzinfo=UTC), created_by
+    )  # type: ignore[arg-type]
 
 
 def link(

@@ -19,12 +19,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from connector.config import LoadedConfig, load_config
 from connector.config.types import parse_duration
+from connector.core.times import format_servicenow_time
 from connector.rules.backtest import replay as backtest
 from connector.rules.backtest.chart import render_chart
 from connector.rules.backtest.eventlog import BUILTIN, read_events
 from connector.rules.backtest.report import render_json, render_text
 from connector.rules.book import RuleBook
-from connector.rules.conditions import SN_DATETIME
 
 EXIT_OK, EXIT_INVALID = 0, 2
 CHART_SUFFIXES = (".html", ".htm", ".svg")
@@ -115,14 +115,14 @@ def _live(
     from connector.telemetry.log import configure_logging
 
     configure_logging(loaded.connector.logging.format, "WARNING")
-    since = (now - window).strftime(SN_DATETIME)
+    since = now - window
     fields = list(dict.fromkeys((*incident_fields(loaded), *DISPLAY_FIELDS)))
     with Live(loaded) as runtime:
         page_size = loaded.connector.polling.page_size
         incidents = list(runtime.snow.incidents_changed(since, fields, page_size))
     url = loaded.connector.servicenow.instance_url
     note = (
-        f"live data: {len(incidents):,} incidents changed since {since} UTC, each replayed once at its "
+        f"live data: {len(incidents):,} incidents changed since {format_servicenow_time(since)} UTC, each replayed once at its "
         "opened_at with its current values (the Table API keeps no history; resolved ones are replayed "
         "as open); 'reached P1' means priority 1 now."
     )

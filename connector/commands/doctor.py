@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -107,7 +108,7 @@ def _check_servicenow(loaded: LoadedConfig, snow: ServiceNowAdapter, findings: F
     url = loaded.connector.servicenow.instance_url
     fields = incident_fields(loaded)
     try:
-        first = next(iter(snow.incidents_changed("1970-01-01 00:00:00", fields, 1)), None)
+        first = next(iter(snow.incidents_changed(datetime(1970, 1, 1, tzinfo=UTC), fields, 1)), None)
     except ConnectorError as exc:
         findings.failed(f"{SERVICENOW} {url}", exc)
         return

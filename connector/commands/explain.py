@@ -16,11 +16,12 @@ from connector.config.conditions import FieldCondition
 from connector.config.fieldcheck import walk_conditions
 from connector.config.rules_file import Rule
 from connector.core.models import Incident
+from connector.core.times import servicenow_time_or_none
 from connector.core.vocabulary import CORE_INCIDENT_STATES
 from connector.rules.backtest.eventlog import read_events
 from connector.rules.backtest.replay import SimulationContext, observations_from_events
 from connector.rules.book import RuleBook, describe_checks, eligibility
-from connector.rules.conditions import Context, SimpleContext, parse_sn_datetime
+from connector.rules.conditions import Context, SimpleContext
 from connector.rules.promoter import StoreContext
 from connector.store.db import utcnow
 from connector.sync.fields import ELIGIBILITY_FIELDS, fields_of_rule, incident_fields, rule_fields
@@ -47,11 +48,11 @@ def file_context(book: RuleBook, incident: Incident, now: datetime) -> SimpleCon
     Every ``for:`` condition that holds has held since the version's ``sys_updated_on``, and an
     unassigned incident has been so since ``opened_at``.
     """
-    since = parse_sn_datetime(incident.updated_on) or parse_sn_datetime(incident.get("opened_at"))
+    since = incident.sys_updated_on or servicenow_time_or_none(incident.get("opened_at"))
     held: dict[str, datetime] = {}
     if since is not None:
         held = {f"{incident.sys_id}:{key}": since for key, holds in book.held if holds(incident)}
-    opened = parse_sn_datetime(incident.get("opened_at"))
+    opened = servicenow_time_or_none(incident.get("opened_at"))
     if opened is not None and not incident.get("assigned_to"):
         held[f"{incident.sys_id}:unassigned"] = opened
     return SimpleContext(now, held)

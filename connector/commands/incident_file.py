@@ -32,7 +32,7 @@ from typing import Any
 
 from connector.core import vocabulary
 from connector.core.models import Incident
-from connector.rules.conditions import SN_DATETIME, parse_sn_datetime
+from connector.core.times import format_servicenow_time, servicenow_time_or_none
 
 REFERENCE_KEYS = frozenset({"value", "display_value", "link"})
 """The keys of the Table API's object form of a value; any other key makes an object a nested record."""
@@ -90,7 +90,7 @@ def read_incident(
         fields.pop("sys_id", "") or "from-file",
         fields.pop("number", "") or default_number,
         int(count) if count.isdigit() else 0,
-        fields.get("sys_updated_on", ""),
+        servicenow_time_or_none(fields.get("sys_updated_on", "")),
         MappingProxyType(fields),
     )
     return IncidentFile(incident, tuple(reader.notes), frozenset(reader.values))
@@ -216,7 +216,7 @@ class _Reader:
                 f"a condition on {key} itself compares the name",
             )
             return value
-        if key.rsplit(".", 1)[-1] in vocabulary.DATETIME_COLUMNS and parse_sn_datetime(value) is None:
+        if key.rsplit(".", 1)[-1] in vocabulary.DATETIME_COLUMNS and servicenow_time_or_none(value) is None:
             return self._datetime(key, value)
         return value
 
@@ -231,7 +231,7 @@ class _Reader:
             )
             return value
         zone = "" if moment.tzinfo is not None else ", taken as UTC"
-        converted = (moment.astimezone(UTC) if moment.tzinfo else moment).strftime(SN_DATETIME)
+        converted = format_servicenow_time(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
         self.note(key, f"{key} {value!r} read as {converted} UTC{zone}")
         return converted
 
@@ -259,7 +259,7 @@ class _Reader:
                 if key in self.wanted | {"sys_updated_on"}
                 and key.rsplit(".", 1)[-1] in vocabulary.DATETIME_COLUMNS
                 and self.strength[key] != INFERRED
-                and parse_sn_datetime(self.values[key]) is not None
+                and servicenow_time_or_none(self.values[key]) is not None
             ]
             if times:
                 self.notes.append(

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 from connector.config import LoadedConfig, load_config
 from connector.core.links import Link
+from connector.core.times import format_servicenow_time
 from connector.mirror.view import SUPPLIER_STATUS
 from connector.runtime.assembly import open_store
 from connector.store import Store
@@ -47,6 +48,10 @@ def _label(store: Store, entity: str) -> str:
 
 def _time(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M:%S}Z" if moment is not None else "-"
+
+
+def _sn_time(moment: datetime | None) -> str | None:
+    return format_servicenow_time(moment) if moment is not None else None
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -128,7 +133,9 @@ def _totals(store: Store) -> dict[str, Any]:
         for supplier, states in sorted(store.links.counts().items())
     }
     return {
-        "watermarks": {source: mark.position for source, mark in sorted(store.watermarks.all().items())},
+        "watermarks": {
+            source: _iso(mark.position) for source, mark in sorted(store.watermarks.all().items())
+        },
         "links": {
             supplier: {name: counts.get(name, 0) for name in ("linked", "not_created", "unlinked")}
             for supplier, counts in links.items()
@@ -256,7 +263,7 @@ class IncidentState:
                 "sys_id": self.sys_id,
                 "number": record.number if record else None,
                 "mod_count": record.mod_count if record else None,
-                "updated_on": record.updated_on if record else None,
+                "updated_on": _sn_time(record.sys_updated_on) if record else None,
                 **{name: (record.snapshot.get(name) if record else None) for name in _FACTS},
             },
             "suppliers": [
@@ -328,7 +335,7 @@ class IncidentState:
                 facts.append(f"{name.replace('_', ' ')} {value}" + (f" ({label})" if label else ""))
         return (
             f"{record.number} (sys_id {record.sys_id}): version {record.mod_count} of "
-            f"{record.updated_on or '-'} UTC" + (f"; {', '.join(facts)}" if facts else "")
+            f"{_sn_time(record.sys_updated_on) or '-'} UTC" + (f"; {', '.join(facts)}" if facts else "")
         )
 
     def _decision_line(self, decision: DecisionRecord) -> str:

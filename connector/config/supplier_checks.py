@@ -273,7 +273,7 @@ def _inbound_problems(doc: SourceDoc, mapping: SupplierMapping, states: Mapping[
             problems.append(problem)
         if problem := _state_problem(doc, (*loc, "state"), change.state, states):
             problems.append(problem)
-        elif _state_value(change.state, states) in vocabulary.RESOLVED_STATES:
+        elif _state_value(change.state, states) in vocabulary.RESOLVED_OR_CLOSED_STATES:
             if change.close_code is None:
                 problems.append(doc.problem(loc, "resolving an incident needs close_code (and close_notes)"))
             elif change.close_code not in vocabulary.CLOSE_CODES:

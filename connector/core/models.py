@@ -1,7 +1,8 @@
 """Our domain types: what the engine knows of incidents, journal entries, supplier issues and comments.
 
 Adapters build these from their platform's payloads; the pure decision code (rules, planner)
-reads nothing else. Values are ServiceNow's and Jira's strings as they arrived.
+reads nothing else. Field values are ServiceNow's and Jira's strings as they arrived; the times
+the engine compares are aware datetimes, parsed once by the adapter (:mod:`connector.core.times`).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ class Incident:
     sys_id: str
     number: str
     mod_count: int
-    updated_on: str
-    """``sys_updated_on`` as ServiceNow wrote it: ``YYYY-MM-DD HH:MM:SS`` in UTC, second precision."""
+    sys_updated_on: datetime | None
+    """``sys_updated_on`` (UTC, second precision); ``None`` when unknown (an incident known only
+    by its sys_id, a file without it). ``fields`` keeps the text when it was read as a field."""
     fields: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def get(self, name: str, default: str = "") -> str:
@@ -65,7 +67,8 @@ class JournalEntry:
     incident_sys_id: str
     element: JournalElement
     value: str
-    created_on: str
+    sys_created_on: datetime
+    """When ServiceNow wrote the entry (UTC, second precision)."""
     created_by: str
 
 

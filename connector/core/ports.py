@@ -35,8 +35,11 @@ class ServiceNowPort(Protocol):
         """The instance's clock as of the last answer (its ``Date`` header); ``None`` before any call."""
         ...
 
-    def incidents_changed(self, since: str, fields: Sequence[str], page_size: int) -> Iterator[Incident]:
+    def incidents_changed(self, since: datetime, fields: Sequence[str], page_size: int) -> Iterator[Incident]:
         """Incidents with ``sys_updated_on >= since``, ordered by (sys_updated_on, sys_id), keyset-paged.
+
+        ``since`` is aware and taken to the second (ServiceNow's precision, floored); a naive one
+        raises ``InvalidRequest``.
 
         ``fields`` are the columns (and dot-walked paths) to read; ``sys_id``, ``number``,
         ``sys_mod_count`` and ``sys_updated_on`` are always included. References come as sys_ids.
@@ -55,8 +58,11 @@ class ServiceNowPort(Protocol):
         """Create an incident (one POST); a lost answer raises ``UncertainOutcome``."""
         ...
 
-    def journal_since(self, since: str, page_size: int) -> Iterator[JournalEntry]:
-        """Incident work notes and comments with ``sys_created_on >= since``, in (created, sys_id) order."""
+    def journal_since(self, since: datetime, page_size: int) -> Iterator[JournalEntry]:
+        """Incident work notes and comments with ``sys_created_on >= since``, in (created, sys_id) order.
+
+        ``since`` as for :meth:`incidents_changed`.
+        """
         ...
 
     def journal_of(self, incident_sys_id: str) -> list[JournalEntry]:

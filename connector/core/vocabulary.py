@@ -277,7 +277,20 @@ INTERNAL_FIELDS = frozenset({"work_notes", "comments_and_work_notes", "work_note
 CORE_INCIDENT_STATES: Mapping[str, str] = MappingProxyType(
     {"1": "New", "2": "In Progress", "3": "On Hold", "6": "Resolved", "7": "Closed", "8": "Canceled"}
 )
-RESOLVED_STATES = frozenset({"6", "7"})
+STATE_NEW, STATE_IN_PROGRESS, STATE_ON_HOLD = "1", "2", "3"
+STATE_RESOLVED, STATE_CLOSED, STATE_CANCELED = "6", "7", "8"
+OPEN_STATES = frozenset({STATE_NEW, STATE_IN_PROGRESS, STATE_ON_HOLD})
+"""Work goes on: new, in progress, on hold."""
+RESOLVED_OR_CLOSED_STATES = frozenset({STATE_RESOLVED, STATE_CLOSED})
+"""A solution was given: resolved, or resolved and then closed. Canceled is not among them (nothing
+was resolved): a problem is created on resolve, a supplier's resolution maps to these, ServiceNow
+stamps ``resolved_at`` on entering them."""
+FINISHED_STATES = frozenset({STATE_RESOLVED, STATE_CLOSED, STATE_CANCELED})
+"""No more work expected: resolved, closed or canceled. Promotion rules leave these alone, and a
+major incident in one of them is no longer followed."""
+FINAL_STATES = frozenset({STATE_CLOSED, STATE_CANCELED})
+"""No way back: closed or canceled incidents are inactive and ServiceNow does not reopen them (a
+resolved one can still be reopened)."""
 PRIORITIES: Mapping[str, str] = MappingProxyType(
     {"1": "1 - Critical", "2": "2 - High", "3": "3 - Moderate", "4": "4 - Low", "5": "5 - Planning"}
 )

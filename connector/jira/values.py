@@ -1,4 +1,4 @@
-"""Jira's JSON values to our text and back, its timestamps, JQL date literals and error envelopes.
+"""Jira's JSON values to our text and back, JQL date literals and error envelopes.
 
 Pure functions, no I/O. Reading, answers become our domain types and every field value becomes
 text (:func:`field_text`); writing, text and lists become what Jira's v2 API expects
@@ -16,27 +16,13 @@ from typing import Any
 
 from connector.core.models import IssueStamp, LinkedIssue, StatusChange, SupplierComment, SupplierIssue
 from connector.core.ports import IssueRef, JiraAccount, Transition
+from connector.core.times import parse_jira_time
 
-_TIME_FORMATS = ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z")
 _NAMED_FIELDS = frozenset({"priority", "resolution"})
 _STATUS_CATEGORIES = {"new": "todo", "indeterminate": "in_progress", "done": "done"}
 MESSAGE_LIMIT = 300
 STAMP_PROPERTY = "mim-connector"
 """The issue entity property holding our identity stamp (``{"stamp": …}``)."""
-
-
-def parse_jira_time(text: str) -> datetime:
-    """An aware datetime from Jira's ``2026-11-22T10:00:00.000+0000`` (milliseconds optional).
-
-    Spelled out with ``strptime`` because ``datetime.fromisoformat`` before Python 3.11 rejects the
-    ``+0000`` offset. Raises ``ValueError`` for anything else.
-    """
-    for fmt in _TIME_FORMATS:
-        try:
-            return datetime.strptime(text, fmt)  # noqa: DTZ007 - every format ends in %z
-        except ValueError:
-            continue
-    raise ValueError(f"not a Jira timestamp: {text!r}")
 
 
 def jql_minute(moment: datetime, zone: tzinfo) -> str:

@@ -50,7 +50,8 @@ from connector.core.plan import (
     UpdateIssue,
 )
 from connector.core.templates import placeholders, render
-from connector.core.vocabulary import MAJOR_INCIDENT_STATES
+from connector.core.times import format_servicenow_time
+from connector.core.vocabulary import FINAL_STATES, MAJOR_INCIDENT_STATES
 from connector.mirror.problem import plan_problem
 from connector.mirror.redaction import Scrubber, sanitize
 from connector.mirror.shared import initial_values, plan_shared
@@ -78,8 +79,6 @@ from connector.mirror.view import (
 
 DEFAULT_RESOLUTION = "Done"
 _RECORD_IDS = ("number", "sys_id")
-FINAL_STATES = frozenset({"7", "8"})
-"""Closed and canceled: ServiceNow does not reopen these."""
 
 
 def plan(view: EntityView) -> Plan:
@@ -370,7 +369,7 @@ def _comments_out(view: EntityView, scrubber: Scrubber) -> list[Change]:
     if settings.work_notes:
         elements.add("work_notes")
     changes: list[Change] = []
-    for entry in sorted(view.journal, key=lambda e: (e.created_on, e.sys_id)):
+    for entry in sorted(view.journal, key=lambda e: (e.sys_created_on, e.sys_id)):
         if entry.element not in elements or entry.sys_id in view.mirrored_out:
             continue
         if ours_in_servicenow(entry, view.integration_user):
@@ -382,7 +381,11 @@ def _comments_out(view: EntityView, scrubber: Scrubber) -> list[Change]:
         header = sanitize(
             render(
                 settings.header,
-                {"author": author, "created": entry.created_on, "number": view.incident.number},
+                {
+                    "author": author,
+                    "created": format_servicenow_time(entry.sys_created_on),
+                    "number": view.incident.number,
+                },
             )
         )
         room = max(TEXT_LIMIT - len(header) - 1, 1)

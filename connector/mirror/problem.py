@@ -19,6 +19,7 @@ import hashlib
 
 from connector.core.markers import marker, stamp_line
 from connector.core.plan import Change, CommentOnIssue, CreateProblem, RemoteLinkOnIssue, UpdateProblem
+from connector.core.vocabulary import RESOLVED_OR_CLOSED_STATES
 from connector.mirror.redaction import sanitize
 from connector.mirror.view import (
     CAUSE_NOTES,
@@ -30,8 +31,6 @@ from connector.mirror.view import (
     journal_safe,
     norm,
 )
-
-RESOLVED = frozenset({"6", "7"})
 
 
 def problem_stamp(incident_sys_id: str) -> str:
@@ -142,7 +141,7 @@ def _on_resolve(view: EntityView) -> list[Change]:
         view.mapping.problem.create_problem != "on_resolve"
         or incident.get("problem_id")
         or incident.get("major_incident_state") != "accepted"
-        or incident.get("state") not in RESOLVED
+        or incident.get("state") not in RESOLVED_OR_CLOSED_STATES
     ):
         return []
     return [

@@ -19,7 +19,6 @@ from connector.config.supplier_file import SharedField
 from connector.core.plan import Change, RecordShadow, UpdateIncident, UpdateIssue
 from connector.mirror.redaction import Scrubber
 from connector.mirror.view import HELD, PENDING, SHARED, TEXT_LIMIT, EntityView, norm
-from connector.rules.conditions import parse_sn_datetime
 
 OUT = "out"
 """Pending towards Jira (ServiceNow won)."""
@@ -138,7 +137,7 @@ def _winner(
         return "servicenow" if theirs == held else "supplier"
     if direction == IN and theirs == value:
         return "supplier" if ours == held else "servicenow"
-    incident_time = parse_sn_datetime(view.incident.updated_on)
+    incident_time = view.incident.sys_updated_on
     later = "supplier" if incident_time is None or view.issue.updated >= incident_time else "servicenow"
     conflicts.append(
         f"{view.incident.number} {shared.servicenow} / {view.issue.key} {shared.jira} changed on both sides; "

@@ -10,15 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from connector.config.supplier_file import SupplierMapping
 from connector.core.links import Link
 from connector.core.markers import own_ref
 from connector.core.models import Incident, JournalEntry, SupplierIssue
-from connector.jira.values import parse_jira_time
+from connector.core.times import format_jira_time, parse_instant, servicenow_time_or_none
 from connector.mirror.redaction import sanitize
-from connector.rules.conditions import parse_sn_datetime
 
 SUMMARY_LIMIT = 255
 TEXT_LIMIT = 32_000
@@ -138,7 +136,7 @@ def same(left: str, right: str) -> bool:
     """Equal as text, or the same instant written two ways (ServiceNow's and Jira's formats)."""
     if norm(left) == norm(right):
         return True
-    a, b = _instant(left), _instant(right)
+    a, b = parse_instant(norm(left)), parse_instant(norm(right))
     return a is not None and a == b
 
 
@@ -149,18 +147,5 @@ def clip(text: str, limit: int) -> str:
 
 def jira_time(sn_time: str) -> str:
     """A ServiceNow date-time (UTC) as a Jira date-time value; other text unchanged."""
-    moment = parse_sn_datetime(sn_time)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.000+0000") if moment else sn_time
-
-
-def _instant(text: str) -> datetime | None:
-    text = norm(text)
-    if not text:
-        return None
-    moment = parse_sn_datetime(text)
-    if moment is not None:
-        return moment
-    try:
-        return parse_jira_time(text)
-    except ValueError:
-        return None
+    moment = servicenow_time_or_none(sn_time)
+    return format_jira_time(moment) if moment else sn_time

@@ -32,6 +32,8 @@ from connector.config.fieldcheck import walk_conditions
 from connector.config.rules_file import PromotionMode, Rule, RulesFile
 from connector.core.models import Incident
 from connector.core.templates import render
+from connector.core.times import servicenow_time_or_none
+from connector.core.vocabulary import FINISHED_STATES
 from connector.rules.conditions import (
     Check,
     Context,
@@ -39,13 +41,11 @@ from connector.rules.conditions import (
     compare,
     condition_key,
     evaluate,
-    parse_sn_datetime,
 )
 
 Predicate = Callable[[Incident, Context], bool]
 ACTIVE_MIM_STATES = frozenset({"proposed", "accepted"})
 SETTLED_MIM_STATES = frozenset({"rejected", "canceled"})
-RESOLVED_STATES = frozenset({"6", "7", "8"})
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def eligibility(incident: Incident, *, material_changed: bool = False) -> Eligib
         return Eligibility(False, "has a parent incident")
     if incident.get("active") == "false":
         return Eligibility(False, "is inactive")
-    if incident.get("state") in RESOLVED_STATES:
+    if incident.get("state") in FINISHED_STATES:
         return Eligibility(False, "is resolved, closed or canceled")
     mim_state = incident.get("major_incident_state")
     if mim_state in ACTIVE_MIM_STATES:
@@ -254,7 +254,7 @@ def compile_condition(node: Condition) -> Predicate:
         threshold = node.open_for
 
         def open_for(incident: Incident, context: Context) -> bool:
-            opened = parse_sn_datetime(incident.get("opened_at"))
+            opened = servicenow_time_or_none(incident.get("opened_at"))
             return opened is not None and context.now - opened >= threshold
 
         return open_for

@@ -13,7 +13,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Protocol
 
@@ -29,8 +29,7 @@ from connector.config.conditions import (
 )
 from connector.config.types import format_duration
 from connector.core.models import Incident
-
-SN_DATETIME = "%Y-%m-%d %H:%M:%S"
+from connector.core.times import servicenow_time_or_none
 
 
 @dataclass(frozen=True)
@@ -126,7 +125,7 @@ def _leaf(node: Condition, incident: Incident, context: Context, path: str) -> C
     if isinstance(node, FieldCondition):
         return _field(node, incident, context, path)
     if isinstance(node, OpenForCondition):
-        opened = parse_sn_datetime(incident.get("opened_at"))
+        opened = servicenow_time_or_none(incident.get("opened_at"))
         age = context.now - opened if opened else None
         passed = age is not None and age >= node.open_for
         return Check(path, f"open for {format_duration(node.open_for)}", _age(age), passed)
@@ -193,14 +192,6 @@ def condition_key(node: FieldCondition) -> str:
     """A stable key for remembering since when a ``for:`` condition holds."""
     text = f"{node.field}|{node.operator}|{_show(node.operand)}"
     return "held:" + hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]
-
-
-def parse_sn_datetime(text: str) -> datetime | None:
-    """ServiceNow's ``YYYY-MM-DD HH:MM:SS`` (UTC) as an aware datetime; ``None`` when empty or malformed."""
-    try:
-        return datetime.strptime(text, SN_DATETIME).replace(tzinfo=UTC)
-    except ValueError:
-        return None
 
 
 def _values(operand: object) -> Sequence[str]:

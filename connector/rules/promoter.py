@@ -23,6 +23,8 @@ from connector.core.markers import marker, own_ref, stamp_line
 from connector.core.models import Incident
 from connector.core.ports import ServiceNowPort
 from connector.core.templates import render
+from connector.core.times import servicenow_precision, servicenow_time_or_none
+from connector.core.vocabulary import FINISHED_STATES
 from connector.rules.book import (
     SETTLED_MIM_STATES,
     Decision,
@@ -31,7 +33,7 @@ from connector.rules.book import (
     eligibility,
     material_values,
 )
-from connector.rules.conditions import SN_DATETIME, evaluate, parse_sn_datetime
+from connector.rules.conditions import evaluate
 from connector.store import Store
 from connector.store.decisions import DecisionRecord
 from connector.store.intents import IntentState
@@ -80,10 +82,13 @@ def cluster_members(
     value = incident.get(spec.by)
     if not value:
         return []
-    oldest = (context.now - spec.within).strftime(SN_DATETIME)
+    oldest = servicenow_precision(context.now - spec.within)
     members = {incident.sys_id: incident}
     for other in recent.values():
-        if other.get(spec.by) != value or other.get("opened_at") < oldest:
+        if other.get(spec.by) != value:
+            continue
+        opened = servicenow_time_or_none(other.get("opened_at"))
+        if opened is None or opened < oldest:
             continue
         if gatherable_only and not eligibility(other).eligible:
             continue
@@ -129,14 +134,14 @@ class Promoter:
         if self.dry_run:
             return
         for incident in incidents:
-            seen_at = parse_sn_datetime(incident.updated_on) or now
+            seen_at = incident.sys_updated_on or now
             for key, holds in self.book.held:
                 if holds(incident):
                     self.store.conditions.hold(incident.sys_id, key, seen_at)
                 else:
                     self.store.conditions.broken(incident.sys_id, key)
             if not incident.get("assigned_to"):
-                opened = parse_sn_datetime(incident.get("opened_at"))
+                opened = servicenow_time_or_none(incident.get("opened_at"))
                 first_sight = incident.mod_count <= 1 and opened is not None
                 self.store.conditions.hold(
                     incident.sys_id, "unassigned", opened if first_sight and opened else seen_at
@@ -179,7 +184,7 @@ class Promoter:
         if not self.book.uses_clusters:
             return dict(fresh)
         widest = max((d for d in self.book.durations), default=timedelta(hours=1))
-        records = self.store.incidents.opened_since((now - widest).strftime(SN_DATETIME))
+        records = self.store.incidents.opened_since(now - widest)
         recent = {record.sys_id: _incident(record) for record in records}
         recent.update(fresh)
         return recent
@@ -417,7 +422,7 @@ class Promoter:
         if record is None:
             return True
         snapshot = record.snapshot
-        return snapshot.get("active") != "false" and snapshot.get("state") not in ("6", "7", "8")
+        return snapshot.get("active") != "false" and snapshot.get("state") not in FINISHED_STATES
 
     def _settle_pending(self) -> None:
         """A decision left ``pending`` wrote or did not: its work note's marker tells which."""
@@ -435,9 +440,11 @@ class Promoter:
 
 
 def _incident(record: IncidentRecord) -> Incident:
-    return Incident(record.sys_id, record.number, record.mod_count, record.updated_on, dict(record.snapshot))
+    return Incident(
+        record.sys_id, record.number, record.mod_count, record.sys_updated_on, dict(record.snapshot)
+    )
 
 
 def _ref(sys_id: str) -> Incident:
     """An incident known only by its sys_id (a major incident we link children to)."""
-    return Incident(sys_id, "", 0, "")
+    return Incident(sys_id, "", 0, None)

@@ -31,12 +31,12 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Literal
 
+from connector.core.vocabulary import FINISHED_STATES
 from connector.rules.backtest.eventlog import IncidentEvent
 from connector.sandbox.servicenow.rules import priority_of
 
 Role = Literal["critical", "payments-major", "cluster", "acme", "payments"]
 CastMode = Literal["none", "demo"]
-RESOLVED_STATES = frozenset({"6", "7", "8"})
 NEVER_OPEN = 9
 """The peak priority of an incident the log never shows open (it sorts after every real one)."""
 
@@ -123,7 +123,7 @@ def _peak_priority(events: Iterable[IncidentEvent]) -> int:
         (
             int(priority_of(e.fields.get("impact", ""), e.fields.get("urgency", "")) or 5)
             for e in events
-            if e.fields.get("state") not in RESOLVED_STATES
+            if e.fields.get("state") not in FINISHED_STATES
         ),
         default=NEVER_OPEN,
     )
@@ -161,7 +161,7 @@ def _concurrent(
 
 def _open_at(events: Sequence[IncidentEvent], moment: datetime) -> bool:
     state = next((e.fields.get("state") for e in reversed(events) if e.updated_at <= moment), None)
-    return state is not None and state not in RESOLVED_STATES
+    return state is not None and state not in FINISHED_STATES
 
 
 def _recast(event: IncidentEvent, part: Part) -> IncidentEvent:

@@ -26,8 +26,9 @@ from types import MappingProxyType
 from typing import Any
 
 from connector.config.connector_file import ServiceNowSite
-from connector.core.errors import InvalidRequest
+from connector.core.errors import InvalidRequest, Unavailable
 from connector.core.models import Incident, JournalElement, JournalEntry, Problem
+from connector.core.times import format_servicenow_time, parse_servicenow_time, servicenow_time_or_none
 from connector.http.ratelimit import Limiter
 from connector.http.retry import DEFAULT_POLICY, RetryPolicy
 from connector.http.transport import DEFAULT_COOLDOWN_SECONDS, Transport
@@ -46,7 +47,6 @@ PROBLEM_FIELDS = ("sys_id", "number", "cause_notes")
 JOURNAL_PAGE_SIZE = 500
 """Page size when reading one incident's whole journal."""
 _PLAIN_FIELD = re.compile(r"^[a-z_][a-z0-9_]*$")
-_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 
 
 def _text(value: Any) -> str:
@@ -63,7 +63,7 @@ def _incident(row: Mapping[str, Any], fields: Sequence[str]) -> Incident:
         sys_id=_text(row.get("sys_id")),
         number=_text(row.get("number")),
         mod_count=int(_text(row.get("sys_mod_count")) or 0),
-        updated_on=_text(row.get("sys_updated_on")),
+        sys_updated_on=servicenow_time_or_none(_text(row.get("sys_updated_on"))),
         fields=MappingProxyType({name: _text(row[name]) for name in fields if name in row}),
     )
 
@@ -76,20 +76,31 @@ def _journal_entry(row: Mapping[str, Any]) -> JournalEntry | None:
     element = _ELEMENTS.get(_text(row.get("element")))
     if element is None:
         return None
+    sys_id = _text(row.get("sys_id"))
+    created_on = _text(row.get("sys_created_on"))
+    try:
+        created = parse_servicenow_time(created_on)
+    except ValueError:
+        # ServiceNow always writes this system column: an answer without it is not to be trusted.
+        raise Unavailable(
+            f"{SYSTEM}: journal entry {sys_id}: unexpected answer (sys_created_on {created_on!r})"
+        ) from None
     return JournalEntry(
-        sys_id=_text(row.get("sys_id")),
+        sys_id=sys_id,
         incident_sys_id=_text(row.get("element_id")),
         element=element,
         value=_text(row.get("value")),
-        created_on=_text(row.get("sys_created_on")),
+        sys_created_on=created,
         created_by=_text(row.get("sys_created_by")),
     )
 
 
-def _checked_since(since: str) -> str:
-    if not _DATETIME.match(since):
-        raise InvalidRequest(f"{SYSTEM}: watermark {since!r} is not 'YYYY-MM-DD HH:MM:SS' (UTC)")
-    return since
+def _checked_since(since: datetime) -> str:
+    """``since`` as the query's lower bound; a naive time (whose zone nobody knows) is refused."""
+    try:
+        return format_servicenow_time(since)
+    except ValueError:
+        raise InvalidRequest(f"{SYSTEM}: watermark {since!r} is not timezone-aware") from None
 
 
 def _checked_page_size(page_size: int) -> int:
@@ -138,8 +149,8 @@ class ServiceNowAdapter:
         """The instance's clock as of its last answer (``Date`` header); ``None`` before any call."""
         return self._transport.server_time
 
-    def incidents_changed(self, since: str, fields: Sequence[str], page_size: int) -> Iterator[Incident]:
-        """Incidents with ``sys_updated_on >= since`` in (sys_updated_on, sys_id) order, keyset-paged."""
+    def incidents_changed(self, since: datetime, fields: Sequence[str], page_size: int) -> Iterator[Incident]:
+        """Incidents with ``sys_updated_on >= since`` (floored to the second) in (sys_updated_on, sys_id) order, keyset-paged."""
         columns = list(dict.fromkeys((*INCIDENT_KEYS, *fields)))
         rows = self._keyset("incident", "sys_updated_on", "", _checked_since(since), columns, page_size)
         for row in rows:
@@ -164,8 +175,8 @@ class ServiceNowAdapter:
         columns = list(dict.fromkeys((*INCIDENT_KEYS, *read)))
         return _incident(self._client.create_record("incident", fields, columns), read)
 
-    def journal_since(self, since: str, page_size: int) -> Iterator[JournalEntry]:
-        """Incident work notes and comments with ``sys_created_on >= since``, in (created, sys_id) order."""
+    def journal_since(self, since: datetime, page_size: int) -> Iterator[JournalEntry]:
+        """Incident work notes and comments with ``sys_created_on >= since`` (floored to the second), in (created, sys_id) order."""
         rows = self._keyset(
             "sys_journal_field",
             "sys_created_on",

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, and_, bindparam, func, select
 
+from connector.core.times import (
+    format_servicenow_time,
+    format_stored_time,
+    parse_stored_time,
+    servicenow_time_or_none,
+)
 from connector.store.db import utcnow
 from connector.store.tables import incidents, watermarks
 
@@ -16,16 +23,21 @@ from connector.store.tables import incidents, watermarks
 class Watermark:
     """A read position.
 
-    Everything strictly before ``position`` was processed, and of the records at exactly
+    Everything strictly before ``position`` (aware) was processed, and of the records at exactly
     ``position`` the keys in ``boundary`` were (closed lower bound, de-duplicated).
     """
 
-    position: str
+    position: datetime
     boundary: tuple[str, ...] = ()
 
 
 class Watermarks:
-    """One watermark per source, e.g. ``servicenow:incident`` or ``jira:acme``."""
+    """One watermark per source, e.g. ``servicenow:incident`` or ``jira:acme``.
+
+    Positions are stored as ISO 8601 in UTC (:func:`~connector.core.times.format_stored_time`);
+    stores written by older versions hold ServiceNow's ``YYYY-MM-DD HH:MM:SS`` (UTC) for the
+    ServiceNow sources, and both forms read back as the same aware datetime.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -34,11 +46,15 @@ class Watermarks:
         """The stored position of ``source``, or ``None`` before its first read."""
         with self._engine.connect() as conn:
             row = conn.execute(select(watermarks).where(watermarks.c.source == source)).one_or_none()
-        return Watermark(row.position, tuple(row.boundary or ())) if row else None
+        return _watermark(row) if row else None
 
     def set(self, source: str, mark: Watermark) -> None:
-        """Store ``mark`` for ``source``."""
-        values = {"position": mark.position, "boundary": list(mark.boundary), "updated_at": utcnow()}
+        """Store ``mark`` for ``source``; a naive ``mark.position`` raises ``ValueError``."""
+        values = {
+            "position": format_stored_time(mark.position),
+            "boundary": list(mark.boundary),
+            "updated_at": utcnow(),
+        }
         with self._engine.begin() as conn:
             updated = conn.execute(watermarks.update().where(watermarks.c.source == source).values(**values))
             if updated.rowcount == 0:
@@ -48,7 +64,7 @@ class Watermarks:
         """Every source's watermark."""
         with self._engine.connect() as conn:
             rows = conn.execute(select(watermarks)).all()
-        return {row.source: Watermark(row.position, tuple(row.boundary or ())) for row in rows}
+        return {row.source: _watermark(row) for row in rows}
 
 
 @dataclass(frozen=True)
@@ -58,7 +74,8 @@ class IncidentRecord:
     sys_id: str
     number: str
     mod_count: int
-    updated_on: str
+    sys_updated_on: datetime | None
+    """The version's ``sys_updated_on``; ``None`` when the incident had none we could read."""
     snapshot: Mapping[str, Any]
 
 
@@ -87,7 +104,7 @@ class Incidents:
         sys_id: str,
         number: str,
         mod_count: int,
-        updated_on: str,
+        sys_updated_on: datetime | None,
         snapshot: Mapping[str, Any],
         *,
         opened_at: str | None = None,
@@ -95,13 +112,14 @@ class Incidents:
     ) -> bool:
         """Record a processed version; returns ``False`` (and changes nothing) if it is not newer.
 
-        ``candidate`` marks an incident the promotion rules may still act on (active, no parent,
+        ``sys_updated_on`` is kept as ServiceNow writes it (``""`` for ``None``); ``opened_at`` is
+        the incident's field value as read. ``candidate`` marks an incident the promotion rules may still act on (active, no parent,
         not already a major incident), so time conditions can be re-checked without a new version.
         """
         values = {
             "number": number,
             "mod_count": mod_count,
-            "updated_on": updated_on,
+            "updated_on": format_servicenow_time(sys_updated_on) if sys_updated_on is not None else "",
             "snapshot": dict(snapshot),
             "seen_at": utcnow(),
             "opened_at": opened_at or None,
@@ -117,19 +135,21 @@ class Incidents:
             conn.execute(_UPDATE_INCIDENT, {"of_sys_id": sys_id, **values})
             return True
 
-    def candidates(self, opened_after: str | None = None) -> list[IncidentRecord]:
-        """Incidents the rules may still act on, optionally only those opened after a time."""
+    def candidates(self, opened_after: datetime | None = None) -> list[IncidentRecord]:
+        """Incidents the rules may still act on, optionally only those opened at or after a time."""
         condition: ColumnElement[bool] = incidents.c.candidate.is_(True)
         if opened_after is not None:
-            condition = and_(condition, incidents.c.opened_at >= opened_after)
+            condition = and_(condition, incidents.c.opened_at >= format_servicenow_time(opened_after))
         with self._engine.connect() as conn:
             rows = conn.execute(select(incidents).where(condition)).all()
         return [_incident(row) for row in rows]
 
-    def opened_since(self, opened_after: str) -> list[IncidentRecord]:
-        """Every incident opened after a time (cluster windows)."""
+    def opened_since(self, opened_after: datetime) -> list[IncidentRecord]:
+        """Every incident opened at or after a time (cluster windows), to the second."""
+        # opened_at holds ServiceNow's text, whose order is the order of time.
+        since = format_servicenow_time(opened_after)
         with self._engine.connect() as conn:
-            rows = conn.execute(select(incidents).where(incidents.c.opened_at >= opened_after)).all()
+            rows = conn.execute(select(incidents).where(incidents.c.opened_at >= since)).all()
         return [_incident(row) for row in rows]
 
     def count(self) -> int:
@@ -146,4 +166,9 @@ _UPDATE_INCIDENT = incidents.update().where(incidents.c.sys_id == bindparam("of_
 
 
 def _incident(row: Any) -> IncidentRecord:
-    return IncidentRecord(row.sys_id, row.number, row.mod_count, row.updated_on, dict(row.snapshot))
+    updated = servicenow_time_or_none(row.updated_on)
+    return IncidentRecord(row.sys_id, row.number, row.mod_count, updated, dict(row.snapshot))
+
+
+def _watermark(row: Any) -> Watermark:
+    return Watermark(parse_stored_time(row.position), tuple(row.boundary or ()))

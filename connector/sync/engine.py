@@ -42,13 +42,14 @@ from connector.core.plan import (
 from connector.core.ports import JiraPort, ServiceNowPort
 from connector.core.secrets import interpolate
 from connector.core.templates import placeholders
+from connector.core.times import servicenow_precision
 from connector.http.breaker import explicit_retry
 from connector.mirror.planner import plan
 from connector.mirror.recognition import Landed, already_landed, candidate_keys, rebuilt_shadow
 from connector.mirror.routing import implicates, route, triggered
 from connector.mirror.view import EntityView, ours_in_servicenow
 from connector.rules.book import RuleBook, eligibility
-from connector.rules.conditions import SN_DATETIME, SimpleContext
+from connector.rules.conditions import SimpleContext
 from connector.rules.promoter import Promoter
 from connector.store import Store
 from connector.store.db import utcnow
@@ -240,7 +241,7 @@ class Engine:
         for source in (INCIDENTS, JOURNAL, *(f"jira:{name}" for name in self.suppliers)):
             mark = self.store.watermarks.get(source)
             if mark is not None:
-                lag = (now - _start(mark, now)).total_seconds()
+                lag = (now - mark.position).total_seconds()
                 metrics.WATERMARK_LAG.labels(source).set(max(0.0, lag))
         metrics.LAST_CYCLE.set(now.timestamp())
 
@@ -328,7 +329,7 @@ class Engine:
         report: CycleReport,
     ) -> None:
         mark = self.store.watermarks.get(INCIDENTS)
-        since = _sn_time(_start(mark, now - self.loaded.connector.polling.initial_lookback) - self.overlap)
+        since = _start(mark, now - self.loaded.connector.polling.initial_lookback) - self.overlap
         newest: dict[str, Incident] = {}
         for incident in self.snow.incidents_changed(since, self.fields, self.page_size):
             known = newest.get(incident.sys_id)
@@ -362,9 +363,7 @@ class Engine:
         )
         seen_before = set(journal_mark.boundary) if journal_mark else set()
         entries = [
-            e
-            for e in self.snow.journal_since(_sn_time(journal_since), self.page_size)
-            if e.sys_id not in seen_before
+            e for e in self.snow.journal_since(journal_since, self.page_size) if e.sys_id not in seen_before
         ]
         journal_start = self.snow.server_time() or now
         for entry in entries:
@@ -379,10 +378,14 @@ class Engine:
 
         def store_progress() -> None:
             self._remember([*fresh, *self._latest.values()])
-            self.store.watermarks.set(INCIDENTS, Watermark(_sn_time(poll_start)))
-            window = _sn_time(journal_start - self.overlap)
-            recent = sorted({e.sys_id for e in entries if e.created_on >= window} | {s for s in seen_before})
-            self.store.watermarks.set(JOURNAL, Watermark(_sn_time(journal_start), tuple(recent[-5000:])))
+            self.store.watermarks.set(INCIDENTS, Watermark(servicenow_precision(poll_start)))
+            window = servicenow_precision(journal_start - self.overlap)
+            recent = sorted(
+                {e.sys_id for e in entries if e.sys_created_on >= window} | {s for s in seen_before}
+            )
+            self.store.watermarks.set(
+                JOURNAL, Watermark(servicenow_precision(journal_start), tuple(recent[-5000:]))
+            )
 
         commit.append(store_progress)
 
@@ -393,7 +396,7 @@ class Engine:
                 incident.sys_id,
                 incident.number,
                 incident.mod_count,
-                incident.updated_on,
+                incident.sys_updated_on,
                 incident.fields,
                 opened_at=incident.get("opened_at"),
                 candidate=eligibility(incident, material_changed=True).eligible,
@@ -446,7 +449,7 @@ class Engine:
             window = poll_start - self.overlap - timedelta(minutes=1)
             recent = {v for v, updated in versions if updated is None or updated >= window}
             recent |= self._seen.get(runtime.name, set())
-            self.store.watermarks.set(source, Watermark(poll_start.isoformat(), tuple(sorted(recent))))
+            self.store.watermarks.set(source, Watermark(poll_start, tuple(sorted(recent))))
 
         commit.append(store_progress)
 
@@ -848,13 +851,4 @@ def _version(issue_id: str, updated: datetime | None) -> str:
 
 
 def _start(mark: Watermark | None, default: datetime) -> datetime:
-    if mark is None:
-        return default
-    text = mark.position
-    if "T" in text:
-        return datetime.fromisoformat(text)
-    return datetime.strptime(text, SN_DATETIME).replace(tzinfo=default.tzinfo)
-
-
-def _sn_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime(SN_DATETIME)
+    return default if mark is None else mark.position

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -128,7 +129,7 @@ def test_servicenow_read_answered_with_truncated_json_is_unavailable(
         content_type="application/json",
     )
     with pytest.raises(Unavailable) as caught:
-        list(snow.incidents_changed("2024-05-01 00:00:00", [], page_size=10))
+        list(snow.incidents_changed(datetime(2024, 5, 1, tzinfo=UTC), [], page_size=10))
     assert_reported_in_one_line(caught.value, caplog, "servicenow: GET incident", "not JSON")
 
 
@@ -149,7 +150,7 @@ def test_servicenow_proxy_text_page_on_a_read_is_unavailable_in_one_line(
     page = "Service Unavailable\n\nThe server is temporarily unable to service your request.\n"
     answers.get(INCIDENTS, body=page, status=503, content_type="text/plain")
     with pytest.raises(Unavailable) as caught:
-        list(snow.incidents_changed("2024-05-01 00:00:00", [], page_size=10))
+        list(snow.incidents_changed(datetime(2024, 5, 1, tzinfo=UTC), [], page_size=10))
     assert_reported_in_one_line(
         caught.value, caplog, "servicenow: GET incident -> 503 Service Unavailable The server is temporarily"
     )

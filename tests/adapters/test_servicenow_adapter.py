@@ -19,6 +19,7 @@ from connector.core.errors import (
     Unavailable,
     UncertainOutcome,
 )
+from connector.core.times import parse_servicenow_time
 from connector.servicenow.adapter import ServiceNowAdapter
 from tests.adapters.servicenow_sandbox import (
     CLIENT_SECRET,
@@ -85,10 +86,10 @@ def test_keyset_paging_returns_every_incident_once_in_order_across_ties(snow: Se
     seq = snow.control.last_seq()
     fields = ["short_description", "opened_by", "opened_by.user_name"]
 
-    seen = list(adapter.incidents_changed(stamp(T0), fields, page_size=3))
+    seen = list(adapter.incidents_changed(T0, fields, page_size=3))
 
-    assert [(i.updated_on, i.sys_id) for i in seen] == sorted(
-        (r["sys_updated_on"], r["sys_id"]) for r in made
+    assert [(i.sys_updated_on, i.sys_id) for i in seen] == sorted(
+        (parse_servicenow_time(r["sys_updated_on"]), r["sys_id"]) for r in made
     )
     first = seen[0]
     assert first.mod_count == 0 and first.number.startswith("INC")
@@ -102,8 +103,10 @@ def test_keyset_paging_returns_every_incident_once_in_order_across_ties(snow: Se
     queries = [parse_qs(page["query"]) for page in pages]
     assert queries[0]["sysparm_query"] == [f"sys_updated_on>={stamp(T0)}^{KEYSET_ORDER}"]
     last = seen[2]
+    assert last.sys_updated_on is not None
+    on = stamp(last.sys_updated_on)
     assert queries[1]["sysparm_query"] == [
-        f"sys_updated_on>{last.updated_on}^NQsys_updated_on={last.updated_on}^sys_id>{last.sys_id}^{KEYSET_ORDER}"
+        f"sys_updated_on>{on}^NQsys_updated_on={on}^sys_id>{last.sys_id}^{KEYSET_ORDER}"
     ]
     for query in queries:
         assert query["sysparm_limit"] == ["3"]
@@ -139,7 +142,7 @@ def test_rows_updated_while_paging_come_again_or_in_the_next_poll(snow: Served, 
     made = sorted((snow.insert(0) for _ in range(5)), key=lambda r: r["sys_id"])
     a, b, c, d, e = (r["sys_id"] for r in made)
     adapter = make()
-    rows = adapter.incidents_changed(stamp(T0), [], page_size=2)
+    rows = adapter.incidents_changed(T0, [], page_size=2)
     first_page = [next(rows), next(rows)]
     poll_start = adapter.server_time()
     assert [i.sys_id for i in first_page] == [a, b] and poll_start == T0
@@ -150,11 +153,11 @@ def test_rows_updated_while_paging_come_again_or_in_the_next_poll(snow: Served, 
     adapter.update_incident(e, {"short_description": "not yet seen, then changed"})
     rest = list(rows)
 
-    later = stamp(T0 + timedelta(seconds=10))
+    later = T0 + timedelta(seconds=10)
     assert [(i.sys_id, i.mod_count) for i in rest] == [(c, 0), (d, 0), *sorted([(b, 1), (e, 1)])]
-    assert {i.updated_on for i in rest[2:]} == {later}
+    assert {i.sys_updated_on for i in rest[2:]} == {later}
     assert poll_start is not None
-    next_poll = {i.sys_id: i.mod_count for i in adapter.incidents_changed(stamp(poll_start), [], page_size=2)}
+    next_poll = {i.sys_id: i.mod_count for i in adapter.incidents_changed(poll_start, [], page_size=2)}
     assert next_poll[a] == 1, "the next poll from the poll's start re-reads the cursor's second"
 
 
@@ -166,12 +169,12 @@ def test_server_clock_skew_does_not_hide_records_written_after_since(
     snow.control.set_clock(skew)
     adapter = make()
     assert adapter.server_time() is None
-    before = list(adapter.incidents_changed(stamp(T0 - timedelta(days=1)), [], page_size=10))
+    before = list(adapter.incidents_changed(T0 - timedelta(days=1), [], page_size=10))
     watermark = adapter.server_time()
     assert watermark == T0 + timedelta(seconds=skew), "the server's Date header, not our clock"
     written = snow.app.insert("incident", {"short_description": "after"}, user=SVC.user_name)
 
-    after = [i.sys_id for i in adapter.incidents_changed(stamp(watermark), [], page_size=10)]
+    after = [i.sys_id for i in adapter.incidents_changed(watermark, [], page_size=10)]
 
     assert written["sys_id"] in after
     assert len(before) == 1
@@ -184,7 +187,7 @@ def test_a_page_out_of_keyset_order_stops_paging(snow: Served, make: Make) -> No
     snow.control.add_fault(
         path="/api/now/table/incident", query="NQ", status=200, body={"result": [replayed]}
     )
-    rows = make().incidents_changed(stamp(T0), [], page_size=2)
+    rows = make().incidents_changed(T0, [], page_size=2)
     assert [next(rows).sys_id, next(rows).sys_id] == [made[0]["sys_id"], made[1]["sys_id"]]
     with pytest.raises(InvalidRequest, match="out of keyset order"):
         next(rows)
@@ -194,9 +197,9 @@ def test_bad_watermark_and_page_size_are_refused_before_any_request(snow: Served
     adapter = make()
     seq = snow.control.last_seq()
     with pytest.raises(InvalidRequest, match="watermark"):
-        next(adapter.incidents_changed("2024-05-06 07:08:09^ORDERBYnumber", [], 10))
+        next(adapter.incidents_changed(datetime(2024, 5, 6, 7, 8, 9), [], 10))  # noqa: DTZ001 - naive on purpose
     with pytest.raises(InvalidRequest, match="page size"):
-        next(adapter.journal_since(stamp(T0), 0))
+        next(adapter.journal_since(T0, 0))
     assert calls(snow, seq) == []
 
 
@@ -214,11 +217,11 @@ def test_journal_since_and_journal_of_read_incident_entries_in_order(snow: Serve
     adapter.update_incident(x, {"work_notes": "x note 2", "comments": "x comment 2"})
     adapter.add_journal(y, "work_notes", "y note 2")
 
-    entries = list(adapter.journal_since(stamp(T0), page_size=2))
+    entries = list(adapter.journal_since(T0, page_size=2))
 
     stored = [r for r in snow.records("sys_journal_field") if r["name"] == "incident"]
-    assert [(e.created_on, e.sys_id) for e in entries] == sorted(
-        (r["sys_created_on"], r["sys_id"]) for r in stored
+    assert [(e.sys_created_on, e.sys_id) for e in entries] == sorted(
+        (parse_servicenow_time(r["sys_created_on"]), r["sys_id"]) for r in stored
     )
     assert len(entries) == 5 and {e.created_by for e in entries} == {SVC.user_name}
     assert "not an incident" not in {e.value for e in entries}
@@ -229,9 +232,32 @@ def test_journal_since_and_journal_of_read_incident_entries_in_order(snow: Serve
         ("comments", "x comment 2"),
     }
     assert {e.incident_sys_id for e in of_x} == {x}
-    assert [e.value for e in adapter.journal_since(stamp(T0 + timedelta(seconds=1)), page_size=10)] == [
-        e.value for e in entries if e.created_on == stamp(T0 + timedelta(seconds=1))
+    assert [e.value for e in adapter.journal_since(T0 + timedelta(seconds=1), page_size=10)] == [
+        e.value for e in entries if e.sys_created_on == T0 + timedelta(seconds=1)
     ]
+
+
+def test_a_journal_row_without_a_readable_creation_time_is_an_unexpected_answer(
+    snow: Served, make: Make
+) -> None:
+    x = snow.insert(0, work_notes="x note 1")["sys_id"]
+    row = next(r for r in snow.records("sys_journal_field") if r["element_id"] == x)
+    bad = {**{k: row[k] for k in ("sys_id", "element", "element_id", "value", "sys_created_by")}}
+    bad["sys_created_on"] = "06/05/2024 07:08:09"
+    snow.control.add_fault(path="/api/now/table/sys_journal_field", status=200, body={"result": [bad]})
+
+    with pytest.raises(Unavailable, match="sys_created_on '06/05/2024 07:08:09'"):
+        list(make().journal_since(T0, page_size=10))
+
+
+def test_an_incident_without_sys_updated_on_has_no_time(snow: Served, make: Make) -> None:
+    made = snow.insert(0)
+    row = {k: made[k] for k in ("sys_id", "number", "sys_mod_count")}
+    snow.control.add_fault(path=f"/api/now/table/incident/{made['sys_id']}", status=200, body={"result": row})
+
+    read = make().incident(made["sys_id"], [])
+
+    assert read is not None and read.sys_id == made["sys_id"] and read.sys_updated_on is None
 
 
 # --- writes ----------------------------------------------------------------------------------------
@@ -336,7 +362,7 @@ def test_429_keeps_every_request_away_until_retry_after_expires(snow: Served, ma
     )
     seq = snow.control.last_seq()
 
-    rows = list(adapter.incidents_changed(stamp(T0), [], page_size=10))
+    rows = list(adapter.incidents_changed(T0, [], page_size=10))
 
     assert rows == []
     assert [status for _m, _p, status in calls(snow, seq)] == [429, 200]
@@ -374,7 +400,7 @@ def test_html_page_with_200_is_unavailable(snow: Served, make: Make) -> None:
     )
     seq = snow.control.last_seq()
     with pytest.raises(Unavailable, match="HTML page"):
-        list(adapter.incidents_changed(stamp(T0), [], page_size=10))
+        list(adapter.incidents_changed(T0, [], page_size=10))
     assert len(calls(snow, seq)) == FAST.attempts
 
 

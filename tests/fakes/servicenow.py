@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from connector.core.errors import InvalidRequest, TicketNotAccessible
 from connector.core.models import Incident, JournalElement, JournalEntry, Problem
 from connector.core.ports import ServiceNowPort
-from connector.rules.conditions import SN_DATETIME
+from connector.core.times import servicenow_precision
 from tests.fakes.clock import Clock
 from tests.fakes.faults import Faults
 
@@ -38,7 +38,6 @@ WRITES = frozenset({"create_incident", "update_incident", "add_journal", "create
 JOURNAL_PAGE_SIZE = 500
 _PLAIN_FIELD = re.compile(r"^[a-z_][a-z0-9_]*$")
 T = TypeVar("T")
-_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 
 
 @dataclass
@@ -49,8 +48,8 @@ class Record:
     sys_id: str
     number: str
     mod_count: int
-    created_on: str
-    updated_on: str
+    created_on: datetime
+    updated_on: datetime
     values: dict[str, str] = field(default_factory=dict)
 
 
@@ -110,12 +109,12 @@ class FakeServiceNow:
         """The clock as of the last answer; ``None`` before any call."""
         return self.clock() if self._answered else None
 
-    def incidents_changed(self, since: str, fields: Sequence[str], page_size: int) -> Iterator[Incident]:
+    def incidents_changed(self, since: datetime, fields: Sequence[str], page_size: int) -> Iterator[Incident]:
         """Incidents with ``sys_updated_on >= since`` in (sys_updated_on, sys_id) order, keyset-paged."""
         since = _checked_since(since)
         _checked_page_size(page_size)
 
-        def rows() -> list[tuple[str, str, Record]]:
+        def rows() -> list[tuple[datetime, str, Record]]:
             return [(r.updated_on, r.sys_id, r) for r in self.incidents.values() if r.updated_on >= since]
 
         for record in self._keyset("incidents_changed", rows, page_size):
@@ -140,16 +139,16 @@ class FakeServiceNow:
         )
         return self._read(record, read)
 
-    def journal_since(self, since: str, page_size: int) -> Iterator[JournalEntry]:
+    def journal_since(self, since: datetime, page_size: int) -> Iterator[JournalEntry]:
         """Incident journal entries with ``sys_created_on >= since``, in (created, sys_id) order."""
         since = _checked_since(since)
         _checked_page_size(page_size)
 
-        def rows() -> list[tuple[str, str, JournalEntry]]:
+        def rows() -> list[tuple[datetime, str, JournalEntry]]:
             return [
-                (row.entry.created_on, row.entry.sys_id, row.entry)
+                (row.entry.sys_created_on, row.entry.sys_id, row.entry)
                 for row in self.journal
-                if row.name == "incident" and row.entry.created_on >= since
+                if row.name == "incident" and row.entry.sys_created_on >= since
             ]
 
         yield from self._keyset("journal_since", rows, page_size)
@@ -215,13 +214,13 @@ class FakeServiceNow:
         return result
 
     def _keyset(
-        self, operation: str, rows: Callable[[], list[tuple[str, str, T]]], page_size: int
+        self, operation: str, rows: Callable[[], list[tuple[datetime, str, T]]], page_size: int
     ) -> Iterator[T]:
         """Pages of ``rows()`` after the last key seen, each read afresh (one request per page)."""
-        last: tuple[str, str] | None = None
+        last: tuple[datetime, str] | None = None
         while True:
 
-            def page(after: tuple[str, str] | None = last) -> list[tuple[str, str, T]]:
+            def page(after: tuple[datetime, str] | None = last) -> list[tuple[datetime, str, T]]:
                 ordered = sorted((row for row in rows() if after is None or row[:2] > after), key=_key)
                 return ordered[:page_size]
 
@@ -233,9 +232,9 @@ class FakeServiceNow:
                 return
 
     def _journal_of(self, table: str, sys_id: str) -> list[JournalEntry]:
-        def rows() -> list[tuple[str, str, JournalEntry]]:
+        def rows() -> list[tuple[datetime, str, JournalEntry]]:
             return [
-                (row.entry.created_on, row.entry.sys_id, row.entry)
+                (row.entry.sys_created_on, row.entry.sys_id, row.entry)
                 for row in self.journal
                 if row.name == table and row.entry.incident_sys_id == sys_id
             ]
@@ -245,10 +244,10 @@ class FakeServiceNow:
 
     def _journal_rows(self, sys_id: str) -> list[JournalRow]:
         rows = [row for row in self.journal if row.entry.incident_sys_id == sys_id]
-        return sorted(rows, key=lambda row: (row.entry.created_on, row.entry.sys_id))
+        return sorted(rows, key=lambda row: (row.entry.sys_created_on, row.entry.sys_id))
 
-    def _now(self) -> str:
-        return self.clock().strftime(SN_DATETIME)
+    def _now(self) -> datetime:
+        return servicenow_precision(self.clock())
 
     def _sys_id(self) -> str:
         return f"{next(self._ids):032x}"
@@ -311,14 +310,14 @@ def _problem(record: Record) -> Problem:
     return Problem(record.sys_id, record.number, record.values.get("cause_notes", ""))
 
 
-def _key(row: tuple[str, str, Any]) -> tuple[str, str]:
+def _key(row: tuple[datetime, str, Any]) -> tuple[datetime, str]:
     return row[0], row[1]
 
 
-def _checked_since(since: str) -> str:
-    if not _DATETIME.match(since):
-        raise InvalidRequest(f"servicenow: watermark {since!r} is not 'YYYY-MM-DD HH:MM:SS' (UTC)")
-    return since
+def _checked_since(since: datetime) -> datetime:
+    if since.tzinfo is None:
+        raise InvalidRequest(f"servicenow: watermark {since!r} is not timezone-aware")
+    return servicenow_precision(since)
 
 
 def _checked_page_size(page_size: int) -> None:

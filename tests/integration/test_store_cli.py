@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -290,7 +290,9 @@ def use_store(config: Path, url: str) -> None:
 def real_store(path: Path, incidents: int = 0) -> None:
     store = Store.open(f"sqlite:///{path}")
     for index in range(incidents):
-        store.incidents.remember(f"s{index}", f"INC{index:07}", 1, "2026-11-22 10:00:00", {"pad": "x" * 300})
+        store.incidents.remember(
+            f"s{index}", f"INC{index:07}", 1, datetime(2026, 11, 22, 10, tzinfo=UTC), {"pad": "x" * 300}
+        )
     store.close()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from connector.commands.state import incident_state
 from connector.mirror.view import SUPPLIER_STATUS
 from connector.store import Store
@@ -11,8 +13,10 @@ OTHER = "a" * 31 + "b"
 
 
 def test_one_incident_gathers_its_links_intents_letters_and_decisions_only(store: Store) -> None:
-    store.incidents.remember(SYS_ID, "INC0010001", 3, "2026-11-22 10:00:00", {"priority": "1"})
-    store.incidents.remember(OTHER, "INC0010002", 1, "2026-11-22 10:00:00", {})
+    store.incidents.remember(
+        SYS_ID, "INC0010001", 3, datetime(2026, 11, 22, 10, tzinfo=UTC), {"priority": "1"}
+    )
+    store.incidents.remember(OTHER, "INC0010002", 1, datetime(2026, 11, 22, 10, tzinfo=UTC), {})
     acme, _ = store.links.claim(SYS_ID, "acme", "stamp-1")
     acme = store.links.confirm(acme.link_id, "10001", "ACME-1", "https://acme.example/browse/ACME-1")
     store.shadows.put(acme.link_id, "servicenow", {SUPPLIER_STATUS: "In Progress"})

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from connector.store import Store
 from connector.store.stats import MajorIncident, major_incidents
 
 
 def remember(store: Store, sys_id: str, number: str, **fields: str) -> None:
     snapshot = {"number": number, "short_description": f"{number} is down", **fields}
-    store.incidents.remember(sys_id, number, 1, "2026-11-22 10:00:00", snapshot)
+    store.incidents.remember(sys_id, number, 1, datetime(2026, 11, 22, 10, tzinfo=UTC), snapshot)
 
 
 def link(store: Store, sys_id: str, supplier: str, jira_key: str) -> None:

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, inspect, select
 
 from connector.store import Store
 from connector.store import tables as store_schema
 from connector.store.db import utcnow
 from connector.store.migrations import SchemaTooNew, migrate
 from connector.store.progress import Watermark
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def at(hour: int, minute: int, second: int) -> datetime:
+    """A time on 2026-11-22, UTC."""
+    return datetime(2026, 11, 22, hour, minute, second, tzinfo=UTC)
 
 
 def test_migration_builds_exactly_the_declared_schema_and_is_idempotent(store: Store) -> None:
@@ -33,18 +41,71 @@ def test_a_newer_schema_is_refused(store: Store) -> None:
 
 def test_watermarks_round_trip(store: Store) -> None:
     assert store.watermarks.get("servicenow:incident") is None
-    store.watermarks.set("servicenow:incident", Watermark("2026-11-22 10:00:00", ("a:1", "b:2")))
-    store.watermarks.set("servicenow:incident", Watermark("2026-11-22 10:00:05", ("c:7",)))
-    store.watermarks.set("jira:acme", Watermark("2026-11-22T10:00"))
-    assert store.watermarks.get("servicenow:incident") == Watermark("2026-11-22 10:00:05", ("c:7",))
+    store.watermarks.set("servicenow:incident", Watermark(at(10, 0, 0), ("a:1", "b:2")))
+    store.watermarks.set("servicenow:incident", Watermark(at(10, 0, 5), ("c:7",)))
+    store.watermarks.set("jira:acme", Watermark(datetime(2026, 11, 22, 11, 0, 0, 123000, tzinfo=PARIS)))
+    assert store.watermarks.get("servicenow:incident") == Watermark(at(10, 0, 5), ("c:7",))
+    assert store.watermarks.get("jira:acme") == Watermark(
+        datetime(2026, 11, 22, 10, 0, 0, 123000, tzinfo=UTC)
+    )
     assert set(store.watermarks.all()) == {"servicenow:incident", "jira:acme"}
 
 
+def test_watermarks_are_stored_in_one_format(store: Store) -> None:
+    store.watermarks.set("servicenow:incident", Watermark(at(10, 0, 5)))
+    store.watermarks.set("jira:acme", Watermark(datetime(2026, 11, 22, 11, 0, 0, 123000, tzinfo=PARIS)))
+    with store.engine.connect() as conn:
+        stored = dict(
+            conn.execute(select(store_schema.watermarks.c.source, store_schema.watermarks.c.position)).all()
+        )
+    assert stored == {
+        "servicenow:incident": "2026-11-22T10:00:05+00:00",
+        "jira:acme": "2026-11-22T10:00:00.123000+00:00",
+    }
+
+
+def test_watermarks_written_by_older_versions_read_as_the_same_instants(store: Store) -> None:
+    # Before one format, ServiceNow sources held ServiceNow's text (UTC) and Jira sites ISO 8601
+    # with the server's offset.
+    old = {
+        "servicenow:incident": "2026-11-22 10:00:05",
+        "servicenow:journal": "2026-11-22 09:59:00",
+        "jira:acme": "2026-11-22T11:00:00.123000+01:00",
+    }
+    with store.engine.begin() as conn:
+        for source, position in old.items():
+            conn.execute(
+                store_schema.watermarks.insert().values(
+                    source=source, position=position, boundary=["k:1"], updated_at=utcnow()
+                )
+            )
+    assert store.watermarks.all() == {
+        "servicenow:incident": Watermark(at(10, 0, 5), ("k:1",)),
+        "servicenow:journal": Watermark(at(9, 59, 0), ("k:1",)),
+        "jira:acme": Watermark(datetime(2026, 11, 22, 10, 0, 0, 123000, tzinfo=UTC), ("k:1",)),
+    }
+    assert all(mark.position.tzinfo is not None for mark in store.watermarks.all().values())
+
+
+def test_a_naive_watermark_is_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="naive"):
+        store.watermarks.set("servicenow:incident", Watermark(datetime(2026, 11, 22, 10, 0, 0)))  # noqa: DTZ001
+    assert store.watermarks.get("servicenow:incident") is None
+
+
+def test_an_incident_version_keeps_its_time(store: Store) -> None:
+    store.incidents.remember("s1", "INC001", 3, at(10, 0, 0), {"priority": "1"})
+    store.incidents.remember("s2", "INC002", 1, None, {})
+    first, second = store.incidents.get("s1"), store.incidents.get("s2")
+    assert first is not None and first.sys_updated_on == at(10, 0, 0)
+    assert second is not None and second.sys_updated_on is None
+
+
 def test_an_incident_version_is_processed_once(store: Store) -> None:
-    assert store.incidents.remember("s1", "INC001", 3, "2026-11-22 10:00:00", {"priority": "1"})
-    assert not store.incidents.remember("s1", "INC001", 3, "2026-11-22 10:00:00", {"priority": "2"})
-    assert not store.incidents.remember("s1", "INC001", 2, "2026-11-22 09:00:00", {"priority": "3"})
-    assert store.incidents.remember("s1", "INC001", 4, "2026-11-22 10:00:01", {"priority": "2"})
+    assert store.incidents.remember("s1", "INC001", 3, at(10, 0, 0), {"priority": "1"})
+    assert not store.incidents.remember("s1", "INC001", 3, at(10, 0, 0), {"priority": "2"})
+    assert not store.incidents.remember("s1", "INC001", 2, at(9, 0, 0), {"priority": "3"})
+    assert store.incidents.remember("s1", "INC001", 4, at(10, 0, 1), {"priority": "2"})
     record = store.incidents.get("s1")
     assert record is not None and (record.mod_count, record.snapshot) == (4, {"priority": "2"})
     assert store.incidents.count() == 1
@@ -255,10 +316,10 @@ def test_a_version_1_database_is_upgraded_in_place(store_url: str) -> None:
         assert {"opened_at", "candidate"} <= columns
         assert upgraded.incidents.get("s1") is not None and upgraded.incidents.candidates() == []
         upgraded.incidents.remember(
-            "s1", "INC1", 2, "2026-11-22 10:01:00", {}, opened_at="2026-11-22 09:00:00", candidate=True
+            "s1", "INC1", 2, at(10, 1, 0), {}, opened_at="2026-11-22 09:00:00", candidate=True
         )
-        assert [r.sys_id for r in upgraded.incidents.candidates("2026-11-22 08:00:00")] == ["s1"]
-        assert upgraded.incidents.candidates("2026-11-22 09:30:00") == []
+        assert [r.sys_id for r in upgraded.incidents.candidates(at(8, 0, 0))] == ["s1"]
+        assert upgraded.incidents.candidates(at(9, 30, 0)) == []
     finally:
         upgraded.close()
 

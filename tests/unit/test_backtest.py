@@ -297,7 +297,7 @@ def test_live_incidents_are_replayed_once_at_their_opening_as_open() -> None:
         "sys1",
         "INC1",
         9,
-        "2024-01-05 10:00:00",
+        datetime(2024, 1, 5, 10, tzinfo=UTC),
         MappingProxyType(
             {
                 "opened_at": "2024-01-01 09:00:00",

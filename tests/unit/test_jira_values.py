@@ -16,27 +16,8 @@ from connector.jira.values import (
     jql_minute,
     jql_string,
     latest_status_change,
-    parse_jira_time,
     status_category,
 )
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("2026-11-22T10:00:00.000+0000", datetime(2026, 11, 22, 10, tzinfo=UTC)),
-        ("2026-11-22T11:00:00.250+0100", datetime(2026, 11, 22, 10, 0, 0, 250000, tzinfo=UTC)),
-        ("2026-11-22T15:30:00+0530", datetime(2026, 11, 22, 10, tzinfo=UTC)),
-    ],
-)
-def test_jira_timestamps_parse_to_aware_datetimes(text: str, expected: datetime) -> None:
-    parsed = parse_jira_time(text)
-    assert parsed == expected and parsed.tzinfo is not None
-
-
-def test_a_malformed_timestamp_is_refused() -> None:
-    with pytest.raises(ValueError, match="not a Jira timestamp"):
-        parse_jira_time("2026-11-22 10:00")
 
 
 def test_jql_bounds_are_floored_minutes_in_the_given_zone() -> None:

@@ -17,6 +17,15 @@ from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 
+from connector.core.vocabulary import (
+    RESOLVED_OR_CLOSED_STATES,
+    STATE_CLOSED,
+    STATE_IN_PROGRESS,
+    STATE_NEW,
+    STATE_ON_HOLD,
+    STATE_RESOLVED,
+)
+
 BUILTIN = "builtin"
 """Names the event-log slice shipped with the package."""
 
@@ -26,14 +35,14 @@ DATE_FORMAT = "%d/%m/%Y %H:%M"
 # Labels of the log's legacy state model -> core state value and on-hold reason.
 STATE_LABELS: Mapping[str, tuple[str, str]] = MappingProxyType(
     {
-        "New": ("1", ""),
-        "Active": ("2", ""),
-        "Awaiting User Info": ("3", "1"),
-        "Awaiting Evidence": ("3", "1"),
-        "Awaiting Problem": ("3", "3"),
-        "Awaiting Vendor": ("3", "4"),
-        "Resolved": ("6", ""),
-        "Closed": ("7", ""),
+        "New": (STATE_NEW, ""),
+        "Active": (STATE_IN_PROGRESS, ""),
+        "Awaiting User Info": (STATE_ON_HOLD, "1"),
+        "Awaiting Evidence": (STATE_ON_HOLD, "1"),
+        "Awaiting Problem": (STATE_ON_HOLD, "3"),
+        "Awaiting Vendor": (STATE_ON_HOLD, "4"),
+        "Resolved": (STATE_RESOLVED, ""),
+        "Closed": (STATE_CLOSED, ""),
     }
 )
 REFERENCE_COLUMNS: Mapping[str, str] = MappingProxyType(
@@ -94,7 +103,7 @@ def parse_rows(rows: Iterable[Mapping[str, str]]) -> Iterator[IncidentEvent]:
 
 
 def _event(row: Mapping[str, str]) -> IncidentEvent:
-    state, hold_reason = STATE_LABELS.get(row["incident_state"], ("2", ""))
+    state, hold_reason = STATE_LABELS.get(row["incident_state"], (STATE_IN_PROGRESS, ""))
     fields = {
         "state": state,
         "hold_reason": hold_reason,
@@ -102,7 +111,7 @@ def _event(row: Mapping[str, str]) -> IncidentEvent:
         "urgency": _choice(row["urgency"]),
         **{column: _value(row.get(column, EMPTY)) for column in PLAIN_COLUMNS},
     }
-    if state in ("6", "7"):
+    if state in RESOLVED_OR_CLOSED_STATES:
         code = _value(row.get("closed_code", EMPTY))
         fields["close_code"] = "Solution provided"
         fields["close_notes"] = f"Closed in the source log with {code or 'no code'}."

@@ -43,23 +43,23 @@ from connector.config.conditions import (
 from connector.config.fieldcheck import walk_conditions
 from connector.config.rules_file import Rule
 from connector.core.models import Incident
+from connector.core.times import format_servicenow_time, servicenow_time_or_none
+from connector.core.vocabulary import FINISHED_STATES, STATE_CLOSED, STATE_IN_PROGRESS
 from connector.rules.backtest.eventlog import IncidentEvent
 from connector.rules.backtest.p1 import P1Watch
 from connector.rules.backtest.summary import BacktestResult, DecisionRecord, RunInfo, summarise
 from connector.rules.book import (
-    RESOLVED_STATES,
     Decision,
     Predicate,
     RuleBook,
     compile_condition,
     eligibility,
 )
-from connector.rules.conditions import SN_DATETIME, compare, condition_key, parse_sn_datetime
+from connector.rules.conditions import compare, condition_key
 
 Progress = Callable[[int, int], None]
 UNASSIGNED = "unassigned"
 HOUR = timedelta(hours=1)
-CLOSED = "7"
 
 
 @dataclass(frozen=True)
@@ -81,14 +81,13 @@ def incident_from_event(event: IncidentEvent) -> Incident:
     """
     fields = dict(event.fields)
     fields["priority"] = event.priority
-    fields["active"] = "false" if event.fields.get("state") == CLOSED else "true"
+    fields["active"] = "false" if event.fields.get("state") == STATE_CLOSED else "true"
     if event.opened_at is not None:
-        fields["opened_at"] = event.opened_at.strftime(SN_DATETIME)
+        fields["opened_at"] = format_servicenow_time(event.opened_at)
     for column, name in event.references.items():
         fields[column] = name
         fields[f"{column}.name"] = name
-    updated = event.updated_at.strftime(SN_DATETIME)
-    return Incident(event.number, event.number, event.mod_count, updated, MappingProxyType(fields))
+    return Incident(event.number, event.number, event.mod_count, event.updated_at, MappingProxyType(fields))
 
 
 def observations_from_events(events: Iterable[IncidentEvent]) -> list[Observation]:
@@ -110,21 +109,21 @@ def observations_from_incidents(incidents: Iterable[Incident]) -> list[Observati
     """
     out: list[Observation] = []
     for incident in incidents:
-        opened = parse_sn_datetime(incident.get("opened_at")) or parse_sn_datetime(incident.updated_on)
+        opened = servicenow_time_or_none(incident.get("opened_at")) or incident.sys_updated_on
         if opened is None:
             continue
         fields = {
             k: v for k, v in incident.fields.items() if k not in ("major_incident_state", "parent_incident")
         }
-        if fields.get("state") in RESOLVED_STATES:
-            fields["state"] = "2"
+        if fields.get("state") in FINISHED_STATES:
+            fields["state"] = STATE_IN_PROGRESS
         fields["active"] = "true"
-        fields["opened_at"] = opened.strftime(SN_DATETIME)
+        fields["opened_at"] = format_servicenow_time(opened)
         replayed = Incident(
             incident.sys_id,
             incident.number,
             incident.mod_count,
-            incident.updated_on,
+            incident.sys_updated_on,
             MappingProxyType(fields),
         )
         out.append(Observation(opened, replayed, opened))
@@ -432,7 +431,7 @@ def _with(incident: Incident, fields: dict[str, str]) -> Incident:
         incident.sys_id,
         incident.number,
         incident.mod_count,
-        incident.updated_on,
+        incident.sys_updated_on,
         MappingProxyType({**incident.fields, **fields}),
     )
 

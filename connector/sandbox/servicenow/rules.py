@@ -13,6 +13,14 @@ from collections.abc import Set
 from dataclasses import dataclass
 from datetime import tzinfo
 
+from connector.core.vocabulary import (
+    FINAL_STATES,
+    FINISHED_STATES,
+    OPEN_STATES,
+    RESOLVED_OR_CLOSED_STATES,
+    STATE_CANCELED,
+    STATE_CLOSED,
+)
 from connector.sandbox.servicenow.errors import ServiceNowError
 from connector.sandbox.servicenow.predicates import Record
 from connector.sandbox.servicenow.settings import Settings
@@ -30,8 +38,6 @@ PRIORITY_MATRIX = {
 }
 """(impact, urgency) -> priority, the default Priority Lookup Rules."""
 
-RESOLVED, CLOSED, CANCELED = "6", "7", "8"
-OPEN_STATES = frozenset({"1", "2", "3"})
 PROBLEM_NEW, PROBLEM_RESOLVED, PROBLEM_CLOSED = "101", "106", "107"
 CLOSE_FIELD_LABELS = {"close_code": "Resolution code", "close_notes": "Resolution notes"}
 
@@ -85,15 +91,15 @@ def _incident(
     state = new.get("state", "")
     previous = old.get("state", "") if old is not None else ""
     if state != previous:
-        if state in (RESOLVED, CLOSED):
+        if state in RESOLVED_OR_CLOSED_STATES:
             _stamp(new, "resolved_at", "resolved_by", now, actor)
-        if state == CLOSED:
+        if state == STATE_CLOSED:
             _stamp(new, "closed_at", "closed_by", now, actor)
-        if state in (CLOSED, CANCELED):
+        if state in FINAL_STATES:
             new["active"] = "false"
-        if state == CANCELED and new.get("major_incident_state") in ("proposed", "accepted"):
+        if state == STATE_CANCELED and new.get("major_incident_state") in ("proposed", "accepted"):
             new["major_incident_state"] = "canceled"
-        if state in OPEN_STATES and previous in (RESOLVED, CLOSED, CANCELED):
+        if state in OPEN_STATES and previous in FINISHED_STATES:
             new["active"] = "true"
             new["reopen_count"] = str(int(new.get("reopen_count", "0") or "0") + 1)
             for column in ("resolved_at", "resolved_by", "closed_at", "closed_by"):
@@ -104,7 +110,7 @@ def _incident(
             new["proposed_by"], new["proposed_on"] = actor.sys_id, now
         elif major == "accepted":
             new["promoted_by"], new["promoted_on"] = actor.sys_id, now
-    if settings.resolve_requires_close_fields and state in (RESOLVED, CLOSED):
+    if settings.resolve_requires_close_fields and state in RESOLVED_OR_CLOSED_STATES:
         missing = [label for column, label in CLOSE_FIELD_LABELS.items() if not new.get(column)]
         if missing:
             raise ServiceNowError(
