@@ -56,6 +56,8 @@ from connector.store.progress import Watermark
 from connector.sync.executor import Executor, Supplier
 from connector.sync.failures import Failures
 from connector.sync.fields import incident_fields
+from connector.sync.writes import Writes
+from connector.sync.writes import Writes
 from connector.telemetry import metrics
 
 log = logging.getLogger(__name__)
@@ -151,7 +153,9 @@ class Engine:
         )
         """Every name our stamps may give this instance (its URL now and before)."""
         self.states = loaded.connector.servicenow.incident_states
-        self.promoter = Promoter(RuleBook(loaded.rules), store, snow, self.fields, dry_run=dry_run)
+        self.promoter = Promoter(
+            RuleBook(loaded.rules), store, snow, self.fields, writes=Writes(store), dry_run=dry_run
+        )
         self.failures = Failures(store, {name: m.display_name for name, m in loaded.suppliers.items()})
         self._last_sweep: datetime | None = None
         self._seen: dict[str, set[str]] = {}
