@@ -592,14 +592,9 @@ class Executor:
         }
         claimed = link
 
-        def linked(ref: IssueRef) -> Effect:
-            def effect(conn: Connection) -> None:
-                self.store.links.confirm(
-                    claimed.link_id, ref.issue_id, ref.key, self._browse(ref.key), conn=conn
-                )
-                self.store.shadows.put(claimed.link_id, "jira", change.shadow, conn=conn)
-
-            return effect
+        def linked(conn: Connection, ref: IssueRef) -> None:
+            self.store.links.confirm(claimed.link_id, ref.issue_id, ref.key, self._browse(ref.key), conn=conn)
+            self.store.shadows.put(claimed.link_id, "jira", change.shadow, conn=conn)
 
         ref = writes.send(
             intent_id,
@@ -670,19 +665,16 @@ class Executor:
         target = incident.number if system == "servicenow" else _key(link)
         write = Write(link.entity, operation, system, target, reason, secrets.token_hex(8), dict(after))
 
-        def effects(_: object) -> Effect:
-            def effect(conn: Connection) -> None:
-                for side, values in shadows:
-                    self.store.shadows.put(link.link_id, side, values, conn=conn)
-
-            return effect
+        def synced(conn: Connection, _: object) -> None:
+            for side, values in shadows:
+                self.store.shadows.put(link.link_id, side, values, conn=conn)
 
         application.writes.send(
             application.writes.begin(write),
             write,
             send,
             lambda _: Written(before=dict(before) if before else None, after=dict(after)),
-            effects=effects,
+            effects=synced,
         )
 
     def _append(
@@ -719,14 +711,12 @@ class Executor:
                 return
             intent_id = writes.begin(write, conn)
 
-        def finished(created_id: object) -> Effect:
-            return lambda conn: self.store.comments.finish(
-                entry.comment_id, "done", str(created_id), conn=conn
-            )
+        def finished(conn: Connection, created_id: object) -> None:
+            self.store.comments.finish(entry.comment_id, "done", str(created_id), conn=conn)
 
-        def failed(exc: ConnectorError) -> Effect:
+        def failed(conn: Connection, exc: ConnectorError) -> None:
             left: CommentState = "uncertain" if isinstance(exc, UncertainOutcome) else "abandoned"
-            return lambda conn: self.store.comments.finish(entry.comment_id, left, conn=conn)
+            self.store.comments.finish(entry.comment_id, left, conn=conn)
 
         writes.send(
             intent_id,

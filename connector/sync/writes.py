@@ -70,27 +70,27 @@ class Writes:
         send: Callable[[], T],
         written: Callable[[T], Written] | None = None,
         *,
-        effects: Callable[[T], Effect] | None = None,
-        failed: Callable[[ConnectorError], Effect] | None = None,
+        effects: Callable[[Connection, T], None] | None = None,
+        failed: Callable[[Connection, ConnectorError], None] | None = None,
     ) -> T:
         """Send the write of intent ``intent_id`` and record its outcome; return ``send``'s answer.
 
-        On an answer, ``written`` says what to record of it and ``effects`` what else it makes
-        true in the store: both land in the outcome's transaction (now, or with the next one when
-        deferred). On a :class:`~connector.core.errors.ConnectorError`, the intent is recorded
-        ``failed`` (``uncertain`` when the answer was lost) with ``failed``'s effect, then re-raised.
+        On an answer, ``written`` says what to record of it and ``effects(conn, answer)`` records
+        what else it makes true in the store: both land in the outcome's transaction (now, or with
+        the next one when deferred). On a :class:`~connector.core.errors.ConnectorError`, the
+        intent is recorded ``failed`` (``uncertain`` when the answer was lost), with
+        ``failed(conn, error)`` in the same transaction, then the error is re-raised.
         """
         try:
             answer = send()
         except ConnectorError as exc:
-            self._failed(intent_id, write, exc, failed(exc) if failed is not None else None)
+            self._failed(intent_id, write, exc, failed)
             raise
         settled = written(answer) if written is not None else Written()
-        effect = effects(answer) if effects is not None else None
 
         def record(conn: Connection) -> None:
-            if effect is not None:
-                effect(conn)
+            if effects is not None:
+                effects(conn, answer)
             self._record(conn, intent_id, write, "done", settled)
 
         if self.deferred:
@@ -181,12 +181,18 @@ class Writes:
         )
         return intent.intent_id
 
-    def _failed(self, intent_id: int, write: Write, exc: ConnectorError, effect: Effect | None) -> None:
+    def _failed(
+        self,
+        intent_id: int,
+        write: Write,
+        exc: ConnectorError,
+        failed: Callable[[Connection, ConnectorError], None] | None,
+    ) -> None:
         state: IntentState = "uncertain" if isinstance(exc, UncertainOutcome) else "failed"
         error = {"error": type(exc).__name__, "message": str(exc)[:500]}
         with self.transaction() as conn:
-            if effect is not None:
-                effect(conn)
+            if failed is not None:
+                failed(conn, exc)
             self._record(conn, intent_id, write, state, Written(error, after={"error": str(exc)[:500]}))
         metrics.WRITES.labels(write.system, write.operation, state).inc()
 

@@ -9,7 +9,7 @@ from connector.core.errors import InvalidRequest, UncertainOutcome
 from connector.core.plan import Operation
 from connector.core.ports import Write, Written
 from connector.store import Store
-from connector.sync.writes import Effect, Writes
+from connector.sync.writes import Writes
 
 WRITE = Write(
     "inc1:rules", Operation.LINK_CHILD, "servicenow", "INC0010001", "child of INC0010000", "ref-1", {"n": 1}
@@ -19,10 +19,6 @@ WRITE = Write(
 def _claim(store: Store) -> int:
     link, _ = store.links.claim("inc1", "acme", "stamp-1")
     return link.link_id
-
-
-def _shadow(store: Store, link_id: int, values: dict[str, str]) -> Effect:
-    return lambda conn: store.shadows.put(link_id, "jira", values, conn=conn)
 
 
 def test_the_intent_is_committed_before_the_send_and_the_outcome_lands_with_its_audit_and_effects(
@@ -41,7 +37,7 @@ def test_the_intent_is_committed_before_the_send_and_the_outcome_lands_with_its_
         WRITE,
         send,
         lambda got: Written({"answer": got}, after={"parent": got}),
-        effects=lambda got: _shadow(store, link_id, {"parent": got}),
+        effects=lambda conn, got: store.shadows.put(link_id, "jira", {"parent": got}, conn=conn),
     )
     assert answer == "CHILD"
     assert seen_while_sending == [["ref-1"]], "the send sees its own intent recorded"
@@ -60,12 +56,12 @@ def test_the_intent_is_committed_before_the_send_and_the_outcome_lands_with_its_
 def test_an_outcome_whose_effects_fail_is_not_recorded_either(store: Store) -> None:
     """One transaction: the outcome, its audit entry and its effects land together or not at all."""
 
-    def broken(conn: Connection) -> None:
+    def broken(conn: Connection, answer: None) -> None:
         raise RuntimeError("the store failed mid-way")
 
     writes = Writes(store)
     with pytest.raises(RuntimeError):
-        writes.send(writes.begin(WRITE), WRITE, lambda: None, effects=lambda _: broken)
+        writes.send(writes.begin(WRITE), WRITE, lambda: None, effects=broken)
     assert [w.stamp for w in writes.open_writes("rules")] == ["ref-1"], "left open, to be settled"
     assert store.audit.entries() == []
 
@@ -95,7 +91,7 @@ def test_a_lost_answer_leaves_the_write_open_with_its_failure_effect_and_is_sett
             writes.begin(WRITE),
             WRITE,
             lost,
-            failed=lambda exc: _shadow(store, link_id, {"left": "uncertain"}),
+            failed=lambda conn, exc: store.shadows.put(link_id, "jira", {"left": "uncertain"}, conn=conn),
         )
     assert store.shadows.get(link_id, "jira") == {"left": "uncertain"}, "landed with the failure, not later"
     (open_write,) = writes.open_writes("rules")
