@@ -9,9 +9,31 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from connector.core.models import Incident, SupplierIssue
+
+
+class Operation(StrEnum):
+    """What an external write does, as its intent and its audit entry name it (stored as the value)."""
+
+    CREATE_ISSUE = "create_issue"
+    UPDATE_ISSUE = "update_issue"
+    TRANSITION = "transition"
+    REMOTE_LINK = "remote_link"
+    ADD_COMMENT = "add_comment"
+    ADOPT_ISSUE = "adopt_issue"
+    RELEASE_LINK = "release_link"
+    UPDATE_INCIDENT = "update_incident"
+    ADD_JOURNAL = "add_journal"
+    CREATE_PROBLEM = "create_problem"
+    UPDATE_PROBLEM = "update_problem"
+    CREATE_INCIDENT = "create_incident"
+    """A major incident created by a promotion rule (``create-parent``)."""
+    PROPOSE = "propose"
+    PROMOTE = "promote"
+    LINK_CHILD = "link_child"
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,10 @@ happened without us hearing back raise :class:`~connector.core.errors.UncertainO
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from connector.core.models import (
     Incident,
@@ -21,6 +21,9 @@ from connector.core.models import (
     SupplierComment,
     SupplierIssue,
 )
+from connector.core.plan import Operation
+
+T = TypeVar("T")
 
 
 class ServiceNowPort(Protocol):
@@ -246,4 +249,83 @@ class JiraPort(Protocol):
 
     def upsert_remote_link(self, key: str, global_id: str, url: str, title: str) -> None:
         """Create or replace the remote link identified by ``global_id`` (idempotent)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Write:
+    """One external write as its intent and its audit entry name it.
+
+    ``stamp`` is what finds the write on the other side if its answer is lost (a marker in a
+    journal entry or comment, an issue's stamp property, a ``correlation_id``); an idempotent
+    write, which re-planning redoes, carries a random one.
+    """
+
+    entity: str
+    """Whose write it is: ``<incident_sys_id>:<supplier>``, or ``<incident_sys_id>:rules``."""
+    operation: Operation
+    system: str
+    """``servicenow`` or ``jira:<supplier>``."""
+    target: str
+    """The record written (``INC0010001``, ``ACME-12``)."""
+    reason: str
+    stamp: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    """What the intent remembers of the write (never secrets, never whole texts)."""
+    destination: str = ""
+    """Where the intent says the write goes (default ``<system>/<target>``); a create names its container."""
+
+    @property
+    def intent_target(self) -> str:
+        """The intent's target: :attr:`destination`, else ``<system>/<target>``."""
+        return self.destination or f"{self.system}/{self.target}"
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a write's answer settles: the intent's ``outcome``, the audit entry's ``before`` and ``after``."""
+
+    outcome: Mapping[str, Any] | None = None
+    before: Mapping[str, Any] | None = None
+    after: Mapping[str, Any] | None = None
+    target: str = ""
+    """The record the write made, when the write's own target was not known before (a create's key)."""
+
+
+@dataclass(frozen=True)
+class OpenWrite:
+    """A write whose outcome is unknown (a crash before its answer, or the answer lost).
+
+    Settled by looking for its ``stamp`` on the system written: found means done, provably
+    absent means abandoned (re-planning may send it again); never repeated blindly.
+    """
+
+    intent_id: int
+    entity: str
+    operation: str
+    stamp: str
+    created_at: datetime
+
+
+Settled = Literal["done", "abandoned"]
+
+
+class WriteLedger(Protocol):
+    """The one write protocol: intent before the write, its outcome and audit entry after, in one transaction."""
+
+    def write(self, write: Write, send: Callable[[], T], written: Callable[[T], Written] | None = None) -> T:
+        """Record the intent, call ``send``, record what ``written`` makes of its answer; return the answer.
+
+        Raises what ``send`` raises (a :class:`~connector.core.errors.ConnectorError`), after
+        recording the intent ``failed``, or ``uncertain`` for an
+        :class:`~connector.core.errors.UncertainOutcome` (left open: see :meth:`open_writes`).
+        """
+        ...
+
+    def open_writes(self, scope: str) -> list[OpenWrite]:
+        """Writes of entities ``<incident_sys_id>:<scope>`` whose outcome is unknown, oldest first."""
+        ...
+
+    def settle(self, intent_id: int, state: Settled, outcome: Mapping[str, Any] | None = None) -> None:
+        """Record what an open write turned out to be, once its stamp was looked for."""
         ...

@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import Any
 
 from connector.config.supplier_file import Workflow
+from connector.core import shadows
 from connector.core.markers import marker, stamp_line
 from connector.core.models import StatusChange
 from connector.core.plan import (
@@ -57,7 +58,6 @@ from connector.mirror.redaction import Scrubber, sanitize
 from connector.mirror.shared import initial_values, plan_shared
 from connector.mirror.view import (
     LABELS_OURS,
-    PENDING,
     REMOTE_LINK,
     STATE_DONE,
     STATE_PENDING,
@@ -210,23 +210,23 @@ def _fields_out(view: EntityView, conflicts: list[str], scrubber: Scrubber) -> l
     for name, (api, wanted) in outbound_values(view, scrubber).items():
         current = norm(view.issue.fields.get(name, ""))
         shadow = view.jira_shadow.get(name)
-        lost = view.jira_shadow.get(PENDING + name)
+        lost = view.jira_shadow.get(shadows.pending(name))
         if lost and same(current, lost) and (shadow is None or not same(shadow, lost)):
             # A write of ours whose answer was lost landed: it is the last value we synced, not
             # a supplier's edit (kept with the next pending note, should that answer be lost too).
             shadow = pending[name] = remember[name] = lost
         if shadow is not None and same(shadow, wanted):
-            if not same(current, wanted) and view.jira_shadow.get(f"@conflict:{name}") != current:
+            if not same(current, wanted) and view.jira_shadow.get(shadows.conflict(name)) != current:
                 conflicts.append(
                     f"{view.issue.key} {name} was changed in Jira; ServiceNow owns it, left as is"
                 )
-                remember[f"@conflict:{name}"] = current
+                remember[shadows.conflict(name)] = current
             continue
         if same(current, wanted):
             remember[name] = wanted
             continue
         write[name], before[name], after[name] = api, current, wanted
-        pending[PENDING + name], after[PENDING + name] = wanted, ""
+        pending[shadows.pending(name)], after[shadows.pending(name)] = wanted, ""
     labels_change = _labels(view)
     if labels_change is not None:
         api_labels, text_labels, ours = labels_change
@@ -426,11 +426,11 @@ def _fields_in(view: EntityView, conflicts: list[str]) -> list[Change]:
         current = view.incident.get(field)
         shadow = view.snow_shadow.get(field)
         if shadow == wanted:
-            if current != wanted and view.snow_shadow.get(f"@conflict:{field}") != current:
+            if current != wanted and view.snow_shadow.get(shadows.conflict(field)) != current:
                 conflicts.append(
                     f"{view.incident.number} {field} was changed in ServiceNow; {view.supplier} owns it"
                 )
-                remember[f"@conflict:{field}"] = current
+                remember[shadows.conflict(field)] = current
             continue
         if current == wanted:
             remember[field] = wanted

@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from connector.core import shadows
 from connector.core.links import Direction
 from connector.core.markers import own_ref
 from connector.core.models import JournalEntry, SupplierIssue
@@ -27,7 +28,7 @@ from connector.core.plan import Change, CommentOnIssue, NoteOnIncident
 from connector.mirror.planner import outbound_values
 from connector.mirror.redaction import Scrubber
 from connector.mirror.shared import to_jira
-from connector.mirror.view import SHARED, STATE_DONE, STATE_PENDING, EntityView, dated, norm
+from connector.mirror.view import STATE_DONE, STATE_PENDING, EntityView, dated, norm
 
 _KEY = re.compile(r"[A-Z][A-Z0-9_]*-\d+")
 
@@ -100,7 +101,7 @@ def rebuilt_shadow(view: EntityView) -> dict[str, str]:
     for shared in view.mapping.shared:
         ours = to_jira(shared, view.incident.get(shared.servicenow), scrubber)
         theirs = norm(issue.fields.get(shared.jira, ""))
-        shadow[SHARED + shared.jira] = ours if supplier_changed(shared.jira) else theirs
+        shadow[shadows.shared(shared.jira)] = ours if supplier_changed(shared.jira) else theirs
     moved = issue.status_change
     state = view.incident.get("state")
     if state and moved is not None and moved.author_id != view.account_id:

@@ -16,9 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 from connector.config.supplier_file import SharedField
+from connector.core import shadows
 from connector.core.plan import Change, RecordShadow, UpdateIncident, UpdateIssue
 from connector.mirror.redaction import Scrubber
-from connector.mirror.view import HELD, PENDING, SHARED, TEXT_LIMIT, EntityView, norm
+from connector.mirror.view import TEXT_LIMIT, EntityView, norm
 
 OUT = "out"
 """Pending towards Jira (ServiceNow won)."""
@@ -49,7 +50,7 @@ def initial_values(
         value = to_jira(shared, view.incident.get(shared.servicenow), scrubber)
         if value:
             fields[shared.jira] = value
-        shadow[SHARED + shared.jira] = value
+        shadow[shadows.shared(shared.jira)] = value
     return fields, shadow
 
 
@@ -70,13 +71,13 @@ def plan_shared(
     agreed: dict[str, str] = {}
     pending: dict[str, str] = {}
     for shared in view.mapping.shared:
-        key = SHARED + shared.jira
+        key = shadows.shared(shared.jira)
         ours = to_jira(shared, view.incident.get(shared.servicenow), scrubber)
         theirs = norm(issue.fields.get(shared.jira, ""))
         last = view.jira_shadow.get(key)
-        direction, _, value = view.jira_shadow.get(PENDING + key, "").partition(":")
-        held = view.jira_shadow.get(HELD + key)
-        settled = {PENDING + key: ""} if direction else {}
+        direction, _, value = view.jira_shadow.get(shadows.pending(key), "").partition(":")
+        held = view.jira_shadow.get(shadows.held(key))
+        settled = {shadows.pending(key): ""} if direction else {}
         if ours == theirs:
             if last != ours and (last is not None or ours):
                 agreed[key] = ours
@@ -93,13 +94,13 @@ def plan_shared(
         if winner == "servicenow":
             to_issue[shared.jira], before[shared.jira], after[shared.jira] = ours or None, theirs, ours
             after[key] = ours
-            after[PENDING + key] = ""
-            pending |= recorded | {PENDING + key: f"{OUT}:{ours}", HELD + key: theirs}
+            after[shadows.pending(key)] = ""
+            pending |= recorded | {shadows.pending(key): f"{OUT}:{ours}", shadows.held(key): theirs}
         else:
             to_incident[shared.servicenow] = to_servicenow(shared, theirs)
             agreed[key] = theirs
-            agreed[PENDING + key] = ""
-            pending |= recorded | {PENDING + key: f"{IN}:{theirs}", HELD + key: ours}
+            agreed[shadows.pending(key)] = ""
+            pending |= recorded | {shadows.pending(key): f"{IN}:{theirs}", shadows.held(key): ours}
     changes: list[Change] = []
     if to_issue:
         names = ", ".join(sorted(to_issue))

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from connector.config.supplier_file import SupplierMapping
+from connector.core import shadows
 from connector.core.links import Link
 from connector.core.markers import own_ref
 from connector.core.models import Incident, JournalEntry, SupplierIssue
@@ -30,12 +31,8 @@ STATUS_CHANGE = "@status_change"
 PROBLEM_LINK = "@problem_link"
 ROOT_CAUSE = "@root_cause"
 CAUSE_NOTES = "@cause_notes"
-SHARED = "@shared:"
-PENDING = "@pending:"
-"""Prefix of a value we are writing and may not know the fate of (a lost answer, a crash)."""
-STATE_PENDING = PENDING + "state"
-HELD = "@held:"
-"""Prefix of what the other side held when a pending copy was decided (did it change since?)."""
+STATE_PENDING = shadows.pending("state")
+"""A move of ours towards an incident state, whose answer we may not have heard."""
 
 
 def dated(state: str, incident: Incident) -> str:

@@ -8,20 +8,25 @@ before it writes, and is recorded before the write it causes. The write is one P
 ``major_incident_state``, the rule's fields and a work note naming the rule and the values that
 matched; a cluster also links its members as children of the major incident; ``create-parent``
 first creates the major incident, stamped in ``correlation_id`` so a lost answer can be found.
+
+Every write goes through the one write protocol (a :class:`~connector.core.ports.WriteLedger`):
+its intent carries the write's stamp (the work note's marker, or the new incident's
+``correlation_id``), and a write left open by a crash or a lost answer is settled by looking for it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from connector.config.conditions import ClusterCondition
 from connector.core.errors import ConnectorError, UncertainOutcome
 from connector.core.markers import marker, own_ref, stamp_line
-from connector.core.models import Incident
-from connector.core.ports import ServiceNowPort
+from connector.core.models import Incident, JournalEntry
+from connector.core.plan import Operation
+from connector.core.ports import OpenWrite, ServiceNowPort, Write, WriteLedger, Written
 from connector.core.templates import render
 from connector.core.times import servicenow_precision, servicenow_time_or_none
 from connector.core.vocabulary import FINISHED_STATES
@@ -36,13 +41,14 @@ from connector.rules.book import (
 from connector.rules.conditions import evaluate
 from connector.store import Store
 from connector.store.decisions import DecisionRecord
-from connector.store.intents import IntentState
 from connector.store.progress import IncidentRecord
 from connector.telemetry import metrics
 
 log = logging.getLogger(__name__)
 MIM_STATE = {"propose": "proposed", "promote": "accepted"}
 DECIDED = {"propose": "proposed", "promote": "promoted"}
+RULES = "rules"
+"""The scope of the rules' writes: their intents are the entity ``<incident_sys_id>:rules``."""
 
 
 @dataclass
@@ -119,12 +125,21 @@ class Promoter:
     """Runs a :class:`RuleBook` against the incidents the engine observes."""
 
     def __init__(
-        self, book: RuleBook, store: Store, snow: ServiceNowPort, fields: list[str], *, dry_run: bool = False
+        self,
+        book: RuleBook,
+        store: Store,
+        snow: ServiceNowPort,
+        fields: list[str],
+        *,
+        writes: WriteLedger,
+        dry_run: bool = False,
     ) -> None:
+        """``writes`` records every write to ServiceNow (intent, outcome, audit) and settles lost answers."""
         self.book = book
         self.store = store
         self.snow = snow
         self.fields = fields
+        self.writes = writes
         self.dry_run = dry_run
 
     # --- memory of time conditions -------------------------------------------------------------------
@@ -284,7 +299,7 @@ class Promoter:
                 self._link_child(incident, major, rule.name, why, report)
             else:
                 fields = {**values, "major_incident_state": MIM_STATE[decision.action], "work_notes": note}
-                self._write(incident, decision.action, fields, f"rule {rule.name} matched")
+                self._write(incident, Operation(decision.action), fields, f"rule {rule.name} matched", ref)
                 major = incident
         except UncertainOutcome:
             raise
@@ -351,17 +366,28 @@ class Promoter:
             "correlation_id": stamp,
             "work_notes": note,
         }
-        try:
-            parent = self.snow.create_incident({k: v for k, v in fields.items() if v}, self.fields)
-        except UncertainOutcome:
-            found_later = self.snow.incident_where("correlation_id", stamp, self.fields)
-            if found_later is None:
-                raise
-            parent = found_later
-        self.store.audit.record(
-            "servicenow", "create_incident", parent.number, reason=f"major incident for {child.number}"
+        creation = Write(
+            _rules_entity(child),
+            Operation.CREATE_INCIDENT,
+            "servicenow",
+            child.number,
+            f"major incident for {child.number}",
+            stamp,
+            {"fields": sorted(k for k, v in fields.items() if v)},
         )
-        return parent
+
+        def create() -> Incident:
+            try:
+                return self.snow.create_incident({k: v for k, v in fields.items() if v}, self.fields)
+            except UncertainOutcome:
+                found_later = self.snow.incident_where("correlation_id", stamp, self.fields)
+                if found_later is None:
+                    raise
+                return found_later
+
+        return self.writes.write(
+            creation, create, lambda parent: Written({"incident": parent.number}, target=parent.number)
+        )
 
     def _link_child(
         self, child: Incident, major: Incident, rule: str, why: str, report: PromotionReport
@@ -373,35 +399,26 @@ class Promoter:
         name = major.number or major.sys_id
         ref = marker("c", child.sys_id, major.sys_id)
         note = f"mim-connector linked this incident as a child of {name} (rule {rule}: {why}).\n{stamp_line(ref)}"
-        self._write(
-            child, "link_child", {"parent_incident": major.sys_id, "work_notes": note}, f"child of {name}"
-        )
+        fields = {"parent_incident": major.sys_id, "work_notes": note}
+        self._write(child, Operation.LINK_CHILD, fields, f"child of {name}", ref)
 
-    def _write(self, incident: Incident, operation: str, fields: dict[str, str], reason: str) -> None:
-        entity = f"{incident.sys_id}:rules"
-        intent = self.store.intents.begin(
-            entity, operation, f"servicenow/{incident.number}", operation, {"fields": sorted(fields)}
+    def _write(
+        self, incident: Incident, operation: Operation, fields: dict[str, str], reason: str, ref: str
+    ) -> None:
+        """One PATCH of the incident carrying a work note marked ``ref`` (the write's stamp)."""
+        write = Write(
+            _rules_entity(incident),
+            operation,
+            "servicenow",
+            incident.number,
+            reason,
+            ref,
+            {"fields": sorted(fields)},
         )
-        try:
-            self.snow.update_incident(incident.sys_id, fields)
-        except ConnectorError as exc:
-            outcome: IntentState = "uncertain" if isinstance(exc, UncertainOutcome) else "failed"
-            self.store.intents.finish(intent.intent_id, outcome, {"error": str(exc)[:500]})
-            self.store.audit.record(
-                "servicenow",
-                operation,
-                incident.number,
-                reason=reason,
-                intent_id=intent.intent_id,
-                outcome=outcome,
-            )
-            raise
-        self.store.intents.finish(intent.intent_id, "done")
         shown = {k: v for k, v in fields.items() if k != "work_notes"}
-        self.store.audit.record(
-            "servicenow", operation, incident.number, reason=reason, after=shown, intent_id=intent.intent_id
+        self.writes.write(
+            write, lambda: self.snow.update_incident(incident.sys_id, fields), lambda _: Written(after=shown)
         )
-        metrics.WRITES.labels("servicenow", operation, "done").inc()
 
     def _pending(self, incident: Incident, decision: Decision, mode: str) -> DecisionRecord:
         rule = decision.rule
@@ -425,18 +442,57 @@ class Promoter:
         return snapshot.get("active") != "false" and snapshot.get("state") not in FINISHED_STATES
 
     def _settle_pending(self) -> None:
-        """A decision left ``pending`` wrote or did not: its work note's marker tells which."""
+        """Settle what a crash or a lost answer left open, by looking for each write's stamp.
+
+        A decision left ``pending`` wrote or did not: its work note's marker tells which. So does
+        an open write's stamp: its work note's marker, or a new major incident's ``correlation_id``.
+        """
+        landed = _Journals(self.snow)
         for record in self.store.decisions.pending():
             ref = marker("r", record.incident_sys_id, str(record.decision_id))
             try:
-                journal = self.snow.journal_of(record.incident_sys_id)
+                found = landed(record.incident_sys_id, ref)
             except ConnectorError as exc:
                 log.warning("cannot settle decision %s yet: %s", record.decision_id, exc)
                 continue
-            landed = any(own_ref(entry.value) == ref for entry in journal)
             self.store.decisions.settle(
-                record.decision_id, DECIDED.get(record.action, "proposed") if landed else "failed"
+                record.decision_id, DECIDED.get(record.action, "proposed") if found else "failed"
             )
+        for open_write in self.writes.open_writes(RULES):
+            try:
+                outcome = self._look_for(open_write, landed)
+            except ConnectorError as exc:
+                log.warning("cannot settle the write of intent %s yet: %s", open_write.intent_id, exc)
+                continue
+            if outcome is None:
+                self.writes.settle(open_write.intent_id, "abandoned", {"reason": "not found"})
+            else:
+                self.writes.settle(open_write.intent_id, "done", {**outcome, "reconciled": True})
+
+    def _look_for(self, open_write: OpenWrite, landed: Callable[[str, str], bool]) -> dict[str, str] | None:
+        """What an open write of the rules left on ServiceNow (``None``: nothing, it did not land)."""
+        if open_write.operation == Operation.CREATE_INCIDENT:
+            parent = self.snow.incident_where("correlation_id", open_write.stamp, self.fields)
+            return {"incident": parent.number} if parent is not None else None
+        incident_sys_id = open_write.entity.rpartition(":")[0]
+        return {} if landed(incident_sys_id, open_write.stamp) else None
+
+
+class _Journals:
+    """Whether an incident's journal holds an entry marked ``ref``; each journal read once."""
+
+    def __init__(self, snow: ServiceNowPort) -> None:
+        self.snow = snow
+        self._read: dict[str, list[JournalEntry]] = {}
+
+    def __call__(self, incident_sys_id: str, ref: str) -> bool:
+        if incident_sys_id not in self._read:
+            self._read[incident_sys_id] = self.snow.journal_of(incident_sys_id)
+        return any(own_ref(entry.value) == ref for entry in self._read[incident_sys_id])
+
+
+def _rules_entity(incident: Incident) -> str:
+    return f"{incident.sys_id}:{RULES}"
 
 
 def _incident(record: IncidentRecord) -> Incident:

@@ -99,6 +99,13 @@ class Intents:
             rows = conn.execute(statement).all()
         return [_intent(row) for row in rows]
 
+    def unfinished_in_scope(self, scope: str) -> list[Intent]:
+        """Intents of the entities ``<incident_sys_id>:<scope>`` whose outcome is unknown, oldest first."""
+        statement = _UNFINISHED_INTENTS.where(intents.c.entity.endswith(f":{scope}", autoescape=True))
+        with self._engine.connect() as conn:
+            rows = conn.execute(statement).all()
+        return [_intent(row) for row in rows]
+
     def counts(self) -> dict[str, int]:
         """How many intents are in each state."""
         with self._engine.connect() as conn:

@@ -58,6 +58,7 @@ from connector.store.progress import Watermark
 from connector.sync.executor import Executor, Supplier
 from connector.sync.failures import Failures
 from connector.sync.fields import incident_fields
+from connector.sync.writes import Writes
 from connector.telemetry import metrics
 
 log = logging.getLogger(__name__)
@@ -153,22 +154,14 @@ class Engine:
         )
         """Every name our stamps may give this instance (its URL now and before)."""
         self.states = loaded.connector.servicenow.incident_states
-        self.promoter = Promoter(RuleBook(loaded.rules), store, snow, self.fields, dry_run=dry_run)
+        self.promoter = Promoter(
+            RuleBook(loaded.rules), store, snow, self.fields, writes=Writes(store), dry_run=dry_run
+        )
         self.failures = Failures(store, {name: m.display_name for name, m in loaded.suppliers.items()})
         self._last_sweep: datetime | None = None
-        self._seen: dict[str, set[str]] = {}
-        """Per supplier, issue versions read after our last write to them in this cycle."""
-        self._latest: dict[str, Incident] = {}
-        """Incidents as this cycle left them (our own writes included when nobody else wrote)."""
-        self._followups: dict[str, Work] = {}
-        """Entities to look at again this cycle because a sibling's write changed their incident."""
-        self._journals: dict[str, list[JournalEntry]] = {}
-        """Full journals read this cycle, by incident."""
         self.workers = polling.workers
         self.poll_failures: dict[str, tuple[int, str]] = {}
         """Per source (``jira:acme``), polls failed in a row and the last error; absent once one works."""
-        self._lock = threading.Lock()
-        """Guards the cycle's report and progress when incidents are worked on in parallel."""
         self.suppliers: dict[str, _SupplierRuntime] = {}
         for name, site_config in loaded.connector.suppliers.items():
             mapping = loaded.suppliers.get(name)
@@ -196,41 +189,35 @@ class Engine:
         ``sweep`` forces (True) or skips (False) the re-check of every open link (default: when due);
         ``on_progress(done, total)`` is told after each entity (for progress bars on long backfills).
         """
-        report = CycleReport()
-        self._seen = {}
-        self._latest = {}
-        self._journals = {}
-        now = self.clock()
-        work: dict[str, Work] = {}
-        snapshots: dict[str, Incident] = {}
-        commit: list[Callable[[], None]] = []
+        cycle = _Cycle(self.clock())
+        now = cycle.now
         with metrics.CYCLE_SECONDS.time():
             if servicenow:
-                self._observe_servicenow(now, work, snapshots, commit, report)
+                self._observe_servicenow(cycle)
             for name in self.suppliers if sites is None else sites:
                 if name in self.suppliers:
-                    self._observe_site(self.suppliers[name], now, work, commit, report)
+                    self._observe_site(cycle, self.suppliers[name])
             due_letters = self.store.dlq.due(now)
-            due = {letter.entity for letter in due_letters}
-            asked = {letter.entity for letter in due_letters if letter.manual}
-            for entity in due:
+            cycle.due = {letter.entity for letter in due_letters}
+            cycle.asked = {letter.entity for letter in due_letters if letter.manual}
+            for entity in cycle.due:
                 incident_sys_id, _, supplier = entity.rpartition(":")
-                work.setdefault(entity, Work(incident_sys_id, supplier)).full_journal = True
+                cycle.work.setdefault(entity, Work(incident_sys_id, supplier)).full_journal = True
             sweeping = bool(sweep or (sweep is None and self._sweep_due(now)))
             if sweeping:
                 self._last_sweep = now
-                for item in work.values():
+                for item in cycle.work.values():
                     item.full_journal = True
-            blocked = self.store.dlq.blocked()
-            pass_ = _Pass(blocked, due, asked, snapshots, now, report, _Progress(on_progress, len(work)))
-            done = self._rounds(work, pass_)
+            cycle.blocked = self.store.dlq.blocked()
+            cycle.progress = _Progress(on_progress, len(cycle.work))
+            done = self._rounds(cycle, cycle.work)
             if sweeping:
-                self._sweep(done, pass_, remember=servicenow)
+                self._sweep(cycle, done, remember=servicenow)
             if not self.dry_run:
-                for step in commit:
+                for step in cycle.commit:
                     step()
         self._publish_metrics()
-        return report
+        return cycle.report
 
     def _publish_metrics(self) -> None:
         """Dead letters per supplier and each source's watermark lag, as the store has them now."""
@@ -245,22 +232,22 @@ class Engine:
                 metrics.WATERMARK_LAG.labels(source).set(max(0.0, lag))
         metrics.LAST_CYCLE.set(now.timestamp())
 
-    def _rounds(self, batch: Mapping[str, Work], pass_: _Pass) -> set[str]:
+    def _rounds(self, cycle: _Cycle, batch: Mapping[str, Work]) -> set[str]:
         """Process ``batch``, then once more the entities a sibling's write changed; returns all processed."""
         done = set(batch)
-        self._followups = {}
+        cycle.followups = {}
         for round_ in range(2):
-            self._work_on(batch, pass_)
-            if not self._followups or round_:
+            self._work_on(cycle, batch)
+            if not cycle.followups or round_:
                 break
             # Entities done before a sibling changed the incident see the change now, not at the
             # next sweep (our own writes are not polled back as new versions).
-            batch, self._followups = self._followups, {}
+            batch, cycle.followups = cycle.followups, {}
             done |= batch.keys()
-            pass_.progress.total += len(batch)
+            cycle.progress.total += len(batch)
         return done
 
-    def _sweep(self, done: set[str], pass_: _Pass, *, remember: bool) -> None:
+    def _sweep(self, cycle: _Cycle, done: set[str], *, remember: bool) -> None:
         """Re-check every open link not processed yet this cycle, :data:`SWEEP_PAGE` incidents at a time.
 
         Memory stays bounded however many links the store holds: a page's links, work, journals and
@@ -275,16 +262,16 @@ class Engine:
                 for link in page
                 if link.supplier in self.suppliers and link.entity not in done
             }
-            pass_.progress.total += len(batch)
-            done |= self._rounds(batch, pass_)
+            cycle.progress.total += len(batch)
+            done |= self._rounds(cycle, batch)
             swept = {link.incident_sys_id for link in page}
-            finished = [self._latest.pop(sys_id) for sys_id in swept if sys_id in self._latest]
+            finished = [cycle.latest.pop(sys_id) for sys_id in swept if sys_id in cycle.latest]
             if remember and not self.dry_run:
                 self._remember(finished)
             for sys_id in swept:
-                self._journals.pop(sys_id, None)
+                cycle.journals.pop(sys_id, None)
 
-    def _work_on(self, batch: Mapping[str, Work], pass_: _Pass) -> None:
+    def _work_on(self, cycle: _Cycle, batch: Mapping[str, Work]) -> None:
         """Process ``batch``: incidents in parallel (``polling.workers``), each incident's suppliers in turn."""
         by_incident: dict[str, list[tuple[str, Work]]] = {}
         for entity, item in batch.items():
@@ -292,16 +279,16 @@ class Engine:
 
         def one_incident(items: list[tuple[str, Work]]) -> None:
             for entity, item in items:
-                if entity in pass_.blocked and entity not in pass_.due:
+                if entity in cycle.blocked and entity not in cycle.due:
                     if not self.dry_run:
                         self.store.dlq.hold(entity)
-                    with self._lock:
-                        pass_.report.held += 1
+                    with cycle.lock:
+                        cycle.report.held += 1
                 else:
-                    latest = self._latest.get(item.incident_sys_id)
-                    snapshot = latest or pass_.snapshots.get(item.incident_sys_id)
-                    self._process(item, snapshot, pass_.now, pass_.report, asked=entity in pass_.asked)
-                pass_.progress.step(self._lock)
+                    latest = cycle.latest.get(item.incident_sys_id)
+                    snapshot = latest or cycle.snapshots.get(item.incident_sys_id)
+                    self._process(cycle, item, snapshot, asked=entity in cycle.asked)
+                cycle.progress.step(cycle.lock)
 
         groups = list(by_incident.values())
         if self.workers == 1 or len(groups) < 2:
@@ -320,14 +307,8 @@ class Engine:
 
     # --- observing -----------------------------------------------------------------------------------
 
-    def _observe_servicenow(
-        self,
-        now: datetime,
-        work: dict[str, Work],
-        snapshots: dict[str, Incident],
-        commit: list[Callable[[], None]],
-        report: CycleReport,
-    ) -> None:
+    def _observe_servicenow(self, cycle: _Cycle) -> None:
+        now, work, report = cycle.now, cycle.work, cycle.report
         mark = self.store.watermarks.get(INCIDENTS)
         since = _start(mark, now - self.loaded.connector.polling.initial_lookback) - self.overlap
         newest: dict[str, Incident] = {}
@@ -347,7 +328,7 @@ class Engine:
         report.decisions.update(promotion.decided)
         report.failed.update({f"{number} @ rules": error for number, error in promotion.failed.items()})
         for incident in fresh:
-            snapshots[incident.sys_id] = incident
+            cycle.snapshots[incident.sys_id] = incident
             if incident.get("parent_incident"):
                 self._implicate(incident, now, work)
             linked = {link.supplier for link in self.store.links.for_incident(incident.sys_id)}
@@ -377,7 +358,7 @@ class Engine:
                     )
 
         def store_progress() -> None:
-            self._remember([*fresh, *self._latest.values()])
+            self._remember([*fresh, *cycle.latest.values()])
             self.store.watermarks.set(INCIDENTS, Watermark(servicenow_precision(poll_start)))
             window = servicenow_precision(journal_start - self.overlap)
             recent = sorted(
@@ -387,7 +368,7 @@ class Engine:
                 JOURNAL, Watermark(servicenow_precision(journal_start), tuple(recent[-5000:]))
             )
 
-        commit.append(store_progress)
+        cycle.commit.append(store_progress)
 
     def _remember(self, incidents: Iterable[Incident]) -> None:
         """Record these incident versions as processed (our own writes included)."""
@@ -402,14 +383,8 @@ class Engine:
                 candidate=eligibility(incident, material_changed=True).eligible,
             )
 
-    def _observe_site(
-        self,
-        runtime: _SupplierRuntime,
-        now: datetime,
-        work: dict[str, Work],
-        commit: list[Callable[[], None]],
-        report: CycleReport,
-    ) -> None:
+    def _observe_site(self, cycle: _Cycle, runtime: _SupplierRuntime) -> None:
+        now, work, report = cycle.now, cycle.work, cycle.report
         source = f"jira:{runtime.name}"
         mark = self.store.watermarks.get(source)
         since = _start(mark, now - self.loaded.connector.polling.initial_lookback) - self.overlap
@@ -448,49 +423,39 @@ class Engine:
         def store_progress() -> None:
             window = poll_start - self.overlap - timedelta(minutes=1)
             recent = {v for v, updated in versions if updated is None or updated >= window}
-            recent |= self._seen.get(runtime.name, set())
+            recent |= cycle.seen.get(runtime.name, set())
             self.store.watermarks.set(source, Watermark(poll_start, tuple(sorted(recent))))
 
-        commit.append(store_progress)
+        cycle.commit.append(store_progress)
 
     # --- deciding and acting -------------------------------------------------------------------------
 
-    def _process(
-        self,
-        item: Work,
-        snapshot: Incident | None,
-        now: datetime,
-        report: CycleReport,
-        *,
-        asked: bool = False,
-    ) -> None:
+    def _process(self, cycle: _Cycle, item: Work, snapshot: Incident | None, *, asked: bool = False) -> None:
         """Sync one entity; a failure sends it to the dead-letter queue. ``asked``: an operator's retry."""
         runtime = self.suppliers.get(item.supplier)
         if runtime is None:
             return
         entity = entity_key(item.incident_sys_id, item.supplier)
-        with self._lock:
-            report.entities += 1
+        with cycle.lock:
+            cycle.report.entities += 1
         incident = snapshot
         try:
             with explicit_retry() if asked else contextlib.nullcontext():
                 incident = incident or self.snow.incident(item.incident_sys_id, self.fields)
                 if incident is None:
                     return
-                self._sync(runtime, incident, item, now, report)
+                self._sync(cycle, runtime, incident, item)
             self.failures.succeeded(runtime.executor, incident)
         except Exception as exc:
             if not isinstance(exc, ConnectorError):
                 log.exception("unexpected failure on %s", entity, extra={"supplier": item.supplier})
-            with self._lock:
-                report.failed[entity] = f"{type(exc).__name__}: {exc}"
+            with cycle.lock:
+                cycle.report.failed[entity] = f"{type(exc).__name__}: {exc}"
             if not self.dry_run:
                 self.failures.failed(runtime.executor, item.incident_sys_id, incident, exc, asked=asked)
 
-    def _sync(
-        self, runtime: _SupplierRuntime, incident: Incident, item: Work, now: datetime, report: CycleReport
-    ) -> None:
-        mapping = self.loaded.suppliers[runtime.name]
+    def _sync(self, cycle: _Cycle, runtime: _SupplierRuntime, incident: Incident, item: Work) -> None:
+        now = cycle.now
         # The other suppliers' links of this incident: its entities are worked on one after the
         # other by this thread, so they do not change while this one is synced.
         links = self.store.links.for_incident(incident.sys_id)
@@ -500,7 +465,7 @@ class Engine:
         rebuild = False
         if link is None or link.state == "creating":
             pending = link.stamp if link is not None else None
-            link, adopted = self._recognise(runtime, incident, link, report, item.stamped)
+            link, adopted = self._recognise(cycle, runtime, incident, link, item.stamped)
             if adopted is not None and self.dry_run:
                 return
             # An issue carrying the stamp of the create this store has pending is that create,
@@ -514,30 +479,20 @@ class Engine:
         need_full = item.full_journal or link is None or link.state != "linked" or adopted is not None
         routed = self._routed(runtime.name, incident, now)
         before = incident
-        last, incident = self._passes(
-            runtime,
-            mapping,
-            incident,
-            _Start(link, adopted, siblings, journal, need_full, routed, rebuild),
-            report,
-        )
-        self._latest[incident.sys_id] = incident
+        start = _Start(link, adopted, siblings, journal, need_full, routed, rebuild)
+        last, incident = self._passes(cycle, runtime, incident, start)
+        cycle.latest[incident.sys_id] = incident
         if _fields_changed(before, incident):
             for sibling in siblings:
                 if sibling.supplier in self.suppliers:
-                    self._followups.setdefault(sibling.entity, Work(incident.sys_id, sibling.supplier))
+                    cycle.followups.setdefault(sibling.entity, Work(incident.sys_id, sibling.supplier))
         if last is not None:
             # The issue as we last read it, our own writes included: the next search need not
             # bring it back to us (its `updated` is already known).
-            self._seen.setdefault(runtime.name, set()).add(_version(last.issue_id, last.updated))
+            cycle.seen.setdefault(runtime.name, set()).add(_version(last.issue_id, last.updated))
 
     def _passes(
-        self,
-        runtime: _SupplierRuntime,
-        mapping: SupplierMapping,
-        incident: Incident,
-        start: _Start,
-        report: CycleReport,
+        self, cycle: _Cycle, runtime: _SupplierRuntime, incident: Incident, start: _Start
     ) -> tuple[SupplierIssue | None, Incident]:
         """Read the issue, plan, apply; again while the last plan wrote something (at most MAX_PASSES).
 
@@ -552,6 +507,7 @@ class Engine:
         again; the Jira-side shadow of an adopted link, or of one found stale that way, is rebuilt
         (:func:`connector.mirror.recognition.rebuilt_shadow`).
         """
+        mapping = self.loaded.suppliers[runtime.name]
         link, siblings, journal, need_full = start.link, start.siblings, start.journal, start.need_full
         issue = start.adopted
         rebuild = start.rebuild
@@ -573,14 +529,14 @@ class Engine:
                 if not self._ours(issue, incident):
                     if self.dry_run:
                         reason = "it is stamped for another incident or ServiceNow instance"
-                        self._planned(report, incident, runtime, f"release the link to {issue.key}", reason)
+                        self._planned(cycle, incident, runtime, f"release the link to {issue.key}", reason)
                         return None, incident
                     runtime.executor.release(incident, link, issue)
-                    link, issue = self._recognise(runtime, incident, None, report)
+                    link, issue = self._recognise(cycle, runtime, incident, None)
                     rebuild = issue is not None
                     need_full = True
                 if need_full and issue is not None:
-                    journal = self._full_journal(incident.sys_id)
+                    journal = self._full_journal(cycle, incident.sys_id)
                     need_full = False
                     full = True
             shadow = self.store.shadows.sides(link.link_id) if link else {}
@@ -618,8 +574,10 @@ class Engine:
                 metrics.TEXT_WITHHELD.labels(runtime.name).inc()
                 log.warning("%s", alert, extra={"incident": incident.number, "supplier": runtime.name})
             if self.dry_run:
-                with self._lock:
-                    report.plans[f"{incident.number} @ {runtime.name}"] = decided.preview(incident, issue)
+                with cycle.lock:
+                    cycle.report.plans[f"{incident.number} @ {runtime.name}"] = decided.preview(
+                        incident, issue
+                    )
                 return None, incident
             if decided.changes:
                 try:
@@ -632,8 +590,8 @@ class Engine:
                     incident = self.snow.incident(incident.sys_id, self.fields) or incident
                     stale = True
                     continue
-                with self._lock:
-                    report.writes += len(decided.writes)
+                with cycle.lock:
+                    cycle.report.writes += len(decided.writes)
                 stale = any(not isinstance(change, SERVICENOW_ONLY) for change in decided.writes)
             if not decided.writes:
                 return issue, incident
@@ -641,10 +599,10 @@ class Engine:
 
     def _recognise(
         self,
+        cycle: _Cycle,
         runtime: _SupplierRuntime,
         incident: Incident,
         link: Link | None,
-        report: CycleReport,
         stamped: Sequence[str] = (),
     ) -> tuple[Link | None, SupplierIssue | None]:
         """Before a first create: an issue the incident lists, stamped for it, is adopted instead.
@@ -666,17 +624,17 @@ class Engine:
                 continue
             if self.dry_run:
                 reason = f"it already exists for {incident.number}: adopted, not created"
-                self._planned(report, incident, runtime, f"adopt {issue.key}", reason)
+                self._planned(cycle, incident, runtime, f"adopt {issue.key}", reason)
                 return link, issue
             return runtime.executor.adopt(incident, issue), issue
         return link, None
 
     def _planned(
-        self, report: CycleReport, incident: Incident, runtime: _SupplierRuntime, action: str, reason: str
+        self, cycle: _Cycle, incident: Incident, runtime: _SupplierRuntime, action: str, reason: str
     ) -> None:
         """A dry run's record of one change to what the store knows (adopt, release), shown like a plan's."""
-        with self._lock:
-            report.plans[f"{incident.number} @ {runtime.name}"] = Preview(
+        with cycle.lock:
+            cycle.report.plans[f"{incident.number} @ {runtime.name}"] = Preview(
                 (ChangePreview("~", action, reason),)
             )
 
@@ -725,15 +683,15 @@ class Engine:
         )
         return view, plan(view)
 
-    def _full_journal(self, incident_sys_id: str) -> list[JournalEntry]:
+    def _full_journal(self, cycle: _Cycle, incident_sys_id: str) -> list[JournalEntry]:
         """The incident's whole journal, read once per cycle for all its suppliers.
 
         Entries written since the read are ours (marked, never mirrored) or come with the next
         journal poll, so the siblings of the entity that read it may share it.
         """
-        journal = self._journals.get(incident_sys_id)
+        journal = cycle.journals.get(incident_sys_id)
         if journal is None:
-            journal = self._journals[incident_sys_id] = self.snow.journal_of(incident_sys_id)
+            journal = cycle.journals[incident_sys_id] = self.snow.journal_of(incident_sys_id)
         return journal
 
     def _routed(self, supplier: str, incident: Incident, now: datetime) -> bool:
@@ -803,22 +761,6 @@ class _Start:
     """Rebuild the adopted link's Jira-side shadow from the issue (the store never knew it)."""
 
 
-@dataclass(frozen=True)
-class _Pass:
-    """What every entity of one cycle is processed against."""
-
-    blocked: set[str]
-    """Entities in the dead-letter queue..."""
-    due: set[str]
-    """...of which these are due for a retry now..."""
-    asked: set[str]
-    """...of which an operator asked for these (sent past any cool-down)."""
-    snapshots: Mapping[str, Incident]
-    now: datetime
-    report: CycleReport
-    progress: _Progress
-
-
 @dataclass
 class _Progress:
     """Counts processed entities for an ``on_progress(done, total)`` callback."""
@@ -832,6 +774,40 @@ class _Progress:
             self.done += 1
             if self.callback is not None:
                 self.callback(self.done, self.total)
+
+
+@dataclass
+class _Cycle:
+    """What one cycle observes, works against and gathers: made per :meth:`Engine.cycle`, let go after it.
+
+    Incidents are worked on in parallel: ``lock`` guards the report and the progress; the other
+    gatherings are keyed by incident, and one incident's entities are worked on by one thread.
+    """
+
+    now: datetime
+    report: CycleReport = field(default_factory=CycleReport)
+    work: dict[str, Work] = field(default_factory=dict)
+    """Entities to look at, by entity key, as observation named them."""
+    snapshots: dict[str, Incident] = field(default_factory=dict)
+    """New incident versions as the poll read them."""
+    commit: list[Callable[[], None]] = field(default_factory=list)
+    """What stores the cycle's progress (watermarks, processed versions), once its entities are done."""
+    blocked: set[str] = field(default_factory=set)
+    """Entities in the dead-letter queue..."""
+    due: set[str] = field(default_factory=set)
+    """...of which these are due for a retry now..."""
+    asked: set[str] = field(default_factory=set)
+    """...of which an operator asked for these (sent past any cool-down)."""
+    progress: _Progress = field(default_factory=lambda: _Progress(None, 0))
+    seen: dict[str, set[str]] = field(default_factory=dict)
+    """Per supplier, issue versions read after our last write to them in this cycle."""
+    latest: dict[str, Incident] = field(default_factory=dict)
+    """Incidents as this cycle left them (our own writes included when nobody else wrote)."""
+    followups: dict[str, Work] = field(default_factory=dict)
+    """Entities to look at again this cycle because a sibling's write changed their incident."""
+    journals: dict[str, list[JournalEntry]] = field(default_factory=dict)
+    """Full journals read this cycle, by incident."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _fields_changed(before: Incident, after: Incident) -> bool:

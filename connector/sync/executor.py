@@ -8,10 +8,11 @@ Writes fall in two kinds:
   marker, and an uncertain outcome is settled by :meth:`Executor.reconcile` looking for it -
   found means done, provably absent means the write may be sent again.
 
-The audit log gets every write with before, after, reason and outcome. What a write's answer
-settles (its outcome, audit entry, the shadows and links it makes true) waits in memory and lands in
-the transaction that records the plan's next intent, or at the end of the plan: a crash in between
-leaves a pending intent, which :meth:`Executor.reconcile` settles like any other.
+Every write goes through the one write protocol (:mod:`connector.sync.writes`): the audit log gets
+it with before, after, reason and outcome. What a write's answer settles (its outcome, audit entry,
+the shadows and links it makes true) waits in memory and lands in the transaction that records the
+plan's next intent, or at the end of the plan: a crash in between leaves a pending intent, which
+:meth:`Executor.reconcile` settles like any other.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -45,6 +45,7 @@ from connector.core.plan import (
     CreateProblem,
     MoveIssue,
     NoteOnIncident,
+    Operation,
     Plan,
     RecordShadow,
     RemoteLinkOnIssue,
@@ -52,13 +53,13 @@ from connector.core.plan import (
     UpdateIssue,
     UpdateProblem,
 )
-from connector.core.ports import IssueRef, JiraPort, ServiceNowPort
+from connector.core.ports import IssueRef, JiraPort, OpenWrite, ServiceNowPort, Write, Written
 from connector.mirror.recognition import Landed
 from connector.mirror.view import STATE_DONE, SUPPLIER_STATUS
 from connector.store import Store
 from connector.store.db import utcnow
-from connector.store.intents import IntentState
 from connector.store.links import CommentState
+from connector.sync.writes import Effect, Writes
 from connector.telemetry import metrics
 
 log = logging.getLogger(__name__)
@@ -108,8 +109,8 @@ class Executor:
         self._found: dict[str, IssueRef] = {}
         """Stamp -> issue, as lost-create searches saw them (see :meth:`_settle_create`)."""
         self._found_lock = threading.Lock()
-        self._local = threading.local()
-        """Per thread (the engine applies plans of different incidents at once): see :meth:`apply`."""
+        self.writes = Writes(store)
+        """The write protocol for what is settled outside a plan (each plan gets its own, deferred)."""
 
     # --- settling what a crash or a lost answer left open ------------------------------------------
 
@@ -120,19 +121,21 @@ class Executor:
             UncertainOutcome: a lost create cannot be settled yet (search may still lag); try later.
         """
         entity = entity_key(incident.sys_id, self.supplier.name)
-        for intent in self.store.intents.unfinished(entity):
-            if intent.operation == "create_issue" and link is not None and link.state == "creating":
-                link = self._settle_create(intent.intent_id, intent.created_at, link, now)
+        for open_write in self.writes.open_writes_of(entity):
+            if (
+                open_write.operation == Operation.CREATE_ISSUE
+                and link is not None
+                and link.state == "creating"
+            ):
+                link = self._settle_create(open_write, link, now)
             else:
                 # Idempotent writes: re-planning from fresh reads redoes them if they did not land.
-                self.store.intents.finish(
-                    intent.intent_id, "abandoned", {"reason": "re-planned after restart"}
-                )
+                self.writes.settle(open_write.intent_id, "abandoned", {"reason": "re-planned after restart"})
         if link is not None and link.state == "linked":
             self._settle_comments(incident, link)
         return link
 
-    def _settle_create(self, intent_id: int, created_at: datetime, link: Link, now: datetime) -> Link:
+    def _settle_create(self, open_write: OpenWrite, link: Link, now: datetime) -> Link:
         """Find the issue of a create whose answer was lost, by its stamp; confirm the link or give up.
 
         Search pages carry each issue's stamp property, so this costs one search request per
@@ -140,6 +143,7 @@ class Executor:
         never a read per issue. Issues seen on the way are remembered: the next lost create of
         the same burst is often found without a request.
         """
+        created_at = open_write.created_at
         ref = self._found.get(link.stamp)
         if ref is None or not self._ours(ref, link):
             ref = None
@@ -159,14 +163,19 @@ class Executor:
                 ref.key,
                 extra={"supplier": self.supplier.name, "jira_key": ref.key},
             )
-            confirmed = self.store.links.confirm(link.link_id, ref.issue_id, ref.key, self._browse(ref.key))
-            self.store.intents.finish(intent_id, "done", {"jira_key": ref.key, "reconciled": True})
+            found = ref
+            with self.store.transaction() as conn:
+                confirmed = self.store.links.confirm(
+                    link.link_id, found.issue_id, found.key, self._browse(found.key), conn=conn
+                )
+                outcome = {"jira_key": found.key, "reconciled": True}
+                self.writes.settle(open_write.intent_id, "done", outcome, conn=conn)
             return confirmed
         if now - created_at < self.supplier.search_lag:
             raise UncertainOutcome(
                 f"create for {link.incident_sys_id} at {self.supplier.name} not visible yet; search may lag"
             )
-        self.store.intents.finish(intent_id, "abandoned", {"reason": "not found after the search lag"})
+        self.writes.settle(open_write.intent_id, "abandoned", {"reason": "not found after the search lag"})
         return link
 
     def _remember(self, ref: IssueRef) -> None:
@@ -199,29 +208,24 @@ class Executor:
             f"{issue.key} already exists for {incident.number} (stamped {issue.identity.stamp}); "
             "the store did not know it"
         )
+        stamp = issue.identity.stamp
+        adoption = Write(entity, Operation.ADOPT_ISSUE, system, issue.key, reason, stamp)
         with self.store.transaction() as conn:
             link = self.store.links.adopt(
                 incident.sys_id,
                 self.supplier.name,
-                issue.identity.stamp,
+                stamp,
                 issue.issue_id,
                 issue.key,
                 self._browse(issue.key),
                 conn=conn,
             )
-            for intent in self.store.intents.unfinished(entity):
-                if intent.operation == "create_issue":
+            for open_write in self.writes.open_writes_of(entity):
+                if open_write.operation == Operation.CREATE_ISSUE:
                     outcome = {"jira_key": issue.key, "adopted": True}
-                    self.store.intents.finish(intent.intent_id, "done", outcome, conn=conn)
-            self.store.audit.record(
-                system,
-                "adopt_issue",
-                issue.key,
-                reason=reason,
-                after={"stamp": issue.identity.stamp},
-                conn=conn,
-            )
-        metrics.WRITES.labels(system, "adopt_issue", "done").inc()
+                    self.writes.settle(open_write.intent_id, "done", outcome, conn=conn)
+            self.writes.record(adoption, Written(after={"stamp": stamp}), conn=conn)
+        metrics.WRITES.labels(system, Operation.ADOPT_ISSUE, "done").inc()
         log.warning(
             "adopted %s: %s", issue.key, reason, extra={"supplier": self.supplier.name, "jira_key": issue.key}
         )
@@ -241,11 +245,11 @@ class Executor:
             "the store's link is another environment's; forgotten (if it is this instance under a former "
             "URL, list that URL in servicenow.former_urls)"
         )
+        system = f"jira:{self.supplier.name}"
+        release = Write(link.entity, Operation.RELEASE_LINK, system, issue.key, reason, stamped.stamp)
         with self.store.transaction() as conn:
             self.store.links.forget(link.link_id, conn=conn)
-            self.store.audit.record(
-                f"jira:{self.supplier.name}", "release_link", issue.key, reason=reason, conn=conn
-            )
+            self.writes.record(release, conn=conn)
         log.warning("%s", reason, extra={"supplier": self.supplier.name, "jira_key": issue.key})
 
     def recover(self, link: Link, landed: Sequence[Landed], shadow: Mapping[str, str]) -> None:
@@ -318,19 +322,16 @@ class Executor:
             )
             if landed:
                 return
-        self._local.counts = []
-        self._local.later = []
+        application = _Application(Writes(self.store, deferred=True))
 
         def send() -> str:
             self.snow.update_incident(incident.sys_id, {"work_notes": text})
             return ref
 
         try:
-            self._append(link, incident, "in", source_id, ref, reason, send, system="servicenow")
+            self._append(application, link, incident, "in", source_id, ref, reason, send, system="servicenow")
         finally:
-            if self._local.later:
-                with self._transaction():
-                    pass  # lands the outcome now: no plan follows to carry it
+            application.writes.land()  # no plan follows to carry the outcome
 
     # --- applying ----------------------------------------------------------------------------------
 
@@ -347,17 +348,15 @@ class Executor:
             metrics.CONFLICTS.labels(self.supplier.name).inc()
             log.warning("%s", conflict, extra={"incident": incident.number, "supplier": self.supplier.name})
         written: dict[str, str] = {}
-        self._local.counts = []
-        self._local.problem = None
-        self._local.later = []
+        application = _Application(Writes(self.store, deferred=True))
         try:
             for change in plan.changes:
                 metrics.PLANNED.labels(self.supplier.name, type(change).__name__).inc()
-                link = self._apply(change, incident, link)
+                link = self._apply(application, change, incident, link)
                 if isinstance(change, UpdateIncident | NoteOnIncident):
                     written.update(change.fields)
-                elif isinstance(change, CreateProblem) and self._local.problem is not None:
-                    problem: Problem = self._local.problem
+                elif isinstance(change, CreateProblem) and application.problem is not None:
+                    problem = application.problem
                     written.update(
                         {
                             "problem_id": problem.sys_id,
@@ -368,44 +367,32 @@ class Executor:
                 elif isinstance(change, UpdateProblem) and "cause_notes" in change.fields:
                     written["problem_id.cause_notes"] = change.fields["cause_notes"]
         finally:
-            if self._local.later:
-                with self._transaction():
-                    pass  # lands what the last writes settled, before anyone reads the store again
-        if written or self._local.counts:
+            application.writes.land()  # what the last writes settled, before anyone reads the store again
+        if written or application.counts:
             incident = replace(
-                incident, fields={**incident.fields, **written}, mod_count=self._advanced(incident)
+                incident, fields={**incident.fields, **written}, mod_count=application.advanced(incident)
             )
         return link, incident
 
-    def _advanced(self, incident: Incident) -> int:
-        """The incident's version after our writes, if nobody else wrote in between; else the one we read.
+    def _patch(self, application: _Application, incident: Incident, fields: Mapping[str, str]) -> None:
+        application.counts.append(self.snow.update_incident(incident.sys_id, fields))
 
-        Each of our PATCHes adds exactly one to ``sys_mod_count``; any other jump means someone else
-        changed the incident meanwhile, and that version must still be processed.
-        """
-        count = incident.mod_count
-        for reported in self._local.counts:
-            if reported != count + 1:
-                return incident.mod_count
-            count = reported
-        return count
-
-    def _patch(self, incident: Incident, fields: Mapping[str, str]) -> None:
-        self._local.counts.append(self.snow.update_incident(incident.sys_id, fields))
-
-    def _apply(self, change: Change, incident: Incident, link: Link | None) -> Link | None:
+    def _apply(
+        self, application: _Application, change: Change, incident: Incident, link: Link | None
+    ) -> Link | None:
         if isinstance(change, CreateIssue):
-            return self._create(change, incident, link)
+            return self._create(application, change, incident, link)
         if isinstance(change, Blocked):
             raise TransitionNotAvailable(change.reason)
         assert link is not None
         if isinstance(change, RecordShadow):
-            self._later_shadows(link, change.side, change.values)
+            application.writes.later(_shadows(self.store, link, change.side, change.values))
         elif isinstance(change, UpdateIssue):
             self._write(
+                application,
                 link,
                 incident,
-                "update_issue",
+                Operation.UPDATE_ISSUE,
                 change.reason,
                 change.before,
                 change.after,
@@ -414,9 +401,10 @@ class Executor:
             )
         elif isinstance(change, MoveIssue):
             self._write(
+                application,
                 link,
                 incident,
-                "transition",
+                Operation.TRANSITION,
                 change.reason,
                 None,
                 {"status": change.target},
@@ -429,9 +417,10 @@ class Executor:
             )
         elif isinstance(change, RemoteLinkOnIssue):
             self._write(
+                application,
                 link,
                 incident,
-                "remote_link",
+                Operation.REMOTE_LINK,
                 change.reason,
                 None,
                 {"globalId": change.global_id},
@@ -442,22 +431,24 @@ class Executor:
             )
         elif isinstance(change, UpdateIncident):
             self._write(
+                application,
                 link,
                 incident,
-                "update_incident",
+                Operation.UPDATE_INCIDENT,
                 change.reason,
                 None,
                 dict(change.fields),
-                lambda: self._patch(incident, change.fields),
+                lambda: self._patch(application, incident, change.fields),
                 system="servicenow",
                 shadows=[("servicenow", change.shadow)],
             )
         elif isinstance(change, CreateProblem):
-            self._create_problem(change, incident, link)
+            self._create_problem(application, change, incident, link)
         elif isinstance(change, UpdateProblem):
-            self._update_problem(change, incident, link)
+            self._update_problem(application, change, incident, link)
         elif isinstance(change, CommentOnIssue):
             self._append(
+                application,
                 link,
                 incident,
                 "out",
@@ -470,17 +461,19 @@ class Executor:
             element = "comments" if change.element == "comments" else "work_notes"
             payload = {**change.fields, element: change.text}
             self._journal_once(
+                application,
                 link,
                 incident,
                 change.source_id,
                 change.marker,
                 change.reason,
-                lambda: self._patch(incident, payload),
+                lambda: self._patch(application, incident, payload),
             )
         return link
 
     def _journal_once(
         self,
+        application: _Application,
         link: Link,
         incident: Incident,
         source_id: str,
@@ -497,60 +490,60 @@ class Executor:
             write()
             return ref
 
-        self._append(link, incident, "in", source_id, ref, reason, send, system="servicenow")
+        self._append(application, link, incident, "in", source_id, ref, reason, send, system="servicenow")
 
-    def _create_problem(self, change: CreateProblem, incident: Incident, link: Link) -> None:
+    def _create_problem(
+        self, application: _Application, change: CreateProblem, incident: Incident, link: Link
+    ) -> None:
         """Find the problem by its stamp or create it; then link it to the incident with a work note."""
         problem = self.snow.problem_where("correlation_id", change.stamp)
         if problem is None:
-            target = f"servicenow/problem for {incident.number}"
-            with self._transaction() as conn:
-                intent = self.store.intents.begin(
-                    link.entity, "create_problem", target, change.stamp, {}, conn=conn
-                )
-            try:
-                problem = self.snow.create_problem(change.fields)
-            except ConnectorError as exc:
-                self._failed(
-                    intent.intent_id, exc, "servicenow", "create_problem", incident.number, change.reason
-                )
-                raise
-            created = problem
-            self._later(
-                lambda conn: self._record(
-                    conn,
-                    intent.intent_id,
-                    "done",
-                    ("servicenow", "create_problem", created.number, change.reason),
-                    outcome={"problem": created.number},
-                    after={k: v for k, v in change.fields.items() if k != "cause_notes"},
-                )
+            creation = Write(
+                link.entity,
+                Operation.CREATE_PROBLEM,
+                "servicenow",
+                incident.number,
+                change.reason,
+                change.stamp,
+                destination=f"servicenow/problem for {incident.number}",
             )
-            metrics.WRITES.labels("servicenow", "create_problem", "done").inc()
+            problem = application.writes.write(
+                creation,
+                lambda: self.snow.create_problem(change.fields),
+                lambda created: Written(
+                    {"problem": created.number},
+                    after={k: v for k, v in change.fields.items() if k != "cause_notes"},
+                    target=created.number,
+                ),
+            )
             log.info(
                 "created %s for %s", problem.number, incident.number, extra={"incident": incident.number}
             )
-        self._local.problem = problem
+        application.problem = problem
         if incident.get("problem_id") != problem.sys_id:
             note = change.note.replace("{problem}", problem.number)
             payload = {"problem_id": problem.sys_id, "work_notes": note}
             self._journal_once(
+                application,
                 link,
                 incident,
                 f"problem-created:{incident.sys_id}",
                 change.marker,
                 f"link {problem.number} to {incident.number}",
-                lambda: self._patch(incident, payload),
+                lambda: self._patch(application, incident, payload),
             )
-        self._later_shadows(link, "servicenow", change.shadow)
+        application.writes.later(_shadows(self.store, link, "servicenow", change.shadow))
 
-    def _update_problem(self, change: UpdateProblem, incident: Incident, link: Link) -> None:
+    def _update_problem(
+        self, application: _Application, change: UpdateProblem, incident: Incident, link: Link
+    ) -> None:
         target = f"problem {incident.get('problem_id.number') or change.problem_sys_id}"
         if change.fields:
             self._write(
+                application,
                 link,
                 incident,
-                "update_problem",
+                Operation.UPDATE_PROBLEM,
                 change.reason,
                 None,
                 dict(change.fields),
@@ -559,6 +552,7 @@ class Executor:
             )
         if change.note:
             self._journal_once(
+                application,
                 link,
                 incident,
                 change.source_id,
@@ -567,22 +561,28 @@ class Executor:
                 lambda: self.snow.update_problem(change.problem_sys_id, {"work_notes": change.note}),
             )
         log.info("%s: %s", target, change.reason, extra={"incident": incident.number})
-        self._later_shadows(link, "servicenow", change.shadow)
+        application.writes.later(_shadows(self.store, link, "servicenow", change.shadow))
 
-    def _create(self, change: CreateIssue, incident: Incident, link: Link | None) -> Link:
-        with self._transaction() as conn:
+    def _create(
+        self, application: _Application, change: CreateIssue, incident: Incident, link: Link | None
+    ) -> Link:
+        writes = application.writes
+        with writes.transaction() as conn:
             if link is None:
                 link, _ = self.store.links.claim(
                     incident.sys_id, self.supplier.name, secrets.token_hex(8), conn=conn
                 )
-            intent = self.store.intents.begin(
+            creation = Write(
                 link.entity,
-                "create_issue",
-                f"jira:{self.supplier.name}/{change.project}",
+                Operation.CREATE_ISSUE,
+                f"jira:{self.supplier.name}",
+                incident.number,
+                change.reason,
                 link.stamp,
                 {"summary": change.shadow.get("summary", "")},
-                conn=conn,
+                destination=f"jira:{self.supplier.name}/{change.project}",
             )
+            intent_id = writes.begin(creation, conn)
         properties = {
             STAMP_PROPERTY: {
                 "stamp": link.stamp,
@@ -592,37 +592,23 @@ class Executor:
                 "servicenow": self.servicenow,
             }
         }
-        try:
-            ref = self.supplier.site.create_issue(
+        claimed = link
+
+        def linked(conn: Connection, ref: IssueRef) -> None:
+            self.store.links.confirm(claimed.link_id, ref.issue_id, ref.key, self._browse(ref.key), conn=conn)
+            self.store.shadows.put(claimed.link_id, "jira", change.shadow, conn=conn)
+
+        ref = writes.send(
+            intent_id,
+            creation,
+            lambda: self.supplier.site.create_issue(
                 change.project, change.issue_type, change.fields, properties
-            )
-        except ConnectorError as exc:
-            self._failed(
-                intent.intent_id,
-                exc,
-                f"jira:{self.supplier.name}",
-                "create_issue",
-                incident.number,
-                change.reason,
-            )
-            raise
+            ),
+            lambda ref: Written({"jira_key": ref.key}, after=dict(change.shadow), target=ref.key),
+            effects=linked,
+        )
         url = self._browse(ref.key)
         confirmed = replace(link, state="linked", jira_issue_id=ref.issue_id, jira_key=ref.key, jira_url=url)
-
-        def record(conn: Connection) -> None:
-            self.store.links.confirm(link.link_id, ref.issue_id, ref.key, url, conn=conn)
-            self.store.shadows.put(link.link_id, "jira", change.shadow, conn=conn)
-            self._record(
-                conn,
-                intent.intent_id,
-                "done",
-                (f"jira:{self.supplier.name}", "create_issue", ref.key, change.reason),
-                outcome={"jira_key": ref.key},
-                after=dict(change.shadow),
-            )
-
-        self._later(record)
-        metrics.WRITES.labels(f"jira:{self.supplier.name}", "create_issue", "done").inc()
         log.info(
             "created %s for %s",
             ref.key,
@@ -661,63 +647,61 @@ class Executor:
 
     def _write(
         self,
+        application: _Application,
         link: Link,
         incident: Incident,
-        operation: str,
+        operation: Operation,
         reason: str,
         before: Mapping[str, str] | None,
         after: Mapping[str, Any],
-        send: Any,
+        send: Callable[[], object],
         system: str | None = None,
         shadows: Sequence[tuple[str, Mapping[str, str]]] = (),
     ) -> None:
-        """Send one write between its intent and its outcome.
+        """Send one idempotent write between its intent and its outcome (see :mod:`connector.sync.writes`).
 
         The outcome, its audit entry and ``shadows`` (side, values: what the write makes synced)
         land in one transaction: a crash leaves either all of them or a pending intent.
         """
         system = system or f"jira:{self.supplier.name}"
         target = incident.number if system == "servicenow" else _key(link)
-        with self._transaction() as conn:
-            intent = self.store.intents.begin(
-                link.entity, operation, f"{system}/{target}", secrets.token_hex(8), dict(after), conn=conn
-            )
-        try:
-            send()
-        except ConnectorError as exc:
-            self._failed(intent.intent_id, exc, system, operation, target, reason)
-            raise
+        write = Write(link.entity, operation, system, target, reason, secrets.token_hex(8), dict(after))
 
-        def record(conn: Connection) -> None:
-            self._record(
-                conn,
-                intent.intent_id,
-                "done",
-                (system, operation, target, reason),
-                before=dict(before) if before else None,
-                after=dict(after),
-            )
+        def synced(conn: Connection, _: object) -> None:
             for side, values in shadows:
                 self.store.shadows.put(link.link_id, side, values, conn=conn)
 
-        self._later(record)
-        metrics.WRITES.labels(system, operation, "done").inc()
+        application.writes.send(
+            application.writes.begin(write),
+            write,
+            send,
+            lambda _: Written(before=dict(before) if before else None, after=dict(after)),
+            effects=synced,
+        )
 
     def _append(
         self,
+        application: _Application,
         link: Link,
         incident: Incident,
         direction: str,
         source_id: str,
         ref: str,
         reason: str,
-        send: Any,
+        send: Callable[[], object],
         system: str | None = None,
     ) -> None:
+        """Send one appending write (a comment, a journal entry) marked ``ref``, at most once.
+
+        Its comment-ledger entry is begun with the intent and finished with the outcome, so a lost
+        answer is settled by finding ``ref`` (:meth:`reconcile`).
+        """
         system = system or f"jira:{self.supplier.name}"
         target = incident.number if system == "servicenow" else _key(link)
-        operation = "add_comment" if direction == "out" else "add_journal"
-        with self._transaction() as conn:
+        operation = Operation.ADD_COMMENT if direction == "out" else Operation.ADD_JOURNAL
+        write = Write(link.entity, operation, system, target, reason, ref, {"source": source_id})
+        writes = application.writes
+        with writes.transaction() as conn:
             entry, fresh = self.store.comments.begin(
                 link.link_id,
                 direction,  # type: ignore[arg-type]
@@ -727,98 +711,62 @@ class Executor:
             )
             if not fresh and entry.state == "done":
                 return
-            intent = self.store.intents.begin(
-                link.entity, operation, f"{system}/{target}", ref, {"source": source_id}, conn=conn
-            )
-        try:
-            created_id = send()
-        except ConnectorError as exc:
-            left: CommentState = "uncertain" if isinstance(exc, UncertainOutcome) else "abandoned"
-            self._later(lambda conn: self.store.comments.finish(entry.comment_id, left, conn=conn))
-            self._failed(intent.intent_id, exc, system, operation, target, reason)
-            raise
+            intent_id = writes.begin(write, conn)
 
-        def record(conn: Connection) -> None:
+        def finished(conn: Connection, created_id: object) -> None:
             self.store.comments.finish(entry.comment_id, "done", str(created_id), conn=conn)
-            self._record(
-                conn,
-                intent.intent_id,
-                "done",
-                (system, operation, target, reason),
-                outcome={"target_id": str(created_id)},
-                after={"source": source_id, "marker": ref},
-            )
 
-        self._later(record)
-        metrics.WRITES.labels(system, operation, "done").inc()
+        def failed(conn: Connection, exc: ConnectorError) -> None:
+            left: CommentState = "uncertain" if isinstance(exc, UncertainOutcome) else "abandoned"
+            self.store.comments.finish(entry.comment_id, left, conn=conn)
 
-    def _failed(
-        self, intent_id: int, exc: ConnectorError, system: str, operation: str, target: str, reason: str
-    ) -> None:
-        outcome: IntentState = "uncertain" if isinstance(exc, UncertainOutcome) else "failed"
-        with self._transaction() as conn:
-            self._record(
-                conn,
-                intent_id,
-                outcome,
-                (system, operation, target, reason),
-                outcome={"error": type(exc).__name__, "message": str(exc)[:500]},
-                after={"error": str(exc)[:500]},
-            )
-        metrics.WRITES.labels(system, operation, outcome).inc()
-
-    def _later(self, record: Callable[[Connection], None]) -> None:
-        """Have ``record`` land with the next transaction of this plan (see :meth:`_transaction`)."""
-        self._local.later.append(record)
-
-    def _later_shadows(self, link: Link, side: str, values: Mapping[str, str]) -> None:
-        """Have ``values`` recorded as synced to ``side`` with the next transaction of this plan."""
-        self._later(lambda conn: self.store.shadows.put(link.link_id, side, values, conn=conn))
-
-    @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        """A store transaction that first lands the records waiting since the last write's answer.
-
-        Never held across a request: it opens, writes and commits between two of them.
-        """
-        with self.store.transaction() as conn:
-            waiting, self._local.later = self._local.later, []
-            for record in waiting:
-                record(conn)
-            yield conn
-
-    def _record(
-        self,
-        conn: Connection,
-        intent_id: int,
-        state: IntentState,
-        write: tuple[str, str, str, str],
-        *,
-        outcome: Mapping[str, Any] | None = None,
-        before: Mapping[str, Any] | None = None,
-        after: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Record in ``conn``'s transaction what became of an intent and the audit entry that says so.
-
-        ``write`` is (system, operation, target, reason); ``outcome`` goes to the intent,
-        ``before`` and ``after`` to the audit entry, whose outcome is the intent's ``state``.
-        """
-        system, operation, target, reason = write
-        self.store.intents.finish(intent_id, state, outcome, conn=conn)
-        self.store.audit.record(
-            system,
-            operation,
-            target,
-            reason=reason,
-            before=before,
-            after=after,
-            intent_id=intent_id,
-            outcome=state,
-            conn=conn,
+        writes.send(
+            intent_id,
+            write,
+            send,
+            lambda created_id: Written(
+                {"target_id": str(created_id)}, after={"source": source_id, "marker": ref}
+            ),
+            effects=finished,
+            failed=failed,
         )
 
     def _browse(self, jira_key: str) -> str:
         return f"{self.supplier.browse_base}/browse/{jira_key}"
+
+
+@dataclass
+class _Application:
+    """What one :meth:`Executor.apply` (or one note outside a plan) gathers as it goes; made per call.
+
+    The engine applies plans of different incidents at once, each in its own thread: nothing
+    here is shared.
+    """
+
+    writes: Writes
+    """Deferred: what an answer settles lands with the next intent, or at :meth:`Writes.land`."""
+    counts: list[int | None] = field(default_factory=list)
+    """The incident's ``sys_mod_count`` after each of our PATCHes, as their answers said."""
+    problem: Problem | None = None
+    """The incident's problem, once a :class:`CreateProblem` found or created it."""
+
+    def advanced(self, incident: Incident) -> int:
+        """The incident's version after our writes, if nobody else wrote in between; else the one we read.
+
+        Each of our PATCHes adds exactly one to ``sys_mod_count``; any other jump means someone else
+        changed the incident meanwhile, and that version must still be processed.
+        """
+        count = incident.mod_count
+        for reported in self.counts:
+            if reported != count + 1:
+                return incident.mod_count
+            count = reported
+        return count
+
+
+def _shadows(store: Store, link: Link, side: str, values: Mapping[str, str]) -> Effect:
+    """Record ``values`` as synced to ``side`` (an effect landing with a write's outcome)."""
+    return lambda conn: store.shadows.put(link.link_id, side, values, conn=conn)
 
 
 def _problem_of(source_id: str) -> str | None:

@@ -52,6 +52,34 @@ def test_a_p1_on_a_critical_ci_is_proposed_once_with_one_explaining_note(world: 
     assert len(notes(world, incident["sys_id"], "rule 'critical-ci-p1'")) == 1, "idempotent across restarts"
 
 
+def test_a_proposal_whose_answer_was_lost_is_settled_by_its_note_and_never_written_twice(
+    world: World,
+) -> None:
+    """The rules' writes follow the one write protocol: a lost answer leaves the intent open, and
+    the next cycle settles it (and the decision) by finding the work note's marker."""
+    ci = world.lookup("cmdb_ci", "name=web-lb-01")
+    incident = world.create_incident(cmdb_ci=ci)
+    sys_id = incident["sys_id"]
+    world.servicenow_control.add_fault(
+        method="PATCH", path=r"^/api/now/table/incident/", when="after_commit", action="drop", count=1
+    )
+    runtime = world.runtime()
+    try:
+        report = runtime.engine.cycle()
+        assert f"{incident['number']} @ rules" in report.failed, "the lost answer fails the promotion"
+        store = runtime.store
+        (lost,) = [i for i in store.intents.unfinished_of_incident(sys_id) if i.entity == f"{sys_id}:rules"]
+        assert (lost.operation, lost.state) == ("propose", "uncertain")
+        assert world.incident(sys_id)["major_incident_state"] == "proposed", "the write landed"
+        converge(runtime)
+        assert store.intents.unfinished_of_incident(sys_id) == []
+        decided = store.decisions.latest(sys_id)
+        assert decided is not None and decided.state == "proposed", "settled by the note's marker"
+    finally:
+        runtime.close()
+    assert len(notes(world, sys_id, "rule 'critical-ci-p1'")) == 1, "written once"
+
+
 def test_five_incidents_on_one_ci_make_one_major_incident_and_four_children(world: World) -> None:
     ci = world.lookup("cmdb_ci", "name=storage-array-02")
     created = [

@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 
 from connector.config.supplier_file import SharedField
+from connector.core import shadows
 from connector.core.plan import RecordShadow, UpdateIncident, UpdateIssue
 from connector.mirror.shared import plan_shared
-from connector.mirror.view import HELD, PENDING, SHARED, EntityView
+from connector.mirror.view import EntityView
 from tests.factories import T0, incident, issue, link
 from tests.unit.test_planner import view
 
-KEY = SHARED + "customfield_10062"
+KEY = shadows.shared("customfield_10062")
 
 
 def shared_view(
@@ -29,7 +30,9 @@ def shared_view(
     current = dataclasses.replace(
         issue(customfield_10062=jira), updated=T0 + timedelta(seconds=5 if jira_later else -5)
     )
-    shadow = ({KEY: agreed} if agreed is not None else {}) | ({PENDING + KEY: pending} if pending else {})
+    shadow = ({KEY: agreed} if agreed is not None else {}) | (
+        {shadows.pending(KEY): pending} if pending else {}
+    )
     values: dict[str, Any] = {"incident": incident(u_workaround=snow), "link": link(), "issue": current}
     return view(**{**values, "jira_shadow": shadow, **overrides})
 
@@ -118,14 +121,14 @@ def test_a_copy_whose_answer_was_lost_decides_without_the_clock(
     changes, _ = plan_shared(shared_view(snow, jira, "X", jira_later, pending=pending), found)
     assert summarize(changes) == expected
     assert found == []
-    cleared = [c for c in changes if PENDING + KEY in getattr(c, "after", getattr(c, "values", {}))]
+    cleared = [c for c in changes if shadows.pending(KEY) in getattr(c, "after", getattr(c, "values", {}))]
     assert cleared, "the pending copy is settled once the plan is done"
 
 
 def test_a_copy_that_did_not_arrive_is_sent_again_while_the_other_side_is_unchanged() -> None:
     """Our copy of W to Jira landed, the engineer then wrote F; our copy of F to ServiceNow was
     lost (ServiceNow still holds W, as when we decided): F is sent again, not undone."""
-    lost = {HELD + KEY: "W"}
+    lost = {shadows.held(KEY): "W"}
     changes, pending = plan_shared(shared_view("W", "F", "P", jira_later=False, pending="in:F"), [])
     assert summarize(changes) == [("jira", "W")], "without knowing what ServiceNow held, W looks new"
     again, _ = plan_shared(
@@ -135,26 +138,28 @@ def test_a_copy_that_did_not_arrive_is_sent_again_while_the_other_side_is_unchan
             "P",
             jira_later=False,
             pending="in:F",
-            jira_shadow={KEY: "P", PENDING + KEY: "in:F", **lost},
+            jira_shadow={KEY: "P", shadows.pending(KEY): "in:F", **lost},
         ),
         [],
     )
     assert summarize(again) == [("servicenow", "F"), ("shadow", "F")]
     # The desk changed it since (ServiceNow no longer holds W): the desk's value wins.
     desk, _ = plan_shared(
-        shared_view("D", "F", "P", jira_later=False, jira_shadow={KEY: "P", PENDING + KEY: "in:F", **lost}),
+        shared_view(
+            "D", "F", "P", jira_later=False, jira_shadow={KEY: "P", shadows.pending(KEY): "in:F", **lost}
+        ),
         [],
     )
     assert summarize(desk) == [("jira", "D")]
-    assert pending == {PENDING + KEY: "out:W", HELD + KEY: "F"}
+    assert pending == {shadows.pending(KEY): "out:W", shadows.held(KEY): "F"}
 
 
 def test_every_copy_is_noted_as_pending_before_it_is_written() -> None:
     _, towards_jira = plan_shared(shared_view("B", "A", "A"), [])
     _, towards_servicenow = plan_shared(shared_view("A", "B", "A", jira_later=False), [])
     _, agreed = plan_shared(shared_view("A", "A", "A"), [])
-    assert towards_jira == {PENDING + KEY: "out:B", HELD + KEY: "A"}, "and what Jira held then"
-    assert towards_servicenow == {PENDING + KEY: "in:B", HELD + KEY: "A"}
+    assert towards_jira == {shadows.pending(KEY): "out:B", shadows.held(KEY): "A"}, "and what Jira held then"
+    assert towards_servicenow == {shadows.pending(KEY): "in:B", shadows.held(KEY): "A"}
     assert agreed == {}
 
 
@@ -176,7 +181,7 @@ def test_two_lost_answers_in_a_row_still_let_the_latest_edit_win() -> None:
     """W agreed; the engineer wrote F6, our copy arrived unacknowledged; then F7, whose copy never did."""
     changes, pending = plan_shared(shared_view("F6", "F7", "W", jira_later=False, pending="in:F6"), [])
     assert summarize(changes) == [("servicenow", "F7"), ("shadow", "F7")]
-    assert pending == {KEY: "F6", PENDING + KEY: "in:F7", HELD + KEY: "F6"}, (
+    assert pending == {KEY: "F6", shadows.pending(KEY): "in:F7", shadows.held(KEY): "F6"}, (
         "the first copy is the agreement now"
     )
     again, _ = plan_shared(shared_view("F6", "F7", "F6", jira_later=False, pending="in:F7"), [])

@@ -21,14 +21,12 @@ from connector.core.plan import (
     UpdateIncident,
     UpdateIssue,
 )
+from connector.core.shadows import held, pending, shared
 from connector.core.vocabulary import CORE_INCIDENT_STATES
 from connector.mirror.planner import find_path, outbound_values, plan
 from connector.mirror.view import (
-    HELD,
     LABELS_OURS,
-    PENDING,
     REMOTE_LINK,
-    SHARED,
     STATE_DONE,
     STATE_PENDING,
     STATUS_CHANGE,
@@ -135,13 +133,13 @@ def test_servicenow_change_updates_only_that_field() -> None:
     noted, update = result.changes
     assert noted == RecordShadow(
         "jira",
-        {PENDING + "summary": "[INC0010001] Checkout down"},
+        {pending("summary"): "[INC0010001] Checkout down"},
         "values about to be written, noted in case the answer is lost",
     )
     assert isinstance(update, UpdateIssue)
     assert update.fields == {"summary": "[INC0010001] Checkout down"}
     assert update.before == {"summary": "[INC0010001] Checkout fails"}
-    assert update.after[PENDING + "summary"] == "", "a write that was answered settles its note"
+    assert update.after[pending("summary")] == "", "a write that was answered settles its note"
     assert changed.number in update.reason
 
 
@@ -161,7 +159,7 @@ def _summary_write_answer_lost(shown: str) -> EntityView:
     """Synced at "Checkout fails"; our write of "Checkout down" lost its answer; the issue shows ``shown``."""
     base = synced()
     shows = dataclasses.replace(base.issue, fields={**base.issue.fields, "summary": shown})  # type: ignore[arg-type]
-    noted = {**base.jira_shadow, PENDING + "summary": "[INC0010001] Checkout down"}
+    noted = {**base.jira_shadow, pending("summary"): "[INC0010001] Checkout down"}
     return dataclasses.replace(base, issue=shows, jira_shadow=noted)
 
 
@@ -172,7 +170,7 @@ def test_a_write_whose_answer_was_lost_is_ours_when_servicenow_changes_back() ->
     noted, update, settled = result.changes
     assert noted == RecordShadow(
         "jira",
-        {"summary": "[INC0010001] Checkout down", PENDING + "summary": "[INC0010001] Checkout fails"},
+        {"summary": "[INC0010001] Checkout down", pending("summary"): "[INC0010001] Checkout fails"},
         "values about to be written, noted in case the answer is lost",
     )
     assert isinstance(update, UpdateIssue) and update.fields == {"summary": "[INC0010001] Checkout fails"}
@@ -599,7 +597,7 @@ def test_a_noted_move_whose_state_the_desk_changed_since_is_not_applied_again() 
 
 def test_shared_values_are_recorded_as_agreed_only_after_the_write_that_carries_them() -> None:
     base = synced()
-    key = SHARED + "customfield_10062"
+    key = shared("customfield_10062")
     edited = dataclasses.replace(
         base.issue,
         fields={**base.issue.fields, "customfield_10062": "restart the pool"},
@@ -607,7 +605,7 @@ def test_shared_values_are_recorded_as_agreed_only_after_the_write_that_carries_
     )  # type: ignore[arg-type]
     changes = plan(dataclasses.replace(base, issue=edited, jira_shadow={**base.jira_shadow, key: ""})).changes
     kinds = [(type(c).__name__, getattr(c, "values", {})) for c in changes]
-    assert kinds[0] == ("RecordShadow", {PENDING + key: "in:restart the pool", HELD + key: ""})
+    assert kinds[0] == ("RecordShadow", {pending(key): "in:restart the pool", held(key): ""})
     written = next(i for i, c in enumerate(changes) if isinstance(c, NoteOnIncident))
     agreed = next(i for i, c in enumerate(changes) if key in getattr(c, "values", {}))
     note = changes[written]

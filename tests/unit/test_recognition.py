@@ -8,9 +8,10 @@ import pytest
 
 from connector.core.models import IssueStamp, StatusChange, servicenow_identity
 from connector.core.plan import CommentOnIssue, MoveIssue, NoteOnIncident, UpdateIssue
+from connector.core.shadows import shared
 from connector.mirror.planner import outbound_values, plan
 from connector.mirror.recognition import Landed, already_landed, candidate_keys, rebuilt_shadow
-from connector.mirror.view import SHARED, STATE_DONE, STATE_PENDING
+from connector.mirror.view import STATE_DONE, STATE_PENDING
 from tests.factories import T0, comment, incident, issue, journal, link
 from tests.unit.test_planner import view
 
@@ -101,7 +102,7 @@ def test_a_rebuilt_shadow_lets_nothing_the_supplier_changed_be_fought() -> None:
     shadow = rebuilt_shadow(adopted)
     assert shadow["summary"] == wanted["summary"], "their edit: conflict noted, not fought"
     assert shadow["priority"] == "Low", "unchanged by them: ServiceNow's value is written"
-    assert shadow[SHARED + "customfield_10062"] == "ours", "their shared edit is the later word"
+    assert shadow[shared("customfield_10062")] == "ours", "their shared edit is the later word"
     assert shadow[STATE_DONE] == shadow[STATE_PENDING] == "2"
 
     decided = plan(dataclasses.replace(adopted, jira_shadow=shadow))
