@@ -22,9 +22,9 @@ from connector.rules.backtest.eventlog import read_events
 from connector.rules.backtest.replay import SimulationContext, observations_from_events
 from connector.rules.book import RuleBook, describe_checks, eligibility
 from connector.rules.conditions import Context, SimpleContext
-from connector.rules.promoter import StoreContext
 from connector.store.db import utcnow
 from connector.sync.fields import ELIGIBILITY_FIELDS, fields_of_rule, incident_fields, rule_fields
+from connector.sync.promotion import StoreContext
 
 
 def incident_from_json(

@@ -50,7 +50,6 @@ from connector.mirror.routing import implicates, route, triggered
 from connector.mirror.view import EntityView, ours_in_servicenow
 from connector.rules.book import RuleBook, eligibility
 from connector.rules.conditions import SimpleContext
-from connector.rules.promoter import Promoter
 from connector.store import Store
 from connector.store.db import utcnow
 from connector.store.links import CREATED
@@ -58,6 +57,7 @@ from connector.store.progress import Watermark
 from connector.sync.executor import Executor, Supplier
 from connector.sync.failures import Failures
 from connector.sync.fields import incident_fields
+from connector.sync.promotion import Promoter
 from connector.sync.writes import Writes
 from connector.telemetry import metrics
 
