@@ -11,6 +11,8 @@ import hashlib
 import re
 
 MARKER_TAG = "[mim-connector ref:"
+STAMP_PROPERTY = "mim-connector"
+"""The Jira issue entity property holding our identity stamp (``{"stamp": …}``) on every issue we create."""
 
 
 def marker(kind: str, *parts: str) -> str:

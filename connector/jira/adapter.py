@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.config.connector_file import JiraSite
 from connector.core.errors import FatalError, TicketNotAccessible, Unavailable, UncertainOutcome
+from connector.core.markers import STAMP_PROPERTY
 from connector.core.models import SupplierComment, SupplierIssue
 from connector.core.ports import (
     IssueRef,
@@ -52,7 +53,6 @@ from connector.jira.catalogue import (
 )
 from connector.jira.client import JiraClient, JsonObject, connect, credentials_for
 from connector.jira.values import (
-    STAMP_PROPERTY,
     account_from_json,
     comment_from_json,
     fields_payload,

@@ -14,6 +14,7 @@ from datetime import datetime, tzinfo
 from types import MappingProxyType
 from typing import Any
 
+from connector.core.markers import STAMP_PROPERTY
 from connector.core.models import IssueStamp, LinkedIssue, StatusChange, SupplierComment, SupplierIssue
 from connector.core.ports import IssueRef, JiraAccount, Transition
 from connector.core.times import parse_jira_time
@@ -21,8 +22,6 @@ from connector.core.times import parse_jira_time
 _NAMED_FIELDS = frozenset({"priority", "resolution"})
 _STATUS_CATEGORIES = {"new": "todo", "indeterminate": "in_progress", "done": "done"}
 MESSAGE_LIMIT = 300
-STAMP_PROPERTY = "mim-connector"
-"""The issue entity property holding our identity stamp (``{"stamp": …}``)."""
 
 
 def jql_minute(moment: datetime, zone: tzinfo) -> str:

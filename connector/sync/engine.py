@@ -134,8 +134,11 @@ class Engine:
         *,
         clock: Callable[[], datetime] = utcnow,
         dry_run: bool = False,
+        sweep_page: int = SWEEP_PAGE,
     ) -> None:
         self.loaded = loaded
+        self.sweep_page = sweep_page
+        """Incidents the sweep re-reads per store query (a parameter so tests can page small sets)."""
         self.store = store
         self.snow = snow
         self.clock = clock
@@ -248,14 +251,14 @@ class Engine:
         return done
 
     def _sweep(self, cycle: _Cycle, done: set[str], *, remember: bool) -> None:
-        """Re-check every open link not processed yet this cycle, :data:`SWEEP_PAGE` incidents at a time.
+        """Re-check every open link not processed yet this cycle, ``sweep_page`` incidents at a time.
 
         Memory stays bounded however many links the store holds: a page's links, work, journals and
         incidents are let go once it is done (the incidents as processed versions, as the cycle's
         commit would, when ``remember`` says this cycle polled ServiceNow).
         """
         after = ""
-        while page := self.store.links.active_page(after, SWEEP_PAGE):
+        while page := self.store.links.active_page(after, self.sweep_page):
             after = page[-1].incident_sys_id
             batch = {
                 link.entity: Work(link.incident_sys_id, link.supplier, full_journal=True)

@@ -35,7 +35,7 @@ from connector.core.errors import (
     UncertainOutcome,
 )
 from connector.core.links import Link, entity_key
-from connector.core.markers import own_ref
+from connector.core.markers import STAMP_PROPERTY, own_ref
 from connector.core.models import Incident, Problem, SupplierIssue
 from connector.core.plan import (
     Blocked,
@@ -63,7 +63,6 @@ from connector.sync.writes import Effect, Writes
 from connector.telemetry import metrics
 
 log = logging.getLogger(__name__)
-STAMP_PROPERTY = "mim-connector"
 LOST_CREATE_MARGIN = timedelta(minutes=5)
 """How far before a lost create's intent its issue is looked for (clocks may disagree)."""
 FOUND_LIMIT = 10_000

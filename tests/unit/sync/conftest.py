@@ -17,7 +17,7 @@ import pytest
 from connector.config import LoadedConfig, load_config
 from connector.core.models import Incident
 from connector.store import Store
-from connector.sync.engine import CycleReport, Engine
+from connector.sync.engine import SWEEP_PAGE, CycleReport, Engine
 from tests.conftest import REPO
 from tests.fakes import Clock, FakeJira, FakeServiceNow
 
@@ -76,7 +76,7 @@ class World:
         self.stores.append(store)
         return store
 
-    def start(self) -> Engine:
+    def start(self, *, sweep_page: int = SWEEP_PAGE) -> Engine:
         """A connector process: a fresh store handle and engine over the same file and the same remote systems.
 
         Calling it again is a restart: nothing the previous engine held in memory survives.
@@ -84,7 +84,9 @@ class World:
         if self.stores:
             self.store.close()
         store = self.open_store()
-        return Engine(self.loaded, store, self.snow, dict(self.sites), clock=self.clock)
+        return Engine(
+            self.loaded, store, self.snow, dict(self.sites), clock=self.clock, sweep_page=sweep_page
+        )
 
     def close(self) -> None:
         for store in self.stores:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from connector.sync import engine as engine_module
 from tests.fakes import CRASH, LOST_ANSWER, OUTAGE, REFUSED, Crash, FakeJira, Fault, concurrent, rate_limited
 from tests.unit.sync.conftest import World, converge
 
@@ -216,12 +215,10 @@ def test_a_supplier_moving_elsewhere_meanwhile_is_re_read_and_re_planned_in_the_
     converge(engine)
 
 
-def test_the_sweep_walks_every_page_of_open_links(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_sweep_walks_every_page_of_open_links(world: World) -> None:
     """Five linked incidents, two per sweep page: a comment only a direct read shows reaches each one."""
-    # The page size is a module constant, not a seam: shrunk here so three pages cost milliseconds.
-    monkeypatch.setattr(engine_module, "SWEEP_PAGE", 2)
     incidents = [world.incident_for_acme(short_description=f"Outage {n}") for n in range(5)]
-    engine = world.start()
+    engine = world.start(sweep_page=2)
     converge(engine, sweep=False)
     world.acme.index_live = False  # search will not show what happens next
     for issue in world.acme.issues_of():
