@@ -160,7 +160,7 @@ class Engine:
         self.promoter = Promoter(
             RuleBook(loaded.rules), store, snow, self.fields, writes=Writes(store), dry_run=dry_run
         )
-        self.failures = Failures(store, {name: m.display_name for name, m in loaded.suppliers.items()})
+        self.failures = Failures(store, {name: m.display_name for name, m in loaded.suppliers.items()}, clock)
         self._last_sweep: datetime | None = None
         self.workers = polling.workers
         self.poll_failures: dict[str, tuple[int, str]] = {}

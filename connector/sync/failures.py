@@ -10,7 +10,8 @@ The engine isolates failures per entity and hands each one here; the texts come 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 
 from connector.core.errors import ConnectorError
 from connector.core.links import Link, entity_key
@@ -26,9 +27,11 @@ log = logging.getLogger(__name__)
 class Failures:
     """Dead letters and what the desk is told about them, for every supplier of one engine."""
 
-    def __init__(self, store: Store, display_names: Mapping[str, str]) -> None:
+    def __init__(self, store: Store, display_names: Mapping[str, str], clock: Callable[[], datetime]) -> None:
+        """``clock`` is the engine's: a letter's next try is scheduled on the clock that finds it due."""
         self.store = store
         self.display_names = display_names
+        self.clock = clock
 
     def failed(
         self,
@@ -46,7 +49,7 @@ class Failures:
         """
         supplier = executor.supplier.name
         entity = entity_key(incident_sys_id, supplier)
-        letter = self.store.dlq.fail(entity, type(exc).__name__, str(exc))
+        letter = self.store.dlq.fail(entity, type(exc).__name__, str(exc), now=self.clock())
         link = self.store.links.get(incident_sys_id, supplier)
         number = incident.number if incident else self._number(incident_sys_id)
         context = {"incident": number, "incident_sys_id": incident_sys_id, "supplier": supplier}
