@@ -86,7 +86,7 @@ class BenchWorld:
         world = cls(root, config, sandbox, environ)
         for site in SITES:
             # Jira Cloud's burst limit (100 requests/s per endpoint) is a sandbox fidelity feature;
-            # lifted so that the connector's own budgets decide the pace (the README says which).
+            # lifted so that the connector's own budgets decide the pace (docs/benchmarks.md says which).
             world.sandbox.jira_control.post(f"sites/{site}/settings", {"burst_per_second": 1_000_000})
         return world
 

@@ -4,7 +4,7 @@
 that everything still works, not for figures). Each benchmark writes
 ``benchmarks/results/<name>.json``; this then writes ``benchmarks/results/README-table.md``: the
 machine, when, and one ``figure | measured | target | met?`` table over all of them, which is what
-the README's Benchmarks section shows. ``--only NAME,…`` runs some of them and rebuilds the table
+docs/benchmarks.md shows. ``--only NAME,…`` runs some of them and rebuilds the table
 from every result file present.
 
 Run: .venv/bin/python -m benchmarks.run [--quick] [--only calls,latency]
@@ -92,7 +92,7 @@ def figures(name: str, data: dict[str, Any]) -> list[Figure]:
 
 
 def combined(took: dict[str, float], quick: bool = False) -> str:
-    """The markdown the README shows: machine, date, one table over every result file."""
+    """The markdown docs/benchmarks.md shows: machine, date, one table over every result file."""
     rows: list[Figure] = []
     dates = []
     for name in BENCHES:

@@ -16,7 +16,7 @@
 
 The daemon runs with 32 workers and 1,000 requests/s budgets here so that the sweep of 100,000
 links takes minutes; at the default 10 requests/s one ServiceNow read per link alone takes
-2.8 hours (see the README).
+2.8 hours (see docs/benchmarks.md).
 
 Run: .venv/bin/python -m benchmarks.store_bench [--links N] [--quick]
 """

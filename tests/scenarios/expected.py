@@ -3,7 +3,7 @@
 The checker uses these functions, never the connector's planner, to say what a supplier issue
 must hold for a ServiceNow incident: the mapping files are the specification (templates,
 redaction, priority/status maps, labels, routing conditions), and this module re-implements
-their documented meaning independently (README "Supplier mappings"):
+their documented meaning independently (docs/mirroring.md):
 
 * an optional segment ``[[ … ]]`` is left out, brackets and all, when a placeholder in it has no
   value, else only its brackets go;
