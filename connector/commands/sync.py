@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from connector.commands.live import Live
 from connector.config import load_config
 from connector.core.plan import Preview
-from connector.sync.engine import CycleReport
+from connector.sync.cycle import CycleReport
 from connector.telemetry.log import configure_logging
 
 SYNC_ADVICE = (

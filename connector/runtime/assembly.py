@@ -20,7 +20,8 @@ from connector.core.errors import CredentialError
 from connector.core.secrets import UnresolvedSecret
 from connector.http.retry import RetryPolicy
 from connector.store import Store
-from connector.sync.engine import POLLS_FAILED, Engine
+from connector.sync.engine import Engine
+from connector.sync.observe import POLLS_FAILED
 
 if TYPE_CHECKING:
     from connector.http.transport import Transport
@@ -48,7 +49,7 @@ class Runtime:
         """What is failing, by system (``servicenow``, or a supplier's name), one line per problem.
 
         A system is failing while its breakers say so (unreachable, an endpoint failing every retry,
-        credentials refused) or, for a supplier, while its last :data:`~connector.sync.engine.POLLS_FAILED`
+        credentials refused) or, for a supplier, while its last :data:`~connector.sync.observe.POLLS_FAILED`
         polls failed.
         """
         failing: dict[str, list[str]] = {}

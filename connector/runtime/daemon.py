@@ -43,7 +43,7 @@ from connector.runtime.assembly import Runtime, build
 from connector.runtime.health import Health, HealthServer
 from connector.runtime.lease import LeaseKeeper, hold_store
 from connector.store import Store
-from connector.sync.engine import CycleReport
+from connector.sync.cycle import CycleReport
 from connector.telemetry.log import configure_logging
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from connector.store.stats import (
     problem_links,
     sync_stats,
 )
-from connector.sync.engine import CycleReport
+from connector.sync.cycle import CycleReport
 from connector.telemetry.log import configure_logging
 
 

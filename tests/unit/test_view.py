@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from connector.runtime.live_view import Tally, major_lines, rows, summary
 from connector.store.stats import MajorIncident, MajorIncidents, SyncStats
-from connector.sync.engine import CycleReport
+from connector.sync.cycle import CycleReport
 
 STATS = SyncStats(
     incidents=197,

@@ -17,7 +17,8 @@ import pytest
 from connector.config import LoadedConfig, load_config
 from connector.core.models import Incident
 from connector.store import Store
-from connector.sync.engine import SWEEP_PAGE, CycleReport, Engine
+from connector.sync.cycle import CycleReport
+from connector.sync.engine import SWEEP_PAGE, Engine
 from tests.conftest import REPO
 from tests.fakes import Clock, FakeJira, FakeServiceNow
 

@@ -1,0 +1,226 @@
+"""Observation: what changed on each side since its watermark, as the entities a cycle looks at.
+
+New incident versions (keyset since the watermark, minus the overlap, de-duplicated by
+``sys_mod_count``), new journal entries, and issues updated at each supplier name entities
+(incident x supplier) in :attr:`Cycle.work <connector.sync.cycle.Cycle.work>`; promotion rules run on
+the new versions. Nothing advances here: each source appends to ``Cycle.commit`` the step that stores
+its watermark (and the processed versions), which the engine runs once the cycle's entities are done,
+so a crash re-reads rather than loses. A source failing to be searched is counted in ``poll_failures``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+
+from connector.config import LoadedConfig
+from connector.core.errors import CircuitOpen, ConnectorError, CredentialsRefused
+from connector.core.links import entity_key
+from connector.core.models import Incident
+from connector.core.ports import ServiceNowPort
+from connector.core.times import servicenow_precision
+from connector.mirror.routing import implicates, route, triggered
+from connector.mirror.view import ours_in_servicenow
+from connector.rules.book import eligibility
+from connector.rules.conditions import SimpleContext
+from connector.store import Store
+from connector.store.progress import Watermark
+from connector.sync.cycle import Cycle, SupplierRuntime, Work, issue_version
+from connector.sync.promotion import Promoter
+
+log = logging.getLogger(__name__)
+
+INCIDENTS, JOURNAL = "servicenow:incident", "servicenow:journal"
+POLLS_FAILED = 3
+"""Polls of a source failing in a row after which it counts as not being read (``/readyz``)."""
+
+
+class Observer:
+    """Reads both sides for one engine: its configuration, store, ServiceNow adapter and suppliers."""
+
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        store: Store,
+        snow: ServiceNowPort,
+        suppliers: Mapping[str, SupplierRuntime],
+        *,
+        fields: list[str],
+        promoter: Promoter,
+        servicenow_names: frozenset[str],
+        dry_run: bool,
+    ) -> None:
+        self.loaded = loaded
+        self.store = store
+        self.snow = snow
+        self.suppliers = suppliers
+        self.fields = fields
+        self.promoter = promoter
+        self.servicenow_names = servicenow_names
+        """Every name our stamps may give this instance (its URL now and before)."""
+        self.dry_run = dry_run
+        polling = loaded.connector.polling
+        self.overlap = polling.overlap
+        self.page_size = polling.page_size
+        self.instance_name = loaded.connector.instance_name
+        self.poll_failures: dict[str, tuple[int, str]] = {}
+        """Per source (``jira:acme``), polls failed in a row and the last error; absent once one works."""
+
+    def observe_servicenow(self, cycle: Cycle) -> None:
+        """Run the promotion rules; name the entities new incident versions and journal entries concern."""
+        now, work, report = cycle.now, cycle.work, cycle.report
+        mark = self.store.watermarks.get(INCIDENTS)
+        since = _start(mark, now - self.loaded.connector.polling.initial_lookback) - self.overlap
+        newest: dict[str, Incident] = {}
+        for incident in self.snow.incidents_changed(since, self.fields, self.page_size):
+            known = newest.get(incident.sys_id)
+            if known is None or incident.mod_count > known.mod_count:
+                newest[incident.sys_id] = incident
+        poll_start = self.snow.server_time() or now
+        fresh = []
+        for incident in newest.values():
+            record = self.store.incidents.get(incident.sys_id)
+            if record is None or incident.mod_count > record.mod_count:
+                fresh.append(incident)
+        report.new_versions = len(fresh)
+        self.promoter.track(fresh, now)
+        promotion = self.promoter.run(fresh, now)
+        report.decisions.update(promotion.decided)
+        report.failed.update({f"{number} @ rules": error for number, error in promotion.failed.items()})
+        for incident in fresh:
+            cycle.snapshots[incident.sys_id] = incident
+            if incident.get("parent_incident"):
+                self._implicate(incident, now, work)
+            linked = {link.supplier for link in self.store.links.for_incident(incident.sys_id)}
+            child = incident.sys_id in promotion.children
+            for name, runtime in self.suppliers.items():
+                if name in linked or (not child and routed_to(self.loaded, self.store, name, incident, now)):
+                    work.setdefault(
+                        entity_key(incident.sys_id, runtime.name), Work(incident.sys_id, runtime.name)
+                    )
+        journal_mark = self.store.watermarks.get(JOURNAL)
+        journal_since = (
+            _start(journal_mark, now - self.loaded.connector.polling.initial_lookback) - self.overlap
+        )
+        seen_before = set(journal_mark.boundary) if journal_mark else set()
+        entries = [
+            e for e in self.snow.journal_since(journal_since, self.page_size) if e.sys_id not in seen_before
+        ]
+        journal_start = self.snow.server_time() or now
+        for entry in entries:
+            if ours_in_servicenow(entry, self.snow.integration_user):
+                continue  # our own note: nothing to mirror
+            report.journal_entries += 1
+            for link in self.store.links.for_incident(entry.incident_sys_id):
+                if link.supplier in self.suppliers:
+                    work.setdefault(link.entity, Work(entry.incident_sys_id, link.supplier)).journal.append(
+                        entry
+                    )
+
+        def store_progress() -> None:
+            self.remember([*fresh, *cycle.latest.values()])
+            self.store.watermarks.set(INCIDENTS, Watermark(servicenow_precision(poll_start)))
+            window = servicenow_precision(journal_start - self.overlap)
+            recent = sorted(
+                {e.sys_id for e in entries if e.sys_created_on >= window} | {s for s in seen_before}
+            )
+            self.store.watermarks.set(
+                JOURNAL, Watermark(servicenow_precision(journal_start), tuple(recent[-5000:]))
+            )
+
+        cycle.commit.append(store_progress)
+
+    def remember(self, incidents: Iterable[Incident]) -> None:
+        """Record these incident versions as processed (our own writes included)."""
+        for incident in incidents:
+            self.store.incidents.remember(
+                incident.sys_id,
+                incident.number,
+                incident.mod_count,
+                incident.sys_updated_on,
+                incident.fields,
+                opened_at=incident.get("opened_at"),
+                candidate=eligibility(incident, material_changed=True).eligible,
+            )
+
+    def observe_site(self, cycle: Cycle, runtime: SupplierRuntime) -> None:
+        """Name the entities of the issues updated at a supplier: linked, or stamped for an incident of ours.
+
+        A failing search is counted in ``poll_failures`` and leaves the watermark where it was.
+        """
+        now, work, report = cycle.now, cycle.work, cycle.report
+        source = f"jira:{runtime.name}"
+        mark = self.store.watermarks.get(source)
+        since = _start(mark, now - self.loaded.connector.polling.initial_lookback) - self.overlap
+        seen_before = set(mark.boundary) if mark else set()
+        mapping = self.loaded.suppliers[runtime.name]
+        try:
+            refs = list(runtime.site.issues_updated_since(mapping.jira.project, since, self.page_size))
+        except ConnectorError as exc:
+            failed, _ = self.poll_failures.get(source, (0, ""))
+            self.poll_failures[source] = (failed + 1, f"{type(exc).__name__}: {exc}")
+            # A refusal without a request was logged once by the transport for the whole episode.
+            level = logging.DEBUG if isinstance(exc, CircuitOpen | CredentialsRefused) else logging.WARNING
+            log.log(level, "cannot search %s: %s", runtime.name, exc, extra={"supplier": runtime.name})
+            return
+        self.poll_failures.pop(source, None)
+        poll_start = runtime.site.server_time() or now
+        versions = []
+        for ref in refs:
+            version = issue_version(ref.issue_id, ref.updated)
+            versions.append((version, ref.updated))
+            if version in seen_before:
+                continue
+            report.issues_seen += 1
+            link = self.store.links.by_issue(runtime.name, ref.issue_id)
+            if link is not None:
+                work.setdefault(link.entity, Work(link.incident_sys_id, runtime.name))
+            elif (stamped := ref.identity) is not None and stamped.of_instance(
+                self.servicenow_names, self.instance_name
+            ):
+                # Ours, but unknown to the store (emptied, restored, or a crash before the
+                # link-back): the incident is looked at, and the issue read and adopted if its
+                # stamp still says so (search alone proves nothing).
+                entity = entity_key(stamped.incident_sys_id, runtime.name)
+                work.setdefault(entity, Work(stamped.incident_sys_id, runtime.name)).stamped.append(ref.key)
+
+        def store_progress() -> None:
+            window = poll_start - self.overlap - timedelta(minutes=1)
+            recent = {v for v, updated in versions if updated is None or updated >= window}
+            recent |= cycle.seen.get(runtime.name, set())
+            self.store.watermarks.set(source, Watermark(poll_start, tuple(sorted(recent))))
+
+        cycle.commit.append(store_progress)
+
+    def _implicate(self, child: Incident, now: datetime, work: dict[str, Work]) -> None:
+        """A child's suppliers become its major incident's: remembered, and looked at this cycle."""
+        parent = child.get("parent_incident")
+        context = SimpleContext(now)
+        suppliers = [
+            name for name in self.suppliers if implicates(self.loaded.suppliers[name], child, context)
+        ]
+        new = set(suppliers) - self.store.decisions.implicated(parent)
+        if not new or self.dry_run:
+            return
+        self.store.decisions.implicate(parent, child.sys_id, sorted(new))
+        for name in sorted(new):
+            work.setdefault(entity_key(parent, name), Work(parent, name))
+
+
+def routed_to(loaded: LoadedConfig, store: Store, supplier: str, incident: Incident, now: datetime) -> bool:
+    """Routing says so, a promotion rule engaged the supplier, or a child implicates it."""
+    mapping = loaded.suppliers[supplier]
+    if route(mapping, incident, SimpleContext(now)).routed:
+        return True
+    if supplier in store.decisions.engaged(incident.sys_id):
+        return True
+    return (
+        not incident.get("parent_incident")
+        and triggered(mapping, incident)
+        and supplier in store.decisions.implicated(incident.sys_id)
+    )
+
+
+def _start(mark: Watermark | None, default: datetime) -> datetime:
+    return default if mark is None else mark.position
