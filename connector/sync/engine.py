@@ -28,11 +28,12 @@ from connector.store import Store
 from connector.store.db import utcnow
 from connector.sync.cycle import Cycle, CycleReport, Progress, SupplierRuntime, Work
 from connector.sync.entity import EntitySync
-from connector.sync.executor import Executor, Supplier
+from connector.sync.executor import Executor
 from connector.sync.failures import Failures
 from connector.sync.fields import incident_fields
 from connector.sync.observe import INCIDENTS, JOURNAL, Observer
 from connector.sync.promotion import Promoter
+from connector.sync.supplier import Supplier
 from connector.sync.writes import Writes
 from connector.telemetry import metrics
 

@@ -39,7 +39,7 @@ from connector.sync import adoption
 from connector.sync.application import Application
 from connector.sync.changes import apply_change
 from connector.sync.settle import LostCreates, settle_comments
-from connector.sync.supplier import Supplier as Supplier  # re-exported: the engine builds executors with it
+from connector.sync.supplier import Supplier
 from connector.sync.writes import Writes
 from connector.telemetry import metrics
 

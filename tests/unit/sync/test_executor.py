@@ -17,7 +17,8 @@ from connector.core.models import Incident, servicenow_identity
 from connector.core.plan import CommentOnIssue, CreateIssue, Hop, MoveIssue, NoteOnIncident, Plan, UpdateIssue
 from connector.core.secrets import interpolate
 from connector.store import Store
-from connector.sync.executor import Executor, Supplier
+from connector.sync.executor import Executor
+from connector.sync.supplier import Supplier
 from tests.fakes import CRASH, LOST_ANSWER, OUTAGE, Crash, concurrent, rate_limited
 from tests.unit.sync.conftest import World
 
