@@ -24,7 +24,7 @@ from connector.rules.book import RuleBook, describe_checks, eligibility
 from connector.rules.conditions import Context, SimpleContext
 from connector.store.db import utcnow
 from connector.sync.fields import ELIGIBILITY_FIELDS, fields_of_rule, incident_fields, rule_fields
-from connector.sync.promotion import StoreContext
+from connector.sync.rule_context import StoreContext
 
 
 def incident_from_json(

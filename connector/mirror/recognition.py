@@ -25,7 +25,7 @@ from connector.core.links import Direction
 from connector.core.markers import own_ref
 from connector.core.models import JournalEntry, SupplierIssue
 from connector.core.plan import Change, CommentOnIssue, NoteOnIncident
-from connector.mirror.planner import outbound_values
+from connector.mirror.outbound import outbound_values
 from connector.mirror.redaction import Scrubber
 from connector.mirror.shared import to_jira
 from connector.mirror.view import STATE_DONE, STATE_PENDING, EntityView, dated, norm

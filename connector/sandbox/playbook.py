@@ -6,7 +6,7 @@ a comment, the issue moved to the status the mapping's ``inbound.status_map`` tu
 resolved incident). Statuses and transitions come from the mapping's declared workflow, never
 from a per-supplier script: the working status is the nearest ``in_progress`` one, the resolved
 status the nearest ``done`` one the inbound status map allow-lists (any ``done`` one otherwise),
-and paths avoid passing through terminal statuses (:func:`connector.mirror.planner.find_path`).
+and paths avoid passing through terminal statuses (:func:`connector.mirror.statuses.find_path`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from connector.config.supplier_file import SupplierMapping, Workflow
 from connector.core.templates import placeholders
-from connector.mirror.planner import find_path
+from connector.mirror.statuses import find_path
 from connector.sandbox.casting import stable_hash
 
 RESOLUTION = "Fixed"

@@ -12,12 +12,14 @@ first creates the major incident, stamped in ``correlation_id`` so a lost answer
 Every write goes through the one write protocol (a :class:`~connector.core.ports.WriteLedger`):
 its intent carries the write's stamp (the work note's marker, or the new incident's
 ``correlation_id``), and a write left open by a crash or a lost answer is settled by looking for it.
+What the rules' conditions read from the store (time conditions, clusters) is
+:mod:`connector.sync.rule_context`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -28,7 +30,7 @@ from connector.core.models import Incident, JournalEntry
 from connector.core.plan import Operation
 from connector.core.ports import OpenWrite, ServiceNowPort, Write, WriteLedger, Written
 from connector.core.templates import render
-from connector.core.times import servicenow_precision, servicenow_time_or_none
+from connector.core.times import servicenow_time_or_none
 from connector.core.vocabulary import FINISHED_STATES
 from connector.rules.book import (
     SETTLED_MIM_STATES,
@@ -38,10 +40,10 @@ from connector.rules.book import (
     eligibility,
     material_values,
 )
-from connector.rules.conditions import evaluate
 from connector.store import Store
 from connector.store.decisions import DecisionRecord
 from connector.store.progress import IncidentRecord
+from connector.sync.rule_context import StoreContext, cluster_members
 from connector.telemetry import metrics
 
 log = logging.getLogger(__name__)
@@ -49,59 +51,6 @@ MIM_STATE = {"propose": "proposed", "promote": "accepted"}
 DECIDED = {"propose": "proposed", "promote": "promoted"}
 RULES = "rules"
 """The scope of the rules' writes: their intents are the entity ``<incident_sys_id>:rules``."""
-
-
-@dataclass
-class StoreContext:
-    """Rule context in the daemon: time conditions from the store, clusters among recent incidents."""
-
-    now: datetime
-    store: Store
-    recent: Mapping[str, Incident]
-    _held: dict[str, dict[str, datetime]] = field(default_factory=dict)
-
-    def held_since(self, incident: Incident, key: str) -> datetime | None:
-        """Since when ``key`` has held for ``incident`` (read once per incident per cycle)."""
-        if incident.sys_id not in self._held:
-            self._held[incident.sys_id] = self.store.conditions.all_for(incident.sys_id)
-        return self._held[incident.sys_id].get(key)
-
-    def cluster_size(self, incident: Incident, cluster: ClusterCondition) -> int:
-        """How many incidents opened within the window (this one included, any state) share its value."""
-        return len(cluster_members(incident, cluster, self.recent, self, gatherable_only=False))
-
-
-def cluster_members(
-    incident: Incident,
-    cluster: ClusterCondition,
-    recent: Mapping[str, Incident],
-    context: StoreContext,
-    *,
-    gatherable_only: bool = True,
-) -> list[Incident]:
-    """The incidents of ``incident``'s cluster, earliest opened first (it included).
-
-    Counting a cluster takes every incident with the value opened within the window; gathering
-    one takes only those the rules may still act on (not already children or major incidents).
-    """
-    spec = cluster.cluster
-    value = incident.get(spec.by)
-    if not value:
-        return []
-    oldest = servicenow_precision(context.now - spec.within)
-    members = {incident.sys_id: incident}
-    for other in recent.values():
-        if other.get(spec.by) != value:
-            continue
-        opened = servicenow_time_or_none(other.get("opened_at"))
-        if opened is None or opened < oldest:
-            continue
-        if gatherable_only and not eligibility(other).eligible:
-            continue
-        if spec.where is not None and not evaluate(spec.where, other, context).matched:
-            continue
-        members[other.sys_id] = other
-    return sorted(members.values(), key=lambda i: (i.get("opened_at"), i.number))
 
 
 @dataclass

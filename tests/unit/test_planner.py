@@ -23,7 +23,9 @@ from connector.core.plan import (
 )
 from connector.core.shadows import held, pending, shared
 from connector.core.vocabulary import CORE_INCIDENT_STATES
-from connector.mirror.planner import find_path, outbound_values, plan
+from connector.mirror.outbound import outbound_values
+from connector.mirror.planner import plan
+from connector.mirror.statuses import find_path
 from connector.mirror.view import (
     LABELS_OURS,
     REMOTE_LINK,

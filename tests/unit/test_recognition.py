@@ -9,7 +9,8 @@ import pytest
 from connector.core.models import IssueStamp, StatusChange, servicenow_identity
 from connector.core.plan import CommentOnIssue, MoveIssue, NoteOnIncident, UpdateIssue
 from connector.core.shadows import shared
-from connector.mirror.planner import outbound_values, plan
+from connector.mirror.outbound import outbound_values
+from connector.mirror.planner import plan
 from connector.mirror.recognition import Landed, already_landed, candidate_keys, rebuilt_shadow
 from connector.mirror.view import STATE_DONE, STATE_PENDING
 from tests.factories import T0, comment, incident, issue, journal, link
