@@ -110,16 +110,7 @@ class Writes:
             with self.transaction() as tx:
                 self.record(write, written, conn=tx)
             return
-        written = written or Written()
-        self.store.audit.record(
-            write.system,
-            write.operation,
-            written.target or write.target,
-            reason=write.reason,
-            before=_plain(written.before),
-            after=_plain(written.after),
-            conn=conn,
-        )
+        self._audit(conn, write, written or Written())
 
     # --- open writes ---------------------------------------------------------------------------------
 
@@ -201,6 +192,18 @@ class Writes:
     ) -> None:
         """The intent's outcome and the audit entry that says so (whose outcome is the intent's ``state``)."""
         self.store.intents.finish(intent_id, state, written.outcome, conn=conn)
+        self._audit(conn, write, written, intent_id=intent_id, outcome=state)
+
+    def _audit(
+        self,
+        conn: Connection,
+        write: Write,
+        written: Written,
+        *,
+        intent_id: int | None = None,
+        outcome: str = "done",
+    ) -> None:
+        """The audit entry of ``write``: of an intent's outcome when ``intent_id`` is given, else of a store change."""
         self.store.audit.record(
             write.system,
             write.operation,
@@ -209,7 +212,7 @@ class Writes:
             before=_plain(written.before),
             after=_plain(written.after),
             intent_id=intent_id,
-            outcome=state,
+            outcome=outcome,
             conn=conn,
         )
 
