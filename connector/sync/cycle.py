@@ -9,13 +9,15 @@ in parallel share (the report, the progress); everything else is keyed by incide
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from connector.config import LoadedConfig
 from connector.core.models import Incident, JournalEntry
 from connector.core.plan import Preview
-from connector.core.ports import JiraPort
+from connector.core.ports import JiraPort, ServiceNowPort
+from connector.store import Store
 from connector.sync.executor import Executor
 
 
@@ -58,6 +60,22 @@ class SupplierRuntime:
     account_id: str
     """Our account on the site, asked once (empty until then)."""
     issue_fields: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one engine works with, shared read-only by its observer and its entity passes."""
+
+    loaded: LoadedConfig
+    store: Store
+    snow: ServiceNowPort
+    suppliers: Mapping[str, SupplierRuntime]
+    """The enabled suppliers (the engine's own dict, so a supplier's account learnt once is seen by both)."""
+    fields: list[str]
+    """The incident columns every read asks for."""
+    servicenow_names: frozenset[str]
+    """Every name our stamps may give this instance (its URL now and before)."""
+    dry_run: bool
 
 
 @dataclass

@@ -26,7 +26,7 @@ from connector.core.templates import placeholders
 from connector.rules.book import RuleBook
 from connector.store import Store
 from connector.store.db import utcnow
-from connector.sync.cycle import Cycle, CycleReport, Progress, SupplierRuntime, Work
+from connector.sync.cycle import Cycle, CycleReport, Progress, Scope, SupplierRuntime, Work
 from connector.sync.entity import EntitySync
 from connector.sync.executor import Executor
 from connector.sync.failures import Failures
@@ -100,26 +100,9 @@ class Engine:
                 store, snow, supplier, self.instance_name, self.servicenow, known_as=self.servicenow_names
             )
             self.suppliers[name] = SupplierRuntime(name, executor, site, "", issue_fields(mapping))
-        self.observer = Observer(
-            loaded,
-            store,
-            snow,
-            self.suppliers,
-            fields=self.fields,
-            promoter=self.promoter,
-            servicenow_names=self.servicenow_names,
-            dry_run=dry_run,
-        )
-        self.entities = EntitySync(
-            loaded,
-            store,
-            snow,
-            self.suppliers,
-            fields=self.fields,
-            failures=self.failures,
-            servicenow_names=self.servicenow_names,
-            dry_run=dry_run,
-        )
+        scope = Scope(loaded, store, snow, self.suppliers, self.fields, self.servicenow_names, dry_run)
+        self.observer = Observer(scope, self.promoter)
+        self.entities = EntitySync(scope, self.failures)
         self.poll_failures = self.observer.poll_failures
         """Per source (``jira:acme``), polls failed in a row and the last error; absent once one works."""
 

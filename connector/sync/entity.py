@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from connector.config import LoadedConfig
 from connector.core.errors import ConcurrentChange, ConnectorError
 from connector.core.links import Link, entity_key
 from connector.core.models import Incident, JournalEntry, SupplierIssue
@@ -27,14 +26,12 @@ from connector.core.plan import (
     UpdateIncident,
     UpdateProblem,
 )
-from connector.core.ports import ServiceNowPort
 from connector.http.breaker import explicit_retry
 from connector.mirror.planner import plan
 from connector.mirror.recognition import Landed, already_landed, candidate_keys, rebuilt_shadow
 from connector.mirror.view import EntityView
-from connector.store import Store
 from connector.store.links import CREATED
-from connector.sync.cycle import Cycle, SupplierRuntime, Work, issue_version
+from connector.sync.cycle import Cycle, Scope, SupplierRuntime, Work, issue_version
 from connector.sync.failures import Failures
 from connector.sync.observe import routed_to
 from connector.telemetry import metrics
@@ -49,34 +46,16 @@ SERVICENOW_ONLY = (UpdateIncident, NoteOnIncident, CreateProblem, UpdateProblem)
 class EntitySync:
     """Syncs entities for one engine: its configuration, store, ServiceNow adapter and suppliers."""
 
-    def __init__(
-        self,
-        loaded: LoadedConfig,
-        store: Store,
-        snow: ServiceNowPort,
-        suppliers: Mapping[str, SupplierRuntime],
-        *,
-        fields: list[str],
-        failures: Failures,
-        servicenow_names: frozenset[str],
-        dry_run: bool,
-    ) -> None:
-        self.loaded = loaded
-        self.store = store
-        self.snow = snow
-        self.suppliers = suppliers
-        self.fields = fields
+    def __init__(self, scope: Scope, failures: Failures) -> None:
+        self.scope = scope
         self.failures = failures
-        self.servicenow_names = servicenow_names
-        """Every name our stamps may give this instance (its URL now and before)."""
-        self.dry_run = dry_run
-        self.instance_url = loaded.connector.servicenow.instance_url
-        self.instance_name = loaded.connector.instance_name
-        self.states = loaded.connector.servicenow.incident_states
+        self.instance_url = scope.loaded.connector.servicenow.instance_url
+        self.instance_name = scope.loaded.connector.instance_name
+        self.states = scope.loaded.connector.servicenow.incident_states
 
     def process(self, cycle: Cycle, item: Work, snapshot: Incident | None, *, asked: bool = False) -> None:
         """Sync one entity; a failure sends it to the dead-letter queue. ``asked``: an operator's retry."""
-        runtime = self.suppliers.get(item.supplier)
+        runtime = self.scope.suppliers.get(item.supplier)
         if runtime is None:
             return
         entity = entity_key(item.incident_sys_id, item.supplier)
@@ -85,7 +64,7 @@ class EntitySync:
         incident = snapshot
         try:
             with explicit_retry() if asked else contextlib.nullcontext():
-                incident = incident or self.snow.incident(item.incident_sys_id, self.fields)
+                incident = incident or self.scope.snow.incident(item.incident_sys_id, self.scope.fields)
                 if incident is None:
                     return
                 self._sync(cycle, runtime, incident, item)
@@ -95,14 +74,14 @@ class EntitySync:
                 log.exception("unexpected failure on %s", entity, extra={"supplier": item.supplier})
             with cycle.lock:
                 cycle.report.failed[entity] = f"{type(exc).__name__}: {exc}"
-            if not self.dry_run:
+            if not self.scope.dry_run:
                 self.failures.failed(runtime.executor, item.incident_sys_id, incident, exc, asked=asked)
 
     def _sync(self, cycle: Cycle, runtime: SupplierRuntime, incident: Incident, item: Work) -> None:
         now = cycle.now
         # The other suppliers' links of this incident: its entities are worked on one after the
         # other by this thread, so they do not change while this one is synced.
-        links = self.store.links.for_incident(incident.sys_id)
+        links = self.scope.store.links.for_incident(incident.sys_id)
         link = next((known for known in links if known.supplier == runtime.name), None)
         siblings = [known for known in links if known.supplier != runtime.name]
         adopted: SupplierIssue | None = None
@@ -110,25 +89,25 @@ class EntitySync:
         if link is None or link.state == "creating":
             pending = link.stamp if link is not None else None
             link, adopted = self._recognise(cycle, runtime, incident, link, item.stamped)
-            if adopted is not None and self.dry_run:
+            if adopted is not None and self.scope.dry_run:
                 return
             # An issue carrying the stamp of the create this store has pending is that create,
             # whose answer was lost: nothing was synced to it yet, so the incident as it is now
             # is news to it (as when a lost create is found by search). Any other adopted issue
             # was mirrored by a store that is gone: its shadow is rebuilt from the issue.
             rebuild = adopted is not None and (adopted.identity is None or adopted.identity.stamp != pending)
-        if not self.dry_run:
+        if not self.scope.dry_run:
             link = runtime.executor.reconcile(incident, link, now)
         journal: list[JournalEntry] = list(item.journal)
         need_full = item.full_journal or link is None or link.state != "linked" or adopted is not None
-        routed = routed_to(self.loaded, self.store, runtime.name, incident, now)
+        routed = routed_to(self.scope.loaded, self.scope.store, runtime.name, incident, now)
         before = incident
         start = _Start(link, adopted, siblings, journal, need_full, routed, rebuild)
         last, incident = self._passes(cycle, runtime, incident, start)
         cycle.latest[incident.sys_id] = incident
         if _fields_changed(before, incident):
             for sibling in siblings:
-                if sibling.supplier in self.suppliers:
+                if sibling.supplier in self.scope.suppliers:
                     cycle.followups.setdefault(sibling.entity, Work(incident.sys_id, sibling.supplier))
         if last is not None:
             # The issue as we last read it, our own writes included: the next search need not
@@ -151,7 +130,7 @@ class EntitySync:
         again; the Jira-side shadow of an adopted link, or of one found stale that way, is rebuilt
         (:func:`connector.mirror.recognition.rebuilt_shadow`).
         """
-        mapping = self.loaded.suppliers[runtime.name]
+        mapping = self.scope.loaded.suppliers[runtime.name]
         link, siblings, journal, need_full = start.link, start.siblings, start.journal, start.need_full
         issue = start.adopted
         rebuild = start.rebuild
@@ -165,13 +144,13 @@ class EntitySync:
                     issue = runtime.site.issue(link.jira_key, runtime.issue_fields, comments=True)
                     stale = False
                 if issue is None:
-                    self.store.links.set_state(link.link_id, "unlinked")
+                    self.scope.store.links.set_state(link.link_id, "unlinked")
                     log.error(
                         "%s is gone or hidden; unlinked", link.jira_key, extra={"supplier": runtime.name}
                     )
                     return None, incident
                 if not self._ours(issue, incident):
-                    if self.dry_run:
+                    if self.scope.dry_run:
                         reason = "it is stamped for another incident or ServiceNow instance"
                         self._planned(cycle, incident, runtime, f"release the link to {issue.key}", reason)
                         return None, incident
@@ -183,8 +162,8 @@ class EntitySync:
                     journal = self._full_journal(cycle, incident.sys_id)
                     need_full = False
                     full = True
-            shadow = self.store.shadows.sides(link.link_id) if link else {}
-            mirrored = self.store.comments.settled_both(link.link_id) if link else {}
+            shadow = self.scope.store.shadows.sides(link.link_id) if link else {}
+            mirrored = self.scope.store.comments.settled_both(link.link_id) if link else {}
             view = EntityView(
                 incident=incident,
                 supplier=runtime.name,
@@ -200,7 +179,7 @@ class EntitySync:
                 mirrored_in=mirrored.get("in", frozenset()),
                 created_in_jira=mirrored.get(CREATED, frozenset()),
                 account_id=self._account(runtime),
-                integration_user=self.snow.integration_user,
+                integration_user=self.scope.snow.integration_user,
                 incident_url=f"{self.instance_url}/nav_to.do?uri=incident.do?sys_id={incident.sys_id}",
                 instance_url=self.instance_url,
                 sibling_keys=(
@@ -217,7 +196,7 @@ class EntitySync:
             for alert in decided.alerts:
                 metrics.TEXT_WITHHELD.labels(runtime.name).inc()
                 log.warning("%s", alert, extra={"incident": incident.number, "supplier": runtime.name})
-            if self.dry_run:
+            if self.scope.dry_run:
                 with cycle.lock:
                     cycle.report.plans[f"{incident.number} @ {runtime.name}"] = decided.preview(
                         incident, issue
@@ -230,8 +209,8 @@ class EntitySync:
                     if _pass == MAX_PASSES - 1:
                         raise
                     log.info("%s; reading again", exc, extra={"supplier": runtime.name})
-                    link = self.store.links.get(incident.sys_id, runtime.name)
-                    incident = self.snow.incident(incident.sys_id, self.fields) or incident
+                    link = self.scope.store.links.get(incident.sys_id, runtime.name)
+                    incident = self.scope.snow.incident(incident.sys_id, self.scope.fields) or incident
                     stale = True
                     continue
                 with cycle.lock:
@@ -257,16 +236,16 @@ class EntitySync:
         instance is adopted (a key or a search hit alone proves nothing). Returns the link
         (adopted, else as given) and the adopted issue as read (else ``None``).
         """
-        project = self.loaded.suppliers[runtime.name].jira.project
+        project = self.scope.loaded.suppliers[runtime.name].jira.project
         listed = candidate_keys(incident.get("correlation_display"), project)
         for key in dict.fromkeys([*listed, *stamped]):
             issue = runtime.site.issue(key, runtime.issue_fields, comments=True)
             identity = issue.identity if issue is not None else None
             if issue is None or identity is None:
                 continue
-            if not identity.belongs_to(incident.sys_id, self.servicenow_names, self.instance_name):
+            if not identity.belongs_to(incident.sys_id, self.scope.servicenow_names, self.instance_name):
                 continue
-            if self.dry_run:
+            if self.scope.dry_run:
                 reason = f"it already exists for {incident.number}: adopted, not created"
                 self._planned(cycle, incident, runtime, f"adopt {issue.key}", reason)
                 return link, issue
@@ -292,7 +271,7 @@ class EntitySync:
         known = {link.supplier for link in siblings if link.state != "creating"}
         return [
             key
-            for name, other in self.loaded.suppliers.items()
+            for name, other in self.scope.loaded.suppliers.items()
             if name != supplier and name not in known
             for key in candidate_keys(incident.get("correlation_display"), other.jira.project)
         ]
@@ -305,7 +284,7 @@ class EntitySync:
         """
         identity = issue.identity
         return identity is None or identity.belongs_to(
-            incident.sys_id, self.servicenow_names, self.instance_name
+            incident.sys_id, self.scope.servicenow_names, self.instance_name
         )
 
     def _recover(
@@ -317,7 +296,7 @@ class EntitySync:
         older copy): its shadows are as stale as its ledger, so they are rebuilt too.
         """
         shadow = rebuilt_shadow(view)
-        if not self.dry_run:
+        if not self.scope.dry_run:
             runtime.executor.recover(link, landed, shadow)
         view = replace(
             view,
@@ -335,7 +314,7 @@ class EntitySync:
         """
         journal = cycle.journals.get(incident_sys_id)
         if journal is None:
-            journal = cycle.journals[incident_sys_id] = self.snow.journal_of(incident_sys_id)
+            journal = cycle.journals[incident_sys_id] = self.scope.snow.journal_of(incident_sys_id)
         return journal
 
     def _account(self, runtime: SupplierRuntime) -> str:

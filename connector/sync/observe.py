@@ -11,14 +11,13 @@ so a crash re-reads rather than loses. A source failing to be searched is counte
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from connector.config import LoadedConfig
 from connector.core.errors import CircuitOpen, ConnectorError, CredentialsRefused
 from connector.core.links import entity_key
 from connector.core.models import Incident
-from connector.core.ports import ServiceNowPort
 from connector.core.times import servicenow_precision
 from connector.mirror.routing import implicates, route, triggered
 from connector.mirror.view import ours_in_servicenow
@@ -26,7 +25,7 @@ from connector.rules.book import eligibility
 from connector.rules.conditions import SimpleContext
 from connector.store import Store
 from connector.store.progress import Watermark
-from connector.sync.cycle import Cycle, SupplierRuntime, Work, issue_version
+from connector.sync.cycle import Cycle, Scope, SupplierRuntime, Work, issue_version
 from connector.sync.promotion import Promoter
 
 log = logging.getLogger(__name__)
@@ -39,48 +38,30 @@ POLLS_FAILED = 3
 class Observer:
     """Reads both sides for one engine: its configuration, store, ServiceNow adapter and suppliers."""
 
-    def __init__(
-        self,
-        loaded: LoadedConfig,
-        store: Store,
-        snow: ServiceNowPort,
-        suppliers: Mapping[str, SupplierRuntime],
-        *,
-        fields: list[str],
-        promoter: Promoter,
-        servicenow_names: frozenset[str],
-        dry_run: bool,
-    ) -> None:
-        self.loaded = loaded
-        self.store = store
-        self.snow = snow
-        self.suppliers = suppliers
-        self.fields = fields
+    def __init__(self, scope: Scope, promoter: Promoter) -> None:
+        self.scope = scope
         self.promoter = promoter
-        self.servicenow_names = servicenow_names
-        """Every name our stamps may give this instance (its URL now and before)."""
-        self.dry_run = dry_run
-        polling = loaded.connector.polling
+        polling = scope.loaded.connector.polling
         self.overlap = polling.overlap
         self.page_size = polling.page_size
-        self.instance_name = loaded.connector.instance_name
+        self.instance_name = scope.loaded.connector.instance_name
         self.poll_failures: dict[str, tuple[int, str]] = {}
         """Per source (``jira:acme``), polls failed in a row and the last error; absent once one works."""
 
     def observe_servicenow(self, cycle: Cycle) -> None:
         """Run the promotion rules; name the entities new incident versions and journal entries concern."""
         now, work, report = cycle.now, cycle.work, cycle.report
-        mark = self.store.watermarks.get(INCIDENTS)
-        since = _start(mark, now - self.loaded.connector.polling.initial_lookback) - self.overlap
+        mark = self.scope.store.watermarks.get(INCIDENTS)
+        since = _start(mark, now - self.scope.loaded.connector.polling.initial_lookback) - self.overlap
         newest: dict[str, Incident] = {}
-        for incident in self.snow.incidents_changed(since, self.fields, self.page_size):
+        for incident in self.scope.snow.incidents_changed(since, self.scope.fields, self.page_size):
             known = newest.get(incident.sys_id)
             if known is None or incident.mod_count > known.mod_count:
                 newest[incident.sys_id] = incident
-        poll_start = self.snow.server_time() or now
+        poll_start = self.scope.snow.server_time() or now
         fresh = []
         for incident in newest.values():
-            record = self.store.incidents.get(incident.sys_id)
+            record = self.scope.store.incidents.get(incident.sys_id)
             if record is None or incident.mod_count > record.mod_count:
                 fresh.append(incident)
         report.new_versions = len(fresh)
@@ -92,40 +73,44 @@ class Observer:
             cycle.snapshots[incident.sys_id] = incident
             if incident.get("parent_incident"):
                 self._implicate(incident, now, work)
-            linked = {link.supplier for link in self.store.links.for_incident(incident.sys_id)}
+            linked = {link.supplier for link in self.scope.store.links.for_incident(incident.sys_id)}
             child = incident.sys_id in promotion.children
-            for name, runtime in self.suppliers.items():
-                if name in linked or (not child and routed_to(self.loaded, self.store, name, incident, now)):
+            for name, runtime in self.scope.suppliers.items():
+                if name in linked or (
+                    not child and routed_to(self.scope.loaded, self.scope.store, name, incident, now)
+                ):
                     work.setdefault(
                         entity_key(incident.sys_id, runtime.name), Work(incident.sys_id, runtime.name)
                     )
-        journal_mark = self.store.watermarks.get(JOURNAL)
+        journal_mark = self.scope.store.watermarks.get(JOURNAL)
         journal_since = (
-            _start(journal_mark, now - self.loaded.connector.polling.initial_lookback) - self.overlap
+            _start(journal_mark, now - self.scope.loaded.connector.polling.initial_lookback) - self.overlap
         )
         seen_before = set(journal_mark.boundary) if journal_mark else set()
         entries = [
-            e for e in self.snow.journal_since(journal_since, self.page_size) if e.sys_id not in seen_before
+            e
+            for e in self.scope.snow.journal_since(journal_since, self.page_size)
+            if e.sys_id not in seen_before
         ]
-        journal_start = self.snow.server_time() or now
+        journal_start = self.scope.snow.server_time() or now
         for entry in entries:
-            if ours_in_servicenow(entry, self.snow.integration_user):
+            if ours_in_servicenow(entry, self.scope.snow.integration_user):
                 continue  # our own note: nothing to mirror
             report.journal_entries += 1
-            for link in self.store.links.for_incident(entry.incident_sys_id):
-                if link.supplier in self.suppliers:
+            for link in self.scope.store.links.for_incident(entry.incident_sys_id):
+                if link.supplier in self.scope.suppliers:
                     work.setdefault(link.entity, Work(entry.incident_sys_id, link.supplier)).journal.append(
                         entry
                     )
 
         def store_progress() -> None:
             self.remember([*fresh, *cycle.latest.values()])
-            self.store.watermarks.set(INCIDENTS, Watermark(servicenow_precision(poll_start)))
+            self.scope.store.watermarks.set(INCIDENTS, Watermark(servicenow_precision(poll_start)))
             window = servicenow_precision(journal_start - self.overlap)
             recent = sorted(
                 {e.sys_id for e in entries if e.sys_created_on >= window} | {s for s in seen_before}
             )
-            self.store.watermarks.set(
+            self.scope.store.watermarks.set(
                 JOURNAL, Watermark(servicenow_precision(journal_start), tuple(recent[-5000:]))
             )
 
@@ -134,7 +119,7 @@ class Observer:
     def remember(self, incidents: Iterable[Incident]) -> None:
         """Record these incident versions as processed (our own writes included)."""
         for incident in incidents:
-            self.store.incidents.remember(
+            self.scope.store.incidents.remember(
                 incident.sys_id,
                 incident.number,
                 incident.mod_count,
@@ -151,10 +136,10 @@ class Observer:
         """
         now, work, report = cycle.now, cycle.work, cycle.report
         source = f"jira:{runtime.name}"
-        mark = self.store.watermarks.get(source)
-        since = _start(mark, now - self.loaded.connector.polling.initial_lookback) - self.overlap
+        mark = self.scope.store.watermarks.get(source)
+        since = _start(mark, now - self.scope.loaded.connector.polling.initial_lookback) - self.overlap
         seen_before = set(mark.boundary) if mark else set()
-        mapping = self.loaded.suppliers[runtime.name]
+        mapping = self.scope.loaded.suppliers[runtime.name]
         try:
             refs = list(runtime.site.issues_updated_since(mapping.jira.project, since, self.page_size))
         except ConnectorError as exc:
@@ -173,11 +158,11 @@ class Observer:
             if version in seen_before:
                 continue
             report.issues_seen += 1
-            link = self.store.links.by_issue(runtime.name, ref.issue_id)
+            link = self.scope.store.links.by_issue(runtime.name, ref.issue_id)
             if link is not None:
                 work.setdefault(link.entity, Work(link.incident_sys_id, runtime.name))
             elif (stamped := ref.identity) is not None and stamped.of_instance(
-                self.servicenow_names, self.instance_name
+                self.scope.servicenow_names, self.instance_name
             ):
                 # Ours, but unknown to the store (emptied, restored, or a crash before the
                 # link-back): the incident is looked at, and the issue read and adopted if its
@@ -189,7 +174,7 @@ class Observer:
             window = poll_start - self.overlap - timedelta(minutes=1)
             recent = {v for v, updated in versions if updated is None or updated >= window}
             recent |= cycle.seen.get(runtime.name, set())
-            self.store.watermarks.set(source, Watermark(poll_start, tuple(sorted(recent))))
+            self.scope.store.watermarks.set(source, Watermark(poll_start, tuple(sorted(recent))))
 
         cycle.commit.append(store_progress)
 
@@ -198,12 +183,14 @@ class Observer:
         parent = child.get("parent_incident")
         context = SimpleContext(now)
         suppliers = [
-            name for name in self.suppliers if implicates(self.loaded.suppliers[name], child, context)
+            name
+            for name in self.scope.suppliers
+            if implicates(self.scope.loaded.suppliers[name], child, context)
         ]
-        new = set(suppliers) - self.store.decisions.implicated(parent)
-        if not new or self.dry_run:
+        new = set(suppliers) - self.scope.store.decisions.implicated(parent)
+        if not new or self.scope.dry_run:
             return
-        self.store.decisions.implicate(parent, child.sys_id, sorted(new))
+        self.scope.store.decisions.implicate(parent, child.sys_id, sorted(new))
         for name in sorted(new):
             work.setdefault(entity_key(parent, name), Work(parent, name))
 
