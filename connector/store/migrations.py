@@ -57,7 +57,20 @@ def _v4(conn: Connection) -> None:
     tables.metadata.create_all(conn, checkfirst=True)
 
 
-STEPS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4}
+def _v5(conn: Connection) -> None:
+    """The work queue (dead letters become its ``dead`` items), claims, instances, the reconciler's links."""
+    tables.metadata.create_all(conn, checkfirst=True)
+    present = {column["name"] for column in inspect(conn).get_columns("links")}
+    for column in ("checked_at", "retired_at"):
+        if column not in present:
+            kind = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+            conn.execute(text(f"ALTER TABLE links ADD COLUMN {column} {kind}"))
+    indexes = {index["name"] for index in inspect(conn).get_indexes("links")}
+    if "ix_links_reconcile" not in indexes:
+        conn.execute(text("CREATE INDEX ix_links_reconcile ON links (retired_at, checked_at)"))
+
+
+STEPS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5}
 
 
 def current_version(conn: Connection) -> int:

@@ -13,7 +13,12 @@ Identity and progress live here, never only in memory and never rediscovered by 
 * ``decisions`` - what the promotion rules decided per incident (written before the write it causes);
 * ``condition_state`` - since when a ``for:`` condition (or "unassigned") has held for an incident;
 * ``clusters`` - the major incident each cluster of related incidents was gathered under;
-* ``leases`` - who may write to this store now (one daemon), until when, under which fencing epoch.
+* ``leases`` - who holds each role (the store's one daemon on SQLite; each poller and the reconciler
+  on PostgreSQL), until when, under which fencing epoch;
+* ``work`` - the work queue: one item per entity (incident x supplier) to process, with its lane, due
+  time and reasons; a failed entity's item stays as a dead letter (``state = dead``) until retried;
+* ``claims`` - which instance's worker is processing an incident's items, until when;
+* ``instances`` - the daemons sharing the store, and when each was last heard of.
 
 Times are timezone-aware UTC. JSON columns hold our own data only (never credentials).
 """
@@ -38,7 +43,7 @@ from sqlalchemy import (
     false as sql_false,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
 
@@ -87,8 +92,13 @@ links = Table(
     Column("stamp", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # v5: the reconciler's place: when the link was last re-checked, and since when it is retired
+    # (its incident closed for longer than ``reconcile.retire_after``; never re-read unless reopened).
+    Column("checked_at", DateTime(timezone=True)),
+    Column("retired_at", DateTime(timezone=True)),
     UniqueConstraint("incident_sys_id", "supplier", name="uq_links_incident_supplier"),
     Index("ix_links_supplier_issue", "supplier", "jira_issue_id"),
+    Index("ix_links_reconcile", "retired_at", "checked_at"),
 )
 
 shadows = Table(
@@ -229,3 +239,56 @@ leases = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 """v4: one row per lease (``daemon``: the process that writes); a released lease keeps its row and epoch."""
+
+work = Table(
+    "work",
+    metadata,
+    # The dead letter's number too (``state dlq retry ID``).
+    Column("item_id", Integer, primary_key=True, autoincrement=True),
+    Column("entity", String(128), nullable=False, unique=True),
+    Column("incident_sys_id", String(32), nullable=False),
+    Column("supplier", String(64), nullable=False),
+    # pending (to process at due_at), dead (failed: retried at due_at, later work held behind it),
+    # resolved or dropped (a former dead letter, kept as history until new work reuses the row).
+    Column("state", String(16), nullable=False),
+    Column("lane", Integer, nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("enqueued_at", DateTime(timezone=True), nullable=False),
+    # +1 at every enqueue: completing a claimed item removes it only if nothing came meanwhile.
+    Column("version", Integer, nullable=False),
+    Column("detail", JSON, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("held_events", Integer, nullable=False, default=0),
+    Column("error_type", String(128)),
+    Column("error", Text),
+    Column("first_failed_at", DateTime(timezone=True)),
+    Column("last_failed_at", DateTime(timezone=True)),
+    Column("manual", Boolean, nullable=False, default=False),
+    Index("ix_work_due", "state", "due_at"),
+    Index("ix_work_incident", "incident_sys_id"),
+)
+"""v5: the work queue; a dead letter is an item in state ``dead``."""
+
+claims = Table(
+    "claims",
+    metadata,
+    Column("incident_sys_id", String(32), primary_key=True),
+    Column("instance_id", String(64), nullable=False),
+    Column("token", String(64), nullable=False),
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
+    Column("until", DateTime(timezone=True), nullable=False),
+)
+"""v5: an incident whose items one worker processes (its suppliers in turn), until ``until``."""
+
+instances = Table(
+    "instances",
+    metadata,
+    Column("instance_id", String(64), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+    Column("workers", Integer, nullable=False),
+)
+"""v5: the daemons sharing this store; one whose ``seen_at`` is older than the lease TTL is gone."""
