@@ -1,7 +1,8 @@
 """The state store (SQLAlchemy Core): SQLite file by default, PostgreSQL by URL.
 
 ``Store.open(url)`` migrates the schema and exposes one small repository per concern:
-``watermarks``, ``incidents``, ``links``, ``shadows``, ``comments``, ``intents``, ``audit``, ``dlq``,
+``watermarks``, ``incidents``, ``links``, ``shadows``, ``comments``, ``intents``, ``audit``, the work
+``queue`` and its dead letters ``dlq``,
 for the promotion rules ``decisions``, ``conditions`` and ``clusters``, and ``leases`` (who writes).
 A store that cannot be opened raises :class:`~connector.core.errors.StoreError` with a one-line message.
 """
@@ -28,6 +29,7 @@ from connector.store.links import CommentLedger, Links, Shadows
 from connector.store.migrations import migrate
 from connector.store.opening import Created, create_file, failure
 from connector.store.progress import Incidents, Watermarks
+from connector.store.queue import WorkQueue
 from connector.store.throttles import Throttles
 
 
@@ -62,6 +64,7 @@ class Store:
         self.clusters = Clusters(engine)
         self.throttles = Throttles(engine)
         self.leases = Leases(engine)
+        self.queue = WorkQueue(engine)
         self.dlq = DeadLetters(engine) if retry_delay is None else DeadLetters(engine, base_delay=retry_delay)
 
     @classmethod

@@ -61,13 +61,42 @@ def _v5(conn: Connection) -> None:
     """The work queue (dead letters become its ``dead`` items), claims, instances, the reconciler's links."""
     tables.metadata.create_all(conn, checkfirst=True)
     present = {column["name"] for column in inspect(conn).get_columns("links")}
-    for column in ("checked_at", "retired_at"):
+    stamp = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    for column, kind in (("checked_at", stamp), ("retired_at", stamp), ("seen_version", "VARCHAR(80)")):
         if column not in present:
-            kind = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
             conn.execute(text(f"ALTER TABLE links ADD COLUMN {column} {kind}"))
     indexes = {index["name"] for index in inspect(conn).get_indexes("links")}
     if "ix_links_reconcile" not in indexes:
         conn.execute(text("CREATE INDEX ix_links_reconcile ON links (retired_at, checked_at)"))
+    # The letters still queued become the queue's dead items (the old table stays, as history).
+    letters = tables.dead_letters
+    moved = set(conn.execute(select(tables.work.c.entity)).scalars())
+    for row in conn.execute(select(letters).where(letters.c.state == "queued").order_by(letters.c.letter_id)):
+        if row.entity in moved:
+            continue
+        moved.add(row.entity)
+        incident_sys_id, _, supplier = row.entity.rpartition(":")
+        conn.execute(
+            tables.work.insert().values(
+                entity=row.entity,
+                incident_sys_id=incident_sys_id,
+                supplier=supplier,
+                state="dead",
+                lane=1,
+                reasons=["failed"],
+                due_at=row.next_attempt_at,
+                enqueued_at=row.first_failed_at,
+                version=1,
+                detail={"full_journal": True},
+                attempts=row.attempts,
+                held_events=row.held_events,
+                error_type=row.error_type,
+                error=row.error,
+                first_failed_at=row.first_failed_at,
+                last_failed_at=row.last_failed_at,
+                manual=row.manual,
+            )
+        )
 
 
 STEPS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5}

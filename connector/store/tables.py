@@ -96,6 +96,9 @@ links = Table(
     # (its incident closed for longer than ``reconcile.retire_after``; never re-read unless reopened).
     Column("checked_at", DateTime(timezone=True)),
     Column("retired_at", DateTime(timezone=True)),
+    # v5: the issue version (id@updated) a worker last read after its own writes: a search that
+    # brings back only that version brings nothing new (our own write), so it enqueues nothing.
+    Column("seen_version", String(80)),
     UniqueConstraint("incident_sys_id", "supplier", name="uq_links_incident_supplier"),
     Index("ix_links_supplier_issue", "supplier", "jira_issue_id"),
     Index("ix_links_reconcile", "retired_at", "checked_at"),

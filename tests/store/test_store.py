@@ -311,7 +311,7 @@ def test_a_version_1_database_is_upgraded_in_place(store_url: str) -> None:
     engine.dispose()
     upgraded = Store.open(store_url)
     try:
-        assert migrate(upgraded.engine) == store_schema.SCHEMA_VERSION == 4
+        assert migrate(upgraded.engine) == store_schema.SCHEMA_VERSION == 5
         columns = {c["name"] for c in inspect(upgraded.engine).get_columns("incidents")}
         assert {"opened_at", "candidate"} <= columns
         assert upgraded.incidents.get("s1") is not None and upgraded.incidents.candidates() == []
@@ -322,6 +322,41 @@ def test_a_version_1_database_is_upgraded_in_place(store_url: str) -> None:
         assert upgraded.incidents.candidates(at(9, 30, 0)) == []
     finally:
         upgraded.close()
+
+
+def test_letters_queued_before_v5_become_dead_items_of_the_queue(store_url: str) -> None:
+    from sqlalchemy import text
+
+    from connector.store.tables import dead_letters
+
+    opened = Store.open(store_url)
+    now = at(10, 0, 0)
+    try:
+        with opened.engine.begin() as conn:  # a v4 store with one queued and one resolved letter
+            for entity, state in (("inc1:acme", "queued"), ("inc2:acme", "resolved")):
+                conn.execute(
+                    dead_letters.insert().values(
+                        entity=entity,
+                        state=state,
+                        error_type="Unavailable",
+                        error="503",
+                        attempts=3,
+                        held_events=2,
+                        first_failed_at=now,
+                        last_failed_at=now,
+                        next_attempt_at=now + timedelta(minutes=4),
+                        manual=False,
+                    )
+                )
+            conn.execute(text("DROP TABLE work"))
+            conn.execute(text("UPDATE meta SET value = '4' WHERE key = 'schema_version'"))
+        assert migrate(opened.engine) == 5
+        (letter,) = opened.dlq.list()
+        assert (letter.entity, letter.attempts, letter.held_events) == ("inc1:acme", 3, 2)
+        assert letter.next_attempt_at == now + timedelta(minutes=4)
+        assert opened.dlq.blocked() == {"inc1:acme"}
+    finally:
+        opened.close()
 
 
 def test_decisions_conditions_and_clusters(store: Store) -> None:
