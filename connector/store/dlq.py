@@ -13,6 +13,7 @@ the schedule and back-off step it had, as if the operator had not asked.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -146,7 +147,7 @@ class DeadLetters:
         with self._engine.begin() as conn:
             return conn.execute(update(work).where(condition).values(**values)).rowcount > 0
 
-    def _select(self, condition: Any) -> list[DeadLetter]:
+    def _select(self, condition: Any) -> builtins.list[DeadLetter]:
         with self._engine.connect() as conn:
             rows = conn.execute(
                 select(work).where(condition).order_by(work.c.first_failed_at, work.c.item_id)

@@ -159,9 +159,9 @@ class WorkQueue:
             existing: dict[str, Any] = {}
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
-                for row in tx.execute(select(work).where(work.c.entity.in_(chunk))).all():
-                    existing[row.entity] = row
-            fresh = []
+                for found in tx.execute(select(work).where(work.c.entity.in_(chunk))).all():
+                    existing[found.entity] = found
+            fresh: list[dict[str, Any]] = []
             for entity, first in merged.items():
                 row = existing.get(entity)
                 values = _fold(row, [first, *extra.get(entity, [])], now)
