@@ -166,6 +166,20 @@ class Links:
                 links.update().where(links.c.link_id == link_id).values(state=state, updated_at=utcnow())
             )
 
+    def note_seen(self, incident_sys_id: str, supplier: str, version: str) -> None:
+        """Remember the issue version (``id@updated``) read after our last write to it."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                links.update()
+                .where(links.c.incident_sys_id == incident_sys_id, links.c.supplier == supplier)
+                .values(seen_version=version[:80])
+            )
+
+    def seen_version(self, link_id: int) -> str | None:
+        """The issue version noted by :meth:`note_seen` (``None`` when none was)."""
+        with self._engine.connect() as conn:
+            return conn.execute(select(links.c.seen_version).where(links.c.link_id == link_id)).scalar()
+
     def counts(self) -> dict[str, dict[str, int]]:
         """Supplier -> link state (``creating``, ``linked``, ``unlinked``) -> how many links."""
         statement = select(links.c.supplier, links.c.state, func.count()).group_by(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, bindparam, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, func, select
 
 from connector.core.times import (
     format_servicenow_time,
@@ -15,7 +15,7 @@ from connector.core.times import (
     parse_stored_time,
     servicenow_time_or_none,
 )
-from connector.store.db import utcnow
+from connector.store.db import utcnow, writing
 from connector.store.tables import incidents, watermarks
 
 
@@ -48,17 +48,17 @@ class Watermarks:
             row = conn.execute(select(watermarks).where(watermarks.c.source == source)).one_or_none()
         return _watermark(row) if row else None
 
-    def set(self, source: str, mark: Watermark) -> None:
-        """Store ``mark`` for ``source``; a naive ``mark.position`` raises ``ValueError``."""
+    def set(self, source: str, mark: Watermark, *, conn: Connection | None = None) -> None:
+        """Store ``mark`` for ``source`` (in ``conn``'s transaction when given); a naive position raises ``ValueError``."""
         values = {
             "position": format_stored_time(mark.position),
             "boundary": list(mark.boundary),
             "updated_at": utcnow(),
         }
-        with self._engine.begin() as conn:
-            updated = conn.execute(watermarks.update().where(watermarks.c.source == source).values(**values))
+        with writing(self._engine, conn) as tx:
+            updated = tx.execute(watermarks.update().where(watermarks.c.source == source).values(**values))
             if updated.rowcount == 0:
-                conn.execute(watermarks.insert().values(source=source, **values))
+                tx.execute(watermarks.insert().values(source=source, **values))
 
     def all(self) -> dict[str, Watermark]:
         """Every source's watermark."""
@@ -109,6 +109,7 @@ class Incidents:
         *,
         opened_at: str | None = None,
         candidate: bool = False,
+        conn: Connection | None = None,
     ) -> bool:
         """Record a processed version; returns ``False`` (and changes nothing) if it is not newer.
 
@@ -125,14 +126,14 @@ class Incidents:
             "opened_at": opened_at or None,
             "candidate": candidate,
         }
-        with self._engine.begin() as conn:
-            current = conn.execute(_MOD_COUNT, {"sys_id": sys_id}).scalar()
+        with writing(self._engine, conn) as tx:
+            current = tx.execute(_MOD_COUNT, {"sys_id": sys_id}).scalar()
             if current is None:
-                conn.execute(_INSERT_INCIDENT, {"sys_id": sys_id, **values})
+                tx.execute(_INSERT_INCIDENT, {"sys_id": sys_id, **values})
                 return True
             if mod_count <= current:
                 return False
-            conn.execute(_UPDATE_INCIDENT, {"of_sys_id": sys_id, **values})
+            tx.execute(_UPDATE_INCIDENT, {"of_sys_id": sys_id, **values})
             return True
 
     def candidates(self, opened_after: datetime | None = None) -> list[IncidentRecord]:

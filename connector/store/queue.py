@@ -62,8 +62,9 @@ class Enqueue:
     lane: int = NEW
     due_at: datetime | None = None
     """When to process it (default: now)."""
-    polled: bool = False
-    """The incident version the poll read is in the store's ``incidents`` (no need to read it again)."""
+    polled: int | None = None
+    """The ``sys_mod_count`` of the incident version the poll read and the store's ``incidents`` keeps
+    (a worker may plan from it instead of reading the incident again, while it is still the latest)."""
     full_journal: bool = False
     """Read the incident's whole journal before planning."""
     journal: Sequence[JournalEntry] = ()
@@ -91,7 +92,8 @@ class Item:
     due_at: datetime
     enqueued_at: datetime
     version: int
-    polled: bool
+    polled: int | None
+    """See :attr:`Enqueue.polled`: ``None`` once a worker processed a version at least as new."""
     full_journal: bool
     journal: tuple[JournalEntry, ...]
     stamped: tuple[str, ...]
@@ -137,6 +139,9 @@ class WorkQueue:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._one_process = engine.dialect.name == "sqlite"
+        """SQLite stores take one process (the store's lease refuses a second): a claim another
+        instance left there is stale by construction (it was killed), not held."""
 
     # --- observation ----------------------------------------------------------------------------
 
@@ -230,10 +235,10 @@ class WorkQueue:
 
         ``None`` when nothing is due, or every due incident is claimed by someone else.
         """
-        claimable = and_(
-            _due(now),
-            ~exists().where(claims.c.incident_sys_id == work.c.incident_sys_id, claims.c.until > now),
-        )
+        held = and_(claims.c.incident_sys_id == work.c.incident_sys_id, claims.c.until > now)
+        if self._one_process:
+            held = and_(held, claims.c.instance_id == instance_id)
+        claimable = and_(_due(now), ~exists().where(held))
         if lane is not None:
             claimable = and_(claimable, work.c.lane == lane)
         candidates = (
@@ -269,24 +274,26 @@ class WorkQueue:
     ) -> bool:
         values = {"instance_id": instance_id, "token": token, "claimed_at": now, "until": now + ttl}
         insert = upsert_insert(self._engine, claims).values(incident_sys_id=incident_sys_id, **values)
+        free = claims.c.until <= now
+        if self._one_process:
+            free = or_(free, claims.c.instance_id != instance_id)
         taken = conn.execute(
             insert.on_conflict_do_update(
-                index_elements=["incident_sys_id"], set_=values, where=claims.c.until <= now
+                index_elements=["incident_sys_id"], set_=values, where=free
             ).returning(claims.c.token)
         ).first()
         return taken is not None and taken.token == token
 
-    def complete(
-        self, claim: Claim, done: Sequence[Item], failed: Mapping[str, tuple[str, str, datetime]] = {}
-    ) -> bool:
+    def complete(self, claim: Claim, done: Sequence[Item], processed_mod_count: int | None = None) -> bool:
         """Finish ``claim``: remove ``done`` items (unless new work came), then let the incident go.
 
-        A dead letter that succeeded becomes ``resolved`` history. ``failed`` is not used here
-        (failures are recorded by :meth:`fail` as they happen). Returns ``False`` when the claim
-        had expired and another worker took the incident: nothing is changed then (it processes
-        the items again; every write is idempotent by the write protocol).
+        A dead letter that succeeded becomes ``resolved`` history. An item kept because new work
+        came meanwhile forgets a polled version no newer than ``processed_mod_count`` (the version
+        the worker left the incident at: the store's copy may no longer show our own writes).
+        Returns ``False`` when the claim had expired and another worker took the incident: nothing
+        is changed then (it processes the items again; every write is idempotent by the write
+        protocol).
         """
-        del failed
         with self._engine.begin() as conn:
             mine = conn.execute(
                 select(claims.c.token)
@@ -309,8 +316,21 @@ class WorkQueue:
                     )
                 else:
                     conn.execute(delete(work).where(same, work.c.state == PENDING))
+            self._forget_polled(conn, claim.incident_sys_id, processed_mod_count)
             conn.execute(delete(claims).where(claims.c.incident_sys_id == claim.incident_sys_id))
         return True
+
+    def _forget_polled(self, conn: Connection, incident_sys_id: str, processed: int | None) -> None:
+        rows = conn.execute(
+            select(work.c.item_id, work.c.detail).where(
+                work.c.incident_sys_id == incident_sys_id, work.c.state.in_((PENDING, DEAD))
+            )
+        ).all()
+        for item_id, detail in rows:
+            polled = (detail or {}).get("polled")
+            if polled is not None and (processed is None or polled <= processed):
+                kept = {**detail, "polled": None}
+                conn.execute(update(work).where(work.c.item_id == item_id).values(detail=kept))
 
     def fail(
         self,
@@ -443,7 +463,8 @@ def _fold(row: Any, reasons: Sequence[Enqueue], now: datetime) -> _Merged:
         merged.due_at = min(merged.due_at, reason.due_at or now)
         if reason.reason not in merged.reasons and len(merged.reasons) < MAX_REASONS:
             merged.reasons.append(reason.reason)
-        detail["polled"] = bool(detail.get("polled")) or reason.polled
+        if reason.polled is not None:
+            detail["polled"] = max(detail.get("polled") or 0, reason.polled)
         detail["full_journal"] = bool(detail.get("full_journal")) or reason.full_journal
         if reason.stamped:
             detail["stamped"] = list(dict.fromkeys([*detail.get("stamped", []), *reason.stamped]))
@@ -500,7 +521,7 @@ def item_of(row: Any) -> Item:
         due_at=as_utc(row.due_at) or now,
         enqueued_at=as_utc(row.enqueued_at) or now,
         version=row.version,
-        polled=bool(detail.get("polled")),
+        polled=detail.get("polled"),
         full_journal=bool(detail.get("full_journal")),
         journal=tuple(_entry(entry) for entry in detail.get("journal", [])),
         stamped=tuple(detail.get("stamped", [])),

@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from sqlalchemy import Connection
+
 from connector.config import LoadedConfig
 from connector.core.models import Incident, JournalEntry
 from connector.core.plan import Preview
@@ -28,6 +30,8 @@ class Work:
     incident_sys_id: str
     supplier: str
     full_journal: bool = False
+    reason: str = ""
+    """What named it (``servicenow``, ``journal``, ``jira``...): the queue item's reason."""
     journal: list[JournalEntry] = field(default_factory=list)
     stamped: list[str] = field(default_factory=list)
     """Keys of issues a search showed stamped for this entity while the store links none of them."""
@@ -48,6 +52,18 @@ class CycleReport:
     """Dry runs: ``INC… @ supplier`` -> the plan as a reviewer reads it."""
     decisions: dict[str, str] = field(default_factory=dict)
     """What the promotion rules decided, by incident number."""
+
+    def absorb(self, other: CycleReport) -> None:
+        """Add ``other``'s counts and records to this report (the caller serialises the calls)."""
+        self.new_versions += other.new_versions
+        self.journal_entries += other.journal_entries
+        self.issues_seen += other.issues_seen
+        self.entities += other.entities
+        self.writes += other.writes
+        self.held += other.held
+        self.failed.update(other.failed)
+        self.plans.update(other.plans)
+        self.decisions.update(other.decisions)
 
 
 @dataclass
@@ -108,8 +124,9 @@ class Cycle:
     """Entities to look at, by entity key, as observation named them."""
     snapshots: dict[str, Incident] = field(default_factory=dict)
     """New incident versions as the poll read them."""
-    commit: list[Callable[[], None]] = field(default_factory=list)
-    """What stores the cycle's progress (watermarks, processed versions), once its entities are done."""
+    commit: list[Callable[[Connection], None]] = field(default_factory=list)
+    """What stores the observation's progress (watermarks, processed versions), in the transaction
+    that enqueues its work."""
     blocked: set[str] = field(default_factory=set)
     """Entities in the dead-letter queue..."""
     due: set[str] = field(default_factory=set)

@@ -13,19 +13,26 @@ are done (or queued), so a crash re-reads rather than loses.
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
+from sqlalchemy import Connection
+
 from connector.config import LoadedConfig
 from connector.config.supplier_file import SupplierMapping
-from connector.core.models import servicenow_identity
+from connector.core.models import Incident, servicenow_identity
 from connector.core.ports import JiraPort, ServiceNowPort
 from connector.core.secrets import interpolate
 from connector.core.templates import placeholders
 from connector.rules.book import RuleBook
 from connector.store import Store
 from connector.store.db import utcnow
+from connector.store.dlq import QUEUED
+from connector.store.queue import BULK, DEAD, LANES, NEW, RECONCILE, Claim, Enqueue
 from connector.sync.cycle import Cycle, CycleReport, Progress, Scope, SupplierRuntime, Work
 from connector.sync.entity import EntitySync
 from connector.sync.executor import Executor
@@ -34,9 +41,12 @@ from connector.sync.fields import incident_fields
 from connector.sync.observe import INCIDENTS, JOURNAL, Observer
 from connector.sync.promotion import Promoter
 from connector.sync.supplier import Supplier
+from connector.sync.worker import drain, report_lock
 from connector.sync.writes import Writes
 from connector.telemetry import metrics
 
+BULK_AFTER = 50
+"""Entities one observation may name and still count as fresh changes (more: a burst or a backfill)."""
 SWEEP_PAGE = 500
 """Incidents whose open links a sweep loads and re-checks at a time (memory stays bounded)."""
 ISSUE_FIELDS = (
@@ -65,8 +75,11 @@ class Engine:
         clock: Callable[[], datetime] = utcnow,
         dry_run: bool = False,
         sweep_page: int = SWEEP_PAGE,
+        instance_id: str = "",
     ) -> None:
         self.loaded = loaded
+        self.instance_id = instance_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        """Who this engine's workers claim as (one per process)."""
         self.sweep_page = sweep_page
         """Incidents the sweep re-reads per store query (a parameter so tests can page small sets)."""
         self.store = store
@@ -89,6 +102,8 @@ class Engine:
         self.failures = Failures(store, {name: m.display_name for name, m in loaded.suppliers.items()}, clock)
         self._last_sweep: datetime | None = None
         self.workers = polling.workers
+        self.claim_ttl = loaded.connector.store.lease.ttl
+        """How long a worker's claim on an incident holds without being extended."""
         self.suppliers: dict[str, SupplierRuntime] = {}
         for name, site_config in loaded.connector.suppliers.items():
             mapping = loaded.suppliers.get(name)
@@ -106,7 +121,42 @@ class Engine:
         self.poll_failures = self.observer.poll_failures
         """Per source (``jira:acme``), polls failed in a row and the last error; absent once one works."""
 
-    # --- the cycle ---------------------------------------------------------------------------------
+    # --- observation: only enqueues ----------------------------------------------------------------
+
+    def observe(self, *, servicenow: bool = True, sites: Iterable[str] | None = None) -> Cycle:
+        """Read what changed (ServiceNow when ``servicenow``, the named supplier sites, default all).
+
+        Runs the promotion rules on new incident versions. Nothing is processed and no watermark
+        moves: :meth:`enqueue` does that, in one transaction.
+        """
+        cycle = Cycle(self.clock())
+        if servicenow:
+            self.observer.observe_servicenow(cycle)
+        for name in self.suppliers if sites is None else sites:
+            if name in self.suppliers:
+                self.observer.observe_site(cycle, self.suppliers[name])
+        return cycle
+
+    def enqueue(self, cycle: Cycle, *, fence: Callable[[Connection], None] | None = None) -> int:
+        """Make ``cycle``'s observations durable work and store its progress, in one transaction.
+
+        ``fence`` runs first in that transaction (the poller role's fencing check: it raises
+        :class:`~connector.core.errors.LeaseLost` when another instance took the role, and then
+        nothing is written). Returns how many entities were enqueued.
+        """
+        items = queued(cycle)
+        if items:
+            blocked = self.store.dlq.blocked()
+            cycle.report.held += sum(1 for item in items if item.entity in blocked)
+        with self.store.transaction() as conn:
+            if fence is not None:
+                fence(conn)
+            count = self.store.queue.enqueue(items, cycle.now, conn=conn)
+            for step in cycle.commit:
+                step(conn)
+        return count
+
+    # --- the cycle (sync --once, tests): observe, enqueue, drain --------------------------------
 
     def cycle(
         self,
@@ -116,43 +166,113 @@ class Engine:
         sweep: bool | None = None,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> CycleReport:
-        """Run one cycle; ``sites`` limits which supplier sites are searched (default: all).
+        """Observe, enqueue, and process every item due; ``sites`` limits the supplier sites searched.
 
         ``sweep`` forces (True) or skips (False) the re-check of every open link (default: when due);
         ``on_progress(done, total)`` is told after each entity (for progress bars on long backfills).
+        A dry run processes what it observed in memory and changes nothing.
         """
-        cycle = Cycle(self.clock())
-        now = cycle.now
         with metrics.CYCLE_SECONDS.time():
-            if servicenow:
-                self.observer.observe_servicenow(cycle)
-            for name in self.suppliers if sites is None else sites:
-                if name in self.suppliers:
-                    self.observer.observe_site(cycle, self.suppliers[name])
-            due_letters = self.store.dlq.due(now)
-            cycle.due = {letter.entity for letter in due_letters}
-            cycle.asked = {letter.entity for letter in due_letters if letter.manual}
-            for entity in cycle.due:
-                incident_sys_id, _, supplier = entity.rpartition(":")
-                cycle.work.setdefault(entity, Work(incident_sys_id, supplier)).full_journal = True
-            sweeping = bool(sweep or (sweep is None and self._sweep_due(now)))
+            cycle = self.observe(servicenow=servicenow, sites=sites)
+            sweeping = bool(sweep or (sweep is None and self._sweep_due(cycle.now)))
             if sweeping:
-                self._last_sweep = now
+                self._last_sweep = cycle.now
                 for item in cycle.work.values():
                     item.full_journal = True
-            cycle.blocked = self.store.dlq.blocked()
-            cycle.progress = Progress(on_progress, len(cycle.work))
-            done = self._rounds(cycle, cycle.work)
-            if sweeping:
-                self._sweep(cycle, done, remember=servicenow)
-            if not self.dry_run:
-                for step in cycle.commit:
-                    step()
-        self._publish_metrics()
+            if self.dry_run:
+                self._dry_run(cycle, sweeping, on_progress)
+            else:
+                self.enqueue(cycle)
+                if sweeping:
+                    cycle.report.held += self._enqueue_sweep(cycle.now)
+                drain(self, cycle.report, on_progress)
+        self.publish_metrics()
         return cycle.report
 
-    def _publish_metrics(self) -> None:
-        """Dead letters per supplier and each source's watermark lag, as the store has them now."""
+    def _enqueue_sweep(self, now: datetime) -> int:
+        """Every open link, as reconciliation work, ``sweep_page`` incidents per transaction.
+
+        Returns how many of them are held behind a dead letter (not processed now).
+        """
+        blocked = self.store.dlq.blocked()
+        held = 0
+        after = ""
+        while page := self.store.links.active_page(after, self.sweep_page):
+            after = page[-1].incident_sys_id
+            items = [
+                Enqueue(link.incident_sys_id, link.supplier, "sweep", lane=RECONCILE, full_journal=True)
+                for link in page
+                if link.supplier in self.suppliers
+            ]
+            held += sum(1 for item in items if item.entity in blocked)
+            self.store.queue.enqueue(items, now)
+        return held
+
+    # --- workers ----------------------------------------------------------------------------------
+
+    def work(self, instance_id: str, report: CycleReport, *, lane: int | None = None) -> bool:
+        """Claim one incident's due items (``lane`` first, see :mod:`connector.sync.worker`) and process them.
+
+        Returns ``False`` when nothing was claimable. Each entity is synced as the cycle always did;
+        a failing one becomes a dead letter, the others complete; the claim is let go in any case.
+        """
+        now = self.clock()
+        claim = self.store.queue.claim(instance_id, now, self.claim_ttl, lane=lane)
+        if claim is None:
+            return False
+        cycle = Cycle(now)
+        try:
+            batch = self._claimed(cycle, claim)
+            cycle.progress = Progress(None, len(batch))
+            self._rounds(cycle, batch)
+            self.observer.remember(cycle.latest.values())
+            for supplier, versions in cycle.seen.items():
+                for version in versions:
+                    self.store.links.note_seen(claim.incident_sys_id, supplier, version)
+            done = [item for item in claim.items if item.entity not in cycle.report.failed]
+            left = cycle.latest.get(claim.incident_sys_id)
+            self.store.queue.complete(claim, done, left.mod_count if left else None)
+        except BaseException:
+            self.store.queue.release(claim)
+            raise
+        finally:
+            with report_lock:
+                report.absorb(cycle.report)
+        return True
+
+    def _claimed(self, cycle: Cycle, claim: Claim) -> dict[str, Work]:
+        """The claim's items as the entity passes take them; its incident as polled, when the store holds it."""
+        batch: dict[str, Work] = {}
+        for item in claim.items:
+            batch[item.entity] = Work(
+                item.incident_sys_id,
+                item.supplier,
+                full_journal=item.full_journal or item.state == DEAD,
+                journal=list(item.journal),
+                stamped=list(item.stamped),
+                reason=",".join(item.reasons),
+            )
+            if item.state == DEAD:
+                cycle.due.add(item.entity)
+                if item.manual:
+                    cycle.asked.add(item.entity)
+            if item.polled is not None and item.state != DEAD and item.incident_sys_id not in cycle.snapshots:
+                # The version the poll read, unless the store has moved on (then it is read afresh).
+                record = self.store.incidents.get(item.incident_sys_id)
+                if record is not None and record.mod_count == item.polled:
+                    cycle.snapshots[item.incident_sys_id] = Incident(
+                        record.sys_id, record.number, record.mod_count, record.sys_updated_on, record.snapshot
+                    )
+        # The incident's other letters, not due: work for them (a sibling's follow-up) is held.
+        cycle.blocked = {
+            letter.entity
+            for letter in self.store.dlq.of_incident(claim.incident_sys_id)
+            if letter.state == QUEUED
+        }
+        return batch
+
+    def publish_metrics(self) -> None:
+        """Dead letters per supplier, each source's watermark lag and the queue's depth, as the store has them now."""
         blocked = self.store.dlq.blocked()
         for name in self.suppliers:
             metrics.DEAD_LETTERS.labels(name).set(sum(1 for e in blocked if e.endswith(f":{name}")))
@@ -162,7 +282,25 @@ class Engine:
             if mark is not None:
                 lag = (now - mark.position).total_seconds()
                 metrics.WATERMARK_LAG.labels(source).set(max(0.0, lag))
+        for lane, depth in self.store.queue.depth(now).items():
+            metrics.QUEUE_DEPTH.labels(LANES[lane]).set(depth.due + depth.later)
+            metrics.QUEUE_OLDEST_DUE.labels(LANES[lane]).set(depth.oldest_due_seconds)
         metrics.LAST_CYCLE.set(now.timestamp())
+
+    # --- dry runs: what was observed, processed in memory -----------------------------------------
+
+    def _dry_run(self, cycle: Cycle, sweeping: bool, on_progress: Callable[[int, int], None] | None) -> None:
+        due_letters = self.store.dlq.due(cycle.now)
+        cycle.due = {letter.entity for letter in due_letters}
+        cycle.asked = {letter.entity for letter in due_letters if letter.manual}
+        for entity in cycle.due:
+            incident_sys_id, _, supplier = entity.rpartition(":")
+            cycle.work.setdefault(entity, Work(incident_sys_id, supplier)).full_journal = True
+        cycle.blocked = self.store.dlq.blocked()
+        cycle.progress = Progress(on_progress, len(cycle.work))
+        done = self._rounds(cycle, cycle.work)
+        if sweeping:
+            self._sweep(cycle, done)
 
     def _rounds(self, cycle: Cycle, batch: Mapping[str, Work]) -> set[str]:
         """Process ``batch``, then once more the entities a sibling's write changed; returns all processed."""
@@ -173,19 +311,14 @@ class Engine:
             if not cycle.followups or round_:
                 break
             # Entities done before a sibling changed the incident see the change now, not at the
-            # next sweep (our own writes are not polled back as new versions).
+            # next reconciliation (our own writes are not polled back as new versions).
             batch, cycle.followups = cycle.followups, {}
             done |= batch.keys()
             cycle.progress.total += len(batch)
         return done
 
-    def _sweep(self, cycle: Cycle, done: set[str], *, remember: bool) -> None:
-        """Re-check every open link not processed yet this cycle, ``sweep_page`` incidents at a time.
-
-        Memory stays bounded however many links the store holds: a page's links, work, journals and
-        incidents are let go once it is done (the incidents as processed versions, as the cycle's
-        commit would, when ``remember`` says this cycle polled ServiceNow).
-        """
+    def _sweep(self, cycle: Cycle, done: set[str]) -> None:
+        """A dry run's re-check of every open link not processed yet, ``sweep_page`` incidents at a time."""
         after = ""
         while page := self.store.links.active_page(after, self.sweep_page):
             after = page[-1].incident_sys_id
@@ -196,11 +329,8 @@ class Engine:
             }
             cycle.progress.total += len(batch)
             done |= self._rounds(cycle, batch)
-            swept = {link.incident_sys_id for link in page}
-            finished = [cycle.latest.pop(sys_id) for sys_id in swept if sys_id in cycle.latest]
-            if remember and not self.dry_run:
-                self.observer.remember(finished)
-            for sys_id in swept:
+            for sys_id in {link.incident_sys_id for link in page}:
+                cycle.latest.pop(sys_id, None)
                 cycle.journals.pop(sys_id, None)
 
     def _work_on(self, cycle: Cycle, batch: Mapping[str, Work]) -> None:
@@ -236,6 +366,26 @@ class Engine:
     def _sweep_due(self, now: datetime) -> bool:
         interval = self.loaded.connector.polling.sweep_interval
         return self._last_sweep is None or now - self._last_sweep >= interval
+
+
+def queued(cycle: Cycle) -> list[Enqueue]:
+    """What ``cycle`` observed, as queue items: one burst beyond :data:`BULK_AFTER` entities goes to the bulk lane."""
+    lane = NEW if len(cycle.work) <= BULK_AFTER else BULK
+    return [
+        Enqueue(
+            work.incident_sys_id,
+            work.supplier,
+            work.reason or "observed",
+            lane=lane,
+            polled=cycle.snapshots[work.incident_sys_id].mod_count
+            if work.incident_sys_id in cycle.snapshots
+            else None,
+            full_journal=work.full_journal,
+            journal=tuple(work.journal),
+            stamped=tuple(work.stamped),
+        )
+        for work in cycle.work.values()
+    ]
 
 
 def issue_fields(mapping: SupplierMapping) -> tuple[str, ...]:

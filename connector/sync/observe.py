@@ -14,6 +14,8 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from sqlalchemy import Connection
+
 from connector.config import LoadedConfig
 from connector.core.errors import CircuitOpen, ConnectorError, CredentialsRefused
 from connector.core.links import entity_key
@@ -80,7 +82,8 @@ class Observer:
                     not child and routed_to(self.scope.loaded, self.scope.store, name, incident, now)
                 ):
                     work.setdefault(
-                        entity_key(incident.sys_id, runtime.name), Work(incident.sys_id, runtime.name)
+                        entity_key(incident.sys_id, runtime.name),
+                        Work(incident.sys_id, runtime.name, reason="servicenow"),
                     )
         journal_mark = self.scope.store.watermarks.get(JOURNAL)
         journal_since = (
@@ -99,25 +102,26 @@ class Observer:
             report.journal_entries += 1
             for link in self.scope.store.links.for_incident(entry.incident_sys_id):
                 if link.supplier in self.scope.suppliers:
-                    work.setdefault(link.entity, Work(entry.incident_sys_id, link.supplier)).journal.append(
-                        entry
+                    named = work.setdefault(
+                        link.entity, Work(entry.incident_sys_id, link.supplier, reason="journal")
                     )
+                    named.journal.append(entry)
 
-        def store_progress() -> None:
-            self.remember([*fresh, *cycle.latest.values()])
-            self.scope.store.watermarks.set(INCIDENTS, Watermark(servicenow_precision(poll_start)))
+        def store_progress(conn: Connection) -> None:
+            self.remember(fresh, conn=conn)
+            self.scope.store.watermarks.set(INCIDENTS, Watermark(servicenow_precision(poll_start)), conn=conn)
             window = servicenow_precision(journal_start - self.overlap)
             recent = sorted(
                 {e.sys_id for e in entries if e.sys_created_on >= window} | {s for s in seen_before}
             )
             self.scope.store.watermarks.set(
-                JOURNAL, Watermark(servicenow_precision(journal_start), tuple(recent[-5000:]))
+                JOURNAL, Watermark(servicenow_precision(journal_start), tuple(recent[-5000:])), conn=conn
             )
 
         cycle.commit.append(store_progress)
 
-    def remember(self, incidents: Iterable[Incident]) -> None:
-        """Record these incident versions as processed (our own writes included)."""
+    def remember(self, incidents: Iterable[Incident], *, conn: Connection | None = None) -> None:
+        """Record these incident versions as processed (our own writes included), in ``conn`` if given."""
         for incident in incidents:
             self.scope.store.incidents.remember(
                 incident.sys_id,
@@ -127,6 +131,7 @@ class Observer:
                 incident.fields,
                 opened_at=incident.get("opened_at"),
                 candidate=eligibility(incident, material_changed=True).eligible,
+                conn=conn,
             )
 
     def observe_site(self, cycle: Cycle, runtime: SupplierRuntime) -> None:
@@ -157,10 +162,12 @@ class Observer:
             versions.append((version, ref.updated))
             if version in seen_before:
                 continue
-            report.issues_seen += 1
             link = self.scope.store.links.by_issue(runtime.name, ref.issue_id)
+            if link is not None and self.scope.store.links.seen_version(link.link_id) == version:
+                continue  # the issue as a worker read it after its own writes: nothing new
+            report.issues_seen += 1
             if link is not None:
-                work.setdefault(link.entity, Work(link.incident_sys_id, runtime.name))
+                work.setdefault(link.entity, Work(link.incident_sys_id, runtime.name, reason="jira"))
             elif (stamped := ref.identity) is not None and stamped.of_instance(
                 self.scope.servicenow_names, self.instance_name
             ):
@@ -168,13 +175,14 @@ class Observer:
                 # link-back): the incident is looked at, and the issue read and adopted if its
                 # stamp still says so (search alone proves nothing).
                 entity = entity_key(stamped.incident_sys_id, runtime.name)
-                work.setdefault(entity, Work(stamped.incident_sys_id, runtime.name)).stamped.append(ref.key)
+                named = work.setdefault(entity, Work(stamped.incident_sys_id, runtime.name, reason="jira"))
+                named.stamped.append(ref.key)
 
-        def store_progress() -> None:
+        def store_progress(conn: Connection) -> None:
             window = poll_start - self.overlap - timedelta(minutes=1)
             recent = {v for v, updated in versions if updated is None or updated >= window}
             recent |= cycle.seen.get(runtime.name, set())
-            self.scope.store.watermarks.set(source, Watermark(poll_start, tuple(sorted(recent))))
+            self.scope.store.watermarks.set(source, Watermark(poll_start, tuple(sorted(recent))), conn=conn)
 
         cycle.commit.append(store_progress)
 
@@ -192,7 +200,7 @@ class Observer:
             return
         self.scope.store.decisions.implicate(parent, child.sys_id, sorted(new))
         for name in sorted(new):
-            work.setdefault(entity_key(parent, name), Work(parent, name))
+            work.setdefault(entity_key(parent, name), Work(parent, name, reason="implicated"))
 
 
 def routed_to(loaded: LoadedConfig, store: Store, supplier: str, incident: Incident, now: datetime) -> bool:

@@ -26,6 +26,10 @@ TEXT_WITHHELD = Counter(
     "Outbound texts withheld because a redaction pattern ran out of its time budget",
     ["supplier"],
 )
+QUEUE_DEPTH = Gauge("mim_queue_depth", "Work items waiting in the queue (due or not), by lane", ["lane"])
+QUEUE_OLDEST_DUE = Gauge(
+    "mim_queue_oldest_due_seconds", "How long the oldest due item of a lane has waited", ["lane"]
+)
 DEAD_LETTERS = Gauge("mim_dead_letters", "Entities held in the dead-letter queue, by supplier", ["supplier"])
 CYCLE_SECONDS = Histogram("mim_cycle_seconds", "Duration of one sync cycle")
 WATERMARK_LAG = Gauge(
