@@ -2,7 +2,8 @@
 
 ``Store.open(url)`` migrates the schema and exposes one small repository per concern:
 ``watermarks``, ``incidents``, ``links``, ``shadows``, ``comments``, ``intents``, ``audit``, ``dlq``,
-for the promotion rules ``decisions``, ``conditions`` and ``clusters``, and ``leases`` (who writes).
+for the promotion rules ``decisions``, ``conditions`` and ``clusters``, ``leases`` (who writes) and
+``instances`` (the daemons sharing the store).
 A store that cannot be opened raises :class:`~connector.core.errors.StoreError` with a one-line message.
 """
 
@@ -22,6 +23,7 @@ from connector.core.secrets import UnresolvedSecret
 from connector.store.db import engine_for, locate
 from connector.store.decisions import Clusters, ConditionState, Decisions
 from connector.store.dlq import DeadLetters
+from connector.store.instances import Instances
 from connector.store.intents import AuditLog, Intents
 from connector.store.leases import Leases
 from connector.store.links import CommentLedger, Links, Shadows
@@ -62,6 +64,7 @@ class Store:
         self.clusters = Clusters(engine)
         self.throttles = Throttles(engine)
         self.leases = Leases(engine)
+        self.instances = Instances(engine)
         self.dlq = DeadLetters(engine) if retry_delay is None else DeadLetters(engine, base_delay=retry_delay)
 
     @classmethod
