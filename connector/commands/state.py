@@ -1,8 +1,9 @@
 """``mim-connector state``: look at and act on the state store (dead letters, watermarks, links).
 
-``state show`` prints the store's totals; ``state show INC0010001`` (a number or a sys_id) prints
-what the store knows of one incident: its link at each supplier (key, URL, last sync, the
-supplier status last seen), open intents, dead letters and promotion decisions. A link whose
+``state show`` prints the store's totals, the instances sharing it (with the roles each holds) and
+the work queue's depth per lane (:mod:`connector.commands.state_runtime`); ``state show INC0010001``
+(a number or a sys_id) prints what the store knows of one incident: its link at each supplier (key,
+URL, last sync, the supplier status last seen), open intents, dead letters and promotion decisions. A link whose
 create never succeeded (``creating``) is shown as "not created" and never counted as linked.
 Both print JSON with ``--json``. Reads only (opening the store migrates its schema).
 """
@@ -18,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from connector.commands.state_runtime import runtime_state, runtime_text
 from connector.config import LoadedConfig, load_config
 from connector.core.links import Link
 from connector.core.times import format_servicenow_time
@@ -105,8 +107,12 @@ def show(
     loaded, store = _open(config)
     try:
         if incident is None:
-            totals = _totals(store)
-            out.write(json.dumps(totals, indent=2) + "\n" if as_json else _totals_text(totals))
+            totals = _totals(store) | runtime_state(store, loaded.connector.store.lease.ttl)
+            out.write(
+                json.dumps(totals, indent=2) + "\n"
+                if as_json
+                else _totals_text(totals) + runtime_text(totals)
+            )
             return 0
         found = incident_state(store, incident)
         if found is None:

@@ -7,6 +7,11 @@
 * :class:`ThrottleGate` - after a 429 with ``Retry-After``, no request goes to that scope (an
   endpoint, an issue, or the whole site) until the time has passed.
 
+Several instances on one store keep to one budget per site between them: each takes a *share* of
+the site's budget (:meth:`Limiter.set_share`, ``1/N`` of N live instances, set at every heartbeat
+by :mod:`connector.runtime.membership`), and closes locally the scopes another instance was
+throttled on (:meth:`Limiter.honour`).
+
 All take an injected monotonic clock; :meth:`Limiter.wait` returns how long to sleep, so the
 caller decides how (tests pass a fake clock and sleep).
 """
@@ -22,22 +27,49 @@ Clock = Callable[[], float]
 
 
 class TokenBucket:
-    """``rate`` tokens per second, at most ``burst`` saved up."""
+    """``rate`` tokens per second, at most ``burst`` saved up; :meth:`set_share` takes a part of it.
+
+    ``rate`` and ``burst`` are the bucket as used now (the configured budget times the share);
+    ``full_rate`` and ``full_burst`` stay the configured budget.
+    """
 
     def __init__(self, rate: float, burst: int, clock: Clock = time.monotonic) -> None:
+        self.full_rate = rate
+        self.full_burst = float(burst)
         self.rate = rate
         self.burst = float(burst)
+        self.share = 1.0
         self._clock = clock
         self._tokens = float(burst)
         self._stamp = clock()
 
     def reserve(self) -> float:
         """Take one token; return how many seconds the caller must wait before using it."""
+        self._refill()
+        self._tokens -= 1.0
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+    def set_share(self, share: float) -> None:
+        """Use ``share`` (0 < share ≤ 1) of the configured budget from now on.
+
+        The rate is scaled by ``share``, the burst too but never below one request (a bucket
+        that cannot hold one token would refuse every call). Tokens saved up are scaled with
+        the burst, so the bucket stays as full as it was; reservations already booked into the
+        future (negative tokens) keep their times: a debt of ``d`` tokens at rate ``r`` is
+        ``d / r`` seconds, the same after scaling both by the change of rate.
+        """
+        if not 0 < share <= 1:
+            raise ValueError(f"a share of a budget is in (0, 1], not {share}")
+        self._refill()
+        rate, burst = self.full_rate * share, max(1.0, self.full_burst * share)
+        scale = burst / self.burst if self._tokens > 0 else rate / self.rate
+        self._tokens *= scale
+        self.rate, self.burst, self.share = rate, burst, share
+
+    def _refill(self) -> None:
         now = self._clock()
         self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
-        self._tokens -= 1.0
-        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
 
 
 class WriteWindows:
@@ -74,11 +106,15 @@ class ThrottleGate:
         self.on_close: Callable[[str, float], None] | None = None
         """Told ``(scope, seconds)`` of every closure, e.g. to keep it across a restart."""
 
-    def close(self, scope: str, seconds: float) -> None:
-        """No request to ``scope`` for ``seconds`` (extends, never shortens, an existing closure)."""
+    def close(self, scope: str, seconds: float, *, announce: bool = True) -> None:
+        """No request to ``scope`` for ``seconds`` (extends, never shortens, an existing closure).
+
+        ``announce=False``: do not tell :attr:`on_close` (a closure read back from the store,
+        which must not be written there again).
+        """
         until = self._clock() + seconds
         self._until[scope] = max(until, self._until.get(scope, 0.0))
-        if self.on_close is not None:
+        if announce and self.on_close is not None:
             self.on_close(scope, seconds)
 
     def wait(self, scopes: Iterable[str]) -> float:
@@ -141,3 +177,28 @@ class Limiter:
         """The platform said 429 for ``scope``: keep everyone away for ``retry_after`` seconds."""
         with self._lock:
             self.gate.close(scope, retry_after)
+
+    def honour(self, scope: str, seconds: float) -> None:
+        """Another instance (or a previous run) was told 429 for ``scope``: stay away ``seconds`` too.
+
+        Unlike :meth:`throttled`, the gate's ``on_close`` is not told: the closure came from the
+        store and is not written back.
+        """
+        with self._lock:
+            self.gate.close(scope, seconds, announce=False)
+
+    def set_share(self, share: float) -> None:
+        """Use ``share`` of the site's budget: its rate, burst and hourly cap (see :meth:`TokenBucket.set_share`).
+
+        Per-issue write windows are not shared out: an incident's items are processed by the one
+        worker that claimed it, so one issue's writes come from one instance at a time.
+        """
+        with self._lock:
+            self.bucket.set_share(share)
+            if self.hourly is not None:
+                self.hourly.set_share(share)
+
+    @property
+    def share(self) -> float:
+        """The share of the site's budget in use (1.0: the whole of it)."""
+        return self.bucket.share

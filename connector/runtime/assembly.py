@@ -19,6 +19,7 @@ from connector.config import LoadedConfig
 from connector.core.errors import CredentialError
 from connector.core.secrets import UnresolvedSecret
 from connector.http.retry import RetryPolicy
+from connector.runtime.membership import honour_closures
 from connector.store import Store
 from connector.sync.engine import Engine
 from connector.sync.observe import POLLS_FAILED
@@ -202,12 +203,13 @@ def _resolving(problems: list[str], system: str, make: Callable[[], T]) -> T | N
 
 
 def keep_throttles(store: Store, transport: Transport) -> None:
-    """Re-close the scopes a previous run was throttled on, and keep every new closure in ``store``."""
+    """Re-close the scopes a previous run (or another instance) was throttled on; keep new closures in ``store``.
+
+    Closures read back are not written again; :meth:`~connector.runtime.membership.Membership.beat`
+    reads them again at every heartbeat, so a 429 one instance receives closes the scope for all.
+    """
+    honour_closures(store.throttles.open_closures(), [transport])
     prefix = f"{transport.system}|"
-    gate = transport.limiter.gate
-    for key, seconds in store.throttles.open_closures().items():
-        if key.startswith(prefix):
-            gate.close(key.removeprefix(prefix), seconds)
 
     def keep(scope: str, seconds: float) -> None:
         try:
@@ -215,4 +217,4 @@ def keep_throttles(store: Store, transport: Transport) -> None:
         except SQLAlchemyError as exc:  # the closure still holds in this process
             log.warning("could not keep the %s throttle on %s: %s", transport.system, scope, exc)
 
-    gate.on_close = keep
+    transport.limiter.gate.on_close = keep

@@ -2,8 +2,8 @@
 
 ``Store.open(url)`` migrates the schema and exposes one small repository per concern:
 ``watermarks``, ``incidents``, ``links``, ``shadows``, ``comments``, ``intents``, ``audit``, the work
-``queue`` and its dead letters ``dlq``,
-for the promotion rules ``decisions``, ``conditions`` and ``clusters``, and ``leases`` (who writes).
+``queue`` and its dead letters ``dlq``, for the promotion rules ``decisions``, ``conditions`` and
+``clusters``, ``leases`` (who holds which role) and ``instances`` (the daemons sharing the store).
 A store that cannot be opened raises :class:`~connector.core.errors.StoreError` with a one-line message.
 """
 
@@ -23,6 +23,7 @@ from connector.core.secrets import UnresolvedSecret
 from connector.store.db import engine_for, locate
 from connector.store.decisions import Clusters, ConditionState, Decisions
 from connector.store.dlq import DeadLetters
+from connector.store.instances import Instances
 from connector.store.intents import AuditLog, Intents
 from connector.store.leases import Leases
 from connector.store.links import CommentLedger, Links, Shadows
@@ -65,6 +66,7 @@ class Store:
         self.throttles = Throttles(engine)
         self.leases = Leases(engine)
         self.queue = WorkQueue(engine)
+        self.instances = Instances(engine)
         self.dlq = DeadLetters(engine) if retry_delay is None else DeadLetters(engine, base_delay=retry_delay)
 
     @classmethod

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
@@ -46,6 +46,17 @@ def writing(engine: Engine, conn: Connection | None = None) -> Iterator[Connecti
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC (the store never holds naive datetimes)."""
     return datetime.now(UTC)
+
+
+def database_now(conn: Connection) -> datetime:
+    """The time by the database's clock on PostgreSQL (hosts sharing a store compare one clock), else ours.
+
+    SQLite is one host by construction: its time is this process's UTC clock.
+    """
+    if conn.dialect.name == "postgresql":
+        moment: datetime = conn.execute(select(func.clock_timestamp())).scalar_one()
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return utcnow()
 
 
 def as_utc(value: datetime | None) -> datetime | None:

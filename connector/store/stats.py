@@ -3,18 +3,22 @@
 Every figure counts settled work only (a comment ``done`` in the ledger, a decision written, a
 link confirmed), so it matches what the other side holds. Counts are over the whole store: with
 a fresh store (the demo) that is one run; a long-lived store counts since it was created.
+
+Also the runtime's own state for ``state show``: the work queue's depth per lane and the roles held.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Table, and_, func, select
+from sqlalchemy import ColumnElement, Engine, Table, and_, func, or_, select
 
+from connector.store.db import as_utc
 from connector.store.decisions import WRITTEN
-from connector.store.tables import audit, comments, dead_letters, decisions, incidents, links
+from connector.store.tables import audit, comments, dead_letters, decisions, incidents, leases, links, work
 
 STATUS_SOURCE_PREFIX = "status:"
 """The comment ledger keys a mirrored comment by the id of its source (a Jira comment id, a
@@ -225,3 +229,99 @@ def major_incidents(engine: Engine, limit: int = 20) -> MajorIncidents:
             )
         )
     return MajorIncidents(tuple(listed), len(latest))
+
+
+LANES = {0: "new", 1: "bulk", 2: "reconcile"}
+"""The work queue's lanes by number (the ``work.lane`` column), in the order they are served."""
+
+
+@dataclass(frozen=True)
+class LaneDepth:
+    """One lane of the work queue now."""
+
+    lane: int
+    pending: int
+    """Items waiting (due now or later)."""
+    due: int
+    """Pending items whose due time has come."""
+    oldest_due_seconds: float | None
+    """How long the oldest due item has been due (``None``: nothing is due)."""
+    dead: int
+    """Failed items held as dead letters."""
+
+    @property
+    def name(self) -> str:
+        """``new``, ``bulk``, ``reconcile`` (or ``lane N`` for one this version does not know)."""
+        return LANES.get(self.lane, f"lane {self.lane}")
+
+
+def queue_depth(engine: Engine, now: datetime) -> list[LaneDepth]:
+    """Each lane's pending, due and dead items and the age of its oldest due item, every known lane listed.
+
+    ``now`` is the store's time (``Instances.now()``: the database server's clock on PostgreSQL).
+    """
+    with engine.connect() as conn:
+        counts = {
+            (int(lane), str(state)): int(number)
+            for lane, state, number in conn.execute(
+                select(work.c.lane, work.c.state, func.count())
+                .where(work.c.state.in_(("pending", "dead")))
+                .group_by(work.c.lane, work.c.state)
+            )
+        }
+        due = {
+            int(lane): (int(number), as_utc(oldest))
+            for lane, number, oldest in conn.execute(
+                select(work.c.lane, func.count(), func.min(work.c.due_at))
+                .where(work.c.state == "pending", work.c.due_at <= now)
+                .group_by(work.c.lane)
+            )
+        }
+    lanes = sorted(set(LANES) | {lane for lane, _ in counts})
+    depths = []
+    for lane in lanes:
+        number, oldest = due.get(lane, (0, None))
+        depths.append(
+            LaneDepth(
+                lane=lane,
+                pending=counts.get((lane, "pending"), 0),
+                due=number,
+                oldest_due_seconds=None if oldest is None else max(0.0, (now - oldest).total_seconds()),
+                dead=counts.get((lane, "dead"), 0),
+            )
+        )
+    return depths
+
+
+ROLE_PREFIX = "role:"
+"""Leases named ``role:…`` are the singleton roles (``role:servicenow``, ``role:jira:acme``,
+``role:reconciler``); the ``daemon`` lease is the one writer of a SQLite store."""
+
+
+@dataclass(frozen=True)
+class RoleHolder:
+    """A role (a live lease) and the process holding it."""
+
+    name: str
+    epoch: int
+    command: str
+    host: str
+    pid: int
+    expires_at: datetime
+
+
+def live_roles(engine: Engine, now: datetime) -> list[RoleHolder]:
+    """The ``daemon`` lease and every ``role:…`` lease live at ``now`` (the store's time), by name."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(leases)
+            .where(
+                or_(leases.c.name == "daemon", leases.c.name.startswith(ROLE_PREFIX, autoescape=True)),
+                leases.c.expires_at > now,
+            )
+            .order_by(leases.c.name)
+        ).all()
+    return [
+        RoleHolder(row.name, row.epoch, row.command, row.host, row.pid, as_utc(row.expires_at) or now)
+        for row in rows
+    ]

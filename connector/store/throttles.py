@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select
 
-from connector.store.db import utcnow
+from connector.store.db import database_now, upsert_insert, utcnow
 from connector.store.tables import throttles
 
 
@@ -22,19 +22,28 @@ class Throttles:
         self._engine = engine
 
     def close(self, scope: str, seconds: float) -> None:
-        """Keep ``scope`` closed for ``seconds`` from now (extends, never shortens)."""
-        until = utcnow() + timedelta(seconds=seconds)
+        """Keep ``scope`` closed for ``seconds`` from now (extends, never shortens).
+
+        Instances sharing the store may close one scope at the same moment: the row is inserted
+        if missing, then moved later only if this closure ends later (no read-then-write race).
+        """
         with self._engine.begin() as conn:
-            row = conn.execute(select(throttles.c.until).where(throttles.c.scope == scope)).one_or_none()
-            if row is None:
-                conn.execute(throttles.insert().values(scope=scope, until=until))
-            elif _aware(row.until) < until:
-                conn.execute(throttles.update().where(throttles.c.scope == scope).values(until=until))
+            until = database_now(conn) + timedelta(seconds=seconds)
+            conn.execute(
+                upsert_insert(self._engine, throttles)
+                .values(scope=scope, until=until)
+                .on_conflict_do_nothing()
+            )
+            conn.execute(
+                throttles.update()
+                .where(throttles.c.scope == scope, throttles.c.until < until)
+                .values(until=until)
+            )
 
     def open_closures(self) -> dict[str, float]:
         """Scopes still closed and the seconds left; expired rows are removed."""
-        now = utcnow()
         with self._engine.begin() as conn:
+            now = database_now(conn)
             rows = conn.execute(select(throttles)).all()
             conn.execute(throttles.delete().where(throttles.c.until <= now))
         return {

@@ -52,6 +52,7 @@ AUTH_BACKOFF = Gauge(
     "The current pause between two tries of refused credentials (0: accepted)",
     ["system"],
 )
+INSTANCES = Gauge("mim_instances", "Daemons sharing the state store (seen within the lease TTL)")
 LAST_CYCLE = Gauge("mim_last_cycle_timestamp_seconds", "When the last sync cycle finished (Unix time)")
 RULE_DECISIONS = Counter(
     "mim_rule_decisions_total", "Major-incident decisions written, by rule and action", ["rule", "action"]
