@@ -58,7 +58,11 @@ def test_sweep_interval_is_a_deprecated_alias(config_tree: Path) -> None:
 def test_reconcile_interval_wins_over_the_alias(config_tree: Path) -> None:
     write(config_tree, polling="  sweep_interval: 4s\n", reconcile="reconcile:\n  interval: 20m\n")
     loaded = load_config(CONNECTOR)
-    assert loaded.connector.reconcile.interval == loaded.connector.polling.sweep_interval == timedelta(minutes=20)
+    assert (
+        loaded.connector.reconcile.interval
+        == loaded.connector.polling.sweep_interval
+        == timedelta(minutes=20)
+    )
     assert [str(w) for w in loaded.warnings if "sweep_interval" in str(w)] == [
         "config/connector.yaml:30:3: warning: polling.sweep_interval: deprecated: this is reconcile.interval now "
         "(reconcile.interval is set and wins)"
