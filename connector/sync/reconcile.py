@@ -24,6 +24,8 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import Connection
+
 from connector.config import LoadedConfig
 from connector.core.times import servicenow_time_or_none
 from connector.core.vocabulary import FINAL_STATES
@@ -146,11 +148,13 @@ class Reconciler:
         self._active = 0
         self._counted_at: datetime | None = None
 
-    def tick(self, now: datetime | None = None) -> list[Enqueue]:
+    def tick(self, now: datetime | None = None, *, conn: Connection | None = None) -> list[Enqueue]:
         """The re-checks due now, their links marked checked; the caller enqueues them.
 
         Nothing while more than :data:`WAITING_LIMIT` re-checks wait in the queue (the time held
-        back earns no credit). The first tick only starts the clock.
+        back earns no credit). The first tick only starts the clock. The links are marked in
+        ``conn``'s transaction when given: enqueue the items in it too, and a crash between the
+        two cannot leave links marked that were never enqueued (else they wait one more round).
         """
         now = now if now is not None else self.clock()
         elapsed = (now - self._last_tick).total_seconds() if self._last_tick is not None else 0.0
@@ -169,7 +173,7 @@ class Reconciler:
         self.carried, self.last_pace = decided.carried, decided.per_second
         if not decided.checks:
             return []
-        taken = self.store.links.take_for_check(now, decided.checks, self.suppliers)
+        taken = self.store.links.take_for_check(now, decided.checks, self.suppliers, conn=conn)
         return [
             Enqueue(recheck.incident_sys_id, recheck.supplier, REASON, lane=RECONCILE, full_journal=True)
             for recheck in taken

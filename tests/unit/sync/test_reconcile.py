@@ -275,3 +275,20 @@ def test_links_not_to_check_are_passed_over_at_a_bounded_cost(store: Store, load
     assert [r.incident_sys_id for r in picked] == ["inc0", "inc1"]
     assert store.links.reconcile_counts(["acme", "globex"]) == (2, 0)
     assert store.links.reconcile_counts() == (8, 0)
+
+
+def test_marked_and_enqueued_in_one_transaction(store: Store, loaded: LoadedConfig) -> None:
+    """A tick whose enqueue fails leaves its links unmarked: they are taken again at the next tick."""
+    for n in range(20):
+        link(store, f"inc{n:02}")
+    rec = reconciler(store, loaded)
+    rec.tick(T0)
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        lost = rec.tick(T0 + timedelta(seconds=1), conn=tx)
+        raise RuntimeError("the process died before the enqueue committed")
+    with store.transaction() as tx:
+        items = rec.tick(T0 + timedelta(seconds=2), conn=tx)
+        store.queue.enqueue(items, T0 + timedelta(seconds=2), conn=tx)
+    assert taken(lost) == ["inc00", "inc01"]
+    assert taken(items) == ["inc00", "inc01"]
+    assert store.links.waiting_checks(100) == 2
