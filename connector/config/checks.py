@@ -35,7 +35,7 @@ RULE_TEMPLATE_VARS = ("rule.name", "rule.description", "rule.action", "matched")
 
 
 def check_connector(doc: SourceDoc, config: ConnectorConfig) -> list[Problem]:
-    """Auth methods that fit each deployment, watched fields that exist, a mappings folder."""
+    """Auth methods that fit each deployment, watched fields that exist, a mappings folder, no old names."""
     problems = []
     for name, supplier in config.suppliers.items():
         site = supplier.jira
@@ -63,6 +63,20 @@ def check_connector(doc: SourceDoc, config: ConnectorConfig) -> list[Problem]:
             doc.problem(
                 ("store", "lease", "renew_every"),
                 "must be at most half of store.lease.ttl: a renewal that is late once must not lose the lease",
+            )
+        )
+    if doc.get(("polling", "sweep_interval")) is not None:
+        replaced = (
+            "reconcile.interval is set and wins"
+            if doc.get(("reconcile", "interval")) is not None
+            else "write that instead"
+        )
+        problems.append(
+            doc.problem(
+                ("polling", "sweep_interval"),
+                f"deprecated: this is reconcile.interval now ({replaced})",
+                key=True,
+                severity="warning",
             )
         )
     mappings = doc.path.parent / config.mappings

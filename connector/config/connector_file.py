@@ -7,11 +7,12 @@ Relative paths are relative to the folder of this file.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from connector.config.types import (
     ConfigModel,
@@ -21,6 +22,7 @@ from connector.config.types import (
     SecretRefField,
     Slug,
     StoreUrl,
+    parse_duration,
 )
 from connector.core.vocabulary import CORE_INCIDENT_STATES
 
@@ -153,13 +155,29 @@ class PollingConfig(ConfigModel):
     initial_lookback: Duration = timedelta(hours=1)
     """On first start, how far back to pick up incident changes."""
     sweep_interval: Duration = timedelta(minutes=10)
-    """How often every open linked incident is re-checked, catching anything polling missed."""
+    """Deprecated alias of ``reconcile.interval`` (a warning on load); always equal to it."""
     search_lag: Duration = timedelta(minutes=1)
     """How long Jira search may lag behind a write; a lost create is retried only after this."""
     dead_letter_retry: Duration = timedelta(seconds=30)
     """First retry of a failed entity; each further failure doubles the wait, up to an hour."""
     workers: int = Field(8, ge=1, le=64)
     """Incidents worked on at once in a cycle (an incident's suppliers always one after another)."""
+
+
+class ReconcileConfig(ConfigModel):
+    """The reconciler: every active link re-checked in turn, catching anything polling missed.
+
+    It spreads its checks evenly and never takes more than ``share`` of any system's rate budget;
+    when that share cannot re-check every link within ``interval``, a round simply takes longer.
+    """
+
+    interval: Duration = timedelta(minutes=10)
+    """Each active link is re-checked once per interval (when the budget share allows)."""
+    share: float = Field(0.1, gt=0, le=1)
+    """The most of each system's ``rate_budget.requests_per_second`` the re-checks may use."""
+    retire_after: Duration = timedelta(days=7)
+    """A link whose incident is closed (or canceled) for longer than this gets one last check and is
+    retired: never re-checked again, unless the incident is reopened."""
 
 
 class RetryConfig(ConfigModel):
@@ -261,7 +279,35 @@ class ConnectorConfig(ConfigModel):
     suppliers: dict[Slug, SupplierSite] = Field(default_factory=dict)
     store: StoreConfig = StoreConfig()
     polling: PollingConfig = PollingConfig()
+    reconcile: ReconcileConfig = ReconcileConfig()
     retry: RetryConfig = RetryConfig()
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
     sandbox: SandboxConfig = SandboxConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sweep_interval_alias(cls, data: Any) -> Any:
+        """``polling.sweep_interval`` is ``reconcile.interval`` by its former name; both always agree.
+
+        ``reconcile.interval`` wins when both are given (the check warns about the old name). A
+        value that is no duration is left where it was written, to be reported there alone.
+        """
+        if not isinstance(data, dict):
+            return data
+        polling, reconcile = data.get("polling", {}), data.get("reconcile", {})
+        if not isinstance(polling, dict) or not isinstance(reconcile, dict):
+            return data  # the wrong shape is reported where it is
+        if "interval" in reconcile:
+            source, target = reconcile, {**polling}
+            data = {**data, "polling": target}
+            source_key, target_key = "interval", "sweep_interval"
+        elif "sweep_interval" in polling:
+            source, target = polling, {**reconcile}
+            data = {**data, "reconcile": target}
+            source_key, target_key = "sweep_interval", "interval"
+        else:
+            return data
+        with contextlib.suppress(ValueError):
+            target[target_key] = parse_duration(source[source_key])
+        return data

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, Insert, Select, and_, 
 
 from connector.core.links import Direction, Link, LinkState
 from connector.store.db import as_utc, upsert_insert, utcnow, writing
+from connector.store.rechecks import LinkRechecks
 from connector.store.tables import comments, links, shadows
 
 CREATED = "created"
@@ -23,8 +24,11 @@ CREATED = "created"
 CommentState = Literal["pending", "done", "uncertain", "abandoned"]
 
 
-class Links:
-    """At most one link per (incident, supplier), claimed before the issue is created."""
+class Links(LinkRechecks):
+    """At most one link per (incident, supplier), claimed before the issue is created.
+
+    The reconciler's queries (what to re-check next, retirement) are in :class:`LinkRechecks`.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
