@@ -269,6 +269,7 @@ work = Table(
     Column("last_failed_at", DateTime(timezone=True)),
     Column("manual", Boolean, nullable=False, default=False),
     Index("ix_work_due", "state", "due_at"),
+    Index("ix_work_lane", "lane", "state", "due_at"),
     Index("ix_work_incident", "incident_sys_id"),
 )
 """v5: the work queue; a dead letter is an item in state ``dead``."""

@@ -28,6 +28,7 @@ from connector.core.models import Incident, servicenow_identity
 from connector.core.ports import JiraPort, ServiceNowPort
 from connector.core.secrets import interpolate
 from connector.core.templates import placeholders
+from connector.core.vocabulary import FINAL_STATES
 from connector.rules.book import RuleBook
 from connector.store import Store
 from connector.store.db import utcnow
@@ -40,11 +41,14 @@ from connector.sync.failures import Failures
 from connector.sync.fields import incident_fields
 from connector.sync.observe import INCIDENTS, JOURNAL, Observer
 from connector.sync.promotion import Promoter
+from connector.sync.reconcile import closed_since, retirement
 from connector.sync.supplier import Supplier
 from connector.sync.worker import drain, report_lock
 from connector.sync.writes import Writes
 from connector.telemetry import metrics
 
+REASON_POLL = "servicenow"
+"""The reason of work a new incident version named."""
 BULK_AFTER = 50
 """Entities one observation may name and still count as fresh changes (more: a burst or a backfill)."""
 SWEEP_PAGE = 500
@@ -225,6 +229,7 @@ class Engine:
             batch = self._claimed(cycle, claim)
             cycle.progress = Progress(None, len(batch))
             self._rounds(cycle, batch)
+            self._retire_or_revive(cycle, claim)
             self.observer.remember(cycle.latest.values())
             for supplier, versions in cycle.seen.items():
                 for version in versions:
@@ -239,6 +244,25 @@ class Engine:
             with report_lock:
                 report.absorb(cycle.report)
         return True
+
+    def _retire_or_revive(self, cycle: Cycle, claim: Claim) -> None:
+        """Retire the incident's links closed longer than ``reconcile.retire_after``; revive reopened ones.
+
+        Retired after this last check; a reopened incident (seen by the poll) brings them back.
+        """
+        incident = cycle.latest.get(claim.incident_sys_id)
+        if incident is None:
+            return
+        state = incident.get("state")
+        if state not in FINAL_STATES:
+            if any(REASON_POLL in item.reasons for item in claim.items):
+                self.store.links.unretire(incident.sys_id)
+            return
+        after = self.loaded.connector.reconcile.retire_after
+        if retirement(state, closed_since(incident.fields), cycle.now, after):
+            for link in self.store.links.for_incident(incident.sys_id):
+                if link.supplier in {item.supplier for item in claim.items}:
+                    self.store.links.retire(link.link_id, cycle.now)
 
     def _claimed(self, cycle: Cycle, claim: Claim) -> dict[str, Work]:
         """The claim's items as the entity passes take them; its incident as polled, when the store holds it."""

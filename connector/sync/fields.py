@@ -30,6 +30,8 @@ CORE_FIELDS = (
     "short_description",
     "description",
     "opened_at",
+    "resolved_at",
+    "closed_at",
     "assigned_to",
     "assignment_group",
     "major_incident_state",
