@@ -36,17 +36,24 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol, TextIO
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from connector.config import LoadedConfig, load_config
 from connector.config.connector_file import MetricsConfig, PollingConfig
 from connector.core.errors import CircuitOpen, ConfigError, ConnectorError, CredentialsRefused, LeaseLost
-from connector.runtime.assembly import Runtime, build
+from connector.runtime.assembly import Runtime, build, open_store
 from connector.runtime.health import Health, HealthServer
+from connector.runtime.instance import Instance
 from connector.runtime.lease import LeaseKeeper, hold_store
+from connector.runtime.membership import new_instance_id
 from connector.store import Store
 from connector.sync.cycle import CycleReport
 from connector.telemetry.log import configure_logging
 
 log = logging.getLogger(__name__)
+
+TICK = 1.0
+"""Seconds between the loop's turns at most: the reconciler's pace and the workers' reports."""
 
 RUN_ADVICE = (
     "one store takes one daemon (a second would duplicate its writes): stop that one first, "
@@ -125,6 +132,7 @@ class Daemon:
         """Whether the run ended because the sandbox story was over (not by a signal)."""
         self._active_at = 0.0
         self._keeper: LeaseKeeper | None = None
+        self._instance: Instance | None = None
         self._lost: LeaseLost | None = None
         self._health = Health(stale_after=0)
         self._server: HealthServer | None = None
@@ -146,6 +154,8 @@ class Daemon:
         previous = self._install_signals()
         try:
             runtime, keeper = self._start(loaded)
+            instance = self._instance
+            assert instance is not None
             health = self._health = Health(stale_after=_stale_after(loaded.connector.polling))
             try:
                 self._health_server(loaded.connector.metrics)
@@ -159,12 +169,17 @@ class Daemon:
                 runtime = self._loop(runtime, health, story)
             finally:
                 try:
+                    if self._instance is not None:
+                        self._instance.stop()
                     if self.observer is not None:
                         self.observer.stopped(runtime.store)
                 finally:
                     runtime.close()
-                    keeper.release()
-                    keeper.store.close()
+                    if keeper is not None:
+                        keeper.release()
+                        keeper.store.close()
+                    else:
+                        runtime.store.close()
                     self._stop_health_server()
             log.info("stopped after %d cycle(s)", self.cycles)
             if self._lost is not None:
@@ -178,18 +193,35 @@ class Daemon:
                 stage.stop()
         return 0
 
-    def _start(self, loaded: LoadedConfig) -> tuple[Runtime, LeaseKeeper]:
-        """Take the store's lease, then connect to the sites; a failed start leaves no new store file."""
-        store, keeper = hold_store(loaded, "run", RUN_ADVICE)
+    def _start(self, loaded: LoadedConfig) -> tuple[Runtime, LeaseKeeper | None]:
+        """Take the store's lease (SQLite), connect to the sites, join the store's instances.
+
+        A SQLite store takes one daemon: its lease refuses a second. A PostgreSQL store takes
+        several: they share the roles and the work queue (:mod:`connector.runtime.instance`).
+        A failed start leaves no new store file.
+        """
+        keeper: LeaseKeeper | None = None
+        if single_process(loaded):
+            store, keeper = hold_store(loaded, "run", RUN_ADVICE)
+        else:
+            store = open_store(loaded)
         try:
             runtime = build(loaded, store=store)
+            instance = Instance(runtime, new_instance_id(), allowed=self._writing)
+            instance.start()
         except BaseException:
-            keeper.release()
+            if keeper is not None:
+                keeper.release()
             store.discard()
             raise
-        self._keeper = keeper
-        keeper.start(self._lease_lost)
+        self._keeper, self._instance = keeper, instance
+        if keeper is not None:
+            keeper.start(self._lease_lost)
         return runtime, keeper
+
+    def _writing(self) -> bool:
+        """Whether this process may write now: on SQLite, while its store lease is certainly held."""
+        return self._keeper is None or self._keeper.holding()
 
     def _lease_lost(self, exc: LeaseLost) -> None:
         """Called from the lease's thread: stop after the cycle in flight, and exit with ``exc``."""
@@ -218,17 +250,17 @@ class Daemon:
             now = self.clock()
             run_servicenow = now >= due_servicenow
             sites = [name for name, due in due_sites.items() if now >= due]
-            if run_servicenow or sites:
-                self._cycle(runtime, health, run_servicenow, sites)
-                if run_servicenow:
-                    due_servicenow = now + polling.servicenow_interval.total_seconds()
-                for name in sites:
-                    due_sites[name] = now + polling.supplier_interval.total_seconds()
+            self._cycle(runtime, health, run_servicenow, sites)
+            if run_servicenow:
+                due_servicenow = now + polling.servicenow_interval.total_seconds()
+            for name in sites:
+                due_sites[name] = now + polling.supplier_interval.total_seconds()
             if self._story_over(story, runtime.loaded.connector.sandbox.stop_when_idle):
                 log.info("the sandbox story is over and nothing moved for a while: stopping")
                 self.story_ended = True
                 break
-            next_due = min([due_servicenow, *due_sites.values()])
+            # At least every TICK: the reconciler's paced re-checks and the workers' reports.
+            next_due = min([due_servicenow, *due_sites.values(), self.clock() + TICK])
             # Signals set _wake so that a stop or reload is acted on now, not at the next tick.
             self._wake.wait(max(0.05, next_due - self.clock()))
             self._wake.clear()
@@ -238,8 +270,8 @@ class Daemon:
         """True once ``story`` is settled and neither it nor a cycle was active for ``idle_for``."""
         if story is None or idle_for is None:
             return False
-        if not story.settled():
-            # Agents about to act count as activity: their work must still be synced.
+        if not story.settled() or self._queued():
+            # Agents about to act, and work still queued, count as activity: it must be synced.
             self._active_at = self.clock()
             return False
         return self.clock() - self._active_at >= idle_for.total_seconds()
@@ -255,15 +287,31 @@ class Daemon:
             self.observer.cycle(report, self.clock() - started, runtime.store)
         return report
 
+    def _queued(self) -> bool:
+        """Whether work waits in the queue now (pending items, due or not)."""
+        instance = self._instance
+        if instance is None:
+            return False
+        try:
+            depth = instance.runtime.store.queue.depth(instance.runtime.engine.clock())
+        except SQLAlchemyError:
+            return True
+        return any(lane.due or lane.later for lane in depth.values())
+
     def _run_cycle(
         self, runtime: Runtime, health: Health, servicenow: bool, sites: list[str]
     ) -> CycleReport | None:
+        """Observe what is due (the roles held), pace the reconciler, gather what the workers did."""
+        instance = self._instance
+        assert instance is not None
         if self._keeper is not None and not self._keeper.holding():
             log.error("cycle skipped: the state store's lease lapsed (its renewals failed); waiting for one")
             health.beat(False, "the state store's lease lapsed", runtime.problems())
             return None
         try:
-            report = runtime.engine.cycle(servicenow=servicenow, sites=sites)
+            report = instance.observe(servicenow, sites)
+            instance.reconcile()
+            report.absorb(instance.done())
         except ConnectorError as exc:
             # A call refused without a request: the transport logged its episode once already.
             quiet = isinstance(exc, CircuitOpen | CredentialsRefused)
@@ -274,6 +322,8 @@ class Daemon:
             log.exception("cycle failed unexpectedly")
             health.beat(False, "last cycle failed unexpectedly", runtime.problems())
             return None
+        if not (servicenow or sites):
+            return report  # a tick between polls: no cycle to count
         self.cycles += 1
         health.beat(True, "ok", runtime.problems())
         if report.writes or report.failed or report.new_versions:
@@ -328,6 +378,17 @@ class Daemon:
                 )
                 return runtime
         self._health.stale_after = _stale_after(loaded.connector.polling)
+        old = self._instance
+        if old is not None:
+            old.stop()
+        try:
+            instance = Instance(fresh, old.instance_id if old else new_instance_id(), allowed=self._writing)
+            instance.start()
+        except (ConnectorError, SQLAlchemyError) as exc:
+            # The old instance stopped already: carry on with the new configuration's parts as they are.
+            log.error("reload: the new configuration's workers could not start: %s", exc)
+            raise
+        self._instance = instance
         runtime.close()
         if self._keeper is not None:
             self._keeper.ttl, self._keeper.renew_every = (
@@ -397,6 +458,11 @@ class Daemon:
         if self._server is not None:
             self._server.stop()
         self._server, self._served = None, None
+
+
+def single_process(loaded: LoadedConfig) -> bool:
+    """Whether ``loaded``'s store takes one daemon (SQLite), not several (PostgreSQL)."""
+    return str(loaded.connector.store.url).strip().lower().startswith("sqlite")
 
 
 def _stale_after(polling: PollingConfig) -> float:
