@@ -127,14 +127,18 @@ class SupplierSite(ConfigModel):
 
 
 class LeaseConfig(ConfigModel):
-    """The lease by which one process at a time writes to the store (``run``, ``sync --once``).
+    """The leases of the store: one daemon per SQLite store, each singleton role, each claim on work.
 
-    The holder renews it every ``renew_every``; another process may take it over once it is
-    ``ttl`` old without renewal (at once when its holder was a process on this machine that is gone).
+    The daemon lease lets one process at a time write to a SQLite store (``run``, ``sync --once``);
+    role leases say which instance polls ServiceNow, each supplier's Jira and runs the reconciler;
+    claims say which instance works on an entity. Each is renewed every ``renew_every``; another
+    process may take it over once it is ``ttl`` old without renewal (a daemon lease at once when its
+    holder was a process on this machine that is gone), so ``ttl`` bounds how long a stopped
+    instance's work waits for another.
     """
 
-    ttl: Duration = timedelta(seconds=45)
-    renew_every: Duration = timedelta(seconds=10)
+    ttl: Duration = timedelta(seconds=15)
+    renew_every: Duration = timedelta(seconds=5)
 
 
 class StoreConfig(ConfigModel):

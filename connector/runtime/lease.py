@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 _PROC = Path("/proc")
 
 
-def _uptime() -> float:
+def uptime() -> float:
     """Seconds on a clock that keeps counting while the host is suspended (Linux's monotonic does not).
 
     A host that slept for longer than the TTL must not believe it still holds its lease.
@@ -111,7 +111,7 @@ class LeaseKeeper:
         ttl: timedelta,
         renew_every: timedelta,
         *,
-        clock: Callable[[], float] = _uptime,
+        clock: Callable[[], float] = uptime,
     ) -> None:
         self.store = store
         self.command = command

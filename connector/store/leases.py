@@ -1,15 +1,23 @@
 """Leases: which process may write to this store now, until when, under which fencing epoch.
 
-One row per lease name (``daemon``). Every change is a compare-and-set on the row's epoch, so two
-processes racing for a free lease cannot both win, on SQLite or PostgreSQL, without any lock held
-across statements. Acquiring a free (expired or released) lease adds one to its epoch; renewing
-and releasing only succeed while the epoch is still the caller's, which is how a holder learns it
-was taken over. Times are the database server's clock on PostgreSQL (daemons on several hosts
-compare one clock), the local clock on SQLite (one host by construction).
+One row per lease name: ``daemon`` (a second daemon on a SQLite store is refused) and the singleton
+roles (:data:`SERVICENOW_ROLE`, :func:`supplier_role`, :data:`RECONCILER_ROLE`) that instances
+sharing a PostgreSQL store contend for. Every change is a compare-and-set on the row's epoch, so
+two processes racing for a free lease cannot both win, on SQLite or PostgreSQL, without any lock
+held across statements. Acquiring a free (expired or released) lease adds one to its epoch;
+renewing and releasing only succeed while the epoch is still the caller's, which is how a holder
+learns it was taken over. Times are the database server's clock on PostgreSQL (daemons on several
+hosts compare one clock), the local clock on SQLite (one host by construction).
+
+The epoch is the fencing token: :func:`fence`, called in the transaction that writes a watermark
+or an outcome under a lease, locks the lease's row and refuses the transaction when the epoch has
+moved on, so a holder that was paused or cut off while its lease passed to another cannot
+overwrite its successor's work.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +31,26 @@ from connector.store.tables import leases
 
 DAEMON = "daemon"
 """The lease a process holds while it writes to the store (``run``, ``sync --once``)."""
+ROLE_PREFIX = "role:"
+"""What every singleton role's lease name starts with."""
+SERVICENOW_ROLE = "role:servicenow"
+"""The instance that polls ServiceNow's incidents."""
+RECONCILER_ROLE = "role:reconciler"
+"""The instance that re-checks linked incidents in the background."""
+_NAME_LENGTH = 64  # leases.name is a String(64)
+
+
+def supplier_role(supplier: str) -> str:
+    """The role of the instance that polls ``supplier``'s Jira: ``role:jira:<supplier>``.
+
+    A supplier name too long for the lease's name column keeps its first characters and a digest
+    of the whole, so that two long names still make two roles.
+    """
+    name = f"{ROLE_PREFIX}jira:{supplier}"
+    if len(name) <= _NAME_LENGTH:
+        return name
+    digest = hashlib.sha256(supplier.encode()).hexdigest()[:12]
+    return f"{name[: _NAME_LENGTH - len(digest) - 1]}~{digest}"
 
 
 @dataclass(frozen=True)
@@ -60,6 +88,65 @@ class Lease:
         """Whether it still binds others at ``now``."""
         return self.expires_at > now
 
+    @property
+    def fence(self) -> Fence:
+        """The fencing token that writes made under this lease carry (see :func:`fence`)."""
+        return Fence(self.name, self.epoch)
+
+
+@dataclass(frozen=True)
+class Fence:
+    """A lease's name and the epoch under which its holder writes: what :func:`fence` checks."""
+
+    name: str
+    epoch: int
+
+
+def fence(conn: Connection, token: Fence | Lease) -> None:
+    """Refuse the caller's transaction unless ``token``'s lease is still at ``token``'s epoch.
+
+    Call it inside the transaction that writes under the lease (``with store.transaction() as
+    conn:``), before its writes (it then holds the lease's row from the start) or at the latest
+    before the commit. It locks the lease's row until the transaction ends: ``SELECT … FOR SHARE``
+    on PostgreSQL (fenced transactions under one lease do not wait for each other, a takeover's
+    ``UPDATE`` waits for them all), a no-op ``UPDATE`` on SQLite (which takes the store's single
+    writer lock; a plain ``SELECT`` there would take no lock at all and leave a gap before the first
+    write).
+
+    Only the epoch is compared, not the expiry: a lease that expired while nobody took it still
+    passes. That is safe because nobody wrote under another epoch meanwhile, and no one can start
+    to: a successor's acquisition updates this row, so it waits for this transaction's lock and then
+    adds one to the epoch; every write under the new epoch is therefore ordered after ours, and our
+    later fenced transactions fail. Whether the holder may still *act* as holder (start polling) is
+    its local clock's business (:class:`connector.runtime.roles.RoleKeeper`), not this check's.
+
+    Raises:
+        connector.core.errors.LeaseLost: the lease's row holds another epoch (taken over) or is
+            gone; the caller's ``with`` block then rolls its transaction back.
+    """
+    token = token.fence if isinstance(token, Lease) else token
+    if conn.dialect.name == "postgresql":
+        row = conn.execute(
+            select(leases).where(leases.c.name == token.name).with_for_update(read=True)
+        ).one_or_none()
+        if row is not None and row.epoch == token.epoch:
+            return
+    else:
+        kept = conn.execute(
+            leases.update()
+            .where(leases.c.name == token.name, leases.c.epoch == token.epoch)
+            .values(epoch=leases.c.epoch)
+        )
+        if kept.rowcount == 1:
+            return
+        row = conn.execute(select(leases).where(leases.c.name == token.name)).one_or_none()
+    taker = (
+        "nobody (its row is gone)" if row is None else f"{_lease(row).holder.describe()} (epoch {row.epoch})"
+    )
+    raise LeaseLost(
+        f"the {token.name} lease (epoch {token.epoch}) was taken over by {taker}; this write is rolled back"
+    )
+
 
 class Leases:
     """Acquire, renew and release leases; ``clock`` replaces the database's clock (tests)."""
@@ -73,6 +160,23 @@ class Leases:
         with self._engine.connect() as conn:
             row = conn.execute(select(leases).where(leases.c.name == name)).one_or_none()
         return None if row is None else _lease(row)
+
+    def all(self) -> list[Lease]:
+        """Every lease's row (live, expired or released), by name: what ``state show`` lists."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(leases).order_by(leases.c.name)).all()
+        return [_lease(row) for row in rows]
+
+    def held_by(self, host: str, pid: int) -> list[Lease]:
+        """The leases live now (by the lease clock) whose holder is process ``pid`` on ``host``, by name."""
+        with self._engine.connect() as conn:
+            now = self._now(conn)
+            rows = conn.execute(
+                select(leases)
+                .where(leases.c.host == host, leases.c.pid == pid, leases.c.expires_at > now)
+                .order_by(leases.c.name)
+            ).all()
+        return [_lease(row) for row in rows]
 
     def now(self) -> datetime:
         """The time leases are measured by (the database server's clock on PostgreSQL)."""
@@ -98,6 +202,39 @@ class Leases:
             connector.core.errors.StoreInUse: another holder's lease is live (the message names it,
                 says when it expires and ends with ``advice``; ``label`` names the store).
         """
+        taken = self._take(holder, ttl, name, vacated)
+        if isinstance(taken, Lease):
+            return taken
+        if taken is None:
+            raise StoreInUse(
+                f"state store {label}: the {name} lease changes hands too fast to take; {advice}"
+            )
+        raise StoreInUse(_in_use(taken[0], label, advice))
+
+    def try_acquire(
+        self,
+        holder: Holder,
+        ttl: timedelta,
+        *,
+        name: str,
+        vacated: Callable[[Lease], bool] = lambda _lease: False,
+    ) -> Lease | None:
+        """Take ``name`` for ``holder`` until now + ``ttl`` if it is free, under a new epoch; else ``None``.
+
+        Free: never taken, expired, released, or live but ``vacated(lease)``. Of several processes
+        trying at once exactly one wins. An acquisition waits for transactions fenced on the old
+        epoch (:func:`fence`) to end first (PostgreSQL's row lock; SQLite's single writer).
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: the store could not be reached or written.
+        """
+        taken = self._take(holder, ttl, name, vacated)
+        return taken if isinstance(taken, Lease) else None
+
+    def _take(
+        self, holder: Holder, ttl: timedelta, name: str, vacated: Callable[[Lease], bool]
+    ) -> Lease | tuple[Lease] | None:
+        """The lease taken; or ``(live lease,)`` that binds us; or ``None`` after losing five races."""
         for _attempt in range(5):
             with self._engine.begin() as conn:
                 now = self._now(conn)
@@ -115,7 +252,7 @@ class Leases:
                     continue
                 current = _lease(row)
                 if current.live(now) and not vacated(current):
-                    raise StoreInUse(_in_use(current, label, advice))
+                    return (current,)
                 epoch = current.epoch + 1
                 taken = conn.execute(
                     leases.update()
@@ -124,7 +261,7 @@ class Leases:
                 )
                 if taken.rowcount == 1:
                     return _lease_of(name, epoch, holder, values)
-        raise StoreInUse(f"state store {label}: the {name} lease changes hands too fast to take; {advice}")
+        return None
 
     def renew(self, lease: Lease, ttl: timedelta, *, label: str = "") -> Lease:
         """Extend ``lease`` to now + ``ttl`` if its epoch is still the current one.

@@ -63,3 +63,8 @@ RULE_DRY_RUNS = Counter(
     ["rule", "action"],
 )
 RULES_CAPPED = Counter("mim_rule_capped_total", "Decisions held back by a proposals-per-hour cap", ["rule"])
+ROLE_HELD = Gauge(
+    "mim_role_held",
+    "1 while this process holds the singleton role (polling a source, reconciling), 0 otherwise",
+    ["role"],
+)
