@@ -23,7 +23,7 @@ from datetime import timedelta
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.core.errors import LeaseLost
-from connector.runtime.lease import uptime
+from connector.runtime.lease import uptime, vacated
 from connector.store.leases import Holder, Lease, Leases
 from connector.telemetry.metrics import ROLE_HELD
 
@@ -62,7 +62,11 @@ class RoleKeeper:
     role held until its local validity (``ttl`` from the last successful renewal's start) runs out;
     a later renewal that still finds our epoch takes it back. ``on_change`` hears every change of
     :meth:`held`'s answer that a tick notices, from the thread that made the tick; the gauge
-    ``mim_role_held{role}`` follows the same changes.
+    ``mim_role_held{role}`` follows the same changes. ``on_change`` runs inside the tick: it may call
+    :meth:`held` and :meth:`holding`, not the methods that tick, reload or release.
+
+    A role still held by a process of this machine that no longer runs (a supervisor's restart after
+    a SIGKILL) is taken at once, as the daemon lease is (:func:`connector.runtime.lease.vacated`).
 
     Methods are safe to call from any thread; ``held`` and ``holding`` never wait for the store.
     """
@@ -120,15 +124,15 @@ class RoleKeeper:
         """
         with self._io:
             failures = [error for role in self._roles if (error := self._tick(role)) is not None]
-        if failures and not self._failing:
-            log.warning(
-                "could not renew or take %d role(s) (%s); held roles count until their lease time runs out",
-                len(failures),
-                type(failures[0]).__name__,
-            )
-        elif not failures and self._failing:
-            log.info("the roles' leases are renewed again")
-        self._failing = bool(failures)
+            if failures and not self._failing:
+                log.warning(
+                    "could not renew or take %d role(s) (%s); held roles count until their lease time runs out",
+                    len(failures),
+                    type(failures[0]).__name__,
+                )
+            elif not failures and self._failing:
+                log.info("the roles' leases are renewed and taken again")
+            self._failing = bool(failures)
 
     def set_roles(self, roles: Sequence[str]) -> None:
         """Contend for ``roles`` from now on (a reload that adds or removes suppliers).
@@ -181,7 +185,7 @@ class RoleKeeper:
         started = self._clock()
         if holding is None:
             try:
-                lease = self.leases.try_acquire(self.holder, self.ttl, name=role)
+                lease = self.leases.try_acquire(self.holder, self.ttl, name=role, vacated=vacated)
             except SQLAlchemyError as exc:
                 return exc
             if lease is not None:

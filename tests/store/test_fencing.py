@@ -216,14 +216,19 @@ def test_fenced_transactions_under_one_lease_do_not_wait_for_each_other(store: S
 
 
 def _wait_until_blocked(store: Store, thread: threading.Thread) -> None:
-    """Until PostgreSQL shows another backend of this database waiting for a lock (or ``thread`` ended)."""
+    """Until PostgreSQL shows another backend of this database waiting for a lock (or ``thread`` ended).
+
+    Only the takeover can wait for one here. (Its query column may read ``BEGIN``: psycopg sends
+    that and the ``UPDATE`` together.) PostgreSQL keeps one snapshot of the activity per
+    transaction: each look is a transaction of its own.
+    """
     waiting = text(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND wait_event_type = 'Lock' AND query LIKE 'UPDATE leases%'"
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
     )
     deadline = time.monotonic() + 30
     with store.engine.connect() as observer:
         while observer.execute(waiting).scalar_one() == 0:
+            observer.rollback()
             assert thread.is_alive(), "the takeover did not wait for the fenced transaction"
             assert time.monotonic() < deadline, "the takeover never started"
             time.sleep(0.01)

@@ -7,6 +7,8 @@ keeper's own clock (its monotonic uptime), which is what ``held`` trusts.
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +16,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 
+from connector.runtime.lease import this_process
 from connector.runtime.roles import RoleChange, RoleKeeper
 from connector.store import Store
 from connector.store.leases import RECONCILER_ROLE, SERVICENOW_ROLE, Holder, Leases, supplier_role
@@ -196,3 +199,18 @@ def test_the_keepers_thread_takes_the_roles_another_instance_released(store: Sto
     for role in ROLES:
         lease = store.leases.get(role)
         assert lease is not None and lease.epoch == 2 and lease.expires_at <= store.leases.now()
+
+
+def test_a_role_held_by_a_dead_process_on_this_machine_is_taken_at_once(store: Store) -> None:
+    me = this_process("run")
+    assert me.process_key, "this machine exposes /proc"
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # gone: a supervisor restarts the daemon it ran after a SIGKILL
+    boot, namespace, _ticks = me.process_key.split("|")
+    dead = Holder("run", me.host, child.pid, me.started_at, f"{boot}|{namespace}|1")
+    assert store.leases.try_acquire(dead, TTL, name=SERVICENOW_ROLE) is not None
+    keeper = RoleKeeper(store.leases, me, (SERVICENOW_ROLE,), TTL, EVERY)
+    keeper.acquire_now()
+    lease = keeper.held(SERVICENOW_ROLE)
+    assert lease is not None and lease.epoch == 2, "taken before the dead holder's lease expired"
+    keeper.release_all()
