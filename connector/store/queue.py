@@ -29,81 +29,63 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, delete, exists, func, or_, select, update
 
-from connector.core.models import JournalEntry
-from connector.core.times import parse_stored_time
 from connector.store.db import as_utc, upsert_insert, utcnow, writing
 from connector.store.tables import claims, work
+from connector.store.workitems import (
+    BULK,
+    DEAD,
+    DROPPED,
+    LANES,
+    MAX_JOURNAL_CHARS,
+    MAX_REASONS,
+    NEW,
+    PENDING,
+    RECONCILE,
+    RESOLVED,
+    Enqueue,
+    Item,
+    fold,
+    item_of,
+)
 
-NEW, BULK, RECONCILE = 0, 1, 2
-"""Lanes, most urgent first: a change seen one at a time; one of many (a backfill, retries); a re-check."""
-LANES = {NEW: "new", BULK: "bulk", RECONCILE: "reconcile"}
-PENDING, DEAD, RESOLVED, DROPPED = "pending", "dead", "resolved", "dropped"
-MAX_REASONS = 8
-"""Distinct reasons an item remembers (the first ones; the rest only count in ``version``)."""
-MAX_JOURNAL_CHARS = 64_000
-"""Journal text an item carries; beyond it the item asks for the incident's whole journal instead."""
+__all__ = [
+    "BULK",
+    "DEAD",
+    "DROPPED",
+    "LANES",
+    "MAX_JOURNAL_CHARS",
+    "MAX_REASONS",
+    "NEW",
+    "PENDING",
+    "RECONCILE",
+    "RESOLVED",
+    "Claim",
+    "Enqueue",
+    "Item",
+    "LaneDepth",
+    "WorkQueue",
+    "item_of",
+]
 ERROR_CHARS = 4000
-
-
-@dataclass(frozen=True)
-class Enqueue:
-    """One reason to look at an entity: what observation hands the queue."""
-
-    incident_sys_id: str
-    supplier: str
-    reason: str
-    """Why, for people: ``servicenow``, ``journal``, ``jira``, ``followup``, ``reconcile``..."""
-    lane: int = NEW
-    due_at: datetime | None = None
-    """When to process it (default: now)."""
-    polled: int | None = None
-    """The ``sys_mod_count`` of the incident version the poll read and the store's ``incidents`` keeps
-    (a worker may plan from it instead of reading the incident again, while it is still the latest)."""
-    full_journal: bool = False
-    """Read the incident's whole journal before planning."""
-    journal: Sequence[JournalEntry] = ()
-    """New journal entries the poll found for the incident."""
-    stamped: Sequence[str] = ()
-    """Issue keys a search showed stamped for this entity while the store links none."""
-
-    @property
-    def entity(self) -> str:
-        """``incident_sys_id:supplier``."""
-        return f"{self.incident_sys_id}:{self.supplier}"
-
-
-@dataclass(frozen=True)
-class Item:
-    """A queued item as read (claimed, or listed)."""
-
-    item_id: int
-    entity: str
-    incident_sys_id: str
-    supplier: str
-    state: str
-    lane: int
-    reasons: tuple[str, ...]
-    due_at: datetime
-    enqueued_at: datetime
-    version: int
-    polled: int | None
-    """See :attr:`Enqueue.polled`: ``None`` once a worker processed a version at least as new."""
-    full_journal: bool
-    journal: tuple[JournalEntry, ...]
-    stamped: tuple[str, ...]
-    attempts: int = 0
-    held_events: int = 0
-    error_type: str = ""
-    error: str = ""
-    first_failed_at: datetime | None = None
-    last_failed_at: datetime | None = None
-    manual: bool = False
+CHUNK = 500
+"""Entities looked up in one ``IN`` list."""
+_FRESH: dict[str, Any] = {
+    "state": PENDING,
+    "attempts": 0,
+    "held_events": 0,
+    "error_type": None,
+    "error": None,
+    "first_failed_at": None,
+    "last_failed_at": None,
+    "manual": False,
+}
+"""What an item that is not a letter holds in the letter's columns."""
 
 
 @dataclass(frozen=True)
@@ -124,16 +106,6 @@ class LaneDepth:
     oldest_due_seconds: float = 0.0
 
 
-@dataclass
-class _Merged:
-    """An item's values as an enqueue leaves them."""
-
-    lane: int
-    due_at: datetime
-    reasons: list[str]
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
 class WorkQueue:
     """The ``work`` and ``claims`` tables."""
 
@@ -150,81 +122,66 @@ class WorkQueue:
 
         In ``conn``'s transaction when given: a poll enqueues and moves its watermark together.
         """
-        merged: dict[str, Enqueue] = {}
-        extra: dict[str, list[Enqueue]] = {}
+        grouped: dict[str, list[Enqueue]] = {}
         for item in items:
-            if item.entity in merged:
-                extra.setdefault(item.entity, []).append(item)
-            else:
-                merged[item.entity] = item
-        if not merged:
-            return 0
+            grouped.setdefault(item.entity, []).append(item)
         with writing(self._engine, conn) as tx:
-            keys = list(merged)
-            existing: dict[str, Any] = {}
-            for start in range(0, len(keys), 500):
-                chunk = keys[start : start + 500]
-                for found in tx.execute(select(work).where(work.c.entity.in_(chunk))).all():
-                    existing[found.entity] = found
-            fresh: list[dict[str, Any]] = []
-            for entity, first in merged.items():
-                row = existing.get(entity)
-                values = _fold(row, [first, *extra.get(entity, [])], now)
-                if row is None:
-                    fresh.append(
-                        {
-                            "entity": entity,
-                            "incident_sys_id": first.incident_sys_id,
-                            "supplier": first.supplier,
-                            "state": PENDING,
-                            "lane": values.lane,
-                            "reasons": values.reasons,
-                            "due_at": values.due_at,
-                            "enqueued_at": now,
-                            "version": 1,
-                            "detail": values.detail,
-                            "attempts": 0,
-                            "held_events": 0,
-                            "manual": False,
-                        }
-                    )
-                    continue
-                changes: dict[str, Any] = {
-                    "lane": values.lane,
-                    "reasons": values.reasons,
-                    "detail": values.detail,
-                    "version": row.version + 1,
-                }
-                if row.state == DEAD:
-                    # Held behind its letter: it comes with the retry, at the letter's time.
-                    changes["held_events"] = row.held_events + 1
-                elif row.state == PENDING:
-                    changes["due_at"] = values.due_at
-                else:  # a resolved or dropped letter's row starts afresh
-                    changes |= {
-                        "state": PENDING,
+            # Sorted: every writer locks rows in one order (PostgreSQL would find deadlocks otherwise).
+            waiting = sorted(grouped)
+            while waiting:
+                waiting = self._merge(tx, {entity: grouped[entity] for entity in waiting}, now)
+        return len(grouped)
+
+    def _merge(self, tx: Connection, grouped: Mapping[str, list[Enqueue]], now: datetime) -> list[str]:
+        """Fold ``grouped`` into the items as read; returns the entities another writer changed meanwhile.
+
+        Each write is conditional on the version read (the read takes no lock, and a SQLite writer
+        takes its lock only at its first write), so a concurrent enqueue, complete or insert makes
+        it miss, and the caller folds that entity again into what is there now.
+        """
+        keys = list(grouped)
+        existing: dict[str, Any] = {}
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start : start + CHUNK]
+            existing |= {row.entity: row for row in tx.execute(select(work).where(work.c.entity.in_(chunk)))}
+        missed: list[str] = []
+        fresh: list[dict[str, Any]] = []
+        for entity, reasons in grouped.items():
+            row = existing.get(entity)
+            values = fold(row, reasons, now)
+            merged = {"lane": values.lane, "reasons": values.reasons, "detail": values.detail}
+            if row is None:
+                first = reasons[0]
+                fresh.append(
+                    {
+                        **merged,
+                        **_FRESH,
+                        "entity": entity,
+                        "incident_sys_id": first.incident_sys_id,
+                        "supplier": first.supplier,
                         "due_at": values.due_at,
                         "enqueued_at": now,
-                        "attempts": 0,
-                        "held_events": 0,
-                        "error_type": None,
-                        "error": None,
-                        "first_failed_at": None,
-                        "last_failed_at": None,
-                        "manual": False,
+                        "version": 1,
                     }
-                tx.execute(update(work).where(work.c.item_id == row.item_id).values(**changes))
-            if fresh:
-                # A concurrent enqueue may have inserted one of these meanwhile: fold into it instead.
-                insert = upsert_insert(self._engine, work)
-                for values_ in fresh:
-                    inserted = tx.execute(
-                        insert.values(**values_).on_conflict_do_nothing(index_elements=["entity"])
-                    )
-                    if inserted.rowcount == 0:
-                        raced = merged[values_["entity"]]
-                        self.enqueue([raced, *extra.get(raced.entity, [])], now, conn=tx)
-        return len(merged)
+                )
+                continue
+            changes: dict[str, Any] = merged | {"version": row.version + 1}
+            if row.state == DEAD:
+                # Held behind its letter: it comes with the retry, at the letter's time.
+                changes["held_events"] = row.held_events + 1
+            elif row.state == PENDING:
+                changes["due_at"] = values.due_at
+            else:  # a resolved or dropped letter's row starts afresh
+                changes |= _FRESH | {"due_at": values.due_at, "enqueued_at": now}
+            same = and_(work.c.item_id == row.item_id, work.c.version == row.version)
+            if tx.execute(update(work).where(same).values(**changes)).rowcount == 0:
+                missed.append(entity)
+        if fresh:
+            # A concurrent enqueue may have inserted one of these meanwhile: fold into it instead.
+            insert = upsert_insert(self._engine, work).on_conflict_do_nothing(index_elements=["entity"])
+            inserted = set(tx.execute(insert.returning(work.c.entity), fresh).scalars())
+            missed += [values_["entity"] for values_ in fresh if values_["entity"] not in inserted]
+        return sorted(missed)
 
     # --- workers --------------------------------------------------------------------------------
 
@@ -235,10 +192,7 @@ class WorkQueue:
 
         ``None`` when nothing is due, or every due incident is claimed by someone else.
         """
-        held = and_(claims.c.incident_sys_id == work.c.incident_sys_id, claims.c.until > now)
-        if self._one_process:
-            held = and_(held, claims.c.instance_id == instance_id)
-        claimable = and_(_due(now), ~exists().where(held))
+        claimable = and_(_due(now), ~_claimed(now, instance_id if self._one_process else None))
         if lane is not None:
             claimable = and_(claimable, work.c.lane == lane)
         candidates = (
@@ -284,40 +238,55 @@ class WorkQueue:
         ).first()
         return taken is not None and taken.token == token
 
-    def complete(self, claim: Claim, done: Sequence[Item], processed_mod_count: int | None = None) -> bool:
+    def complete(
+        self,
+        claim: Claim,
+        done: Sequence[Item],
+        failed: Mapping[str, tuple[str, str, datetime]] = {},
+        *,
+        now: datetime | None = None,
+        processed_mod_count: int | None = None,
+    ) -> bool:
         """Finish ``claim``: remove ``done`` items (unless new work came), then let the incident go.
 
-        A dead letter that succeeded becomes ``resolved`` history. An item kept because new work
-        came meanwhile forgets a polled version no newer than ``processed_mod_count`` (the version
-        the worker left the incident at: the store's copy may no longer show our own writes).
-        Returns ``False`` when the claim had expired and another worker took the incident: nothing
-        is changed then (it processes the items again; every write is idempotent by the write
-        protocol).
+        An item kept because new work came meanwhile forgets a polled version no newer than
+        ``processed_mod_count`` (the version the worker left the incident at: the store's copy may
+        no longer show our own writes).
+
+        A dead letter that succeeded becomes ``resolved`` history; if work was held behind it
+        meanwhile, it is pending instead, due at ``now`` (default: the clock). ``failed`` is not
+        used here (failures are recorded by :meth:`fail` as they happen). Returns ``False`` when
+        the claim is no longer this one (it expired and another worker took the incident, or it
+        was released): nothing is changed then (the holder processes the items again; every write
+        is idempotent by the write protocol).
         """
+        del failed
+        done = sorted(done, key=lambda item: item.entity)
         with self._engine.begin() as conn:
-            mine = conn.execute(
-                select(claims.c.token)
-                .where(claims.c.incident_sys_id == claim.incident_sys_id)
+            # The items first, in enqueue's order, then the claim: a claimer holds its candidates'
+            # rows while it takes a claim, so the other order could deadlock on PostgreSQL.
+            conn.execute(
+                select(work.c.item_id)
+                .where(work.c.item_id.in_([item.item_id for item in done]))
+                .order_by(work.c.entity)
                 .with_for_update()
-            ).scalar()
-            if mine != claim.token:
+            ).all()
+            # A write, not a read: on SQLite only a write is serialised with a claimer's take-over.
+            mine = and_(claims.c.incident_sys_id == claim.incident_sys_id, claims.c.token == claim.token)
+            if conn.execute(delete(claims).where(mine)).rowcount == 0:
                 return False
             for item in done:
                 same = and_(work.c.item_id == item.item_id, work.c.version == item.version)
-                if item.state == DEAD:
-                    conn.execute(
-                        update(work).where(same, work.c.state == DEAD).values(state=RESOLVED, manual=False)
-                    )
-                    # New work held meanwhile: it is pending now, due at once.
-                    conn.execute(
-                        update(work)
-                        .where(work.c.item_id == item.item_id, work.c.state == DEAD)
-                        .values(state=PENDING, due_at=utcnow(), manual=False, attempts=0)
-                    )
-                else:
+                if item.state != DEAD:
                     conn.execute(delete(work).where(same, work.c.state == PENDING))
+                    continue
+                dead = and_(work.c.item_id == item.item_id, work.c.state == DEAD)
+                if not conn.execute(
+                    update(work).where(same, dead).values(state=RESOLVED, manual=False)
+                ).rowcount:
+                    # New work held meanwhile: it is pending now, due at once.
+                    conn.execute(update(work).where(dead).values(_FRESH | {"due_at": now or utcnow()}))
             self._forget_polled(conn, claim.incident_sys_id, processed_mod_count)
-            conn.execute(delete(claims).where(claims.c.incident_sys_id == claim.incident_sys_id))
         return True
 
     def _forget_polled(self, conn: Connection, incident_sys_id: str, processed: int | None) -> None:
@@ -345,38 +314,47 @@ class WorkQueue:
     ) -> Item:
         """Make ``item`` a dead letter (or count one more failure of it); returns it as it is now.
 
-        The wait doubles with each attempt. A retry the operator asked for that fails before the
-        letter was due anyway keeps its schedule and attempt count (the error is recorded):
-        asking never pushes the next automatic try further out.
+        The wait doubles with each attempt, up to ``max_delay``. A retry the operator asked for
+        that fails before the letter was due anyway keeps its schedule and attempt count (the
+        error is recorded): asking never pushes the next automatic try further out. An item that
+        is gone (completed meanwhile by the worker that holds its incident now) is returned as given.
         """
         with writing(self._engine, conn) as tx:
-            row = tx.execute(select(work).where(work.c.item_id == item.item_id)).one_or_none()
-            if row is None:  # completed by another worker meanwhile: a fresh letter
-                return item
-            values: dict[str, Any] = {
-                "error_type": error_type[:128],
-                "error": error[:ERROR_CHARS],
-                "last_failed_at": now,
-                "manual": False,
-            }
-            due = as_utc(row.due_at) or now
-            if row.state == DEAD and row.manual and due > now:
-                pass
-            elif row.state == DEAD:
-                values |= {
-                    "attempts": row.attempts + 1,
-                    "due_at": now + min(base_delay * (2**row.attempts), max_delay),
+            while True:
+                row = tx.execute(select(work).where(work.c.item_id == item.item_id)).one_or_none()
+                if row is None:
+                    return item
+                values: dict[str, Any] = {
+                    "error_type": error_type[:128],
+                    "error": error[:ERROR_CHARS],
+                    "last_failed_at": now,
+                    "manual": False,
                 }
-            else:
-                values |= {
-                    "state": DEAD,
-                    "attempts": 1,
-                    "held_events": 0,
-                    "first_failed_at": now,
-                    "due_at": now + base_delay,
-                }
-            tx.execute(update(work).where(work.c.item_id == item.item_id).values(**values))
-            return item_of(tx.execute(select(work).where(work.c.item_id == item.item_id)).one())
+                due = as_utc(row.due_at) or now
+                if row.state == DEAD and row.manual and due > now:
+                    pass
+                elif row.state == DEAD:
+                    values |= {
+                        "attempts": row.attempts + 1,
+                        "due_at": now + _backoff(row.attempts, base_delay, max_delay),
+                    }
+                else:
+                    values |= {
+                        "state": DEAD,
+                        "attempts": 1,
+                        "held_events": 0,
+                        "first_failed_at": now,
+                        "due_at": now + base_delay,
+                    }
+                # Unless an enqueue or an operator changed it since the read: then again.
+                same = and_(
+                    work.c.item_id == row.item_id,
+                    work.c.version == row.version,
+                    work.c.state == row.state,
+                    work.c.manual == row.manual,
+                )
+                if tx.execute(update(work).where(same).values(**values)).rowcount:
+                    return item_of(tx.execute(select(work).where(work.c.item_id == item.item_id)).one())
 
     def release(self, claim: Claim) -> None:
         """Let ``claim``'s incident go without completing anything (a stop in the middle)."""
@@ -425,13 +403,25 @@ class WorkQueue:
             row = conn.execute(select(work).where(work.c.entity == entity)).one_or_none()
         return item_of(row) if row else None
 
-    def next_due(self) -> datetime | None:
-        """When the earliest item not claimed falls due (for a worker deciding how long to sleep)."""
+    def next_due(self, now: datetime | None = None) -> datetime | None:
+        """When something may next be claimed (for a worker deciding how long to sleep); ``None``: empty.
+
+        The earliest due time of the items no live claim holds (``now`` for a letter an operator
+        asked to retry), or the earliest expiry of a live claim on waiting items, whichever first.
+        """
+        now = now or utcnow()
+        waiting = work.c.state.in_((PENDING, DEAD))
+        free = and_(waiting, ~_claimed(now, None))
+        held = and_(
+            claims.c.until > now, exists().where(work.c.incident_sys_id == claims.c.incident_sys_id, waiting)
+        )
         with self._engine.connect() as conn:
-            value = conn.execute(
-                select(func.min(work.c.due_at)).where(work.c.state.in_((PENDING, DEAD)))
+            due = _when(conn.execute(select(func.min(work.c.due_at)).where(free)).scalar())
+            asked = conn.execute(
+                select(exists().where(free, work.c.state == DEAD, work.c.manual.is_(True)))
             ).scalar()
-        return _when(value)
+            expiry = _when(conn.execute(select(func.min(claims.c.until)).where(held)).scalar())
+        return min((when for when in (due, now if asked else None, expiry) if when is not None), default=None)
 
     def size(self) -> int:
         """Items pending or dead."""
@@ -450,52 +440,22 @@ def _due(now: datetime) -> Any:
     )
 
 
-def _fold(row: Any, reasons: Sequence[Enqueue], now: datetime) -> _Merged:
-    """An item's lane, due time, reasons and detail once ``reasons`` are added to ``row`` (or to nothing)."""
-    if row is not None and row.state in (PENDING, DEAD):
-        merged = _Merged(row.lane, as_utc(row.due_at) or now, list(row.reasons), dict(row.detail))
-    else:
-        merged = _Merged(min(r.lane for r in reasons), reasons[0].due_at or now, [], {})
-    detail = merged.detail
-    journal: dict[str, Any] = {entry["sys_id"]: entry for entry in detail.get("journal", [])}
-    for reason in reasons:
-        merged.lane = min(merged.lane, reason.lane)
-        merged.due_at = min(merged.due_at, reason.due_at or now)
-        if reason.reason not in merged.reasons and len(merged.reasons) < MAX_REASONS:
-            merged.reasons.append(reason.reason)
-        if reason.polled is not None:
-            detail["polled"] = max(detail.get("polled") or 0, reason.polled)
-        detail["full_journal"] = bool(detail.get("full_journal")) or reason.full_journal
-        if reason.stamped:
-            detail["stamped"] = list(dict.fromkeys([*detail.get("stamped", []), *reason.stamped]))
-        for entry in reason.journal:
-            journal.setdefault(entry.sys_id, _entry_json(entry))
-    if sum(len(entry["value"]) for entry in journal.values()) > MAX_JOURNAL_CHARS:
-        detail["full_journal"], journal = True, {}
-    detail["journal"] = list(journal.values())
-    return merged
+def _claimed(now: datetime, only_of: str | None) -> Any:
+    """The work row's incident has a live claim (``only_of``: by that instance; see ``_one_process``)."""
+    held = and_(claims.c.incident_sys_id == work.c.incident_sys_id, claims.c.until > now)
+    if only_of is not None:
+        held = and_(held, claims.c.instance_id == only_of)
+    return exists().where(held)
 
 
-def _entry_json(entry: JournalEntry) -> dict[str, Any]:
-    return {
-        "sys_id": entry.sys_id,
-        "incident_sys_id": entry.incident_sys_id,
-        "element": entry.element,
-        "value": entry.value,
-        "sys_created_on": entry.sys_created_on.isoformat(),
-        "created_by": entry.created_by,
-    }
-
-
-def _entry(data: Mapping[str, Any]) -> JournalEntry:
-    return JournalEntry(
-        data["sys_id"],
-        data["incident_sys_id"],
-        data["element"],
-        data["value"],
-        parse_stored_time(data["sys_created_on"]),
-        data["created_by"],
-    )
+def _backoff(attempts: int, base_delay: timedelta, max_delay: timedelta) -> timedelta:
+    """The wait after failure number ``attempts + 1``: doubling from ``base_delay``, at most ``max_delay``."""
+    wait = base_delay
+    for _ in range(attempts):  # not 2**attempts: a long-failing entity would overflow timedelta
+        if wait >= max_delay:
+            break
+        wait *= 2
+    return min(wait, max_delay)
 
 
 def _when(value: Any) -> datetime | None:
@@ -504,32 +464,3 @@ def _when(value: Any) -> datetime | None:
     if isinstance(value, str):  # SQLite's aggregate of a datetime column comes back as text
         return as_utc(datetime.fromisoformat(value))
     return as_utc(value)
-
-
-def item_of(row: Any) -> Item:
-    """An item as a row of ``work`` holds it."""
-    detail = row.detail or {}
-    now = utcnow()
-    return Item(
-        item_id=row.item_id,
-        entity=row.entity,
-        incident_sys_id=row.incident_sys_id,
-        supplier=row.supplier,
-        state=row.state,
-        lane=row.lane,
-        reasons=tuple(row.reasons or ()),
-        due_at=as_utc(row.due_at) or now,
-        enqueued_at=as_utc(row.enqueued_at) or now,
-        version=row.version,
-        polled=detail.get("polled"),
-        full_journal=bool(detail.get("full_journal")),
-        journal=tuple(_entry(entry) for entry in detail.get("journal", [])),
-        stamped=tuple(detail.get("stamped", [])),
-        attempts=row.attempts,
-        held_events=row.held_events,
-        error_type=row.error_type or "",
-        error=row.error or "",
-        first_failed_at=as_utc(row.first_failed_at),
-        last_failed_at=as_utc(row.last_failed_at),
-        manual=bool(row.manual),
-    )

@@ -236,7 +236,7 @@ class Engine:
                     self.store.links.note_seen(claim.incident_sys_id, supplier, version)
             done = [item for item in claim.items if item.entity not in cycle.report.failed]
             left = cycle.latest.get(claim.incident_sys_id)
-            self.store.queue.complete(claim, done, left.mod_count if left else None)
+            self.store.queue.complete(claim, done, processed_mod_count=left.mod_count if left else None)
         except BaseException:
             self.store.queue.release(claim)
             raise
