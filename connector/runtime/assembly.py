@@ -103,6 +103,9 @@ def build(loaded: LoadedConfig, *, dry_run: bool = False, store: Store | None = 
         for transport in [snow.transport, *(site.transport for site in sites.values())]:
             keep_throttles(store, transport)
         engine = Engine(loaded, store, snow, sites, dry_run=dry_run)
+        if opened is not None and not dry_run and store.dialect == "sqlite":
+            # A SQLite store takes one process: claims a killed predecessor left are stale.
+            store.queue.forget_claims()
     except BaseException:
         for opened_site in sites.values():
             opened_site.close()

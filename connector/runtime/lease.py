@@ -236,4 +236,7 @@ def hold_store(loaded: LoadedConfig, command: str, advice: str) -> tuple[Store, 
     except BaseException:
         store.discard()
         raise
+    if store.dialect == "sqlite":
+        # The store's only process now: claims left in it are a killed predecessor's.
+        store.queue.forget_claims()
     return store, keeper

@@ -111,9 +111,6 @@ class WorkQueue:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._one_process = engine.dialect.name == "sqlite"
-        """SQLite stores take one process (the store's lease refuses a second): a claim another
-        instance left there is stale by construction (it was killed), not held."""
 
     # --- observation ----------------------------------------------------------------------------
 
@@ -192,7 +189,7 @@ class WorkQueue:
 
         ``None`` when nothing is due, or every due incident is claimed by someone else.
         """
-        claimable = and_(_due(now), ~_claimed(now, instance_id if self._one_process else None))
+        claimable = and_(_due(now), ~_claimed(now))
         if lane is not None:
             claimable = and_(claimable, work.c.lane == lane)
         candidates = (
@@ -228,12 +225,9 @@ class WorkQueue:
     ) -> bool:
         values = {"instance_id": instance_id, "token": token, "claimed_at": now, "until": now + ttl}
         insert = upsert_insert(self._engine, claims).values(incident_sys_id=incident_sys_id, **values)
-        free = claims.c.until <= now
-        if self._one_process:
-            free = or_(free, claims.c.instance_id != instance_id)
         taken = conn.execute(
             insert.on_conflict_do_update(
-                index_elements=["incident_sys_id"], set_=values, where=free
+                index_elements=["incident_sys_id"], set_=values, where=claims.c.until <= now
             ).returning(claims.c.token)
         ).first()
         return taken is not None and taken.token == token
@@ -372,6 +366,15 @@ class WorkQueue:
                 update(claims).where(claims.c.instance_id == instance_id).values(until=until)
             ).rowcount
 
+    def forget_claims(self) -> int:
+        """Drop every claim; returns how many there were.
+
+        For the only process a store takes (SQLite, its lease held): claims left there are a
+        killed predecessor's.
+        """
+        with self._engine.begin() as conn:
+            return conn.execute(delete(claims)).rowcount
+
     def release_all(self, instance_id: str) -> None:
         """Let every claim of ``instance_id`` go (a clean stop)."""
         with self._engine.begin() as conn:
@@ -411,7 +414,7 @@ class WorkQueue:
         """
         now = now or utcnow()
         waiting = work.c.state.in_((PENDING, DEAD))
-        free = and_(waiting, ~_claimed(now, None))
+        free = and_(waiting, ~_claimed(now))
         held = and_(
             claims.c.until > now, exists().where(work.c.incident_sys_id == claims.c.incident_sys_id, waiting)
         )
@@ -440,12 +443,9 @@ def _due(now: datetime) -> Any:
     )
 
 
-def _claimed(now: datetime, only_of: str | None) -> Any:
-    """The work row's incident has a live claim (``only_of``: by that instance; see ``_one_process``)."""
-    held = and_(claims.c.incident_sys_id == work.c.incident_sys_id, claims.c.until > now)
-    if only_of is not None:
-        held = and_(held, claims.c.instance_id == only_of)
-    return exists().where(held)
+def _claimed(now: datetime) -> Any:
+    """The work row's incident has a live claim."""
+    return exists().where(claims.c.incident_sys_id == work.c.incident_sys_id, claims.c.until > now)
 
 
 def _backoff(attempts: int, base_delay: timedelta, max_delay: timedelta) -> timedelta:
