@@ -80,7 +80,11 @@ def runtime_text(state: Mapping[str, Any]) -> str:
             f"  {role['name']} held by mim-connector {role['command']} on {role['host']} "
             f"(pid {role['pid']}, not a live instance) for {role['expires_in_seconds']:.0f}s more"
         )
+    if not any(lane["pending"] or lane["dead"] for lane in state["queue"].values()):
+        lines.append("queue: empty")
     for name, lane in state["queue"].items():
+        if not (lane["pending"] or lane["dead"]):
+            continue
         oldest = lane["oldest_due_seconds"]
         due = f"{lane['due']} due, oldest {oldest:.0f}s overdue" if oldest is not None else "none due"
         lines.append(f"queue {name}: {lane['pending']} pending ({due}), {lane['dead']} dead")

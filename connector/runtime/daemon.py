@@ -378,17 +378,8 @@ class Daemon:
                 )
                 return runtime
         self._health.stale_after = _stale_after(loaded.connector.polling)
-        old = self._instance
-        if old is not None:
-            old.stop()
-        try:
-            instance = Instance(fresh, old.instance_id if old else new_instance_id(), allowed=self._writing)
-            instance.start()
-        except (ConnectorError, SQLAlchemyError) as exc:
-            # The old instance stopped already: carry on with the new configuration's parts as they are.
-            log.error("reload: the new configuration's workers could not start: %s", exc)
-            raise
-        self._instance = instance
+        if self._instance is not None:
+            self._instance.reload(fresh)
         runtime.close()
         if self._keeper is not None:
             self._keeper.ttl, self._keeper.renew_every = (

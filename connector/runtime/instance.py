@@ -109,6 +109,25 @@ class Instance:
             log.warning("could not release this instance's claims (they expire in %s): %s", self.ttl, exc)
         self.membership.leave()
 
+    def reload(self, runtime: Runtime) -> None:
+        """Work with ``runtime`` (a reloaded configuration) from now on, keeping roles and membership.
+
+        The workers finish their claims in hand and start again on the new engine; roles of
+        suppliers no longer configured are released, new ones taken.
+        """
+        self.workers.stop()
+        self.runtime = runtime
+        runtime.engine.instance_id = self.instance_id
+        polling = runtime.loaded.connector.polling
+        self.membership.transports = [runtime.snow.transport, *(s.transport for s in runtime.sites.values())]
+        self.membership.workers = polling.workers
+        self.roles.set_roles(roles_of(runtime))
+        self.roles.acquire_now()
+        self.reconciler = Reconciler(runtime.store, runtime.loaded, list(runtime.engine.suppliers))
+        self.workers = Workers(runtime.engine, polling.workers, self.report, allowed=self.allowed)
+        self.workers.start()
+        self.membership.beat()
+
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.renew_every.total_seconds()):
             try:

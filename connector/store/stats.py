@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, Engine, Table, and_, func, or_, select
 
 from connector.store.db import as_utc
 from connector.store.decisions import WRITTEN
-from connector.store.tables import audit, comments, dead_letters, decisions, incidents, leases, links, work
+from connector.store.tables import audit, comments, decisions, incidents, leases, links, work
 
 STATUS_SOURCE_PREFIX = "status:"
 """The comment ledger keys a mirrored comment by the id of its source (a Jira comment id, a
@@ -92,7 +92,7 @@ def sync_stats(engine: Engine) -> SyncStats:
             comments_out=count(comments, and_(comments.c.direction == "out", settled, is_comment)),
             comments_in=count(comments, and_(comments.c.direction == "in", settled, is_comment)),
             status_changes_in=count(comments, and_(comments.c.direction == "in", settled, is_status)),
-            dead_letters=count(dead_letters, dead_letters.c.state == "queued"),
+            dead_letters=count(work, work.c.state == "dead"),
         )
 
 

@@ -257,7 +257,7 @@ def test_state_show_of_one_incident_shows_a_failed_create_as_not_created(world: 
         rf"  globex  not created: its create has not succeeded \(tried since {when}\); not counted as linked",
         "open intents: none",
         "dead letters:",
-        rf"  #1 globex \[queued\] attempts=1 held=0 first={when} last={when} next={when}",
+        rf"  #\d+ globex \[queued\] attempts=1 held=0 first={when} last={when} next={when}",
         r"      InvalidRequest: jira:globex: POST issue -> 400 Injected fault: sandbox fault rule 1",
         "decisions:",
         rf"  {when} rule critical-ci-p1: propose \(promote-in-place\) -> proposed",

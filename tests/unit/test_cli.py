@@ -215,15 +215,21 @@ def test_state_takes_the_config_before_or_after_its_sub_command(tmp_path: Path) 
     before = run("state", "-c", "config/connector.yaml", "show", cwd=tree, env=env)
     after = run("state", "show", "-c", "config/connector.yaml", cwd=tree, env=env)
     assert before.returncode == after.returncode == 0, before.stderr + after.stderr
-    assert before.stdout == after.stdout == "intents: none\ndead letters queued: 0\n"
-    assert json.loads(
+    assert (
+        before.stdout
+        == after.stdout
+        == "intents: none\ndead letters queued: 0\ninstances: none\nqueue: empty\n"
+    )
+    shown = json.loads(
         run("state", "show", "--json", "-c", "config/connector.yaml", cwd=tree, env=env).stdout
-    ) == {
+    )
+    assert {key: shown[key] for key in ("watermarks", "links", "intents", "dead_letters_queued")} == {
         "watermarks": {},
         "links": {},
         "intents": {},
         "dead_letters_queued": 0,
     }
+    assert shown["instances"] == [] and {lane["pending"] for lane in shown["queue"].values()} == {0}
     for args in (("dlq", "list"), ("dlq", "-c", "config/connector.yaml", "list")):
         listed = run(
             "state", *args, *(() if "-c" in args else ("-c", "config/connector.yaml")), cwd=tree, env=env
