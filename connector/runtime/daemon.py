@@ -47,6 +47,7 @@ from connector.runtime.instance import Instance
 from connector.runtime.lease import LeaseKeeper, hold_store
 from connector.runtime.membership import new_instance_id
 from connector.store import Store
+from connector.store.queue import BULK, NEW
 from connector.sync.cycle import CycleReport
 from connector.telemetry.log import configure_logging
 
@@ -288,7 +289,7 @@ class Daemon:
         return report
 
     def _queued(self) -> bool:
-        """Whether work waits in the queue now (pending items, due or not)."""
+        """Whether changes wait in the queue now (the reconciler's paced re-checks never end: not those)."""
         instance = self._instance
         if instance is None:
             return False
@@ -296,7 +297,7 @@ class Daemon:
             depth = instance.runtime.store.queue.depth(instance.runtime.engine.clock())
         except SQLAlchemyError:
             return True
-        return any(lane.due or lane.later for lane in depth.values())
+        return any(depth[lane].due or depth[lane].later for lane in (NEW, BULK))
 
     def _run_cycle(
         self, runtime: Runtime, health: Health, servicenow: bool, sites: list[str]
