@@ -31,7 +31,7 @@ from connector.config import LoadedConfig
 from connector.core.errors import LeaseLost, StoreInUse
 from connector.runtime.assembly import open_store
 from connector.store import Store
-from connector.store.leases import Holder, Lease
+from connector.store.leases import ROLE_PREFIX, Holder, Lease
 from connector.store.opening import failure
 
 log = logging.getLogger(__name__)
@@ -239,4 +239,17 @@ def hold_store(loaded: LoadedConfig, command: str, advice: str) -> tuple[Store, 
     if store.dialect == "sqlite":
         # The store's only process now: claims left in it are a killed predecessor's.
         store.queue.forget_claims()
+    elif command != "run":
+        # Daemons on PostgreSQL hold roles, not this lease: a writing command beside them is refused.
+        now = store.leases.now()
+        running = [
+            lease for lease in store.leases.all() if lease.name.startswith(ROLE_PREFIX) and lease.live(now)
+        ]
+        if running:
+            keeper.release()
+            store.close()
+            raise StoreInUse(
+                f"state store {store.label} is in use by {running[0].holder.describe()} (it holds "
+                f"{running[0].name} until {running[0].expires_at:%Y-%m-%d %H:%M:%S}Z); {advice}"
+            )
     return store, keeper

@@ -157,27 +157,25 @@ def postgres_server() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    """The world on a SQLite file, or on a database of its own on a throwaway PostgreSQL server."""
-    overrides = {}
-    if request.param == "postgresql":
-        admin_url: str = request.getfixturevalue("postgres_server")
-        name = f"daemons_{time.monotonic_ns()}"
-        admin = create_engine(
-            admin_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
-        )
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
-        overrides = {"  url: sqlite:///../state.db\n": f"  url: {admin_url.rsplit('/', 1)[0]}/{name}\n"}
+@pytest.fixture
+def pg_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    """The world on a database of its own on a throwaway PostgreSQL server."""
+    admin_url: str = request.getfixturevalue("postgres_server")
+    name = f"daemons_{time.monotonic_ns()}"
+    admin = create_engine(
+        admin_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    overrides = {"  url: sqlite:///../state.db\n": f"  url: {admin_url.rsplit('/', 1)[0]}/{name}\n"}
     created = World.create(tmp_path, overrides=overrides)
     yield created
     created.close()
 
 
-def test_a_second_daemon_is_refused_with_one_line_and_a_stopped_one_frees_the_store(any_world: World) -> None:
-    world = any_world
+def test_a_second_daemon_is_refused_with_one_line_and_a_stopped_one_frees_the_store(world: World) -> None:
+    """On SQLite: one daemon per store (PostgreSQL stores take several: tests/integration/test_instances.py)."""
     world.create_incident(assignment_group=world.acme_group())
     with daemon_on(world) as first:
         lease = wait_for_lease(world, first, 1)
@@ -201,6 +199,23 @@ def test_a_second_daemon_is_refused_with_one_line_and_a_stopped_one_frees_the_st
     with daemon_on(world) as successor:
         wait_for_lease(world, successor, 2)
         stop(successor)
+    assert len(world.issues("acme", "ACME")) == 1
+
+
+def test_daemons_share_a_postgresql_store_and_a_writing_sync_beside_them_is_refused(pg_world: World) -> None:
+    world = pg_world
+    world.create_incident(assignment_group=world.acme_group())
+    with daemon_on(world) as first, daemon_on(world) as second:
+        deadline = time.monotonic() + 60
+        while not world.issues("acme", "ACME"):
+            assert time.monotonic() < deadline, first.stderr() + second.stderr()
+            assert first.process.poll() is None and second.process.poll() is None, second.stderr()
+            time.sleep(0.2)
+        writing = command(world.config, "sync", "--once")
+        assert "is in use by mim-connector run on" in one_error_line(writing), writing.stderr
+        assert SYNC_ADVICE in writing.stderr
+        stop(first)
+        stop(second)
     assert len(world.issues("acme", "ACME")) == 1
 
 
