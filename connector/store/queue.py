@@ -183,35 +183,45 @@ class WorkQueue:
     # --- workers --------------------------------------------------------------------------------
 
     def claim(
-        self, instance_id: str, now: datetime, ttl: timedelta, *, lane: int | None = None
+        self,
+        instance_id: str,
+        now: datetime,
+        ttl: timedelta,
+        *,
+        lane: int | None = None,
+        lanes: Sequence[int] = (),
     ) -> Claim | None:
-        """Claim the incident with the earliest due item (in ``lane``, else any) and all its due items.
+        """Claim the incident with the earliest due item and all its due items.
 
-        ``None`` when nothing is due, or every due incident is claimed by someone else.
+        ``lane`` takes only that lane's incidents; ``lanes`` tries them in that order (each lane:
+        items pending and due first, then letters due for a retry or asked for); neither: every
+        lane, most urgent first. Each lane's candidates are read through the index on (lane,
+        state, due_at): a claim costs the same however long the queue. ``None`` when nothing is
+        due, or every due incident is claimed by someone else.
         """
-        claimable = and_(_due(now), ~_claimed(now))
-        if lane is not None:
-            claimable = and_(claimable, work.c.lane == lane)
-        candidates = (
-            select(work.c.incident_sys_id)
-            .where(claimable)
-            .order_by(work.c.due_at, work.c.item_id)
-            .limit(8)
-            .with_for_update(skip_locked=True, of=work)
-        )
+        order = (lane,) if lane is not None else tuple(lanes) or tuple(LANES)
         token = secrets.token_hex(8)
         with self._engine.begin() as conn:
-            for incident_sys_id in dict.fromkeys(conn.execute(candidates).scalars()):
-                if not self._take(conn, incident_sys_id, instance_id, token, now, ttl):
-                    continue
-                rows = conn.execute(
-                    select(work)
-                    .where(work.c.incident_sys_id == incident_sys_id, _due(now))
-                    .order_by(work.c.item_id)
-                ).all()
-                if rows:
-                    return Claim(incident_sys_id, token, tuple(item_of(row) for row in rows))
-                conn.execute(delete(claims).where(claims.c.incident_sys_id == incident_sys_id))
+            for wanted in order:
+                for due in (_pending_due(now), _letter_due(now)):
+                    candidates = (
+                        select(work.c.incident_sys_id)
+                        .where(work.c.lane == wanted, due, ~_claimed(now))
+                        .order_by(work.c.due_at, work.c.item_id)
+                        .limit(8)
+                        .with_for_update(skip_locked=True, of=work)
+                    )
+                    for incident_sys_id in dict.fromkeys(conn.execute(candidates).scalars()):
+                        if not self._take(conn, incident_sys_id, instance_id, token, now, ttl):
+                            continue
+                        rows = conn.execute(
+                            select(work)
+                            .where(work.c.incident_sys_id == incident_sys_id, _due(now))
+                            .order_by(work.c.item_id)
+                        ).all()
+                        if rows:
+                            return Claim(incident_sys_id, token, tuple(item_of(row) for row in rows))
+                        conn.execute(delete(claims).where(claims.c.incident_sys_id == incident_sys_id))
         return None
 
     def _take(
@@ -441,6 +451,14 @@ def _due(now: datetime) -> Any:
         and_(work.c.state == PENDING, work.c.due_at <= now),
         and_(work.c.state == DEAD, or_(work.c.due_at <= now, work.c.manual.is_(True))),
     )
+
+
+def _pending_due(now: datetime) -> Any:
+    return and_(work.c.state == PENDING, work.c.due_at <= now)
+
+
+def _letter_due(now: datetime) -> Any:
+    return and_(work.c.state == DEAD, or_(work.c.due_at <= now, work.c.manual.is_(True)))
 
 
 def _claimed(now: datetime) -> Any:
