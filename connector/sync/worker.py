@@ -122,12 +122,19 @@ class Workers:
         while not self._stop.is_set():
             busy = False
             if self.allowed():
+                # The claim reports into one of its own, added to ``self.report`` once it is done:
+                # the daemon swaps ``self.report`` out every tick, and a claim spanning a swap must
+                # land in the report that is current when it ends, not in the one already taken.
+                claimed = CycleReport()
                 try:
-                    busy = claim_next(self.engine, self.engine.instance_id, self.report, next(schedule))
+                    busy = claim_next(self.engine, self.engine.instance_id, claimed, next(schedule))
                 except ConnectorError as exc:
                     log.warning("a worker's claim failed: %s", exc)
                 except Exception:  # the daemon outlives any single bug; the claim expires and is retried
                     log.exception("a worker's claim failed unexpectedly")
+                finally:
+                    with report_lock:
+                        self.report.absorb(claimed)
             if not busy:
                 self._wake.wait(IDLE_WAIT)
                 self._wake.clear()
