@@ -32,6 +32,8 @@ class Work:
     full_journal: bool = False
     reason: str = ""
     """What named it (``servicenow``, ``journal``, ``jira``...): the queue item's reason."""
+    ours: bool = False
+    """Named only by incident versions our own writes made (it goes to the bulk lane)."""
     journal: list[JournalEntry] = field(default_factory=list)
     stamped: list[str] = field(default_factory=list)
     """Keys of issues a search showed stamped for this entity while the store links none of them."""

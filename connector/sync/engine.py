@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
@@ -214,14 +214,17 @@ class Engine:
 
     # --- workers ----------------------------------------------------------------------------------
 
-    def work(self, instance_id: str, report: CycleReport, *, lane: int | None = None) -> bool:
-        """Claim one incident's due items (``lane`` first, see :mod:`connector.sync.worker`) and process them.
+    def work(
+        self, instance_id: str, report: CycleReport, *, lane: int | None = None, lanes: Sequence[int] = ()
+    ) -> bool:
+        """Claim one incident's due items and process them; ``False`` when nothing was claimable.
 
-        Returns ``False`` when nothing was claimable. Each entity is synced as the cycle always did;
+        ``lane``: that lane only; ``lanes``: in that order (see :mod:`connector.sync.worker`).
+        Each entity is synced as the cycle always did;
         a failing one becomes a dead letter, the others complete; the claim is let go in any case.
         """
         now = self.clock()
-        claim = self.store.queue.claim(instance_id, now, self.claim_ttl, lane=lane)
+        claim = self.store.queue.claim(instance_id, now, self.claim_ttl, lane=lane, lanes=lanes)
         if claim is None:
             return False
         cycle = Cycle(now)
@@ -393,14 +396,21 @@ class Engine:
 
 
 def queued(cycle: Cycle) -> list[Enqueue]:
-    """What ``cycle`` observed, as queue items: one burst beyond :data:`BULK_AFTER` entities goes to the bulk lane."""
-    lane = NEW if len(cycle.work) <= BULK_AFTER else BULK
+    """What ``cycle`` observed, as queue items, each in its lane.
+
+    A person's change goes to the new lane, unless one observation found more than
+    :data:`BULK_AFTER` of them (a backfill, a burst): then they all go to the bulk lane. Work named
+    only by versions our own writes made (sys_updated_by, a hint) goes to the bulk lane: the
+    writes of a backfill must not count as fresh changes, nor make one look like a burst.
+    """
+    fresh = sum(1 for work in cycle.work.values() if not work.ours)
+    burst = fresh > BULK_AFTER
     return [
         Enqueue(
             work.incident_sys_id,
             work.supplier,
             work.reason or "observed",
-            lane=lane,
+            lane=BULK if burst or work.ours else NEW,
             polled=cycle.snapshots[work.incident_sys_id].mod_count
             if work.incident_sys_id in cycle.snapshots
             else None,

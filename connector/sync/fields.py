@@ -21,6 +21,7 @@ CORE_FIELDS = (
     "number",
     "sys_mod_count",
     "sys_updated_on",
+    "sys_updated_by",
     "state",
     "reopen_count",
     "active",

@@ -73,6 +73,8 @@ class Observer:
         report.failed.update({f"{number} @ rules": error for number, error in promotion.failed.items()})
         for incident in fresh:
             cycle.snapshots[incident.sys_id] = incident
+            # Updated last by our own write (a hint, never a filter): no fresh change of a person.
+            ours = incident.get("sys_updated_by") == self.scope.snow.integration_user
             if incident.get("parent_incident"):
                 self._implicate(incident, now, work)
             linked = {link.supplier for link in self.scope.store.links.for_incident(incident.sys_id)}
@@ -83,7 +85,7 @@ class Observer:
                 ):
                     work.setdefault(
                         entity_key(incident.sys_id, runtime.name),
-                        Work(incident.sys_id, runtime.name, reason="servicenow"),
+                        Work(incident.sys_id, runtime.name, reason="servicenow", ours=ours),
                     )
         journal_mark = self.scope.store.watermarks.get(JOURNAL)
         journal_since = (
@@ -105,6 +107,7 @@ class Observer:
                     named = work.setdefault(
                         link.entity, Work(entry.incident_sys_id, link.supplier, reason="journal")
                     )
+                    named.ours = False
                     named.journal.append(entry)
 
         def store_progress(conn: Connection) -> None:
@@ -167,7 +170,9 @@ class Observer:
                 continue  # the issue as a worker read it after its own writes: nothing new
             report.issues_seen += 1
             if link is not None:
-                work.setdefault(link.entity, Work(link.incident_sys_id, runtime.name, reason="jira"))
+                work.setdefault(
+                    link.entity, Work(link.incident_sys_id, runtime.name, reason="jira")
+                ).ours = False
             elif (stamped := ref.identity) is not None and stamped.of_instance(
                 self.scope.servicenow_names, self.instance_name
             ):

@@ -47,7 +47,7 @@ def lanes(start: int = 0) -> Iterator[tuple[int, ...]]:
 
 def claim_next(engine: Engine, instance_id: str, report: CycleReport, order: tuple[int, ...]) -> bool:
     """Claim and process one incident, trying the lanes in ``order``; ``False`` when none had work."""
-    return any(engine.work(instance_id, report, lane=lane) for lane in order)
+    return engine.work(instance_id, report, lanes=order)
 
 
 def drain(engine: Engine, report: CycleReport, on_progress: Callable[[int, int], None] | None = None) -> None:
