@@ -135,13 +135,23 @@ class Incidents:
             conn.execute(_UPDATE_INCIDENT, {"of_sys_id": sys_id, **values})
             return True
 
-    def candidates(self, opened_after: datetime | None = None) -> list[IncidentRecord]:
-        """Incidents the rules may still act on, optionally only those opened at or after a time."""
+    def candidates(
+        self, opened_after: datetime | None = None, *, after: str = "", limit: int | None = None
+    ) -> list[IncidentRecord]:
+        """Incidents the rules may still act on, optionally only those opened at or after a time.
+
+        In sys_id order; ``after`` and ``limit`` read them a page at a time (the sys_ids greater
+        than ``after``, at most ``limit`` of them), so that a caller's memory is one page, not
+        every open incident.
+        """
         condition: ColumnElement[bool] = incidents.c.candidate.is_(True)
         if opened_after is not None:
             condition = and_(condition, incidents.c.opened_at >= format_servicenow_time(opened_after))
+        if after:
+            condition = and_(condition, incidents.c.sys_id > after)
+        query = select(incidents).where(condition).order_by(incidents.c.sys_id).limit(limit)
         with self._engine.connect() as conn:
-            rows = conn.execute(select(incidents).where(condition)).all()
+            rows = conn.execute(query).all()
         return [_incident(row) for row in rows]
 
     def opened_since(self, opened_after: datetime) -> list[IncidentRecord]:

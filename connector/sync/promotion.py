@@ -19,7 +19,7 @@ What the rules' conditions read from the store (time conditions, clusters) is
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -49,6 +49,8 @@ from connector.telemetry import metrics
 log = logging.getLogger(__name__)
 MIM_STATE = {"propose": "proposed", "promote": "accepted"}
 DECIDED = {"propose": "proposed", "promote": "promoted"}
+CANDIDATE_PAGE = 500
+"""Candidates read from the store at a time when rules depend on time."""
 RULES = "rules"
 """The scope of the rules' writes: their intents are the entity ``<incident_sys_id>:rules``."""
 
@@ -137,12 +139,23 @@ class Promoter:
                 )
         return report
 
-    def _candidates(self, fresh: dict[str, Incident], now: datetime) -> list[Incident]:
-        out = dict(fresh)
-        if self.book.durations:
-            for record in self.store.incidents.candidates():
-                out.setdefault(record.sys_id, _incident(record))
-        return list(out.values())
+    def _candidates(self, fresh: dict[str, Incident], now: datetime) -> Iterator[Incident]:
+        """The new versions, then (when rules depend on time) every other candidate, a page at a time.
+
+        Every open incident is a candidate: read in pages, a cycle holds one page of them, not all.
+        """
+        yield from fresh.values()
+        if not self.book.durations:
+            return
+        after = ""
+        while True:
+            page = self.store.incidents.candidates(after=after, limit=CANDIDATE_PAGE)
+            for record in page:
+                if record.sys_id not in fresh:
+                    yield _incident(record)
+            if len(page) < CANDIDATE_PAGE:
+                return
+            after = page[-1].sys_id
 
     def _recent(self, now: datetime, fresh: dict[str, Incident]) -> dict[str, Incident]:
         if not self.book.uses_clusters:
