@@ -44,8 +44,8 @@ class WriteWindows:
     """At most ``max`` writes per key within each ``(max, seconds)`` window.
 
     Only keys written to lately are remembered: a key whose newest booking is older than the
-    longest window is forgotten (its history could not delay anything), so the memory is bounded
-    by the keys written in the last two windows, not by every issue ever written to.
+    longest window is forgotten (its history could delay nothing), so the memory is bounded by
+    the keys written to in the last two windows, not by every issue ever written to.
     """
 
     def __init__(self, limits: Sequence[tuple[int, float]], clock: Clock = time.monotonic) -> None:
@@ -82,8 +82,9 @@ class WriteWindows:
     def _forget(self, now: float) -> None:
         """Drop the least recently booked keys whose every booking has left the longest window.
 
-        Stops at the first key still in it: a booking is at most one window after the reserve
-        that made it, so every key left was booked within the last two windows.
+        Stops at the first key still in it: the keys behind it were booked later, and a booking
+        lies at most one window after its reserve unless writes to a key queue up, so what is
+        left is the keys booked within the last two windows (plus those behind a queue).
         """
         while self._history:
             key, history = next(iter(self._history.items()))
