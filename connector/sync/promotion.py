@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from connector.config.conditions import ClusterCondition
+from connector.config.conditions import AllCondition, AnyCondition, ClusterCondition, NotCondition
 from connector.core.errors import ConnectorError, UncertainOutcome
 from connector.core.markers import marker, own_ref, stamp_line
 from connector.core.models import Incident, JournalEntry
@@ -42,15 +42,14 @@ from connector.rules.book import (
 )
 from connector.store import Store
 from connector.store.decisions import DecisionRecord
-from connector.store.progress import IncidentRecord
-from connector.sync.rule_context import StoreContext, cluster_members
+from connector.sync.rule_context import RecentIncidents, StoreContext, cluster_members, incident_of
 from connector.telemetry import metrics
 
 log = logging.getLogger(__name__)
 MIM_STATE = {"propose": "proposed", "promote": "accepted"}
 DECIDED = {"propose": "proposed", "promote": "promoted"}
-CANDIDATE_PAGE = 500
-"""Candidates read from the store at a time when rules depend on time."""
+PAGE = 500
+"""Incidents read from the store at a time (candidates, a cluster window)."""
 RULES = "rules"
 """The scope of the rules' writes: their intents are the entity ``<incident_sys_id>:rules``."""
 
@@ -92,6 +91,7 @@ class Promoter:
         self.fields = fields
         self.writes = writes
         self.dry_run = dry_run
+        self._cluster_fields = _cluster_fields(book)
 
     # --- memory of time conditions -------------------------------------------------------------------
 
@@ -145,26 +145,17 @@ class Promoter:
         Every open incident is a candidate: read in pages, a cycle holds one page of them, not all.
         """
         yield from fresh.values()
-        if not self.book.durations:
-            return
-        after = ""
-        while True:
-            page = self.store.incidents.candidates(after=after, limit=CANDIDATE_PAGE)
-            for record in page:
+        if self.book.durations:
+            for record in self.store.incidents.pages(self.store.incidents.candidates, PAGE):
                 if record.sys_id not in fresh:
-                    yield _incident(record)
-            if len(page) < CANDIDATE_PAGE:
-                return
-            after = page[-1].sys_id
+                    yield incident_of(record)
 
-    def _recent(self, now: datetime, fresh: dict[str, Incident]) -> dict[str, Incident]:
+    def _recent(self, now: datetime, fresh: dict[str, Incident]) -> RecentIncidents:
         if not self.book.uses_clusters:
-            return dict(fresh)
+            return RecentIncidents(self.store, fresh)
         widest = max((d for d in self.book.durations), default=timedelta(hours=1))
-        records = self.store.incidents.opened_since(now - widest)
-        recent = {record.sys_id: _incident(record) for record in records}
-        recent.update(fresh)
-        return recent
+        records = self.store.incidents.pages(self.store.incidents.opened_since, PAGE, now - widest)
+        return RecentIncidents(self.store, fresh, records, self._cluster_fields)
 
     def _material_changed(self, incident: Incident) -> bool:
         if incident.get("major_incident_state") not in SETTLED_MIM_STATES:
@@ -302,10 +293,11 @@ class Promoter:
 
     def _known(self, sys_id: str, context: StoreContext) -> Incident:
         """An incident by sys_id from this cycle's or the store's snapshots (its number when known)."""
-        if sys_id in context.recent:
-            return context.recent[sys_id]
+        found = context.recent.get(sys_id)
+        if found is not None:
+            return found
         record = self.store.incidents.get(sys_id)
-        return _incident(record) if record is not None else _ref(sys_id)
+        return incident_of(record) if record is not None else _ref(sys_id)
 
     def _create_parent(
         self, child: Incident, decision: Decision, decision_id: int, note: str, values: dict[str, str]
@@ -457,12 +449,28 @@ def _rules_entity(incident: Incident) -> str:
     return f"{incident.sys_id}:{RULES}"
 
 
-def _incident(record: IncidentRecord) -> Incident:
-    return Incident(
-        record.sys_id, record.number, record.mod_count, record.sys_updated_on, dict(record.snapshot)
-    )
-
-
 def _ref(sys_id: str) -> Incident:
     """An incident known only by its sys_id (a major incident we link children to)."""
     return Incident(sys_id, "", 0, None)
+
+
+def _cluster_fields(book: RuleBook) -> list[str]:
+    """The fields the book's cluster conditions group by, wherever they sit in a rule's tree."""
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, ClusterCondition):
+            found.append(node.cluster.by)
+            walk(node.cluster.where)
+        elif isinstance(node, AllCondition):
+            for child in node.all:
+                walk(child)
+        elif isinstance(node, AnyCondition):
+            for child in node.any:
+                walk(child)
+        elif isinstance(node, NotCondition):
+            walk(node.not_)
+
+    for rule in book.file.rules:
+        walk(rule.when)
+    return found

@@ -27,3 +27,11 @@ def test_candidates_are_read_in_pages_covering_each_once(store: Store) -> None:
     assert max(len(page) for page in pages) <= 5
     assert [sys_id for page in pages for sys_id in page] == expected
     assert [record.sys_id for record in store.incidents.candidates()] == expected
+
+
+def test_pages_read_every_record_once(store: Store) -> None:
+    updated = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+    for index in range(12):
+        store.incidents.remember(f"{index:032d}", f"INC{index}", 1, updated, {}, candidate=True)
+    paged = [r.sys_id for r in store.incidents.pages(store.incidents.candidates, 5)]
+    assert paged == [f"{index:032d}" for index in range(12)]
