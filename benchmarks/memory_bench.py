@@ -33,6 +33,10 @@ objects by type and its big containers after each wave (``wave-NNN.objects``); w
 also a :mod:`tracemalloc` snapshot after each wave and the growth between the first and the last,
 by traceback, to ``FOLDER/growth.txt`` (several times slower). A traced run publishes nothing.
 
+``--storm`` leaves ``opened_at`` to the simulator instead, as a replay at full speed does: every
+incident of the run opens within the rules' 30-minute cluster window, which must then keep them
+all (as a few values each). Published as ``memory-storm``.
+
 Run: .venv/bin/python -m benchmarks.memory_bench [--incidents N] [--wave N] [--quick] [--trace DIR [--frames N]]
 """
 
@@ -98,8 +102,10 @@ OTHER_GROUPS = (
 class Desk:
     """The service desk and the ACME engineer: create the waves and keep comments flowing."""
 
-    def __init__(self, world: BenchWorld) -> None:
+    def __init__(self, world: BenchWorld, storm: bool = False) -> None:
         self.world = world
+        self.storm = storm
+        """Leave ``opened_at`` to the simulator (now): every incident lands in the rules' windows."""
         self.created = 0
         self.routed = 0
         self.waves: list[list[tuple[int, str]]] = []
@@ -152,8 +158,10 @@ class Desk:
         def work(indexes: range) -> None:
             session = self.world.session()
             for index in indexes:
-                opened = now - (first + count - index) * OPENED_EVERY
-                fields = {**self.fields(index), "opened_at": opened.strftime(SN_DATETIME)}
+                fields = self.fields(index)
+                if not self.storm:
+                    opened = now - (first + count - index) * OPENED_EVERY
+                    fields["opened_at"] = opened.strftime(SN_DATETIME)
                 record = self.world.create_incident(session, fields)
                 with lock:
                     made.append((index, record["sys_id"]))
@@ -254,10 +262,12 @@ def slope_kb(points: list[tuple[int, float]]) -> float:
     return statistics.linear_regression(xs, ys).slope * 1000
 
 
-def measure(root: Path, incidents: int, wave: int, trace: Path | None, frames: int = 0) -> dict[str, Any]:
+def measure(
+    root: Path, incidents: int, wave: int, trace: Path | None, frames: int = 0, storm: bool = False
+) -> dict[str, Any]:
     """Sync ``incidents`` in waves of ``wave`` under one daemon; returns the RSS samples and figures."""
     world = BenchWorld.create(root, SETTINGS)
-    desk = Desk(world)
+    desk = Desk(world, storm)
     pid: list[int] = []
     stop = threading.Event()
     result: list[ProcessResult] = []
@@ -329,6 +339,7 @@ def measure(root: Path, incidents: int, wave: int, trace: Path | None, frames: i
             "seconds": round(time.monotonic() - started),
             "exit_code": result[0].returncode if result else None,
             "traced": trace is not None,
+            "storm": storm,
         }
     finally:
         stop.set()
@@ -351,7 +362,7 @@ def _wait_for(ready: Callable[[], bool], seconds: float) -> None:
 
 def figures(run: dict[str, Any]) -> list[Figure]:
     """The table rows."""
-    label = f"Daemon syncing {run['incidents']:,} incidents in waves of {run['wave']:,}"
+    label = f"Daemon syncing {run['incidents']:,} incidents in waves of {run['wave']:,}{' (one storm)' * run['storm']}"
     first_size = run["samples"][0]["incidents"]
     return [
         Figure(
@@ -371,6 +382,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--incidents", type=int, default=20_000)
     parser.add_argument("--wave", type=int, default=WAVE, help="incidents created per wave (default 1,000)")
+    parser.add_argument(
+        "--storm", action="store_true", help="opened_at left to the simulator: the whole run is one storm"
+    )
     parser.add_argument("--quick", action="store_true", help="3,000 incidents in waves of 500")
     parser.add_argument(
         "--trace", type=Path, help="count the connector's objects after each wave into this folder"
@@ -382,13 +396,18 @@ def main() -> None:
     incidents, wave = (3000, 500) if args.quick else (args.incidents, args.wave)
     with tempfile.TemporaryDirectory(prefix="mim-bench-memory-") as folder:
         run = measure(
-            Path(folder), incidents, wave, args.trace.resolve() if args.trace else None, args.frames
+            Path(folder),
+            incidents,
+            wave,
+            args.trace.resolve() if args.trace else None,
+            args.frames,
+            args.storm,
         )
     if run["traced"]:
         print(f"traced: see {args.trace}; figures not published")
         return
     publish(
-        "memory",
+        "memory-storm" if args.storm else "memory",
         figures(run),
         {"settings": {"poll_seconds": 2, "rps": RPS, "burst": BURST, "wave": wave}, "run": run},
     )
