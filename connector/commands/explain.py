@@ -24,7 +24,7 @@ from connector.rules.book import RuleBook, describe_checks, eligibility
 from connector.rules.conditions import Context, SimpleContext
 from connector.store.db import utcnow
 from connector.sync.fields import ELIGIBILITY_FIELDS, fields_of_rule, incident_fields, rule_fields
-from connector.sync.rule_context import StoreContext
+from connector.sync.rule_context import RecentIncidents, StoreContext
 
 
 def incident_from_json(
@@ -149,7 +149,9 @@ def _live(loaded: LoadedConfig, book: RuleBook, number: str, now: datetime, tree
         if found is None:
             print(f"{number}: no such incident", file=out)
             return 2
-        return _print(book, found, StoreContext(now, runtime.store, {}), tree, out)
+        return _print(
+            book, found, StoreContext(now, runtime.store, RecentIncidents(runtime.store)), tree, out
+        )
     finally:
         live.close()
 

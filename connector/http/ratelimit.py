@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 
 Clock = Callable[[], float]
@@ -73,19 +73,34 @@ class TokenBucket:
 
 
 class WriteWindows:
-    """At most ``max`` writes per key within each ``(max, seconds)`` window."""
+    """At most ``max`` writes per key within each ``(max, seconds)`` window.
+
+    Only keys written to lately are remembered: a key whose newest booking is older than the
+    longest window is forgotten (its history could delay nothing), so the memory is bounded by
+    the keys written to in the last two windows, not by every issue ever written to.
+    """
 
     def __init__(self, limits: Sequence[tuple[int, float]], clock: Clock = time.monotonic) -> None:
         self.limits = tuple(limits)
         self._clock = clock
         longest = max((seconds for _, seconds in self.limits), default=0.0)
         self._horizon = longest
-        self._history: dict[str, deque[float]] = defaultdict(deque)
+        self._history: OrderedDict[str, deque[float]] = OrderedDict()
+        """Key -> its booked write times, least recently booked key first."""
+
+    def __len__(self) -> int:
+        """How many keys are remembered."""
+        return len(self._history)
 
     def reserve(self, key: str) -> float:
         """Book a write on ``key``; return the seconds to wait so that no window overflows."""
         now = self._clock()
-        history = self._history[key]
+        self._forget(now)
+        history = self._history.get(key)
+        if history is None:
+            history = self._history[key] = deque()
+        else:
+            self._history.move_to_end(key)
         while history and history[0] <= now - self._horizon:
             history.popleft()
         start = now
@@ -95,6 +110,19 @@ class WriteWindows:
                 start = max(start, recent[len(recent) - maximum] + seconds)
         history.append(start)
         return max(0.0, start - now)
+
+    def _forget(self, now: float) -> None:
+        """Drop the least recently booked keys whose every booking has left the longest window.
+
+        Stops at the first key still in it: the keys behind it were booked later, and a booking
+        lies at most one window after its reserve unless writes to a key queue up, so what is
+        left is the keys booked within the last two windows (plus those behind a queue).
+        """
+        while self._history:
+            key, history = next(iter(self._history.items()))
+            if history and history[-1] > now - self._horizon:
+                return
+            del self._history[key]
 
 
 class ThrottleGate:
@@ -106,14 +134,21 @@ class ThrottleGate:
         self.on_close: Callable[[str, float], None] | None = None
         """Told ``(scope, seconds)`` of every closure, e.g. to keep it across a restart."""
 
+    def __len__(self) -> int:
+        """How many scopes are remembered (closed, or closed until lately)."""
+        return len(self._until)
+
     def close(self, scope: str, seconds: float, *, announce: bool = True) -> None:
         """No request to ``scope`` for ``seconds`` (extends, never shortens, an existing closure).
 
         ``announce=False``: do not tell :attr:`on_close` (a closure read back from the store,
         which must not be written there again).
         """
-        until = self._clock() + seconds
-        self._until[scope] = max(until, self._until.get(scope, 0.0))
+        now = self._clock()
+        # Scopes can be issues: forget the closures that have run out, not every scope ever closed.
+        for ended in [name for name, until in self._until.items() if until <= now]:
+            del self._until[ended]
+        self._until[scope] = max(now + seconds, self._until.get(scope, 0.0))
         if announce and self.on_close is not None:
             self.on_close(scope, seconds)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -136,22 +136,55 @@ class Incidents:
             tx.execute(_UPDATE_INCIDENT, {"of_sys_id": sys_id, **values})
             return True
 
-    def candidates(self, opened_after: datetime | None = None) -> list[IncidentRecord]:
-        """Incidents the rules may still act on, optionally only those opened at or after a time."""
+    def candidates(
+        self, opened_after: datetime | None = None, *, after: str = "", limit: int | None = None
+    ) -> list[IncidentRecord]:
+        """Incidents the rules may still act on, optionally only those opened at or after a time.
+
+        In sys_id order; ``after`` and ``limit`` read them a page at a time (the sys_ids greater
+        than ``after``, at most ``limit`` of them), so that a caller's memory is one page, not
+        every open incident.
+        """
         condition: ColumnElement[bool] = incidents.c.candidate.is_(True)
         if opened_after is not None:
             condition = and_(condition, incidents.c.opened_at >= format_servicenow_time(opened_after))
+        if after:
+            condition = and_(condition, incidents.c.sys_id > after)
+        query = select(incidents).where(condition).order_by(incidents.c.sys_id).limit(limit)
         with self._engine.connect() as conn:
-            rows = conn.execute(select(incidents).where(condition)).all()
+            rows = conn.execute(query).all()
         return [_incident(row) for row in rows]
 
-    def opened_since(self, opened_after: datetime) -> list[IncidentRecord]:
-        """Every incident opened at or after a time (cluster windows), to the second."""
+    def opened_since(
+        self, opened_after: datetime, *, after: str = "", limit: int | None = None
+    ) -> list[IncidentRecord]:
+        """Every incident opened at or after a time (cluster windows), to the second.
+
+        In sys_id order; ``after`` and ``limit`` read them a page at a time, as for :meth:`candidates`.
+        """
         # opened_at holds ServiceNow's text, whose order is the order of time.
-        since = format_servicenow_time(opened_after)
+        condition = incidents.c.opened_at >= format_servicenow_time(opened_after)
+        if after:
+            condition = and_(condition, incidents.c.sys_id > after)
+        query = select(incidents).where(condition).order_by(incidents.c.sys_id).limit(limit)
         with self._engine.connect() as conn:
-            rows = conn.execute(select(incidents).where(incidents.c.opened_at >= since)).all()
+            rows = conn.execute(query).all()
         return [_incident(row) for row in rows]
+
+    def pages(
+        self, read: Callable[..., list[IncidentRecord]], size: int, *args: Any
+    ) -> Iterator[IncidentRecord]:
+        """Every record ``read(*args, after=..., limit=size)`` returns, one page held at a time.
+
+        ``read`` is :meth:`candidates` or :meth:`opened_since`.
+        """
+        after = ""
+        while True:
+            page = read(*args, after=after, limit=size)
+            yield from page
+            if len(page) < size:
+                return
+            after = page[-1].sys_id
 
     def count(self) -> int:
         """How many incidents the store knows."""

@@ -19,11 +19,11 @@ What the rules' conditions read from the store (time conditions, clusters) is
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from connector.config.conditions import ClusterCondition
+from connector.config.conditions import AllCondition, AnyCondition, ClusterCondition, NotCondition
 from connector.core.errors import ConnectorError, UncertainOutcome
 from connector.core.markers import marker, own_ref, stamp_line
 from connector.core.models import Incident, JournalEntry
@@ -42,13 +42,14 @@ from connector.rules.book import (
 )
 from connector.store import Store
 from connector.store.decisions import DecisionRecord
-from connector.store.progress import IncidentRecord
-from connector.sync.rule_context import StoreContext, cluster_members
+from connector.sync.rule_context import RecentIncidents, StoreContext, cluster_members, incident_of
 from connector.telemetry import metrics
 
 log = logging.getLogger(__name__)
 MIM_STATE = {"propose": "proposed", "promote": "accepted"}
 DECIDED = {"propose": "proposed", "promote": "promoted"}
+PAGE = 500
+"""Incidents read from the store at a time (candidates, a cluster window)."""
 RULES = "rules"
 """The scope of the rules' writes: their intents are the entity ``<incident_sys_id>:rules``."""
 
@@ -90,6 +91,7 @@ class Promoter:
         self.fields = fields
         self.writes = writes
         self.dry_run = dry_run
+        self._cluster_fields = _cluster_fields(book)
 
     # --- memory of time conditions -------------------------------------------------------------------
 
@@ -137,21 +139,23 @@ class Promoter:
                 )
         return report
 
-    def _candidates(self, fresh: dict[str, Incident], now: datetime) -> list[Incident]:
-        out = dict(fresh)
-        if self.book.durations:
-            for record in self.store.incidents.candidates():
-                out.setdefault(record.sys_id, _incident(record))
-        return list(out.values())
+    def _candidates(self, fresh: dict[str, Incident], now: datetime) -> Iterator[Incident]:
+        """The new versions, then (when rules depend on time) every other candidate, a page at a time.
 
-    def _recent(self, now: datetime, fresh: dict[str, Incident]) -> dict[str, Incident]:
+        Every open incident is a candidate: read in pages, a cycle holds one page of them, not all.
+        """
+        yield from fresh.values()
+        if self.book.durations:
+            for record in self.store.incidents.pages(self.store.incidents.candidates, PAGE):
+                if record.sys_id not in fresh:
+                    yield incident_of(record)
+
+    def _recent(self, now: datetime, fresh: dict[str, Incident]) -> RecentIncidents:
         if not self.book.uses_clusters:
-            return dict(fresh)
+            return RecentIncidents(self.store, fresh)
         widest = max((d for d in self.book.durations), default=timedelta(hours=1))
-        records = self.store.incidents.opened_since(now - widest)
-        recent = {record.sys_id: _incident(record) for record in records}
-        recent.update(fresh)
-        return recent
+        records = self.store.incidents.pages(self.store.incidents.opened_since, PAGE, now - widest)
+        return RecentIncidents(self.store, fresh, records, self._cluster_fields)
 
     def _material_changed(self, incident: Incident) -> bool:
         if incident.get("major_incident_state") not in SETTLED_MIM_STATES:
@@ -289,10 +293,11 @@ class Promoter:
 
     def _known(self, sys_id: str, context: StoreContext) -> Incident:
         """An incident by sys_id from this cycle's or the store's snapshots (its number when known)."""
-        if sys_id in context.recent:
-            return context.recent[sys_id]
+        found = context.recent.get(sys_id)
+        if found is not None:
+            return found
         record = self.store.incidents.get(sys_id)
-        return _incident(record) if record is not None else _ref(sys_id)
+        return incident_of(record) if record is not None else _ref(sys_id)
 
     def _create_parent(
         self, child: Incident, decision: Decision, decision_id: int, note: str, values: dict[str, str]
@@ -444,12 +449,28 @@ def _rules_entity(incident: Incident) -> str:
     return f"{incident.sys_id}:{RULES}"
 
 
-def _incident(record: IncidentRecord) -> Incident:
-    return Incident(
-        record.sys_id, record.number, record.mod_count, record.sys_updated_on, dict(record.snapshot)
-    )
-
-
 def _ref(sys_id: str) -> Incident:
     """An incident known only by its sys_id (a major incident we link children to)."""
     return Incident(sys_id, "", 0, None)
+
+
+def _cluster_fields(book: RuleBook) -> list[str]:
+    """The fields the book's cluster conditions group by, wherever they sit in a rule's tree."""
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, ClusterCondition):
+            found.append(node.cluster.by)
+            walk(node.cluster.where)
+        elif isinstance(node, AllCondition):
+            for child in node.all:
+                walk(child)
+        elif isinstance(node, AnyCondition):
+            for child in node.any:
+                walk(child)
+        elif isinstance(node, NotCondition):
+            walk(node.not_)
+
+    for rule in book.file.rules:
+        walk(rule.when)
+    return found

@@ -78,3 +78,33 @@ def test_every_closure_is_reported_for_keeping() -> None:
     gate.on_close = lambda scope, seconds: kept.append((scope, seconds))
     gate.close("servicenow", 2.0)
     assert kept == [("servicenow", 2.0)]
+
+
+def test_write_windows_forget_issues_whose_windows_have_passed() -> None:
+    clock = FakeClock()
+    windows = WriteWindows([(15, 2.0), (80, 30.0)], clock)
+    for number in range(10_000):
+        assert windows.reserve(f"ACME-{number}") == 0
+        clock.now += 0.1
+    # Keys booked within the last two 30 s windows at most (600 at one write every 0.1 s).
+    assert len(windows) <= 601
+
+
+def test_write_windows_keep_an_issue_still_in_its_window_among_passing_ones() -> None:
+    clock = FakeClock()
+    windows = WriteWindows([(15, 2.0), (80, 30.0)], clock)
+    assert [windows.reserve("ACME-1") for _ in range(15)] == [0] * 15
+    for number in range(2, 1_000):
+        clock.now += 0.001
+        windows.reserve(f"ACME-{number}")
+    assert windows.reserve("ACME-1") == pytest.approx(2.0 - 0.998)
+
+
+def test_throttle_gate_forgets_closures_that_have_run_out() -> None:
+    clock = FakeClock()
+    gate = ThrottleGate(clock)
+    for number in range(10_000):
+        gate.close(f"issue:ACME-{number}", 1.0)
+        clock.now += 0.5
+    assert len(gate) <= 3
+    assert gate.wait(["issue:ACME-9999"]) == pytest.approx(0.5)
