@@ -21,6 +21,7 @@ Run: .venv/bin/python -m benchmarks.burst_latency_bench [--incidents N] [--chang
 from __future__ import annotations
 
 import argparse
+import random
 import tempfile
 import threading
 import time
@@ -95,7 +96,7 @@ class BurstRun(latency_bench.Run):
                 burst=BURST,
             ),
         )
-        self.rng = latency_bench.random.Random(latency_bench.SEED)
+        self.rng = random.Random(latency_bench.SEED)
         self.stop = threading.Event()
         self.result = None
         self.sys_ids: dict[int, str] = {}
