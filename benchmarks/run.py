@@ -29,6 +29,8 @@ BENCHES: dict[str, tuple[str, ...]] = {
     "latency": ("-m", "benchmarks.latency_bench"),
     "replay": ("-m", "benchmarks.replay_bench"),
     "store": ("-m", "benchmarks.store_bench"),
+    "burst_latency": ("-m", "benchmarks.burst_latency_bench"),
+    "idle": ("-m", "benchmarks.idle_bench"),
     "memory": ("-m", "benchmarks.memory_bench"),
 }
 """In the order they run and appear; the first two predate the harness and take no ``--quick``."""
