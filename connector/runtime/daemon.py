@@ -313,6 +313,8 @@ class Daemon:
             report = instance.observe(servicenow, sites)
             instance.reconcile()
             report.absorb(instance.done())
+            if servicenow or sites:
+                runtime.engine.publish_metrics()
         except ConnectorError as exc:
             # A call refused without a request: the transport logged its episode once already.
             quiet = isinstance(exc, CircuitOpen | CredentialsRefused)
