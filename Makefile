@@ -23,7 +23,7 @@ help:
 	@echo "make sandbox serve the ServiceNow and Jira simulators on 8090/8091 until Ctrl-C"
 	@echo "make bench   run every benchmark (about 20 min), figures as in docs/benchmarks.md"
 	@echo "make bench-quick   the same at small sizes (a check, not figures)"
-	@echo "make soak    the fault-injection gate at ten times its size (about an hour)"
+	@echo "make soak    the fault-injection gate at ten times its size, then with two instances (about 70 min)"
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer is required (none found on PATH)" >&2; exit 1; }
@@ -84,8 +84,11 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.run --quick
 
+# The gate at ten times its size, then the gate at its size with two instances on PostgreSQL
+# (tests/scenarios/test_gate_instances.py, about seven minutes).
 soak: $(STAMP)
 	$(BIN)/python -m tests.scenarios --scale 10
+	MIM_GATE_INSTANCES=1 $(BIN)/python -m pytest -s tests/scenarios/test_gate_instances.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -33,7 +33,8 @@ FAST_FILES = {
     "adapters/test_client_errors.py": "responses answers in place of a server",
 }
 """Files inside :data:`SLOW_FOLDERS` that start nothing, with the reason."""
-GATE = "scenarios/test_gate.py"
+GATES = ("scenarios/test_gate.py", "scenarios/test_gate_instances.py")
+"""The gate, and its two-instance variant (run by ``make soak``: it skips unless ``MIM_GATE_INSTANCES=1``)."""
 POSTGRES_FIXTURE = "postgres_server"
 """The session fixture that starts PostgreSQL; ``store_url[postgresql]`` asks for it when it runs."""
 
@@ -75,7 +76,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         in_slow_folder = where.split("/", 1)[0] in SLOW_FOLDERS and where not in FAST_FILES
         if in_slow_folder or where in SLOW_FILES:
             item.add_marker(pytest.mark.slow)
-        if where == GATE:
+        if where in GATES:
             item.add_marker(pytest.mark.gate)
         if _needs_postgres(item):
             item.add_marker(pytest.mark.postgres)

@@ -24,20 +24,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="size relative to the make-test gate")
     parser.add_argument("--faults", type=int, help="request faults to inject (overrides --scale)")
     parser.add_argument("--kills", type=int, help="SIGKILLs of the daemon (overrides --scale)")
+    parser.add_argument(
+        "--instances", type=int, default=1, help="daemons sharing a PostgreSQL store (default: one on SQLite)"
+    )
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it (daemon log, store)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     seed = args.seed if args.seed is not None else random.randrange(1_000_000)
-    size = Size.scaled(args.scale)
+    size = Size.scaled(args.scale, instances=args.instances)
     if args.faults is not None or args.kills is not None:
         size = Size(
             args.faults if args.faults is not None else size.faults,
             args.kills if args.kills is not None else size.kills,
             size.incidents,
             size.max_seconds,
+            size.instances,
         )
     print(
-        f"scenario seed {seed}: {size.faults} faults, {size.kills} kills, {size.incidents} incidents",
+        f"scenario seed {seed}: {size.faults} faults, {size.kills} kills, {size.incidents} incidents, "
+        f"{size.instances} daemon(s)",
         flush=True,
     )
     if args.keep is not None:

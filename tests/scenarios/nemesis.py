@@ -4,7 +4,9 @@ Time is cut into *epochs* of 0.7-1.5 s. Each epoch replaces the fault rules of b
 with a few random ones (:mod:`tests.scenarios.faults`), may shift a server clock by ±90 s or back,
 may set a Jira site's search-index lag (always below the configured ``search_lag``), and, when a
 kill is due, SIGKILLs the daemon - at a random moment, or while one of its writes is held at the
-server (before it applies or after it did) - and restarts it. :class:`Tally` keeps what was done;
+server (before it applies or after it did) - and restarts it. With several instances each kill
+hits one of them, drawn at random; the held write may then be the other instance's (the server
+cannot tell which process sent it), which that one sees as a lost answer while its peer dies. :class:`Tally` keeps what was done;
 request faults are counted afterwards from the journals (a rule only counts where it fired).
 """
 
@@ -117,8 +119,9 @@ class Nemesis:
             self._set_skew(system, 0.0)
         for site in self.sites:
             settle_post(self.controls["jira"], f"sites/{site}/settings", {"index_lag_seconds": 0})
-        if not self.stage.daemon.alive():
-            self.stage.daemon.start()
+        for daemon in self.stage.daemons:
+            if not daemon.alive():
+                daemon.start()
 
     def _run(self) -> None:
         try:
@@ -180,8 +183,10 @@ class Nemesis:
         self.skew[system] = skew
 
     def _kill(self) -> None:
-        """SIGKILL the daemon, half the time while one of its writes is held at the server."""
-        daemon = self.stage.daemon
+        """SIGKILL the daemon (one instance), half the time while a write is held at the server."""
+        daemons = self.stage.daemons
+        # One daemon draws nothing, so that a seed replays today's single-daemon runs exactly.
+        daemon = daemons[0] if len(daemons) == 1 else self.rng.choice(daemons)
         mode = "random"
         if self.rng.random() < 0.5:
             target = self.rng.choice([t for t in self.targets if t.write])

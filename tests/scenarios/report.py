@@ -41,7 +41,7 @@ def render(outcome: Outcome) -> str:
     kills = {k.removeprefix("kill:"): n for k, n in tally.events.items() if k.startswith("kill:")}
     convergence = outcome.convergence
     lines = [
-        f"Proof under faults: seed {outcome.seed}, {outcome.seconds:.0f}s, "
+        f"Proof under faults: seed {outcome.seed}, {_daemons(outcome)}, {outcome.seconds:.0f}s, "
         f"{outcome.incidents} incidents, {outcome.issues} issues, "
         f"{sum(outcome.actions.values())} actions by people ({sum(outcome.refused.values())} refused)",
         f"  connector requests: {_pairs(outcome.requests)}",
@@ -71,6 +71,13 @@ def render(outcome: Outcome) -> str:
     if len(details) > 40:
         lines.append(f"    ... and {len(details) - 40} more")
     return "\n".join(lines)
+
+
+def _daemons(outcome: Outcome) -> str:
+    if outcome.size.instances == 1:
+        return f"one daemon on {outcome.store}"
+    killed = "+".join(str(n) for n in outcome.kills_by_instance)
+    return f"{outcome.size.instances} instances on {outcome.store} (SIGKILLs {killed})"
 
 
 def _pairs(counts: dict[str, int]) -> str:

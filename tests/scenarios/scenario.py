@@ -36,9 +36,12 @@ class Size:
     kills: int = 20
     incidents: int = 16
     max_seconds: float = 480.0
+    instances: int = 1
+    """Daemons sharing the store: one on SQLite, or several instances on PostgreSQL; the kills
+    hit them all (see :class:`tests.scenarios.nemesis.Nemesis`)."""
 
     @classmethod
-    def scaled(cls, scale: float) -> Size:
+    def scaled(cls, scale: float, *, instances: int = 1) -> Size:
         """The gate's size times ``scale``."""
         base = cls()
         return cls(
@@ -46,6 +49,7 @@ class Size:
             int(base.kills * scale),
             max(4, int(base.incidents * scale)),
             base.max_seconds * max(1.0, scale),
+            instances,
         )
 
 
@@ -56,6 +60,8 @@ class Outcome:
     seed: int
     size: Size
     seconds: float = 0.0
+    store: str = "SQLite"
+    kills_by_instance: list[int] = field(default_factory=list)
     faults: Counter[str] = field(default_factory=Counter)
     tally: Tally = field(default_factory=Tally)
     actions: Counter[str] = field(default_factory=Counter)
@@ -89,7 +95,8 @@ class Scenario:
         """Run, heal, settle, check; the outcome holds the verdicts (nothing is asserted here)."""
         outcome = Outcome(self.seed, self.size, kept=self.root if self.keep_journals else None)
         rng = random.Random(self.seed)
-        stage = Stage.create(self.root)
+        stage = Stage.create(self.root, instances=self.size.instances)
+        outcome.store = stage.store
         try:
             ledger = Ledger()
             people = People(stage, ledger, random.Random(rng.random()))
@@ -101,7 +108,8 @@ class Scenario:
                 sink=self.root if self.keep_journals else None,
             )
             journal.start()
-            stage.daemon.start()
+            for daemon in stage.daemons:
+                daemon.start()
             nemesis = Nemesis(stage, random.Random(rng.random()), kills=self.size.kills)
             workload = Workload(people, random.Random(rng.random()), self.size.incidents)
             started = time.monotonic()
@@ -126,9 +134,12 @@ class Scenario:
             journal.stop()
             outcome.seconds = time.monotonic() - started
             keys = {f"{i.supplier}/{i.issue_id}": i.key for i in seen.issues}
+            # One list of starts and kills for all instances: the journals cannot tell which process
+            # sent a request, so a restart or kill of any of them is taken as the one that matters.
             outcome.throttle = check_throttling(
-                journal.requests, nemesis.tally.rules, keys, stage.daemon.starts, stage.daemon.killed
+                journal.requests, nemesis.tally.rules, keys, stage.starts, stage.killed
             )
+            outcome.kills_by_instance = [d.kills for d in stage.daemons]
             outcome.faults = _faults(journal.requests, nemesis.tally)
             outcome.tally = nemesis.tally
             outcome.actions = ledger.actions

@@ -8,7 +8,11 @@
 * gives the people of the scenario HTTP sessions *tagged* with :data:`HUMAN_PARAM`: every fault
   rule the nemesis installs excludes tagged requests, so faults hit the connector only (a person
   retrying by hand is not what is under test);
-* runs the daemon as a real process (``mim-connector run``) that can be SIGKILLed and restarted.
+* runs the daemon as a real process (``mim-connector run``) that can be SIGKILLed and restarted;
+  with ``instances`` above one, as that many processes sharing a store on a throwaway PostgreSQL
+  server (:func:`tests.postgres.running_server`), each an instance of the runtime holding its
+  singleton roles by leases (``store.lease`` shortened by :class:`Tuning` so that takeovers fit
+  the scenario's pace).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +31,10 @@ import requests
 import yaml
 from jira import JIRA
 from requests.adapters import HTTPAdapter
+from sqlalchemy import create_engine, text
 
 from tests.integration.world import World
+from tests.postgres import running_server
 
 HUMAN_PARAM = "mim_scenario_actor"
 """Query parameter on every request a person of the scenario sends (both platforms ignore it)."""
@@ -55,6 +62,20 @@ class Tuning:
     timeout: str = "1s"
     requests_per_second: float = 80.0
     burst: int = 40
+    lease_ttl: str | None = None
+    """``store.lease.ttl``; ``None`` keeps the shipped default (one daemon never contends)."""
+    lease_renew_every: str | None = None
+    """``store.lease.renew_every`` (at most half the TTL): also every instance's heartbeat, at
+    which it hears the 429 closures the others received."""
+
+    @classmethod
+    def for_instances(cls) -> Tuning:
+        """Leases short enough that a killed instance's roles and claims move within the epochs.
+
+        A SIGKILLed holder on this machine is succeeded at the other's next renewal anyway
+        (:func:`connector.runtime.lease.vacated`); the TTL bounds the rest.
+        """
+        return cls(lease_ttl="2s", lease_renew_every="500ms")
 
     def apply(self, config: dict[str, Any]) -> None:
         """Rewrite a loaded ``connector.yaml`` in place."""
@@ -78,6 +99,12 @@ class Tuning:
         for site in sites:
             site["timeout"] = self.timeout
             site["rate_budget"] = dict(budget)
+        if self.lease_ttl is not None or self.lease_renew_every is not None:
+            lease = config.setdefault("store", {}).setdefault("lease", {})
+            if self.lease_ttl is not None:
+                lease["ttl"] = self.lease_ttl
+            if self.lease_renew_every is not None:
+                lease["renew_every"] = self.lease_renew_every
 
 
 class _Tagged(HTTPAdapter):
@@ -100,6 +127,7 @@ class DaemonProcess:
 
     config: Path
     log: Path
+    name: str = "the daemon"
     starts: list[float] = field(default_factory=list)
     """Wall-clock times (``time.time()``) of every start."""
     kills: int = 0
@@ -109,7 +137,7 @@ class DaemonProcess:
 
     def start(self) -> None:
         """Start the daemon (it must not be running)."""
-        assert not self.alive(), "the daemon is already running"
+        assert not self.alive(), f"{self.name} is already running"
         with self.log.open("ab") as sink:
             self._process = subprocess.Popen(
                 [SCRIPT, "run", "-c", str(self.config)],
@@ -126,7 +154,7 @@ class DaemonProcess:
         code = self._process.poll()
         if code is not None:
             self._process = None
-            raise AssertionError(f"the daemon exited on its own with code {code}; see {self.log}")
+            raise AssertionError(f"{self.name} exited on its own with code {code}; see {self.log}")
         return True
 
     def kill(self) -> None:
@@ -164,28 +192,68 @@ class DaemonProcess:
 
 @dataclass
 class Stage:
-    """A world, its tuned config, the people's sessions and the daemon."""
+    """A world, its tuned config, the people's sessions and the daemon (or several instances)."""
 
     world: World
-    daemon: DaemonProcess
+    daemons: list[DaemonProcess]
     tuning: Tuning
+    store: str = "SQLite"
+    """Where the daemons keep their state, as the report names it."""
+    _resources: ExitStack = field(default_factory=ExitStack)
 
     @classmethod
-    def create(cls, root: Path, tuning: Tuning | None = None) -> Stage:
-        """Build the world under ``root`` and tune its config (the daemon is not started)."""
-        tuning = tuning or Tuning()
-        world = World.create(root)
-        config = yaml.safe_load(world.config.read_text())
-        tuning.apply(config)
-        world.config.write_text(yaml.safe_dump(config, sort_keys=False))
-        return cls(world, DaemonProcess(world.config, root / "daemon.log"), tuning)
+    def create(cls, root: Path, tuning: Tuning | None = None, *, instances: int = 1) -> Stage:
+        """Build the world under ``root`` and tune its config (no daemon is started).
+
+        One instance keeps the shipped SQLite store; more share a database of their own on a
+        PostgreSQL server started here and stopped by :meth:`close`.
+        """
+        resources = ExitStack()
+        try:
+            tuning = tuning or (Tuning.for_instances() if instances > 1 else Tuning())
+            url = _postgres_database(resources) if instances > 1 else None
+            world = World.create(root)
+            resources.callback(world.close)
+            config = yaml.safe_load(world.config.read_text())
+            tuning.apply(config)
+            if url is not None:
+                config.setdefault("store", {})["url"] = url
+            world.config.write_text(yaml.safe_dump(config, sort_keys=False))
+        except BaseException:
+            resources.close()
+            raise
+        if instances == 1:
+            daemons = [DaemonProcess(world.config, root / "daemon.log")]
+        else:
+            daemons = [
+                DaemonProcess(world.config, root / f"daemon-{n}.log", name=f"instance {n}")
+                for n in range(1, instances + 1)
+            ]
+        return cls(world, daemons, tuning, "SQLite" if url is None else "PostgreSQL", resources)
+
+    @property
+    def daemon(self) -> DaemonProcess:
+        """The daemon of a one-instance stage."""
+        assert len(self.daemons) == 1, "this stage runs several instances: use daemons"
+        return self.daemons[0]
+
+    @property
+    def starts(self) -> list[float]:
+        """Every start of every instance (wall clock), in order."""
+        return sorted(t for d in self.daemons for t in d.starts)
+
+    @property
+    def killed(self) -> list[float]:
+        """Every SIGKILL of every instance (wall clock), in order."""
+        return sorted(t for d in self.daemons for t in d.killed)
 
     def close(self) -> None:
-        """Stop the daemon and the sandbox."""
+        """Stop the daemons, then the sandbox and the PostgreSQL server."""
         try:
-            self.daemon.stop()
+            for daemon in self.daemons:
+                daemon.stop()
         finally:
-            self.world.close()
+            self._resources.close()
 
     @property
     def poll_seconds(self) -> float:
@@ -204,3 +272,18 @@ class Stage:
         agent = self.world.agent(site)
         tag(agent._session)
         return agent
+
+
+def _postgres_database(resources: ExitStack) -> str:
+    """Start a PostgreSQL server kept by ``resources``, create a database on it, return its URL."""
+    admin_url = resources.enter_context(running_server())
+    name = "gate"
+    admin = create_engine(
+        admin_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return f"{admin_url.rsplit('/', 1)[0]}/{name}"

@@ -84,7 +84,8 @@ def check_throttling(
                 early = deadline - later.start
                 line = (
                     f"{later.method} {later.path} {early:.3f}s before the Retry-After of the 429 "
-                    f"to {refused.method} {refused.path} ({scope_name})"
+                    f"to {refused.method} {refused.path} ({scope_name}), "
+                    f"{later.start - refused.end:.3f}s after it"
                 )
                 restarted = any(refused.end < start < later.start for start in starts)
                 if restarted and any(refused.end <= kill < refused.end + IN_FLIGHT for kill in kills):
