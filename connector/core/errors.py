@@ -116,6 +116,10 @@ class LeaseLost(StoreError):
     """This process's lease on the store was taken over by another holder; it must stop writing."""
 
 
+class ClaimLost(LeaseLost):
+    """A worker's claim on an incident expired and another worker took it: this one stops writing to it."""
+
+
 class RetriableError(ConnectorError):
     """Nothing was applied; the same request may be sent again after ``retry_after`` seconds."""
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, delete, exists, func, or_, select, update
 
+from connector.core.errors import ClaimLost
 from connector.store.db import as_utc, upsert_insert, utcnow, writing
 from connector.store.tables import claims, work
 from connector.store.workitems import (
@@ -241,6 +242,30 @@ class WorkQueue:
             ).returning(claims.c.token)
         ).first()
         return taken is not None and taken.token == token
+
+    def check(self, conn: Connection, claim: Claim) -> None:
+        """Refuse ``conn``'s transaction unless ``claim`` is still its incident's claim.
+
+        Called in the transaction that records a write's intent, before the write is sent: a
+        worker whose claim expired while it was stalled, and was taken by another worker, sends
+        nothing more for that incident. The claim's row is locked until the transaction ends
+        (``FOR SHARE`` on PostgreSQL; SQLite serialises writers), so a take-over waits for it and
+        every intent after the take-over is ordered after ours. An expired claim nobody took
+        still passes (nobody else works on the incident).
+
+        Raises:
+            connector.core.errors.ClaimLost: another worker holds the incident now.
+        """
+        token = conn.execute(
+            select(claims.c.token)
+            .where(claims.c.incident_sys_id == claim.incident_sys_id)
+            .with_for_update(read=True)
+        ).scalar()
+        if token != claim.token:
+            raise ClaimLost(
+                f"the claim on incident {claim.incident_sys_id} was taken by another worker; "
+                "this one stops writing to it"
+            )
 
     def complete(
         self,

@@ -13,6 +13,7 @@ are done (or queued), so a crash re-reads rather than loses.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
@@ -24,6 +25,7 @@ from sqlalchemy import Connection
 
 from connector.config import LoadedConfig
 from connector.config.supplier_file import SupplierMapping
+from connector.core.errors import ClaimLost
 from connector.core.models import Incident, servicenow_identity
 from connector.core.ports import JiraPort, ServiceNowPort
 from connector.core.secrets import interpolate
@@ -44,8 +46,10 @@ from connector.sync.promotion import Promoter
 from connector.sync.reconcile import closed_since, retirement
 from connector.sync.supplier import Supplier
 from connector.sync.worker import drain, report_lock
-from connector.sync.writes import Writes
+from connector.sync.writes import Writes, fenced
 from connector.telemetry import metrics
+
+log = logging.getLogger(__name__)
 
 REASON_POLL = "servicenow"
 """The reason of work a new incident version named."""
@@ -220,8 +224,10 @@ class Engine:
         """Claim one incident's due items and process them; ``False`` when nothing was claimable.
 
         ``lane``: that lane only; ``lanes``: in that order (see :mod:`connector.sync.worker`).
-        Each entity is synced as the cycle always did;
-        a failing one becomes a dead letter, the others complete; the claim is let go in any case.
+        Each entity is synced as the cycle always did; a failing one becomes a dead letter, the
+        others complete. Every intent is recorded under the claim (:func:`connector.sync.writes.fenced`):
+        a worker that stalled past its claim while another took the incident stops before its next
+        write and leaves the items to the new holder.
         """
         now = self.clock()
         claim = self.store.queue.claim(instance_id, now, self.claim_ttl, lane=lane, lanes=lanes)
@@ -229,17 +235,10 @@ class Engine:
             return False
         cycle = Cycle(now)
         try:
-            batch = self._claimed(cycle, claim)
-            cycle.progress = Progress(None, len(batch))
-            self._rounds(cycle, batch)
-            self._retire_or_revive(cycle, claim)
-            self.observer.remember(cycle.latest.values())
-            for supplier, versions in cycle.seen.items():
-                for version in versions:
-                    self.store.links.note_seen(claim.incident_sys_id, supplier, version)
-            done = [item for item in claim.items if item.entity not in cycle.report.failed]
-            left = cycle.latest.get(claim.incident_sys_id)
-            self.store.queue.complete(claim, done, processed_mod_count=left.mod_count if left else None)
+            with fenced(lambda conn: self.store.queue.check(conn, claim)):
+                self._work_claimed(cycle, claim)
+        except ClaimLost as exc:
+            log.warning("%s", exc)
         except BaseException:
             self.store.queue.release(claim)
             raise
@@ -247,6 +246,20 @@ class Engine:
             with report_lock:
                 report.absorb(cycle.report)
         return True
+
+    def _work_claimed(self, cycle: Cycle, claim: Claim) -> None:
+        """Process a claim's items, remember what the incident became, complete the claim."""
+        batch = self._claimed(cycle, claim)
+        cycle.progress = Progress(None, len(batch))
+        self._rounds(cycle, batch)
+        self._retire_or_revive(cycle, claim)
+        self.observer.remember(cycle.latest.values())
+        for supplier, versions in cycle.seen.items():
+            for version in versions:
+                self.store.links.note_seen(claim.incident_sys_id, supplier, version)
+        done = [item for item in claim.items if item.entity not in cycle.report.failed]
+        left = cycle.latest.get(claim.incident_sys_id)
+        self.store.queue.complete(claim, done, processed_mod_count=left.mod_count if left else None)
 
     def _retire_or_revive(self, cycle: Cycle, claim: Claim) -> None:
         """Retire the incident's links closed longer than ``reconcile.retire_after``; revive reopened ones.

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from connector.core.errors import ConcurrentChange, ConnectorError
+from connector.core.errors import ClaimLost, ConcurrentChange, ConnectorError
 from connector.core.links import Link, entity_key
 from connector.core.models import Incident, JournalEntry, SupplierIssue
 from connector.core.plan import (
@@ -69,6 +69,8 @@ class EntitySync:
                     return
                 self._sync(cycle, runtime, incident, item)
             self.failures.succeeded(runtime.executor, incident)
+        except ClaimLost:
+            raise  # another worker has the incident now: nothing to record here
         except Exception as exc:
             if not isinstance(exc, ConnectorError):
                 log.exception("unexpected failure on %s", entity, extra={"supplier": item.supplier})

@@ -16,6 +16,7 @@ A crash in between leaves an open intent, settled like any other.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -30,6 +31,24 @@ from connector.telemetry import metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_fence = threading.local()
+
+
+@contextmanager
+def fenced(check: Callable[[Connection], None]) -> Iterator[None]:
+    """Run ``check`` in the transaction of every intent this thread records meanwhile.
+
+    A worker holds its claim this way (:meth:`connector.store.queue.WorkQueue.check`): ``check``
+    raises when the claim was lost, which rolls the intent back before its write is sent.
+    """
+    previous = getattr(_fence, "check", None)
+    _fence.check = check
+    try:
+        yield
+    finally:
+        _fence.check = previous
+
+
 Effect = Callable[[Connection], None]
 """A store change made in the transaction of a write's outcome."""
 
@@ -167,6 +186,9 @@ class Writes:
     # --- records -------------------------------------------------------------------------------------
 
     def _begin(self, write: Write, conn: Connection) -> int:
+        check = getattr(_fence, "check", None)
+        if check is not None:
+            check(conn)
         intent = self.store.intents.begin(
             write.entity, write.operation, write.intent_target, write.stamp, dict(write.payload), conn=conn
         )

@@ -510,3 +510,22 @@ def test_depth_next_due_and_size(store: Store) -> None:
     assert entities(first) == ["inc1:acme"] and entities(second) == ["inc2:acme"]
     assert queue.next_due(T0) == later(30), "claimed items are not what a worker waits for"
     assert queue.depth(later(40))[NEW] == LaneDepth(3, 0, 130.0), "claimed or not, they wait"
+
+
+def test_a_claim_check_passes_while_the_claim_is_ours_and_refuses_once_another_took_it(store: Store) -> None:
+    from connector.core.errors import ClaimLost
+
+    store.queue.enqueue([Enqueue("inc1", "acme", "servicenow")], T0)
+    mine = store.queue.claim("w1", T0, TTL)
+    assert mine is not None
+    with store.transaction() as conn:
+        store.queue.check(conn, mine)
+    later_on = T0 + TTL + timedelta(seconds=1)
+    with store.transaction() as conn:  # expired, but nobody took it: still ours
+        store.queue.check(conn, mine)
+    theirs = store.queue.claim("w2", later_on, TTL)
+    assert theirs is not None
+    with pytest.raises(ClaimLost), store.transaction() as conn:
+        store.queue.check(conn, mine)
+    with store.transaction() as conn:
+        store.queue.check(conn, theirs)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from connector.sync.cycle import CycleReport
 from tests.fakes import CRASH, LOST_ANSWER, OUTAGE, REFUSED, Crash, FakeJira, Fault, concurrent, rate_limited
 from tests.unit.sync.conftest import World, converge
 
@@ -333,3 +334,30 @@ def test_an_issue_of_a_lost_store_is_adopted_by_its_stamp_not_created_again(worl
     assert world.store.links.get(incident.sys_id, "acme").jira_key == issue.key  # type: ignore[union-attr]
     assert comment_count(world.acme, PUBLIC) == 1, "what already landed is recognised, not sent again"
     assert len(link_notes(world, incident.sys_id)) == 1
+
+
+def test_a_worker_whose_claim_was_taken_while_it_stalled_writes_no_more(world: World) -> None:
+    """A worker stalls past its claim (here: inside the create) and another worker takes the incident:
+    the stalled one sends nothing after that, leaves the items to the new holder, and the incident
+    ends mirrored once."""
+    world.incident_for_acme(comments=PUBLIC)
+    engine = world.start()
+    taken: list[str] = []
+
+    def another_worker_takes_the_incident() -> None:
+        world.clock.advance(seconds=engine.claim_ttl.total_seconds() + 1)
+        claim = engine.store.queue.claim("another-instance", world.clock(), engine.claim_ttl)
+        assert claim is not None
+        taken.append(claim.token)
+
+    world.acme.faults.next("create_issue", concurrent(another_worker_takes_the_incident))
+    engine.enqueue(engine.observe())
+    assert engine.work(engine.instance_id, CycleReport())
+    assert taken, "the other worker took the claim during the create"
+    (issue,) = world.acme.issues_of()
+    assert comment_count(world.acme, PUBLIC) == 0, "nothing was sent after the claim was lost"
+    assert engine.store.queue.size() == 1, "the items are left to the new holder"
+    world.clock.advance(seconds=engine.claim_ttl.total_seconds() + 1)
+    converge(engine)
+    assert [i.key for i in world.acme.issues_of()] == [issue.key]
+    assert comment_count(world.acme, PUBLIC) == 1
