@@ -119,6 +119,20 @@ class Membership:
             return None
         return live
 
+    def listen(self) -> None:
+        """Honour the closures other instances received since the last look (a read, no write).
+
+        Between beats, the daemon calls this every :data:`LISTEN_EVERY` while other instances
+        share the store, so a 429 one of them receives silences this one within that time rather
+        than a heartbeat. Never raises (a failed look waits for the next).
+        """
+        if self.share >= 1.0:
+            return
+        try:
+            honour_closures(self.store.throttles.open_closures(prune=False), self.transports)
+        except SQLAlchemyError as exc:
+            log.debug("instance %s: could not read the store's closures: %s", self.instance_id, exc)
+
     def leave(self) -> None:
         """Remove this daemon from the store (the others take its share at their next beat); never raises."""
         try:
@@ -137,6 +151,10 @@ class Membership:
         self.share = share
         metrics.INSTANCES.set(count)
         return live
+
+
+LISTEN_EVERY = 0.1
+"""Seconds between two looks at the store's 429 closures while other instances share the store."""
 
 
 def _sharing(count: int) -> str:

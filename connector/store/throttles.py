@@ -40,12 +40,16 @@ class Throttles:
                 .values(until=until)
             )
 
-    def open_closures(self) -> dict[str, float]:
-        """Scopes still closed and the seconds left; expired rows are removed."""
+    def open_closures(self, *, prune: bool = True) -> dict[str, float]:
+        """Scopes still closed and the seconds left.
+
+        Expired rows are removed, unless ``prune`` is false: a read only, for frequent looks.
+        """
         with self._engine.begin() as conn:
             now = database_now(conn)
-            rows = conn.execute(select(throttles)).all()
-            conn.execute(throttles.delete().where(throttles.c.until <= now))
+            rows = conn.execute(select(throttles).where(throttles.c.until > now)).all()
+            if prune:
+                conn.execute(throttles.delete().where(throttles.c.until <= now))
         return {
             row.scope: (_aware(row.until) - now).total_seconds() for row in rows if _aware(row.until) > now
         }
