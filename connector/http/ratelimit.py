@@ -184,6 +184,9 @@ class Limiter:
         self._lock = threading.Lock()
         self.waited = 0.0
         """Total seconds this limiter made callers wait (a metric)."""
+        self.listen: Callable[[], None] | None = None
+        """Called before each look at the gate (outside the lock): how closures that other instances
+        received reach this one before its next request (see :mod:`connector.runtime.membership`)."""
 
     def wait(self, scopes: Sequence[str], issue: str | None = None) -> float:
         """Block until a request to ``scopes`` (and a write to ``issue``, if given) may be sent.
@@ -193,6 +196,8 @@ class Limiter:
         """
         waited, reserved = 0.0, False
         while True:
+            if self.listen is not None:
+                self.listen()  # closures other instances received, before the gate is looked at
             with self._lock:
                 delay = self.gate.wait(scopes)
                 if delay <= 0 and not reserved:

@@ -13,9 +13,9 @@ second). Each is an *instance*:
   (:class:`~connector.sync.worker.Workers`): every instance works, whatever roles it holds;
 * **heartbeat** - every ``store.lease.renew_every`` the instance tells the store it lives
   (:class:`~connector.runtime.membership.Membership`: shares of the rate budgets, 429 closures),
-  extends the claims its workers hold, and publishes the queue's metrics; in between, while other
-  instances share the store, it looks at the store's 429 closures every 0.1 s, so a 429 one
-  instance receives silences the others within that time.
+  extends the claims its workers hold, and publishes the queue's metrics. While other instances
+  share the store, each request first looks at the store's 429 closures (a read), so a 429 one
+  instance receives silences the others at once.
 
 An instance that dies (SIGKILL, a lost host) stops renewing: its roles and claims expire after
 ``store.lease.ttl`` and the others take them over; work it had claimed is processed again (the
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -35,7 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from connector.core.errors import ConnectorError, LeaseLost
 from connector.runtime.assembly import Runtime
 from connector.runtime.lease import this_process
-from connector.runtime.membership import LISTEN_EVERY, Membership
+from connector.runtime.membership import Membership
 from connector.runtime.roles import RoleChange, RoleKeeper
 from connector.store.db import utcnow
 from connector.store.leases import RECONCILER_ROLE, SERVICENOW_ROLE, Lease, fence, supplier_role
@@ -132,14 +131,7 @@ class Instance:
         self.membership.beat()
 
     def _heartbeat(self) -> None:
-        beat_every = self.renew_every.total_seconds()
-        next_beat = time.monotonic() + beat_every
-        # Between beats: listen for the 429 closures other instances received (a cheap read).
-        while not self._stop.wait(min(LISTEN_EVERY, max(0.0, next_beat - time.monotonic()))):
-            if time.monotonic() < next_beat:
-                self.membership.listen()
-                continue
-            next_beat = time.monotonic() + beat_every
+        while not self._stop.wait(self.renew_every.total_seconds()):
             try:
                 self.membership.beat()
                 self.runtime.store.queue.extend(self.instance_id, utcnow() + self.ttl)

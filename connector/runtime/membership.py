@@ -7,9 +7,12 @@ renewal and leaves when the daemon stops. Each beat:
   share ``1/N`` of its configured budget (rate, burst never below one request, hourly cap): N
   instances together send at most one budget;
 * closes locally every scope another instance (or a previous run) was throttled on, for the time
-  the store says is left, without writing it back (a 429 one instance receives silences them all
-  within one heartbeat);
+  the store says is left, without writing it back;
 * sets the ``mim_instances`` gauge.
+
+While others share the store (``N > 1``), every request also looks at the store's closures first
+(a read of a small table, :attr:`Limiter.listen <connector.http.ratelimit.Limiter.listen>`): a 429
+one instance receives silences them all before their next request, not at their next beat.
 
 The shares are exact only between changes of ``N``. An instance that joins takes ``1/(N+1)`` at
 once while the others still use ``1/N`` until their next beat: for at most one heartbeat period the
@@ -23,6 +26,7 @@ everyone through the shared closures, so a bounded overshoot of one heartbeat is
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -119,19 +123,13 @@ class Membership:
             return None
         return live
 
-    def listen(self) -> None:
-        """Honour the closures other instances received since the last look (a read, no write).
-
-        Between beats, the daemon calls this every :data:`LISTEN_EVERY` while other instances
-        share the store, so a 429 one of them receives silences this one within that time rather
-        than a heartbeat. Never raises (a failed look waits for the next).
-        """
-        if self.share >= 1.0:
-            return
+    def _look(self, transport: Transport) -> None:
         try:
-            honour_closures(self.store.throttles.open_closures(prune=False), self.transports)
+            closures = self.store.throttles.open_closures(prune=False)
         except SQLAlchemyError as exc:
             log.debug("instance %s: could not read the store's closures: %s", self.instance_id, exc)
+            return
+        honour_closures(closures, [transport])
 
     def leave(self) -> None:
         """Remove this daemon from the store (the others take its share at their next beat); never raises."""
@@ -148,13 +146,11 @@ class Membership:
             log.info("instance %s: %s", self.instance_id, _sharing(count))
         for transport in self.transports:
             transport.limiter.set_share(share)
+            # Sharing the store: before each request, the closures the others received (a read).
+            transport.limiter.listen = None if share >= 1.0 else functools.partial(self._look, transport)
         self.share = share
         metrics.INSTANCES.set(count)
         return live
-
-
-LISTEN_EVERY = 0.1
-"""Seconds between two looks at the store's 429 closures while other instances share the store."""
 
 
 def _sharing(count: int) -> str:
