@@ -20,6 +20,7 @@ from connector.mirror import outage
 from connector.store import Store
 from connector.store.dlq import DeadLetter
 from connector.sync.executor import Executor
+from connector.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class Failures:
         supplier = executor.supplier.name
         entity = entity_key(incident_sys_id, supplier)
         letter = self.store.dlq.fail(entity, type(exc).__name__, str(exc), now=self.clock())
+        self._count(supplier)
         link = self.store.links.get(incident_sys_id, supplier)
         number = incident.number if incident else self._number(incident_sys_id)
         context = {"incident": number, "incident_sys_id": incident_sys_id, "supplier": supplier}
@@ -77,6 +79,7 @@ class Failures:
         if letter is None:
             return
         self.store.dlq.resolve(entity)
+        self._count(executor.supplier.name)
         link = self.store.links.get(incident.sys_id, executor.supplier.name)
         if link is None:
             return
@@ -113,6 +116,11 @@ class Failures:
             log.warning(
                 "could not tell %s its mirror is stuck: %s", incident.number, note_error, extra=context
             )
+
+    def _count(self, supplier: str) -> None:
+        """``mim_dead_letters`` for ``supplier`` as the store has it now (as soon as a letter changes)."""
+        held = sum(1 for entity in self.store.dlq.blocked() if entity.endswith(f":{supplier}"))
+        metrics.DEAD_LETTERS.labels(supplier).set(held)
 
     def _number(self, incident_sys_id: str) -> str:
         """The incident's number as last seen (its sys_id if it was never seen)."""

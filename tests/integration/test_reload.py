@@ -50,7 +50,7 @@ def test_a_reload_moves_the_metrics_endpoint_or_keeps_it_where_it_was(world: Wor
         # The same port on another address: the old listener must make way, then the new one serves.
         config.write_text(text.replace(f"port: {first}", f"host: localhost\n  port: {second}"))
         daemon.send_signal(signal.SIGHUP)
-        time.sleep(1.5)
+        time.sleep(3)  # the reload is done by then, even on a loaded machine
         assert answers(second)
 
         with socket.socket() as taken:
