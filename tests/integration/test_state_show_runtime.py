@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from datetime import timedelta
@@ -19,30 +18,15 @@ from sqlalchemy import insert
 
 from connector.store import Store
 from connector.store.tables import instances, leases, work
-from tests.conftest import REPO
 
 SCRIPT = str(Path(sys.executable).parent / "mim-connector")
 WHEN = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ"
 
 
 @pytest.fixture
-def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The shipped config with its store at ``tmp_path/state.db`` and no sandbox."""
-    shutil.copytree(REPO / "mappings", tmp_path / "mappings")
-    (tmp_path / "config").mkdir()
-    text = (REPO / "config" / "demo.yaml").read_text()
-    text = text.replace("  embedded: true", "  embedded: false").replace("  replay: builtin\n", "")
-    text = text.replace("sqlite:///../var/demo.db", "sqlite:///../state.db")
-    path = tmp_path / "config" / "connector.yaml"
-    path.write_text(text)
-    for name in (
-        "MIM_DEMO_SN_PASSWORD",
-        "MIM_DEMO_ACME_TOKEN",
-        "MIM_DEMO_GLOBEX_TOKEN",
-        "MIM_DEMO_INITECH_TOKEN",
-    ):
-        monkeypatch.setenv(name, "not-used")
-    return path
+def config(offline: Path) -> Path:
+    """The shipped config, offline (see ``tests/integration/conftest.py``)."""
+    return offline
 
 
 def show(config: Path, *args: str) -> str:

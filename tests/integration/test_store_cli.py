@@ -29,7 +29,6 @@ from connector.store import Store
 from connector.store import tables as store_schema
 from connector.store.leases import Holder, Lease
 from connector.store.tables import leases
-from tests.conftest import REPO
 from tests.integration.world import World, free_port
 from tests.postgres import running_server
 
@@ -276,26 +275,6 @@ def test_a_daemon_whose_lease_was_taken_over_stops_with_an_error(quick_world: Wo
 
 
 # --- a store that cannot be used -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The shipped config with its store at ``tmp_path/state.db`` and no sandbox (none is reached)."""
-    shutil.copytree(REPO / "mappings", tmp_path / "mappings")
-    (tmp_path / "config").mkdir()
-    text = (REPO / "config" / "demo.yaml").read_text()
-    text = text.replace("  embedded: true", "  embedded: false").replace("  replay: builtin\n", "")
-    text = text.replace("sqlite:///../var/demo.db", "sqlite:///../state.db")
-    config = tmp_path / "config" / "connector.yaml"
-    config.write_text(text)
-    for name in (
-        "MIM_DEMO_SN_PASSWORD",
-        "MIM_DEMO_ACME_TOKEN",
-        "MIM_DEMO_GLOBEX_TOKEN",
-        "MIM_DEMO_INITECH_TOKEN",
-    ):
-        monkeypatch.setenv(name, "not-used")
-    return config
 
 
 def use_store(config: Path, url: str) -> None:
