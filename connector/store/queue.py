@@ -189,18 +189,17 @@ class WorkQueue:
         now: datetime,
         ttl: timedelta,
         *,
-        lane: int | None = None,
         lanes: Sequence[int] = (),
     ) -> Claim | None:
         """Claim the incident with the earliest due item and all its due items.
 
-        ``lane`` takes only that lane's incidents; ``lanes`` tries them in that order (each lane:
-        items pending and due first, then letters due for a retry or asked for); neither: every
-        lane, most urgent first. Each lane's candidates are read through the index on (lane,
+        ``lanes`` are tried in that order, the others not at all (each lane: items pending and due
+        first, then letters due for a retry or asked for); none given: every lane, most urgent
+        first. Each lane's candidates are read through the index on (lane,
         state, due_at): a claim costs the same however long the queue. ``None`` when nothing is
         due, or every due incident is claimed by someone else.
         """
-        order = (lane,) if lane is not None else tuple(lanes) or tuple(LANES)
+        order = tuple(lanes) or tuple(LANES)
         token = secrets.token_hex(8)
         with self._engine.begin() as conn:
             for wanted in order:
@@ -271,7 +270,6 @@ class WorkQueue:
         self,
         claim: Claim,
         done: Sequence[Item],
-        failed: Mapping[str, tuple[str, str, datetime]] = {},
         *,
         now: datetime | None = None,
         processed_mod_count: int | None = None,
@@ -283,13 +281,12 @@ class WorkQueue:
         no longer show our own writes).
 
         A dead letter that succeeded becomes ``resolved`` history; if work was held behind it
-        meanwhile, it is pending instead, due at ``now`` (default: the clock). ``failed`` is not
-        used here (failures are recorded by :meth:`fail` as they happen). Returns ``False`` when
+        meanwhile, it is pending instead, due at ``now`` (default: the clock). Failures are recorded
+        by :meth:`fail` as they happen. Returns ``False`` when
         the claim is no longer this one (it expired and another worker took the incident, or it
         was released): nothing is changed then (the holder processes the items again; every write
         is idempotent by the write protocol).
         """
-        del failed
         done = sorted(done, key=lambda item: item.entity)
         with self._engine.begin() as conn:
             # The items first, in enqueue's order, then the claim: a claimer holds its candidates'
@@ -440,26 +437,6 @@ class WorkQueue:
         with self._engine.connect() as conn:
             row = conn.execute(select(work).where(work.c.entity == entity)).one_or_none()
         return item_of(row) if row else None
-
-    def next_due(self, now: datetime | None = None) -> datetime | None:
-        """When something may next be claimed (for a worker deciding how long to sleep); ``None``: empty.
-
-        The earliest due time of the items no live claim holds (``now`` for a letter an operator
-        asked to retry), or the earliest expiry of a live claim on waiting items, whichever first.
-        """
-        now = now or utcnow()
-        waiting = work.c.state.in_((PENDING, DEAD))
-        free = and_(waiting, ~_claimed(now))
-        held = and_(
-            claims.c.until > now, exists().where(work.c.incident_sys_id == claims.c.incident_sys_id, waiting)
-        )
-        with self._engine.connect() as conn:
-            due = _when(conn.execute(select(func.min(work.c.due_at)).where(free)).scalar())
-            asked = conn.execute(
-                select(exists().where(free, work.c.state == DEAD, work.c.manual.is_(True)))
-            ).scalar()
-            expiry = _when(conn.execute(select(func.min(claims.c.until)).where(held)).scalar())
-        return min((when for when in (due, now if asked else None, expiry) if when is not None), default=None)
 
     def size(self) -> int:
         """Items pending or dead."""

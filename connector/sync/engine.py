@@ -39,7 +39,7 @@ from connector.store.queue import BULK, DEAD, LANES, NEW, RECONCILE, Claim, Enqu
 from connector.sync.cycle import Cycle, CycleReport, Progress, Scope, SupplierRuntime, Work
 from connector.sync.entity import EntitySync
 from connector.sync.executor import Executor
-from connector.sync.failures import Failures
+from connector.sync.failures import Failures, publish_dead_letters
 from connector.sync.fields import incident_fields
 from connector.sync.observe import INCIDENTS, JOURNAL, Observer
 from connector.sync.promotion import Promoter
@@ -218,19 +218,17 @@ class Engine:
 
     # --- workers ----------------------------------------------------------------------------------
 
-    def work(
-        self, instance_id: str, report: CycleReport, *, lane: int | None = None, lanes: Sequence[int] = ()
-    ) -> bool:
+    def work(self, instance_id: str, report: CycleReport, *, lanes: Sequence[int] = ()) -> bool:
         """Claim one incident's due items and process them; ``False`` when nothing was claimable.
 
-        ``lane``: that lane only; ``lanes``: in that order (see :mod:`connector.sync.worker`).
+        ``lanes``: the lanes to try, in that order (see :mod:`connector.sync.worker`).
         Each entity is synced as the cycle always did; a failing one becomes a dead letter, the
         others complete. Every intent is recorded under the claim (:func:`connector.sync.writes.fenced`):
         a worker that stalled past its claim while another took the incident stops before its next
         write and leaves the items to the new holder.
         """
         now = self.clock()
-        claim = self.store.queue.claim(instance_id, now, self.claim_ttl, lane=lane, lanes=lanes)
+        claim = self.store.queue.claim(instance_id, now, self.claim_ttl, lanes=lanes)
         if claim is None:
             return False
         cycle = Cycle(now)
@@ -313,9 +311,7 @@ class Engine:
 
     def publish_metrics(self) -> None:
         """Dead letters per supplier, each source's watermark lag and the queue's depth, as the store has them now."""
-        blocked = self.store.dlq.blocked()
-        for name in self.suppliers:
-            metrics.DEAD_LETTERS.labels(name).set(sum(1 for e in blocked if e.endswith(f":{name}")))
+        publish_dead_letters(self.store, self.suppliers)
         now = self.clock()
         for source in (INCIDENTS, JOURNAL, *(f"jira:{name}" for name in self.suppliers)):
             mark = self.store.watermarks.get(source)

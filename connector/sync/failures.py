@@ -10,7 +10,7 @@ The engine isolates failures per entity and hands each one here; the texts come 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
 from connector.core.errors import ConnectorError
@@ -118,11 +118,16 @@ class Failures:
             )
 
     def _count(self, supplier: str) -> None:
-        """``mim_dead_letters`` for ``supplier`` as the store has it now (as soon as a letter changes)."""
-        held = sum(1 for entity in self.store.dlq.blocked() if entity.endswith(f":{supplier}"))
-        metrics.DEAD_LETTERS.labels(supplier).set(held)
+        publish_dead_letters(self.store, [supplier])
 
     def _number(self, incident_sys_id: str) -> str:
         """The incident's number as last seen (its sys_id if it was never seen)."""
         record = self.store.incidents.get(incident_sys_id)
         return record.number if record else incident_sys_id
+
+
+def publish_dead_letters(store: Store, suppliers: Iterable[str]) -> None:
+    """``mim_dead_letters`` of each of ``suppliers`` as the store has it now."""
+    blocked = store.dlq.blocked()
+    for supplier in suppliers:
+        metrics.DEAD_LETTERS.labels(supplier).set(sum(1 for e in blocked if e.endswith(f":{supplier}")))

@@ -45,11 +45,6 @@ def lanes(start: int = 0) -> Iterator[tuple[int, ...]]:
         yield (first, *(lane for lane in (NEW, BULK, RECONCILE) if lane != first))
 
 
-def claim_next(engine: Engine, instance_id: str, report: CycleReport, order: tuple[int, ...]) -> bool:
-    """Claim and process one incident, trying the lanes in ``order``; ``False`` when none had work."""
-    return engine.work(instance_id, report, lanes=order)
-
-
 def drain(engine: Engine, report: CycleReport, on_progress: Callable[[int, int], None] | None = None) -> None:
     """Process every item due now with ``polling.workers`` threads; returns when none is claimable.
 
@@ -60,7 +55,7 @@ def drain(engine: Engine, report: CycleReport, on_progress: Callable[[int, int],
 
     def worker(offset: int) -> None:
         for order in lanes(offset):
-            if not claim_next(engine, engine.instance_id, report, order):
+            if not engine.work(engine.instance_id, report, lanes=order):
                 return
             if on_progress is not None:
                 with report_lock:
@@ -127,7 +122,7 @@ class Workers:
                 # land in the report that is current when it ends, not in the one already taken.
                 claimed = CycleReport()
                 try:
-                    busy = claim_next(self.engine, self.engine.instance_id, claimed, next(schedule))
+                    busy = self.engine.work(self.engine.instance_id, claimed, lanes=next(schedule))
                 except ConnectorError as exc:
                     log.warning("a worker's claim failed: %s", exc)
                 except Exception:  # the daemon outlives any single bug; the claim expires and is retried

@@ -161,9 +161,9 @@ def test_a_claim_in_a_lane_takes_only_that_lanes_incidents(store: Store) -> None
         ],
         T0,
     )
-    assert entities(store.queue.claim("w1", later(5), TTL, lane=NEW)) == ["inc3:acme"]
-    assert entities(store.queue.claim("w1", later(5), TTL, lane=NEW)) == []
-    assert entities(store.queue.claim("w1", later(5), TTL, lane=BULK)) == ["inc2:acme"]
+    assert entities(store.queue.claim("w1", later(5), TTL, lanes=(NEW,))) == ["inc3:acme"]
+    assert entities(store.queue.claim("w1", later(5), TTL, lanes=(NEW,))) == []
+    assert entities(store.queue.claim("w1", later(5), TTL, lanes=(BULK,))) == ["inc2:acme"]
     assert entities(store.queue.claim("w1", later(5), TTL)) == ["inc1:acme"]
 
 
@@ -279,7 +279,7 @@ def test_workers_in_threads_process_every_item_exactly_once(store: Store) -> Non
     assert overlaps == []
     assert len(processed) == incidents * len(suppliers) == len(set(processed))
     assert {incident for incident, _, _ in processed} == {f"inc{n}" for n in range(incidents)}
-    assert store.queue.size() == 0 and store.queue.next_due(later(1)) is None
+    assert store.queue.size() == 0
 
 
 def _run(targets: list[Callable[[], object]]) -> None:
@@ -479,19 +479,13 @@ def test_a_failure_of_an_item_completed_meanwhile_records_nothing(store: Store) 
 # --- reading -----------------------------------------------------------------------------------
 
 
-def test_depth_next_due_and_size(store: Store) -> None:
+def test_depth_and_size(store: Store) -> None:
     queue = store.queue
     assert queue.depth(T0) == {NEW: LaneDepth(), BULK: LaneDepth(), RECONCILE: LaneDepth()}
-    assert queue.next_due(T0) is None and queue.size() == 0
+    assert queue.size() == 0
     dead = _dead(store, "inc5:acme")
     assert queue.size() == 1 and queue.depth(T0)[NEW] == LaneDepth(), "a letter is not pending work"
-    assert queue.next_due(T0) == dead.due_at
-    assert store.dlq.retry_now(dead.item_id)
-    assert queue.next_due(T0) == T0, "an asked-for retry is due at once"
-    assert queue.claim("w2", T0, TTL) is not None
-    assert queue.next_due(T0) == T0 + TTL, "claimed: free again when the claim expires"
-    queue.release_all("w2")
-    assert store.dlq.drop(dead.item_id) and queue.size() == 0 and queue.next_due(T0) is None
+    assert store.dlq.drop(dead.item_id) and queue.size() == 0
 
     queue.enqueue(
         [
@@ -505,10 +499,9 @@ def test_depth_next_due_and_size(store: Store) -> None:
     depth = queue.depth(T0)
     assert depth[NEW] == LaneDepth(2, 1, 90.0)
     assert depth[BULK] == LaneDepth() and depth[RECONCILE] == LaneDepth(0, 1, 0.0)
-    assert queue.next_due(T0) == T0 - timedelta(seconds=90) and queue.size() == 4
+    assert queue.size() == 4
     first, second = queue.claim("w1", T0, TTL), queue.claim("w1", T0, TTL)
     assert entities(first) == ["inc1:acme"] and entities(second) == ["inc2:acme"]
-    assert queue.next_due(T0) == later(30), "claimed items are not what a worker waits for"
     assert queue.depth(later(40))[NEW] == LaneDepth(3, 0, 130.0), "claimed or not, they wait"
 
 

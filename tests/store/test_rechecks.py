@@ -68,7 +68,7 @@ def test_waiting_checks_counts_pending_rechecks_only_up_to_a_limit(store: Store)
     store.queue.enqueue([Enqueue(f"bulk{n}", "acme", "backfill", lane=BULK) for n in range(5)], T0)
     assert store.links.waiting_checks(100) == 5
     assert store.links.waiting_checks(3) == 3
-    claim = store.queue.claim("worker", T0, timedelta(minutes=1), lane=RECONCILE)
+    claim = store.queue.claim("worker", T0, timedelta(minutes=1), lanes=(RECONCILE,))
     assert claim is not None
     failed = store.queue.fail(
         claim.items[0], "Boom", "boom", T0, base_delay=timedelta(seconds=1), max_delay=timedelta(minutes=1)

@@ -232,7 +232,7 @@ def test_waiting_rechecks_hold_the_reconciler_back(store: Store, loaded: LoadedC
     assert store.links.waiting_checks(100) == WAITING_LIMIT + 1
     assert rec.tick(T0 + timedelta(seconds=1)) == []
     assert rec.tick(T0 + timedelta(seconds=2)) == []
-    claim = store.queue.claim("worker", T0, timedelta(minutes=1), lane=RECONCILE)
+    claim = store.queue.claim("worker", T0, timedelta(minutes=1), lanes=(RECONCILE,))
     assert claim is not None and store.queue.complete(claim, claim.items)
     assert store.links.waiting_checks(100) == WAITING_LIMIT
     # The time held back earned nothing: the next tick grants one second's worth.
