@@ -25,7 +25,6 @@ import random
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +76,8 @@ def _probe(entry: Entry) -> bool:
 class BurstRun(latency_bench.Run):
     """The latency benchmark's run, with a backlog ahead of it and the backfill's budgets."""
 
+    settle_timeout = WAIT_TIMEOUT
+
     def __init__(self, root: Path, changes: int, incidents: int) -> None:
         self.root = root
         self.changes = changes
@@ -125,15 +126,6 @@ class BurstRun(latency_bench.Run):
         return sum(
             len(v) for v in latencies(self.journal.servicenow, self.journal.jira, self.changes).values()
         )
-
-    def _wait(self, ready: Callable[[], Any], what: str) -> Any:
-        deadline = time.monotonic() + WAIT_TIMEOUT
-        while time.monotonic() < deadline:
-            value = ready()
-            if value:
-                return value
-            time.sleep(0.5)
-        raise RuntimeError(f"timed out waiting for {what}")
 
 
 def figures(stats: dict[str, dict[str, float]], progress: dict[str, Any]) -> list[Figure]:

@@ -54,6 +54,9 @@ def probe(index: int) -> str:
 class Run:
     """A sandbox, a daemon in its own process, and the changes made while it runs."""
 
+    settle_timeout = SETTLE_TIMEOUT
+    """Seconds any one wait of the run may take."""
+
     def __init__(self, root: Path, changes: int) -> None:
         self.root = root
         self.changes = changes
@@ -126,7 +129,8 @@ class Run:
         return sum(len(v) for v in latencies(*self.world.journals(), self.changes).values())
 
     def _wait(self, ready: Callable[[], Any], what: str) -> Any:
-        deadline = time.monotonic() + SETTLE_TIMEOUT
+        """``ready()``'s first true value, asked every half second; ``RuntimeError`` after ``settle_timeout``."""
+        deadline = time.monotonic() + self.settle_timeout
         while time.monotonic() < deadline:
             value = ready()
             if value:
