@@ -274,8 +274,9 @@ class Engine:
             return
         after = self.loaded.connector.reconcile.retire_after
         if retirement(state, closed_since(incident.fields), cycle.now, after):
+            checked = {item.supplier for item in claim.items}
             for link in self.store.links.for_incident(incident.sys_id):
-                if link.supplier in {item.supplier for item in claim.items}:
+                if link.supplier in checked:
                     self.store.links.retire(link.link_id, cycle.now)
 
     def _claimed(self, cycle: Cycle, claim: Claim) -> dict[str, Work]:
