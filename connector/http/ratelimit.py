@@ -12,6 +12,11 @@ the site's budget (:meth:`Limiter.set_share`, ``1/N`` of N live instances, set a
 by :mod:`connector.runtime.membership`), and closes locally the scopes another instance was
 throttled on (:meth:`Limiter.honour`).
 
+Requests of background work (:func:`connector.core.priority.background`: a backfill, a burst,
+re-checks) do not book tokens ahead: they line up among themselves and the first in line takes a
+token only when one is free, so a request somebody waits for (a poll, a fresh change) books the
+next free token and is never queued behind a backlog's bookings.
+
 All take an injected monotonic clock; :meth:`Limiter.wait` returns how long to sleep, so the
 caller decides how (tests pass a fake clock and sleep).
 """
@@ -22,6 +27,8 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
+
+from connector.core.priority import in_background
 
 Clock = Callable[[], float]
 
@@ -48,6 +55,15 @@ class TokenBucket:
         self._refill()
         self._tokens -= 1.0
         return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+    def free_in(self) -> float:
+        """Seconds until a token is free without booking one (0: one is free now; see :meth:`take`)."""
+        self._refill()
+        return 0.0 if self._tokens >= 1.0 else (1.0 - self._tokens) / self.rate
+
+    def take(self) -> None:
+        """Take the token :meth:`free_in` found free (under the same lock)."""
+        self._tokens -= 1.0
 
     def set_share(self, share: float) -> None:
         """Use ``share`` (0 < share ≤ 1) of the configured budget from now on.
@@ -182,6 +198,8 @@ class Limiter:
         self.gate = ThrottleGate(clock)
         self._sleep = sleep
         self._lock = threading.Lock()
+        self._line: deque[threading.Event] = deque()
+        """Background requests waiting for a token, first in line first (see :meth:`_take_turn`)."""
         self.waited = 0.0
         """Total seconds this limiter made callers wait (a metric)."""
         self.listen: Callable[[], None] | None = None
@@ -192,9 +210,15 @@ class Limiter:
         """Block until a request to ``scopes`` (and a write to ``issue``, if given) may be sent.
 
         The gate is looked at again after every sleep: a 429 that another thread received while
-        this one waited for a token closes the scope for this request too.
+        this one waited for a token closes the scope for this request too. In the background
+        (:func:`~connector.core.priority.background`) the budget's token is taken first, when no
+        other request waits for it (:meth:`_take_turn`); otherwise it is booked at once, possibly
+        in the future, as are the write window's slot and the hourly cap.
         """
         waited, reserved = 0.0, False
+        behind = in_background()
+        if behind:
+            waited = self._take_turn()
         while True:
             if self.listen is not None:
                 self.listen()  # closures other instances received, before the gate is looked at
@@ -202,9 +226,7 @@ class Limiter:
                 delay = self.gate.wait(scopes)
                 if delay <= 0 and not reserved:
                     reserved = True
-                    delay = self.bucket.reserve()
-                    if self.hourly is not None:
-                        delay = max(delay, self.hourly.reserve())
+                    delay = 0.0 if behind else self._book()
                     if issue is not None:
                         delay = max(delay, self.writes.reserve(issue))
                 self.waited += max(0.0, delay)
@@ -212,6 +234,47 @@ class Limiter:
                 return waited
             self._sleep(delay)
             waited += delay
+
+    def _book(self) -> float:
+        """Book a token of the budget (and of the hourly cap); the seconds until it may be used."""
+        delay = self.bucket.reserve()
+        if self.hourly is not None:
+            delay = max(delay, self.hourly.reserve())
+        return delay
+
+    def _take_turn(self) -> float:
+        """Line up behind the other background requests, then take a token once one is free.
+
+        Only the first in line waits for the budget (one wake-up per token, not one per waiting
+        thread); it hands the turn on when it has its token. Requests booked meanwhile by
+        foreground callers push its token further out. Returns the seconds waited.
+        """
+        turn = threading.Event()
+        with self._lock:
+            self._line.append(turn)
+            if self._line[0] is turn:
+                turn.set()
+        waited = 0.0
+        try:
+            turn.wait()
+            while True:
+                with self._lock:
+                    delay = self.bucket.free_in()
+                    if self.hourly is not None:
+                        delay = max(delay, self.hourly.free_in())
+                    if delay <= 0:
+                        self.bucket.take()
+                        if self.hourly is not None:
+                            self.hourly.take()
+                        return waited
+                    self.waited += delay
+                self._sleep(delay)
+                waited += delay
+        finally:
+            with self._lock:
+                self._line.remove(turn)
+                if self._line:
+                    self._line[0].set()
 
     def throttled(self, scope: str, retry_after: float) -> None:
         """The platform said 429 for ``scope``: keep everyone away for ``retry_after`` seconds."""

@@ -28,6 +28,7 @@ from connector.config.supplier_file import SupplierMapping
 from connector.core.errors import ClaimLost
 from connector.core.models import Incident, servicenow_identity
 from connector.core.ports import JiraPort, ServiceNowPort
+from connector.core.priority import background
 from connector.core.secrets import interpolate
 from connector.core.templates import placeholders
 from connector.core.vocabulary import FINAL_STATES
@@ -221,7 +222,9 @@ class Engine:
     def work(self, instance_id: str, report: CycleReport, *, lanes: Sequence[int] = ()) -> bool:
         """Claim one incident's due items and process them; ``False`` when nothing was claimable.
 
-        ``lanes``: the lanes to try, in that order (see :mod:`connector.sync.worker`).
+        ``lanes``: the lanes to try, in that order (see :mod:`connector.sync.worker`). A claim with
+        no item in the new lane is background work (:func:`~connector.core.priority.background`):
+        its requests yield the budgets to the polls and to fresh changes.
         Each entity is synced as the cycle always did; a failing one becomes a dead letter, the
         others complete. Every intent is recorded under the claim (:func:`connector.sync.writes.fenced`):
         a worker that stalled past its claim while another took the incident stops before its next
@@ -232,8 +235,9 @@ class Engine:
         if claim is None:
             return False
         cycle = Cycle(now)
+        nobody_waits = all(item.lane != NEW for item in claim.items)
         try:
-            with fenced(lambda conn: self.store.queue.check(conn, claim)):
+            with fenced(lambda conn: self.store.queue.check(conn, claim)), background(nobody_waits):
                 self._work_claimed(cycle, claim)
         except ClaimLost as exc:
             log.warning("%s", exc)

@@ -33,6 +33,7 @@ from connector.config.supplier_file import SupplierMapping, Workflow
 from connector.core.errors import InvalidRequest, TicketNotAccessible
 from connector.core.models import IssueStamp, StatusChange, SupplierComment, SupplierIssue
 from connector.core.ports import IssueRef, JiraAccount, JiraPort, Transition
+from connector.core.priority import in_background
 from connector.jira.values import field_payload, field_text, identity_of
 from tests.fakes.clock import Clock
 from tests.fakes.faults import Faults
@@ -136,6 +137,8 @@ class FakeJira:
         self.faults = Faults(f"jira:{site}")
         self.calls: list[str] = []
         """Every request of the port, by operation, in order (a search: one per page)."""
+        self.background: list[str] = []
+        """The requests of :attr:`calls` sent as background work (:mod:`connector.core.priority`)."""
         self.issues: dict[str, FakeIssue] = {}
         """By key."""
         self.index_live = True
@@ -293,6 +296,8 @@ class FakeJira:
 
     def _call(self, operation: str, apply: Callable[[], T], *, write: bool = False) -> T:
         self.calls.append(operation)
+        if in_background():
+            self.background.append(operation)
         result = self.faults.run(operation, apply, write=write)
         self._answered = True
         return result

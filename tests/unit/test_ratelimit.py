@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
+from connector.core.priority import background
 from connector.http.ratelimit import Limiter, ThrottleGate, TokenBucket, WriteWindows
 from tests.factories import FakeClock
 
@@ -108,3 +111,71 @@ def test_throttle_gate_forgets_closures_that_have_run_out() -> None:
         clock.now += 0.5
     assert len(gate) <= 3
     assert gate.wait(["issue:ACME-9999"]) == pytest.approx(0.5)
+
+
+def test_a_request_somebody_waits_for_goes_ahead_of_background_work_waiting_for_a_token() -> None:
+    clock = FakeClock()
+    limiter = Limiter(rate=1, burst=1, clock=clock)
+    start = clock.now
+    assert limiter.wait(["jira:acme"]) == 0, "the burst's one token"
+    polled: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        # While the backfill's request waits for a token, a poll is sent (as if from another thread).
+        if not polled:
+            polled.append(-1.0)
+            with background(False):
+                polled[0] = limiter.wait(["jira:acme"])
+        clock.sleep(seconds)
+
+    limiter._sleep = sleep
+    with background():
+        limiter.wait(["jira:acme"])
+    assert polled == [pytest.approx(1.0)], "the poll takes the next token, not the one after the backfill's"
+    assert clock.now - start == pytest.approx(2.0), "the backfill's request took the token after the poll's"
+
+
+def test_background_requests_keep_to_the_budget_and_book_nothing_ahead() -> None:
+    clock = FakeClock()
+    limiter = Limiter(rate=2, burst=2, clock=clock, sleep=clock.sleep)
+    start = clock.now
+    with background():
+        waits = [limiter.wait(["jira:acme"]) for _ in range(6)]
+    assert waits == [0, 0, pytest.approx(0.5), pytest.approx(0.5), pytest.approx(0.5), pytest.approx(0.5)]
+    assert clock.now - start == pytest.approx(2.0)
+    assert limiter.wait(["jira:acme"]) == pytest.approx(0.5), "no token was booked beyond the one in use"
+
+
+def test_background_requests_line_up_and_every_one_is_served() -> None:
+    limiter = Limiter(rate=200, burst=1)
+    served: list[int] = []
+
+    def request(number: int) -> None:
+        with background():
+            limiter.wait(["jira:acme"])
+        served.append(number)
+
+    threads = [threading.Thread(target=request, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(served) == list(range(8))
+    assert not limiter._line, "the line is empty once everyone was served"
+
+
+def test_a_background_request_that_fails_while_first_in_line_hands_the_turn_on() -> None:
+    clock = FakeClock()
+    limiter = Limiter(rate=1, burst=1, clock=clock)
+    limiter.wait(["jira:acme"])
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    limiter._sleep = interrupted
+    with background(), pytest.raises(KeyboardInterrupt):
+        limiter.wait(["jira:acme"])
+    assert not limiter._line
+    limiter._sleep = clock.sleep
+    with background():
+        assert limiter.wait(["jira:acme"]) == pytest.approx(1.0)

@@ -8,6 +8,7 @@ from connector.store.queue import BULK, NEW
 from connector.sync.cycle import Cycle, Work
 from connector.sync.engine import BULK_AFTER, queued
 from connector.sync.worker import SCHEDULE, lanes
+from tests.unit.sync.conftest import World
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 
@@ -41,3 +42,18 @@ def test_every_worker_tries_each_lane_and_the_new_lane_most() -> None:
     assert all(sorted(order) == [0, 1, 2] for order in turns)
     firsts = [order[0] for order in turns]
     assert (firsts.count(NEW), firsts.count(BULK)) == (5, 2)
+
+
+def test_a_backfill_sends_in_the_background_and_a_fresh_incident_in_the_foreground(world: World) -> None:
+    for _ in range(BULK_AFTER + 1):
+        world.incident_for_acme()
+    engine = world.start()
+    engine.cycle(sweep=False)
+    creates = world.acme.calls.count("create_issue")
+    assert creates == BULK_AFTER + 1
+    assert world.acme.background.count("create_issue") == creates, "a burst yields the budgets"
+    world.clock.advance(seconds=30)
+    world.incident_for_acme(short_description="A fresh outage")
+    engine.cycle(sweep=False)
+    assert world.acme.calls.count("create_issue") == creates + 1
+    assert world.acme.background.count("create_issue") == creates, "a fresh change does not wait"
