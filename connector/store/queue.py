@@ -28,7 +28,9 @@ Lanes (:data:`NEW`, :data:`BULK`, :data:`RECONCILE`) let workers schedule fairly
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -107,11 +109,21 @@ class LaneDepth:
     oldest_due_seconds: float = 0.0
 
 
+CANDIDATES = 8
+"""Candidates a claim tries per lane before it gives up (others took them between read and take)."""
+
+
 class WorkQueue:
     """The ``work`` and ``claims`` tables."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        # SQLite has no row locks to skip: threads reading candidates at once all found the same
+        # few and raced for them, most came away with nothing and idled while work waited. One
+        # claim at a time in this process (the only one on a SQLite store) reads only what is free.
+        self._claiming: AbstractContextManager[object] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
 
     # --- observation ----------------------------------------------------------------------------
 
@@ -195,33 +207,56 @@ class WorkQueue:
 
         ``lanes`` are tried in that order, the others not at all (each lane: items pending and due
         first, then letters due for a retry or asked for); none given: every lane, most urgent
-        first. Each lane's candidates are read through the index on (lane,
-        state, due_at): a claim costs the same however long the queue. ``None`` when nothing is
-        due, or every due incident is claimed by someone else.
+        first. Each candidate is read through the index on (lane, state, due_at): a claim costs
+        the same however long the queue. Candidates are read one at a time, so that workers
+        claiming at once each find their own: on PostgreSQL a candidate row stays locked until the
+        claim commits and the others skip it (``SKIP LOCKED``); on SQLite, which has no row locks,
+        a process claims one at a time. ``None`` when nothing is due, or every due incident is
+        claimed by someone else.
         """
         order = tuple(lanes) or tuple(LANES)
         token = secrets.token_hex(8)
-        with self._engine.begin() as conn:
+        with self._claiming, self._engine.begin() as conn:
             for wanted in order:
                 for due in (_pending_due(now), _letter_due(now)):
-                    candidates = (
-                        select(work.c.incident_sys_id)
-                        .where(work.c.lane == wanted, due, ~_claimed(now))
-                        .order_by(work.c.due_at, work.c.item_id)
-                        .limit(8)
-                        .with_for_update(skip_locked=True, of=work)
-                    )
-                    for incident_sys_id in dict.fromkeys(conn.execute(candidates).scalars()):
-                        if not self._take(conn, incident_sys_id, instance_id, token, now, ttl):
-                            continue
-                        rows = conn.execute(
-                            select(work)
-                            .where(work.c.incident_sys_id == incident_sys_id, _due(now))
-                            .order_by(work.c.item_id)
-                        ).all()
-                        if rows:
-                            return Claim(incident_sys_id, token, tuple(item_of(row) for row in rows))
-                        conn.execute(delete(claims).where(claims.c.incident_sys_id == incident_sys_id))
+                    passed: list[str] = []
+                    for _ in range(CANDIDATES):
+                        candidate = select(work.c.incident_sys_id).where(
+                            work.c.lane == wanted, due, ~_claimed(now)
+                        )
+                        if passed:
+                            candidate = candidate.where(work.c.incident_sys_id.not_in(passed))
+                        incident_sys_id = conn.execute(
+                            candidate.order_by(work.c.due_at, work.c.item_id)
+                            .limit(1)
+                            .with_for_update(skip_locked=True, of=work)
+                        ).scalar()
+                        if incident_sys_id is None:
+                            break
+                        claim = self._claim(conn, incident_sys_id, instance_id, token, now, ttl)
+                        if claim is not None:
+                            return claim
+                        passed.append(incident_sys_id)
+        return None
+
+    def _claim(
+        self,
+        conn: Connection,
+        incident_sys_id: str,
+        instance_id: str,
+        token: str,
+        now: datetime,
+        ttl: timedelta,
+    ) -> Claim | None:
+        """Take ``incident_sys_id`` with its due items; ``None`` if someone else took it first, or none is due."""
+        if not self._take(conn, incident_sys_id, instance_id, token, now, ttl):
+            return None
+        rows = conn.execute(
+            select(work).where(work.c.incident_sys_id == incident_sys_id, _due(now)).order_by(work.c.item_id)
+        ).all()
+        if rows:
+            return Claim(incident_sys_id, token, tuple(item_of(row) for row in rows))
+        conn.execute(delete(claims).where(claims.c.incident_sys_id == incident_sys_id))
         return None
 
     def _take(

@@ -282,6 +282,22 @@ def test_workers_in_threads_process_every_item_exactly_once(store: Store) -> Non
     assert store.queue.size() == 0
 
 
+def test_workers_claiming_at_once_each_get_an_incident_while_enough_are_free(store: Store) -> None:
+    store.queue.enqueue([Enqueue(f"inc{n:02}", "acme", "servicenow") for n in range(40)], T0)
+    workers = 12
+    barrier = threading.Barrier(workers)
+    claimed: list[Claim | None] = []
+
+    def claim() -> None:
+        barrier.wait()
+        got = store.queue.claim(f"w{len(claimed)}", later(1), TTL)
+        claimed.append(got)
+
+    _run([claim] * workers)
+    assert None not in claimed, "a worker came away with nothing while 28 incidents were free"
+    assert len({c.incident_sys_id for c in claimed if c is not None}) == workers
+
+
 def _run(targets: list[Callable[[], object]]) -> None:
     """Run each target in a thread of its own; re-raise the first exception one of them raised."""
     errors: list[BaseException] = []
