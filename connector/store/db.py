@@ -5,12 +5,12 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -27,8 +27,19 @@ SQLITE_POOL = (32, 64)
 
 As many kept as a backfill's workers use: a connection beyond those kept is opened (with its
 pragmas) and closed for every transaction, which cost a third of a 32-worker daemon's store time."""
+T = TypeVar("T")
 POSTGRES_EXTRA = "pip install 'mim-connector[postgres]'"
 """How to install the PostgreSQL driver, which is an extra: SQLite needs none."""
+
+
+CHUNK = 500
+"""Values per ``IN (...)`` list: well inside SQLite's and PostgreSQL's limits on bound parameters."""
+
+
+def chunked(values: Sequence[T]) -> Iterator[Sequence[T]]:
+    """``values`` in slices of at most :data:`CHUNK`, for ``IN`` lists."""
+    for start in range(0, len(values), CHUNK):
+        yield values[start : start + CHUNK]
 
 
 def upsert_insert(engine: Engine, table: Table) -> postgresql.Insert | sqlite.Insert:

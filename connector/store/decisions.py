@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Insert, and_, delete, func, select
+from sqlalchemy import Engine, Insert, and_, bindparam, delete, func, select
 
 from connector.store.db import as_utc, upsert_insert, utcnow
 from connector.store.tables import clusters, condition_state, decisions
@@ -182,8 +182,37 @@ class ConditionState:
 
     def hold(self, incident_sys_id: str, key: str, since: datetime) -> None:
         """The condition holds; remember since when unless it already did."""
+        self.record([(incident_sys_id, key, since)])
+
+    def broken(self, incident_sys_id: str, key: str) -> None:
+        """The condition stopped holding: forget it."""
+        self.record([(incident_sys_id, key, None)])
+
+    def record(self, states: Iterable[tuple[str, str, datetime | None]]) -> None:
+        """Many :meth:`hold` (a ``since``) and :meth:`broken` (``None``) in one transaction.
+
+        A poll that found hundreds of new versions writes their conditions at once, not each in
+        a transaction of its own queued behind the workers' writes.
+        """
+        holds, breaks = [], []
+        for incident_sys_id, key, since in states:
+            if since is None:
+                breaks.append({"sys": incident_sys_id, "k": key})
+            else:
+                holds.append({"incident_sys_id": incident_sys_id, "key": key, "since": since})
+        if not holds and not breaks:
+            return
         with self._engine.begin() as conn:
-            conn.execute(self._hold, {"incident_sys_id": incident_sys_id, "key": key, "since": since})
+            if breaks:
+                conn.execute(
+                    delete(condition_state).where(
+                        condition_state.c.incident_sys_id == bindparam("sys"),
+                        condition_state.c.key == bindparam("k"),
+                    ),
+                    breaks,
+                )
+            if holds:
+                conn.execute(self._hold, holds)
 
     @functools.cached_property
     def _hold(self) -> Insert:
@@ -191,15 +220,6 @@ class ConditionState:
         return upsert_insert(self._engine, condition_state).on_conflict_do_nothing(
             index_elements=[condition_state.c.incident_sys_id, condition_state.c.key]
         )
-
-    def broken(self, incident_sys_id: str, key: str) -> None:
-        """The condition stopped holding: forget it."""
-        with self._engine.begin() as conn:
-            conn.execute(
-                delete(condition_state).where(
-                    and_(condition_state.c.incident_sys_id == incident_sys_id, condition_state.c.key == key)
-                )
-            )
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ The link types themselves (:class:`~connector.core.links.Link`, its states, dire
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -15,7 +15,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Connection, Engine, Insert, Select, and_, bindparam, func, select
 
 from connector.core.links import Direction, Link, LinkState
-from connector.store.db import as_utc, upsert_insert, utcnow, writing
+from connector.store.db import as_utc, chunked, upsert_insert, utcnow, writing
 from connector.store.rechecks import LinkRechecks
 from connector.store.tables import comments, links, shadows
 
@@ -44,6 +44,14 @@ class Links(LinkRechecks):
     def for_incident(self, incident_sys_id: str) -> list[Link]:
         """Every supplier link of an incident."""
         return self._many(_LINKS_OF_INCIDENT, incident_sys_id=incident_sys_id)
+
+    def for_incidents(self, incident_sys_ids: Iterable[str]) -> dict[str, list[Link]]:
+        """:meth:`for_incident` of many incidents in a few reads (those without links are absent)."""
+        found: dict[str, list[Link]] = {}
+        for chunk in chunked(list(incident_sys_ids)):
+            for link in self._many(_LINKS.where(links.c.incident_sys_id.in_(chunk))):
+                found.setdefault(link.incident_sys_id, []).append(link)
+        return found
 
     def active(self, supplier: str | None = None) -> list[Link]:
         """Links being created or linked, optionally of one supplier."""

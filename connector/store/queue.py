@@ -38,7 +38,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, delete, exists, func, or_, select, update
 
 from connector.core.errors import ClaimLost
-from connector.store.db import as_utc, upsert_insert, utcnow, writing
+from connector.store.db import as_utc, chunked, upsert_insert, utcnow, writing
 from connector.store.tables import claims, work
 from connector.store.workitems import (
     BULK,
@@ -76,8 +76,6 @@ __all__ = [
     "item_of",
 ]
 ERROR_CHARS = 4000
-CHUNK = 500
-"""Entities looked up in one ``IN`` list."""
 _FRESH: dict[str, Any] = {
     "state": PENDING,
     "attempts": 0,
@@ -151,8 +149,7 @@ class WorkQueue:
         """
         keys = list(grouped)
         existing: dict[str, Any] = {}
-        for start in range(0, len(keys), CHUNK):
-            chunk = keys[start : start + CHUNK]
+        for chunk in chunked(keys):
             existing |= {row.entity: row for row in tx.execute(select(work).where(work.c.entity.in_(chunk)))}
         missed: list[str] = []
         fresh: list[dict[str, Any]] = []

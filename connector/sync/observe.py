@@ -61,9 +61,10 @@ class Observer:
             if known is None or incident.mod_count > known.mod_count:
                 newest[incident.sys_id] = incident
         poll_start = self.scope.snow.server_time() or now
+        records = self.scope.store.incidents.get_many(newest)
         fresh = []
         for incident in newest.values():
-            record = self.scope.store.incidents.get(incident.sys_id)
+            record = records.get(incident.sys_id)
             if record is None or incident.mod_count > record.mod_count:
                 fresh.append(incident)
         report.new_versions = len(fresh)
@@ -71,13 +72,14 @@ class Observer:
         promotion = self.promoter.run(fresh, now)
         report.decisions.update(promotion.decided)
         report.failed.update({f"{number} @ rules": error for number, error in promotion.failed.items()})
+        linked_by_incident = self.scope.store.links.for_incidents(incident.sys_id for incident in fresh)
         for incident in fresh:
             cycle.snapshots[incident.sys_id] = incident
             # Updated last by our own write (a hint, never a filter): no fresh change of a person.
             ours = incident.get("sys_updated_by") == self.scope.snow.integration_user
             if incident.get("parent_incident"):
                 self._implicate(incident, now, work)
-            linked = {link.supplier for link in self.scope.store.links.for_incident(incident.sys_id)}
+            linked = {link.supplier for link in linked_by_incident.get(incident.sys_id, ())}
             child = incident.sys_id in promotion.children
             for name, runtime in self.scope.suppliers.items():
                 if name in linked or (
@@ -98,11 +100,11 @@ class Observer:
             if e.sys_id not in seen_before
         ]
         journal_start = self.scope.snow.server_time() or now
-        for entry in entries:
-            if ours_in_servicenow(entry, self.scope.snow.integration_user):
-                continue  # our own note: nothing to mirror
+        theirs = [e for e in entries if not ours_in_servicenow(e, self.scope.snow.integration_user)]
+        noted = self.scope.store.links.for_incidents({e.incident_sys_id for e in theirs})
+        for entry in theirs:  # our own notes have nothing to mirror
             report.journal_entries += 1
-            for link in self.scope.store.links.for_incident(entry.incident_sys_id):
+            for link in noted.get(entry.incident_sys_id, ()):
                 if link.supplier in self.scope.suppliers:
                     named = work.setdefault(
                         link.entity, Work(entry.incident_sys_id, link.supplier, reason="journal")

@@ -99,21 +99,18 @@ class Promoter:
         """Record, for new versions, since when each ``for:`` condition and "unassigned" hold."""
         if self.dry_run:
             return
+        states: list[tuple[str, str, datetime | None]] = []
         for incident in incidents:
             seen_at = incident.sys_updated_on or now
             for key, holds in self.book.held:
-                if holds(incident):
-                    self.store.conditions.hold(incident.sys_id, key, seen_at)
-                else:
-                    self.store.conditions.broken(incident.sys_id, key)
+                states.append((incident.sys_id, key, seen_at if holds(incident) else None))
             if not incident.get("assigned_to"):
                 opened = servicenow_time_or_none(incident.get("opened_at"))
                 first_sight = incident.mod_count <= 1 and opened is not None
-                self.store.conditions.hold(
-                    incident.sys_id, "unassigned", opened if first_sight and opened else seen_at
-                )
+                states.append((incident.sys_id, "unassigned", opened if first_sight and opened else seen_at))
             else:
-                self.store.conditions.broken(incident.sys_id, "unassigned")
+                states.append((incident.sys_id, "unassigned", None))
+        self.store.conditions.record(states)
 
     # --- deciding and acting -------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, inspect, select
 
 from connector.store import Store
 from connector.store import tables as store_schema
-from connector.store.db import utcnow
+from connector.store.db import CHUNK, utcnow
 from connector.store.migrations import SchemaTooNew, migrate
 from connector.store.progress import Watermark
 
@@ -134,6 +134,21 @@ def test_only_one_link_per_incident_and_supplier_even_under_races(store: Store) 
     assert [link.supplier for link in store.links.for_incident("inc1")] == ["acme", "globex"]
     store.links.set_state(confirmed.link_id, "unlinked")
     assert [link.supplier for link in store.links.active()] == ["globex"]
+
+
+def test_reads_of_many_incidents_answer_as_the_reads_of_each(store: Store) -> None:
+    count = CHUNK + 20  # more than one IN list
+    for n in range(count):
+        store.incidents.remember(f"inc{n}", f"INC{n:07}", n % 5, None, {})
+        if n % 3 == 0:
+            store.links.claim(f"inc{n}", "acme", f"stamp-{n}")
+    store.links.claim("inc0", "globex", "stamp-g")
+    wanted = [f"inc{n}" for n in range(count)] + ["unknown"]
+    records = store.incidents.get_many(wanted)
+    assert records == {sys_id: store.incidents.get(sys_id) for sys_id in wanted if sys_id != "unknown"}
+    linked = store.links.for_incidents(wanted)
+    assert linked == {s: store.links.for_incident(s) for s in wanted if store.links.for_incident(s)}
+    assert [link.supplier for link in linked["inc0"]] == ["acme", "globex"]
 
 
 def test_shadows_per_side(store: Store) -> None:
