@@ -70,6 +70,7 @@ from benchmarks.harness import (
     Figure,
     ProcessResult,
     Settings,
+    call_kind,
     issue_creates,
     publish,
     run_connector,
@@ -428,6 +429,10 @@ def summary(
         "incidents_per_second": round(incidents / seconds, 3) if complete and seconds else 0.0,
         "connector_calls": len(backlog.ours),
         "failed_calls": sum(1 for e in backlog.ours if e.status >= 400 or e.status == 0),
+        "calls_per_incident_by_kind": {
+            kind: round(count / incidents, 2)
+            for kind, count in Counter(map(call_kind, backlog.ours)).most_common()
+        },
         "cpu_seconds_per_instance": [round(r.cpu_seconds, 1) if r else None for r in results],
         "peak_rss_mb_per_instance": [round(r.max_rss_mb, 1) if r else None for r in results],
         "exit_codes": [r.returncode if r else None for r in results],
