@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,8 @@ class Settings:
     jira_rps: float = 10.0
     burst: int = 20
     log_level: str = "INFO"
+    store: Mapping[str, Any] | None = None
+    """The ``store:`` section (e.g. a PostgreSQL URL and leases); default: a SQLite file in the world's folder."""
 
 
 @dataclass
@@ -215,6 +217,13 @@ class Entry:
     status: int
     user: str | None
     body: Any
+    duration_ms: float = 0.0
+    """How long the simulator took to answer (injected latency included)."""
+
+    @property
+    def started(self) -> datetime:
+        """When the simulator began serving the request (``time`` is when it answered)."""
+        return self.time - timedelta(milliseconds=self.duration_ms)
 
     @property
     def ours(self) -> bool:
@@ -241,6 +250,7 @@ def _read_journal(fetch: Callable[..., list[dict[str, Any]]], since: int) -> lis
                 e["status"],
                 e["user"],
                 e["body"],
+                e.get("duration_ms") or 0.0,
             )
             for e in page
         ]
@@ -459,7 +469,7 @@ def _config(root: Path, settings: Settings) -> dict[str, Any]:
     for name, supplier in data["suppliers"].items():
         supplier["jira"]["url"] = f"http://127.0.0.1:{jira_port}/{name}"
         supplier["jira"]["rate_budget"] = {"requests_per_second": settings.jira_rps, "burst": settings.burst}
-    data["store"] = {"url": f"sqlite:///{root / 'state.db'}"}
+    data["store"] = dict(settings.store) if settings.store else {"url": f"sqlite:///{root / 'state.db'}"}
     data["polling"] = {**data.get("polling", {}), **settings.polling}
     data["metrics"] = {"enabled": False}
     data["logging"] = {"format": "text", "level": settings.log_level}

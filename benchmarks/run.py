@@ -32,6 +32,7 @@ BENCHES: dict[str, tuple[str, ...]] = {
     "burst_latency": ("-m", "benchmarks.burst_latency_bench"),
     "idle": ("-m", "benchmarks.idle_bench"),
     "memory": ("-m", "benchmarks.memory_bench"),
+    "instances": ("-m", "benchmarks.instances_bench"),
 }
 """In the order they run and appear; the first two predate the harness and take no ``--quick``."""
 
