@@ -21,7 +21,8 @@ on a tenth of the previous wave's incidents and on half of its ACME ones, and re
 incident of the wave before that (about two waves are open at a time); after each wave, the
 ACME engineer comments on ten of its newest issues.
 
-A wave is synced when the store holds every incident created so far, the Jira journal shows an
+A wave is synced when the store holds every incident created so far, its work queue holds no
+item but the reconciler's (a claimed item stays there until done), the Jira journal shows an
 issue for each routed one, and the connector has sent nothing for 3 s. The connector's RSS
 (``VmRSS``, the median of five reads over 2 s) is read then, after each wave. The first wave is
 the warm-up (imports, pools, caches filling); the target is that the RSS after all the waves is
@@ -37,12 +38,16 @@ by traceback, to ``FOLDER/growth.txt`` (several times slower). A traced run publ
 incident of the run opens within the rules' 30-minute cluster window, which must then keep them
 all (as a few values each). Published as ``memory-storm``.
 
-Run: .venv/bin/python -m benchmarks.memory_bench [--incidents N] [--wave N] [--quick] [--trace DIR [--frames N]]
+``--arenas N`` runs the connector with ``MALLOC_ARENA_MAX=N`` (glibc's malloc keeps up to 8 arenas
+per core for a process's threads; published as ``memory-arenasN``), to compare.
+
+Run: .venv/bin/python -m benchmarks.memory_bench [--incidents N] [--wave N] [--quick] [--arenas N] [--trace DIR [--frames N]]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import statistics
 import tempfile
@@ -67,6 +72,7 @@ from benchmarks.harness import (
     rss_mb,
     run_connector,
 )
+from connector.store.workitems import RECONCILE
 
 TARGET_MB = 20.0
 WAVE = 1000
@@ -226,13 +232,19 @@ def stored_incidents(database: Path) -> int:
     return int(rows[0][0]) if rows else 0
 
 
+def waiting_work(database: Path) -> int:
+    """Work items waiting or being processed in the connector's queue, but for the reconciler's."""
+    rows = _query(database, f"SELECT count(*) FROM work WHERE state = 'pending' AND lane != {RECONCILE}")
+    return int(rows[0][0]) if rows else 0
+
+
 def synced(world: BenchWorld, desk: Desk, marks: tuple[int, int], issues_before: int) -> int:
     """Wait until the connector has synced everything created so far; returns the issues created in all."""
     deadline = time.monotonic() + WAVE_TIMEOUT
     database = world.root / "state.db"
     while time.monotonic() < deadline:
         time.sleep(1.0)
-        if stored_incidents(database) < desk.created:
+        if stored_incidents(database) < desk.created or waiting_work(database):
             continue
         servicenow, jira = world.journals(marks)
         created = issues_before + sum(1 for e in issue_creates(jira) if e.status == 201)
@@ -360,9 +372,11 @@ def _wait_for(ready: Callable[[], bool], seconds: float) -> None:
         time.sleep(0.5)
 
 
-def figures(run: dict[str, Any]) -> list[Figure]:
-    """The table rows."""
+def figures(run: dict[str, Any], arenas: str | None = None) -> list[Figure]:
+    """The table rows (``arenas``: the MALLOC_ARENA_MAX the connector ran with, if any)."""
     label = f"Daemon syncing {run['incidents']:,} incidents in waves of {run['wave']:,}{' (one storm)' * run['storm']}"
+    if arenas:
+        label += f", MALLOC_ARENA_MAX={arenas}"
     first_size = run["samples"][0]["incidents"]
     return [
         Figure(
@@ -387,6 +401,9 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="3,000 incidents in waves of 500")
     parser.add_argument(
+        "--arenas", type=int, help="run the connector with MALLOC_ARENA_MAX set to this (glibc malloc arenas)"
+    )
+    parser.add_argument(
         "--trace", type=Path, help="count the connector's objects after each wave into this folder"
     )
     parser.add_argument(
@@ -394,6 +411,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     incidents, wave = (3000, 500) if args.quick else (args.incidents, args.wave)
+    if args.arenas:
+        os.environ["MALLOC_ARENA_MAX"] = str(args.arenas)
     with tempfile.TemporaryDirectory(prefix="mim-bench-memory-") as folder:
         run = measure(
             Path(folder),
@@ -406,10 +425,20 @@ def main() -> None:
     if run["traced"]:
         print(f"traced: see {args.trace}; figures not published")
         return
+    arenas = os.environ.get("MALLOC_ARENA_MAX")
     publish(
-        "memory-storm" if args.storm else "memory",
-        figures(run),
-        {"settings": {"poll_seconds": 2, "rps": RPS, "burst": BURST, "wave": wave}, "run": run},
+        ("memory-storm" if args.storm else "memory") + (f"-arenas{arenas}" if arenas else ""),
+        figures(run, arenas),
+        {
+            "settings": {
+                "poll_seconds": 2,
+                "rps": RPS,
+                "burst": BURST,
+                "wave": wave,
+                "malloc_arena_max": arenas,
+            },
+            "run": run,
+        },
     )
 
 

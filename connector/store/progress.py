@@ -171,8 +171,13 @@ class Incidents:
 
         In sys_id order; ``after`` and ``limit`` read them a page at a time, as for :meth:`candidates`.
         """
-        # opened_at holds ServiceNow's text, whose order is the order of time.
-        condition = incidents.c.opened_at >= format_servicenow_time(opened_after)
+        # opened_at holds ServiceNow's text, whose order is the order of time. ``candidate`` is
+        # never NULL: naming both its values lets ix_incidents_candidate (candidate, opened_at)
+        # serve the range, instead of every incident (a year of them) being read at each poll.
+        condition = and_(
+            incidents.c.candidate.in_([False, True]),
+            incidents.c.opened_at >= format_servicenow_time(opened_after),
+        )
         if after:
             condition = and_(condition, incidents.c.sys_id > after)
         query = select(incidents).where(condition).order_by(incidents.c.sys_id).limit(limit)
