@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, or_, select, update
 
 from connector.store.db import as_utc, utcnow
 from connector.store.queue import DEAD, DROPPED, PENDING, RESOLVED, Enqueue, Item, WorkQueue, item_of
@@ -125,7 +125,9 @@ class DeadLetters:
 
     def of_incident(self, incident_sys_id: str) -> list[DeadLetter]:
         """The incident's letters in every state, of every supplier, oldest first."""
-        return self._select(and_(work.c.incident_sys_id == incident_sys_id, work.c.state.in_(tuple(_STATES))))
+        with self._engine.connect() as conn:
+            rows = conn.execute(_LETTERS_OF_INCIDENT, {"incident_sys_id": incident_sys_id}).all()
+        return [_letter(item_of(row)) for row in rows]
 
     def list(self, state: str | None = QUEUED) -> list[DeadLetter]:
         """Letters in ``state`` (``queued``, ``resolved``, ``dropped``; all when ``None``), oldest first."""
@@ -153,6 +155,14 @@ class DeadLetters:
                 select(work).where(condition).order_by(work.c.first_failed_at, work.c.item_id)
             ).all()
         return [_letter(item_of(row)) for row in rows]
+
+
+# Built once: every claim reads its incident's letters (see connector.store.queue).
+_LETTERS_OF_INCIDENT = (
+    select(work)
+    .where(work.c.incident_sys_id == bindparam("incident_sys_id"), work.c.state.in_(tuple(_STATES)))
+    .order_by(work.c.first_failed_at, work.c.item_id)
+)
 
 
 def _letter(item: Item) -> DeadLetter:

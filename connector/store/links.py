@@ -182,9 +182,8 @@ class Links(LinkRechecks):
         """Remember the issue version (``id@updated``) read after our last write to it."""
         with self._engine.begin() as conn:
             conn.execute(
-                links.update()
-                .where(links.c.incident_sys_id == incident_sys_id, links.c.supplier == supplier)
-                .values(seen_version=version[:80])
+                _NOTE_SEEN,
+                {"incident": incident_sys_id, "site": supplier, "seen_version": version[:80]},
             )
 
     def seen_version(self, link_id: int) -> str | None:
@@ -235,6 +234,11 @@ _LINK_OF_ISSUE = _LINKS.where(
     links.c.supplier == bindparam("supplier"), links.c.jira_issue_id == bindparam("jira_issue_id")
 )
 _LINKS_OF_INCIDENT = _LINKS.where(links.c.incident_sys_id == bindparam("incident_sys_id"))
+_NOTE_SEEN = (
+    links.update()
+    .where(links.c.incident_sys_id == bindparam("incident"), links.c.supplier == bindparam("site"))
+    .values(seen_version=bindparam("seen_version"))
+)
 _OPEN = links.c.state.in_(("creating", "linked"))
 _ACTIVE_PAGE = (
     select(links)

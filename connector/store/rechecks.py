@@ -114,11 +114,7 @@ class LinkRechecks:
         They keep their ``checked_at``: being the oldest, they are among the next ones checked.
         """
         with writing(self._engine, conn) as tx:
-            done = tx.execute(
-                update(links)
-                .where(links.c.incident_sys_id == incident_sys_id, links.c.retired_at.is_not(None))
-                .values(retired_at=None)
-            )
+            done = tx.execute(_UNRETIRE, {"incident": incident_sys_id})
         return done.rowcount
 
     def reconcile_counts(self, suppliers: Collection[str] | None = None) -> tuple[int, int]:
@@ -161,4 +157,12 @@ _LEAST_RECENTLY_CHECKED = (
     # told its first column: ``IS NULL`` does not make a column constant for its planner.
     .order_by(links.c.retired_at, links.c.checked_at, links.c.link_id)
     .limit(bindparam("scan", type_=Integer))
+)
+
+
+# Built once: every claim of a reopened or still open incident's poll runs it.
+_UNRETIRE = (
+    update(links)
+    .where(links.c.incident_sys_id == bindparam("incident"), links.c.retired_at.is_not(None))
+    .values(retired_at=None)
 )
