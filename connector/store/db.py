@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 
 from connector.core.errors import StoreError
+from connector.core.priority import in_background
 from connector.core.secrets import interpolate
 
 SQLITE_TIMEOUT = 30.0
@@ -166,6 +167,61 @@ def _journal_mode_wal(cursor: Any) -> None:
             time.sleep(0.02)
 
 
+class WriterLock:
+    """A lock whose waiters in the background let every other waiter go first.
+
+    See :func:`~connector.core.priority.in_background`: a backfill's 32 workers queueing for
+    SQLite's one writer do not hold up the transactions of a poll or a fresh change. Each release
+    wakes one waiter (an urgent one if any waits), not all of them.
+    """
+
+    def __init__(self) -> None:
+        self._state = threading.Lock()
+        self._urgent = threading.Condition(self._state)
+        self._patient = threading.Condition(self._state)
+        self._held = False
+        self._urgent_waiting = 0
+        self._patient_waiting = 0
+
+    def acquire(self, timeout: float) -> bool:
+        """Take the lock within ``timeout`` seconds; ``False`` if it could not."""
+        urgent = not in_background()
+        deadline = time.monotonic() + timeout
+        with self._state:
+            turn = self._urgent if urgent else self._patient
+            while self._held or (not urgent and self._urgent_waiting):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    if not self._held:
+                        self._wake_next()  # a wake-up this waiter took as it gave up is passed on
+                    return False
+                if urgent:
+                    self._urgent_waiting += 1
+                else:
+                    self._patient_waiting += 1
+                try:
+                    turn.wait(left)
+                finally:
+                    if urgent:
+                        self._urgent_waiting -= 1
+                    else:
+                        self._patient_waiting -= 1
+            self._held = True
+            return True
+
+    def release(self) -> None:
+        """Let the lock go and wake the next waiter."""
+        with self._state:
+            self._held = False
+            self._wake_next()
+
+    def _wake_next(self) -> None:
+        if self._urgent_waiting:
+            self._urgent.notify()
+        elif self._patient_waiting:
+            self._patient.notify()
+
+
 def _one_writer_at_a_time(engine: Engine) -> None:
     """Let the threads of this process write to a SQLite engine one transaction at a time.
 
@@ -176,8 +232,9 @@ def _one_writer_at_a_time(engine: Engine) -> None:
     rollback; reads never take it (WAL lets them run beside the writer). Another process (the
     ``state`` command) still meets SQLite's own lock and busy timeout. A writer that cannot get
     the lock within :data:`SQLITE_TIMEOUT` fails as SQLite would (``database is locked``).
+    Background work (:mod:`connector.core.priority`) lets every other writer waiting go first.
     """
-    lock = threading.Lock()
+    lock = WriterLock()
 
     def before_execute(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         info = conn.connection.info
