@@ -2,10 +2,11 @@
 
 Fair scheduling. Each worker goes through :data:`SCHEDULE`, one lane per claim: the *new* lane (a
 change seen on its own) five times in eight, *bulk* (a burst, a backfill, retries) twice,
-*reconcile* once; a lane with nothing due gives its turn to the others, most urgent first. So a
-fresh change waits at most for the claims in hand to finish, never behind a backfill, while bulk
-work and reconciliation still move when fresh changes keep coming. Within a lane, the earliest due
-item goes first.
+*reconcile* once; a lane with nothing due gives its turn to the others, most urgent first. So
+bulk work and reconciliation still move when fresh changes keep coming. A daemon also keeps one
+worker in :data:`RESERVED_PER` for the new lane alone, so a fresh change is claimed at once even
+while every other worker is deep in a backfill's claims. Within a lane, the earliest due item
+goes first.
 
 :func:`drain` processes everything due now (``sync --once``, tests); :class:`Workers` runs
 ``polling.workers`` threads until stopped (the daemon), woken by :meth:`Workers.wake` when its
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 SCHEDULE = (NEW, NEW, BULK, NEW, RECONCILE, NEW, BULK, NEW)
 """The lane each claim of a worker tries first, in turn: new 5, bulk 2, reconcile 1 in 8."""
+RESERVED_PER = 8
+"""One worker in every eight (of the daemon's, when it has two or more) takes only the new lane."""
 IDLE_WAIT = 0.5
 """Seconds an idle worker waits before looking at the queue again (unless woken)."""
 report_lock = threading.Lock()
@@ -43,6 +46,16 @@ def lanes(start: int = 0) -> Iterator[tuple[int, ...]]:
     """For each claim in turn, the lanes to try in order: the scheduled one, then the rest by urgency."""
     for first in itertools.islice(itertools.cycle(SCHEDULE), start, None):
         yield (first, *(lane for lane in (NEW, BULK, RECONCILE) if lane != first))
+
+
+def reserved(workers: int) -> int:
+    """How many of a daemon's ``workers`` wait for fresh changes only: one in :data:`RESERVED_PER`, none of one."""
+    return 0 if workers < 2 else -(-workers // RESERVED_PER)
+
+
+def fresh_only() -> Iterator[tuple[int, ...]]:
+    """The lanes of a reserved worker, claim after claim: the new lane only."""
+    return itertools.repeat((NEW,))
 
 
 def drain(engine: Engine, report: CycleReport, on_progress: Callable[[int, int], None] | None = None) -> None:
@@ -113,7 +126,7 @@ class Workers:
         self._threads = []
 
     def _run(self, offset: int) -> None:
-        schedule = lanes(offset)
+        schedule = fresh_only() if offset < reserved(self.count) else lanes(offset)
         while not self._stop.is_set():
             busy = False
             if self.allowed():

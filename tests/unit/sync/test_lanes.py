@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from connector.store.queue import BULK, NEW
 from connector.sync.cycle import Cycle, Work
 from connector.sync.engine import BULK_AFTER, queued
-from connector.sync.worker import SCHEDULE, lanes
+from connector.sync.worker import SCHEDULE, fresh_only, lanes, reserved
 from tests.unit.sync.conftest import World
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -57,3 +57,8 @@ def test_a_backfill_sends_in_the_background_and_a_fresh_incident_in_the_foregrou
     engine.cycle(sweep=False)
     assert world.acme.calls.count("create_issue") == creates + 1
     assert world.acme.background.count("create_issue") == creates, "a fresh change does not wait"
+
+
+def test_one_worker_in_eight_waits_for_fresh_changes_only() -> None:
+    assert [reserved(n) for n in (1, 2, 8, 9, 32)] == [0, 1, 1, 2, 4]
+    assert [order for order, _ in zip(fresh_only(), range(3), strict=False)] == [(NEW,)] * 3
