@@ -252,26 +252,15 @@ class WorkQueue:
         ttl: timedelta,
     ) -> Claim | None:
         """Take ``incident_sys_id`` with its due items; ``None`` if someone else took it first, or none is due."""
-        if not self._take(conn, incident_sys_id, instance_id, token, now, ttl):
+        values = {"instance_id": instance_id, "token": token, "claimed_at": now, "until": now + ttl}
+        taken = conn.execute(self._take_claim, {"incident_sys_id": incident_sys_id, **values}).first()
+        if taken is None or taken.token != token:
             return None
         rows = conn.execute(_DUE_OF_INCIDENT, {"incident_sys_id": incident_sys_id, "now": now}).all()
         if rows:
             return Claim(incident_sys_id, token, tuple(item_of(row) for row in rows))
         conn.execute(_UNCLAIM, {"incident_sys_id": incident_sys_id})
         return None
-
-    def _take(
-        self,
-        conn: Connection,
-        incident_sys_id: str,
-        instance_id: str,
-        token: str,
-        now: datetime,
-        ttl: timedelta,
-    ) -> bool:
-        values = {"instance_id": instance_id, "token": token, "claimed_at": now, "until": now + ttl}
-        taken = conn.execute(self._take_claim, {"incident_sys_id": incident_sys_id, **values}).first()
-        return taken is not None and taken.token == token
 
     @functools.cached_property
     def _take_claim(self) -> Any:
