@@ -49,6 +49,17 @@ class RecentIncidents:
         for incident in self.fresh.values():
             self._remember(incident)
 
+    def take(self, fresh: Mapping[str, Incident]) -> None:
+        """This cycle's versions: they replace the last cycle's and are remembered."""
+        self.fresh = dict(fresh)
+        for incident in self.fresh.values():
+            self._remember(incident)
+
+    def forget_opened_before(self, opened_at: str) -> None:
+        """Drop the incidents opened before ``opened_at`` (ServiceNow's text, whose order is time's)."""
+        for sys_id in [s for s, seen in self._seen.items() if not seen[0] or seen[0] < opened_at]:
+            del self._seen[sys_id]
+
     def _remember(self, incident: Incident) -> None:
         values = tuple(incident.get(name) for name in self.fields)
         self._seen[incident.sys_id] = (incident.get("opened_at"), values)

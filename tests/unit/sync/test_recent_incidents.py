@@ -48,3 +48,26 @@ def test_the_window_keeps_values_not_snapshots_and_reads_members_on_demand(tmp_p
         assert recent.get("not-in-the-window") is None
     finally:
         store.close()
+
+
+def test_the_window_kept_between_cycles_takes_new_versions_and_lets_go_of_old_ones(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        updated = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+
+        def incident(index: int, ci: str, opened: str) -> Incident:
+            return Incident(f"{index:032d}", f"INC{index}", 1, updated, {"cmdb_ci": ci, "opened_at": opened})
+
+        recent = RecentIncidents(store, {}, (), ["cmdb_ci"])
+        recent.take({i.sys_id: i for i in (incident(1, "db", "2026-11-22 09:00:00"), incident(2, "db", ""))})
+        later = incident(3, "db", "2026-11-22 09:40:00")
+        recent.take({later.sys_id: later})
+        assert len(recent) == 3 and recent.fresh == {later.sys_id: later}, "last cycle's versions stay known"
+        moved = incident(1, "web", "2026-11-22 09:00:00")
+        recent.take({moved.sys_id: moved})
+        assert sorted(sys_id for sys_id, _ in recent.sharing("cmdb_ci", "db")) == [f"{2:032d}", f"{3:032d}"]
+        recent.forget_opened_before("2026-11-22 09:30:00")
+        assert [sys_id for sys_id, _ in recent.sharing("cmdb_ci", "db")] == [f"{3:032d}"]
+        assert recent.sharing("cmdb_ci", "web") == [], "opened before the window's start: gone"
+    finally:
+        store.close()
