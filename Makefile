@@ -21,7 +21,7 @@ help:
 	@echo "make check   validate config/connector.yaml and mappings/ offline"
 	@echo "make schema  regenerate mappings/schema/*.json from the config models"
 	@echo "make sandbox serve the ServiceNow and Jira simulators on 8090/8091 until Ctrl-C"
-	@echo "make bench   run every benchmark (about 20 min), figures as in docs/benchmarks.md"
+	@echo "make bench   run every benchmark (about 2-2.5 hours), figures as in docs/benchmarks.md"
 	@echo "make bench-quick   the same at small sizes (a check, not figures)"
 	@echo "make soak    the fault-injection gate at ten times its size, then with two instances (about 70 min)"
 
