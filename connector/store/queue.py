@@ -37,20 +37,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    BindParameter,
     Connection,
     Engine,
     and_,
-    bindparam,
     delete,
-    exists,
     func,
-    or_,
     select,
     update,
 )
 
 from connector.core.errors import ClaimLost
+from connector.store import queue_sql as sql
 from connector.store.db import as_utc, chunked, upsert_insert, utcnow, writing
 from connector.store.tables import claims, work
 from connector.store.workitems import (
@@ -228,7 +225,7 @@ class WorkQueue:
         token = secrets.token_hex(8)
         with self._claiming, self._engine.begin() as conn:
             for wanted in order:
-                for candidates in (_PENDING_CANDIDATE, _LETTER_CANDIDATE):
+                for candidates in (sql.PENDING_CANDIDATE, sql.LETTER_CANDIDATE):
                     passed: list[str] = []
                     for _ in range(CANDIDATES):
                         incident_sys_id = conn.execute(
@@ -256,10 +253,10 @@ class WorkQueue:
         taken = conn.execute(self._take_claim, {"incident_sys_id": incident_sys_id, **values}).first()
         if taken is None or taken.token != token:
             return None
-        rows = conn.execute(_DUE_OF_INCIDENT, {"incident_sys_id": incident_sys_id, "now": now}).all()
+        rows = conn.execute(sql.DUE_OF_INCIDENT, {"incident_sys_id": incident_sys_id, "now": now}).all()
         if rows:
             return Claim(incident_sys_id, token, tuple(item_of(row) for row in rows))
-        conn.execute(_UNCLAIM, {"incident_sys_id": incident_sys_id})
+        conn.execute(sql.UNCLAIM, {"incident_sys_id": incident_sys_id})
         return None
 
     @functools.cached_property
@@ -285,7 +282,7 @@ class WorkQueue:
         Raises:
             connector.core.errors.ClaimLost: another worker holds the incident now.
         """
-        token = conn.execute(_CLAIM_TOKEN, {"incident_sys_id": claim.incident_sys_id}).scalar()
+        token = conn.execute(sql.CLAIM_TOKEN, {"incident_sys_id": claim.incident_sys_id}).scalar()
         if token != claim.token:
             raise ClaimLost(
                 f"the claim on incident {claim.incident_sys_id} was taken by another worker; "
@@ -317,15 +314,15 @@ class WorkQueue:
         with self._engine.begin() as conn:
             # The items first, in enqueue's order, then the claim: a claimer holds its candidates'
             # rows while it takes a claim, so the other order could deadlock on PostgreSQL.
-            conn.execute(_LOCK_ITEMS, {"item_ids": [item.item_id for item in done]}).all()
+            conn.execute(sql.LOCK_ITEMS, {"item_ids": [item.item_id for item in done]}).all()
             # A write, not a read: on SQLite only a write is serialised with a claimer's take-over.
             mine = {"incident_sys_id": claim.incident_sys_id, "token": claim.token}
-            if conn.execute(_RELEASE, mine).rowcount == 0:
+            if conn.execute(sql.RELEASE, mine).rowcount == 0:
                 return False
             for item in done:
                 same = and_(work.c.item_id == item.item_id, work.c.version == item.version)
                 if item.state != DEAD:
-                    conn.execute(_REMOVE_PENDING, {"item_id": item.item_id, "version": item.version})
+                    conn.execute(sql.REMOVE_PENDING, {"item_id": item.item_id, "version": item.version})
                     continue
                 dead = and_(work.c.item_id == item.item_id, work.c.state == DEAD)
                 if not conn.execute(
@@ -337,12 +334,12 @@ class WorkQueue:
         return True
 
     def _forget_polled(self, conn: Connection, incident_sys_id: str, processed: int | None) -> None:
-        rows = conn.execute(_DETAILS_OF_INCIDENT, {"incident_sys_id": incident_sys_id}).all()
+        rows = conn.execute(sql.DETAILS_OF_INCIDENT, {"incident_sys_id": incident_sys_id}).all()
         for item_id, detail in rows:
             polled = (detail or {}).get("polled")
             if polled is not None and (processed is None or polled <= processed):
                 kept = {**detail, "polled": None}
-                conn.execute(_SET_DETAIL, {"id": item_id, "detail": kept})
+                conn.execute(sql.SET_DETAIL, {"id": item_id, "detail": kept})
 
     def fail(
         self,
@@ -402,7 +399,7 @@ class WorkQueue:
     def release(self, claim: Claim) -> None:
         """Let ``claim``'s incident go without completing anything (a stop in the middle)."""
         with self._engine.begin() as conn:
-            conn.execute(_RELEASE, {"incident_sys_id": claim.incident_sys_id, "token": claim.token})
+            conn.execute(sql.RELEASE, {"incident_sys_id": claim.incident_sys_id, "token": claim.token})
 
     def extend(self, instance_id: str, until: datetime) -> int:
         """Keep every claim of ``instance_id`` until ``until`` (its heartbeat); returns how many."""
@@ -448,7 +445,7 @@ class WorkQueue:
     def pending(self, entity: str) -> Item | None:
         """The entity's item in any state, if there is one."""
         with self._engine.connect() as conn:
-            row = conn.execute(_ITEM_OF_ENTITY, {"entity": entity}).one_or_none()
+            row = conn.execute(sql.ITEM_OF_ENTITY, {"entity": entity}).one_or_none()
         return item_of(row) if row else None
 
     def size(self) -> int:
@@ -459,66 +456,6 @@ class WorkQueue:
                     select(func.count()).select_from(work).where(work.c.state.in_((PENDING, DEAD)))
                 ).scalar_one()
             )
-
-
-# Built once: a worker runs these for every claim and every intent, and building a statement (its
-# cache key above all) costs SQLAlchemy several times what running a built one does.
-_NOW: BindParameter[datetime] = bindparam("now")
-_CLAIMED = exists().where(claims.c.incident_sys_id == work.c.incident_sys_id, claims.c.until > _NOW)
-"""The work row's incident has a live claim."""
-_PENDING_DUE = and_(work.c.state == PENDING, work.c.due_at <= _NOW)
-_LETTER_DUE = and_(work.c.state == DEAD, or_(work.c.due_at <= _NOW, work.c.manual.is_(True)))
-
-
-def _candidate(due: Any) -> Any:
-    """A lane's first due item whose incident nobody holds (``:lane``, ``:now``), its row locked where that exists.
-
-    ``:passed``: incidents this claim found taken by others meanwhile, not to be read again.
-    """
-    return (
-        select(work.c.incident_sys_id)
-        .where(
-            work.c.lane == bindparam("lane"),
-            due,
-            ~_CLAIMED,
-            work.c.incident_sys_id.not_in(bindparam("passed", expanding=True)),
-        )
-        .order_by(work.c.due_at, work.c.item_id)
-        .limit(1)
-        .with_for_update(skip_locked=True, of=work)
-    )
-
-
-_PENDING_CANDIDATE = _candidate(_PENDING_DUE)
-_LETTER_CANDIDATE = _candidate(_LETTER_DUE)
-_DUE_OF_INCIDENT = (
-    select(work)
-    .where(work.c.incident_sys_id == bindparam("incident_sys_id"), or_(_PENDING_DUE, _LETTER_DUE))
-    .order_by(work.c.item_id)
-)
-_UNCLAIM = delete(claims).where(claims.c.incident_sys_id == bindparam("incident_sys_id"))
-_RELEASE = delete(claims).where(
-    claims.c.incident_sys_id == bindparam("incident_sys_id"), claims.c.token == bindparam("token")
-)
-_CLAIM_TOKEN = (
-    select(claims.c.token)
-    .where(claims.c.incident_sys_id == bindparam("incident_sys_id"))
-    .with_for_update(read=True)
-)
-_LOCK_ITEMS = (
-    select(work.c.item_id)
-    .where(work.c.item_id.in_(bindparam("item_ids", expanding=True)))
-    .order_by(work.c.entity)
-    .with_for_update()
-)
-_REMOVE_PENDING = delete(work).where(
-    work.c.item_id == bindparam("item_id"), work.c.version == bindparam("version"), work.c.state == PENDING
-)
-_DETAILS_OF_INCIDENT = select(work.c.item_id, work.c.detail).where(
-    work.c.incident_sys_id == bindparam("incident_sys_id"), work.c.state.in_((PENDING, DEAD))
-)
-_SET_DETAIL = update(work).where(work.c.item_id == bindparam("id")).values(detail=bindparam("detail"))
-_ITEM_OF_ENTITY = select(work).where(work.c.entity == bindparam("entity"))
 
 
 def _backoff(attempts: int, base_delay: timedelta, max_delay: timedelta) -> timedelta:
