@@ -194,6 +194,8 @@ class Limiter:
     ) -> None:
         self.bucket = TokenBucket(rate, burst, clock)
         self.hourly = TokenBucket(per_hour / 3600, per_hour, clock) if per_hour else None
+        self._buckets = (self.bucket,) if self.hourly is None else (self.bucket, self.hourly)
+        """Every bucket a request takes a token of: the budget, and the hourly cap if there is one."""
         self.writes = WriteWindows(write_limits, clock)
         self.gate = ThrottleGate(clock)
         self._sleep = sleep
@@ -237,10 +239,7 @@ class Limiter:
 
     def _book(self) -> float:
         """Book a token of the budget (and of the hourly cap); the seconds until it may be used."""
-        delay = self.bucket.reserve()
-        if self.hourly is not None:
-            delay = max(delay, self.hourly.reserve())
-        return delay
+        return max([bucket.reserve() for bucket in self._buckets])
 
     def _take_turn(self) -> float:
         """Line up behind the other background requests, then take a token once one is free.
@@ -259,13 +258,10 @@ class Limiter:
             turn.wait()
             while True:
                 with self._lock:
-                    delay = self.bucket.free_in()
-                    if self.hourly is not None:
-                        delay = max(delay, self.hourly.free_in())
+                    delay = max(bucket.free_in() for bucket in self._buckets)
                     if delay <= 0:
-                        self.bucket.take()
-                        if self.hourly is not None:
-                            self.hourly.take()
+                        for bucket in self._buckets:
+                            bucket.take()
                         return waited
                     self.waited += delay
                 self._sleep(delay)
@@ -297,9 +293,8 @@ class Limiter:
         worker that claimed it, so one issue's writes come from one instance at a time.
         """
         with self._lock:
-            self.bucket.set_share(share)
-            if self.hourly is not None:
-                self.hourly.set_share(share)
+            for bucket in self._buckets:
+                bucket.set_share(share)
 
     @property
     def share(self) -> float:

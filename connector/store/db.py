@@ -28,11 +28,11 @@ SQLITE_POOL = (32, 64)
 
 As many kept as a backfill's workers use: a connection beyond those kept is opened (with its
 pragmas) and closed for every transaction, which cost a third of a 32-worker daemon's store time."""
-T = TypeVar("T")
 POSTGRES_EXTRA = "pip install 'mim-connector[postgres]'"
 """How to install the PostgreSQL driver, which is an extra: SQLite needs none."""
 
 
+T = TypeVar("T")
 CHUNK = 500
 """Values per ``IN (...)`` list: well inside SQLite's and PostgreSQL's limits on bound parameters."""
 
@@ -180,32 +180,26 @@ class WriterLock:
         self._urgent = threading.Condition(self._state)
         self._patient = threading.Condition(self._state)
         self._held = False
-        self._urgent_waiting = 0
-        self._patient_waiting = 0
+        self._waiting = {self._urgent: 0, self._patient: 0}
+        """Threads waiting on each condition."""
 
     def acquire(self, timeout: float) -> bool:
         """Take the lock within ``timeout`` seconds; ``False`` if it could not."""
         urgent = not in_background()
+        turn = self._urgent if urgent else self._patient
         deadline = time.monotonic() + timeout
         with self._state:
-            turn = self._urgent if urgent else self._patient
-            while self._held or (not urgent and self._urgent_waiting):
+            while self._held or (not urgent and self._waiting[self._urgent]):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     if not self._held:
                         self._wake_next()  # a wake-up this waiter took as it gave up is passed on
                     return False
-                if urgent:
-                    self._urgent_waiting += 1
-                else:
-                    self._patient_waiting += 1
+                self._waiting[turn] += 1
                 try:
                     turn.wait(left)
                 finally:
-                    if urgent:
-                        self._urgent_waiting -= 1
-                    else:
-                        self._patient_waiting -= 1
+                    self._waiting[turn] -= 1
             self._held = True
             return True
 
@@ -216,10 +210,10 @@ class WriterLock:
             self._wake_next()
 
     def _wake_next(self) -> None:
-        if self._urgent_waiting:
-            self._urgent.notify()
-        elif self._patient_waiting:
-            self._patient.notify()
+        for turn in (self._urgent, self._patient):
+            if self._waiting[turn]:
+                turn.notify()
+                return
 
 
 def _one_writer_at_a_time(engine: Engine) -> None:

@@ -204,13 +204,7 @@ class ConditionState:
             return
         with self._engine.begin() as conn:
             if breaks:
-                conn.execute(
-                    delete(condition_state).where(
-                        condition_state.c.incident_sys_id == bindparam("sys"),
-                        condition_state.c.key == bindparam("k"),
-                    ),
-                    breaks,
-                )
+                conn.execute(_BREAK, breaks)
             if holds:
                 conn.execute(self._hold, holds)
 
@@ -220,6 +214,12 @@ class ConditionState:
         return upsert_insert(self._engine, condition_state).on_conflict_do_nothing(
             index_elements=[condition_state.c.incident_sys_id, condition_state.c.key]
         )
+
+
+_BREAK = delete(condition_state).where(
+    condition_state.c.incident_sys_id == bindparam("sys"), condition_state.c.key == bindparam("k")
+)
+"""Forget one condition of one incident (parameters ``sys`` and ``k``)."""
 
 
 @dataclass(frozen=True)

@@ -41,13 +41,12 @@ class RecentIncidents:
     ) -> None:
         """``records`` are the stored incidents of the window, ``fresh`` this cycle's versions (they win)."""
         self.store = store
-        self.fresh = dict(fresh or {})
         self.fields = tuple(dict.fromkeys(fields))
         self._seen: dict[str, tuple[str, tuple[str, ...]]] = {}
         for record in records:
             self._remember(incident_of(record))
-        for incident in self.fresh.values():
-            self._remember(incident)
+        self.fresh: dict[str, Incident] = {}
+        self.take(fresh or {})
 
     def take(self, fresh: Mapping[str, Incident]) -> None:
         """This cycle's versions: they replace the last cycle's and are remembered."""

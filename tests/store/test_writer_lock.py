@@ -11,7 +11,7 @@ from connector.store.db import WriterLock
 
 def _waiting(lock: WriterLock, urgent: int, patient: int) -> None:
     deadline = time.monotonic() + 10
-    while (lock._urgent_waiting, lock._patient_waiting) != (urgent, patient):
+    while (lock._waiting[lock._urgent], lock._waiting[lock._patient]) != (urgent, patient):
         assert time.monotonic() < deadline, "the waiters never queued"
         time.sleep(0.001)
 
