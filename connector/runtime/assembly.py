@@ -131,6 +131,7 @@ def open_store(loaded: LoadedConfig) -> Store:
             loaded.base_dir,
             actor=connector.instance_name,
             retry_delay=connector.polling.dead_letter_retry,
+            idle_timeout=connector.store.lease.ttl,
         ),
     )
 

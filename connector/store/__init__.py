@@ -77,8 +77,11 @@ class Store:
         *,
         actor: str = "mim-connector",
         retry_delay: timedelta | None = None,
+        idle_timeout: timedelta | None = None,
     ) -> Store:
         """Connect to ``url`` (relative SQLite paths against ``base_dir``) and migrate the schema.
+
+        ``idle_timeout``: see :func:`connector.store.db.engine_for` (the lease TTL, for a daemon).
 
         Raises:
             connector.core.errors.CredentialError: a ``${VAR}`` in ``url`` is unset (named like every
@@ -94,7 +97,7 @@ class Store:
         try:
             if location.path is not None and not location.path.exists():
                 created = create_file(location.path)
-            engine = engine_for(location)
+            engine = engine_for(location, idle_timeout=idle_timeout)
             migrate(engine)
         except (SQLAlchemyError, OSError, StoreError) as exc:
             if engine is not None:

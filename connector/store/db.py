@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -113,8 +114,14 @@ def locate(url: str, base_dir: Path | None = None) -> StoreLocation:
     return StoreLocation(resolved, None, label)
 
 
-def engine_for(location: StoreLocation) -> Engine:
+def engine_for(location: StoreLocation, *, idle_timeout: timedelta | None = None) -> Engine:
     """An engine for ``location``; connecting is left to its first use (a SQLite file's folder must exist).
+
+    ``idle_timeout`` (PostgreSQL): the server ends a transaction of ours idle that long. A process
+    frozen in a transaction (SIGSTOP, a paused VM) otherwise holds its row locks for ever, and
+    the takeover of the roles it fenced (:func:`connector.store.leases.fence`) waits for them: no
+    failover. Our transactions never wait on anything but the store, so the lease TTL is a bound
+    no live process reaches.
 
     Raises:
         connector.core.errors.StoreError: a PostgreSQL URL without its driver installed (one line naming
@@ -130,7 +137,7 @@ def engine_for(location: StoreLocation) -> Engine:
         _one_writer_at_a_time(engine)
         return engine
     try:
-        return create_engine(location.url, pool_pre_ping=True)
+        engine = create_engine(location.url, pool_pre_ping=True)
     except ModuleNotFoundError as exc:
         # SQLAlchemy imports the driver here; a store on SQLite must not need it installed.
         if exc.name not in ("psycopg", "psycopg2"):
@@ -139,6 +146,16 @@ def engine_for(location: StoreLocation) -> Engine:
         raise StoreError(
             f"state store {location.label} needs the PostgreSQL driver {exc.name}, which is not installed: {remedy}"
         ) from None
+    if idle_timeout is not None:
+        milliseconds = max(1, round(idle_timeout.total_seconds() * 1000))
+        event.listen(engine, "connect", functools.partial(_idle_in_transaction_timeout, milliseconds))
+    return engine
+
+
+def _idle_in_transaction_timeout(milliseconds: int, connection: Any, _record: Any) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET idle_in_transaction_session_timeout = {milliseconds:d}")
+    connection.commit()
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Connection, select, text
+from sqlalchemy.exc import DBAPIError
 
 from connector.core.errors import LeaseLost
 from connector.store import Store
@@ -202,6 +203,42 @@ def test_a_takeover_waits_for_a_fenced_transaction_to_end(store: Store) -> None:
     assert stored_watermark(store) == "2026-11-22T10:00:30Z", "the write made under the fence stands"
     with pytest.raises(LeaseLost), store.transaction() as conn:
         fence(conn, paused)
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_a_holder_frozen_inside_a_fenced_transaction_holds_up_a_takeover_only_until_its_ttl(
+    store: Store, store_url: str
+) -> None:
+    """A holder stopped (SIGSTOP, a paused VM) with a fenced transaction open: the server ends that
+    transaction once it is idle for the lease TTL, and the successor's takeover goes through."""
+    ttl = timedelta(seconds=1)
+    frozen = Store.open(store_url, actor="frozen-instance", idle_timeout=ttl)
+    try:
+        paused = frozen.leases.try_acquire(holder(), ttl, name=SERVICENOW_ROLE)
+        assert paused is not None
+        conn = frozen.engine.connect()
+        conn.begin()
+        fence(conn, paused)  # ... and the process stops here, its transaction open
+        time.sleep(ttl.total_seconds())
+        started = time.monotonic()
+        taken: list[Lease | None] = []
+        successor = threading.Thread(
+            target=lambda: taken.append(
+                store.leases.try_acquire(holder("host-b", 202), ttl, name=SERVICENOW_ROLE)
+            ),
+            daemon=True,
+        )
+        successor.start()
+        successor.join(10 * ttl.total_seconds())
+        assert [lease.epoch if lease else None for lease in taken] == [2], "the successor took the role"
+        assert time.monotonic() - started < 5 * ttl.total_seconds()
+        with pytest.raises(DBAPIError, match="idle-in-transaction"):  # resumed, it finds its transaction gone
+            write_watermark(conn, "2026-11-22T10:00:30Z")
+        conn.close()
+    finally:
+        frozen.close()
+    with pytest.raises(LeaseLost), store.transaction() as other:
+        fence(other, paused)
 
 
 @pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
