@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, bindparam, select
+from sqlalchemy import Connection, Engine, bindparam, or_, select
 
 from connector.store.db import as_utc, utcnow, writing
 from connector.store.tables import audit, intents
@@ -99,6 +99,12 @@ class Intents:
             rows = conn.execute(statement).all()
         return [_intent(row) for row in rows]
 
+    def written_since(self, entities: Sequence[str], since: datetime) -> bool:
+        """Whether a write of ``entities`` is open, or was settled at or after ``since``."""
+        with self._engine.connect() as conn:
+            found = conn.execute(_WRITTEN_SINCE, {"entities": list(entities), "since": since}).first()
+        return found is not None
+
     def unfinished_in_scope(self, scope: str) -> list[Intent]:
         """Intents of the entities ``<incident_sys_id>:<scope>`` whose outcome is unknown, oldest first."""
         statement = _UNFINISHED_INTENTS.where(intents.c.entity.endswith(f":{scope}", autoescape=True))
@@ -128,6 +134,14 @@ _UNFINISHED_INTENTS = (
     select(intents).where(intents.c.state.in_(("pending", "uncertain"))).order_by(intents.c.intent_id)
 )
 _UNFINISHED_INTENTS_OF_ENTITY = _UNFINISHED_INTENTS.where(intents.c.entity == bindparam("entity"))
+_WRITTEN_SINCE = (
+    select(intents.c.intent_id)
+    .where(
+        intents.c.entity.in_(bindparam("entities", expanding=True)),
+        or_(intents.c.state.in_(("pending", "uncertain")), intents.c.updated_at >= bindparam("since")),
+    )
+    .limit(1)
+)
 _INSERT_AUDIT = audit.insert()
 
 

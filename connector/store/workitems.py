@@ -37,7 +37,10 @@ class Enqueue:
     """When to process it (default: now)."""
     polled: int | None = None
     """The ``sys_mod_count`` of the incident version the poll read and the store\'s ``incidents`` keeps
-    (a worker may plan from it instead of reading the incident again, while it is still the latest)."""
+    (a worker may plan from it instead of reading the incident again, while it is still the latest
+    and no write of ours may have landed after the read: see :attr:`polled_at`)."""
+    polled_at: datetime | None = None
+    """When the poll that read :attr:`polled` began to read (this process's clock)."""
     full_journal: bool = False
     """Read the incident's whole journal before planning."""
     journal: Sequence[JournalEntry] = ()
@@ -67,6 +70,8 @@ class Item:
     version: int
     polled: int | None
     """See :attr:`Enqueue.polled`: ``None`` once a worker processed a version at least as new."""
+    polled_at: datetime | None
+    """See :attr:`Enqueue.polled_at` (of :attr:`polled`)."""
     full_journal: bool
     journal: tuple[JournalEntry, ...]
     stamped: tuple[str, ...]
@@ -103,7 +108,7 @@ def fold(row: Any, reasons: Sequence[Enqueue], now: datetime) -> Merged:
         if reason.reason not in merged.reasons and len(merged.reasons) < MAX_REASONS:
             merged.reasons.append(reason.reason)
         if reason.polled is not None:
-            detail["polled"] = max(detail.get("polled") or 0, reason.polled)
+            _fold_polled(detail, reason)
         detail["full_journal"] = bool(detail.get("full_journal")) or reason.full_journal
         if reason.stamped:
             detail["stamped"] = list(dict.fromkeys([*detail.get("stamped", []), *reason.stamped]))
@@ -115,6 +120,16 @@ def fold(row: Any, reasons: Sequence[Enqueue], now: datetime) -> Merged:
         journal = {}
     detail["journal"] = list(journal.values())
     return merged
+
+
+def _fold_polled(detail: dict[str, Any], reason: Enqueue) -> None:
+    """Keep the newest polled version, with the earliest read that saw it (the safer bound)."""
+    known = detail.get("polled")
+    read = reason.polled_at.isoformat() if reason.polled_at is not None else None
+    if known is None or reason.polled > known:
+        detail["polled"], detail["polled_at"] = reason.polled, read
+    elif reason.polled == known and read is not None and detail.get("polled_at") is not None:
+        detail["polled_at"] = min(detail["polled_at"], read, key=parse_stored_time)
 
 
 def _entry_json(entry: JournalEntry) -> dict[str, Any]:
@@ -155,6 +170,7 @@ def item_of(row: Any) -> Item:
         enqueued_at=as_utc(row.enqueued_at) or now,
         version=row.version,
         polled=detail.get("polled"),
+        polled_at=parse_stored_time(detail["polled_at"]) if detail.get("polled_at") else None,
         full_journal=bool(detail.get("full_journal")),
         journal=tuple(_entry(entry) for entry in detail.get("journal", [])),
         stamped=tuple(detail.get("stamped", [])),

@@ -126,6 +126,8 @@ class Cycle:
     """Entities to look at, by entity key, as observation named them."""
     snapshots: dict[str, Incident] = field(default_factory=dict)
     """New incident versions as the poll read them."""
+    polled_at: datetime | None = None
+    """When the poll of :attr:`snapshots` began to read (:func:`~connector.store.db.utcnow`)."""
     commit: list[Callable[[Connection], None]] = field(default_factory=list)
     """What stores the observation's progress (watermarks, processed versions), in the transaction
     that enqueues its work."""

@@ -19,13 +19,14 @@ import secrets
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
 from connector.config import LoadedConfig
 from connector.config.supplier_file import SupplierMapping
 from connector.core.errors import ClaimLost
+from connector.core.links import entity_key
 from connector.core.models import Incident, servicenow_identity
 from connector.core.ports import JiraPort, ServiceNowPort
 from connector.core.priority import background
@@ -43,7 +44,7 @@ from connector.sync.executor import Executor
 from connector.sync.failures import Failures, publish_dead_letters
 from connector.sync.fields import incident_fields
 from connector.sync.observe import INCIDENTS, JOURNAL, Observer
-from connector.sync.promotion import Promoter
+from connector.sync.promotion import RULES, Promoter
 from connector.sync.reconcile import closed_since, retirement
 from connector.sync.supplier import Supplier
 from connector.sync.worker import drain, report_lock
@@ -69,6 +70,8 @@ ISSUE_FIELDS = (
     "resolution",
     "assignee",
 )
+CLOCK_MARGIN = timedelta(seconds=2)
+"""How far the clocks of two instances may disagree when one's poll and another's write are compared."""
 
 
 class Engine:
@@ -284,7 +287,14 @@ class Engine:
                     self.store.links.retire(link.link_id, cycle.now)
 
     def _claimed(self, cycle: Cycle, claim: Claim) -> dict[str, Work]:
-        """The claim's items as the entity passes take them; its incident as polled, when the store holds it."""
+        """The claim's items as the entity passes take them; its incident as polled, when the store holds it.
+
+        The polled version is planned from only while no write of ours may have landed after the
+        poll read it: none is open (sent, outcome unknown: a crash, a lost answer) or settled since
+        the read began (a worker that wrote while the poll was under way, or died before completing
+        its claim), and no letter is retried. A plan from a version older than our own write would
+        undo it, or a person's later change; then the incident is read afresh.
+        """
         batch: dict[str, Work] = {}
         for item in claim.items:
             batch[item.entity] = Work(
@@ -299,13 +309,21 @@ class Engine:
                 cycle.due.add(item.entity)
                 if item.manual:
                     cycle.asked.add(item.entity)
-            if item.polled is not None and item.state != DEAD and item.incident_sys_id not in cycle.snapshots:
-                # The version the poll read, unless the store has moved on (then it is read afresh).
-                record = self.store.incidents.get(item.incident_sys_id)
-                if record is not None and record.mod_count == item.polled:
-                    cycle.snapshots[item.incident_sys_id] = Incident(
-                        record.sys_id, record.number, record.mod_count, record.sys_updated_on, record.snapshot
-                    )
+        polled = max(claim.items, key=lambda item: item.polled or -1)
+        if (
+            polled.polled is not None
+            and polled.polled_at is not None
+            and all(item.state != DEAD for item in claim.items)
+            and not self.store.intents.written_since(
+                [entity_key(claim.incident_sys_id, scope) for scope in (*self.suppliers, RULES)],
+                polled.polled_at - CLOCK_MARGIN,
+            )
+        ):
+            record = self.store.incidents.get(claim.incident_sys_id)
+            if record is not None and record.mod_count == polled.polled:
+                cycle.snapshots[claim.incident_sys_id] = Incident(
+                    record.sys_id, record.number, record.mod_count, record.sys_updated_on, record.snapshot
+                )
         # The incident's other letters, not due: work for them (a sibling's follow-up) is held.
         cycle.blocked = {
             letter.entity
@@ -428,6 +446,7 @@ def queued(cycle: Cycle) -> list[Enqueue]:
             polled=cycle.snapshots[work.incident_sys_id].mod_count
             if work.incident_sys_id in cycle.snapshots
             else None,
+            polled_at=cycle.polled_at if work.incident_sys_id in cycle.snapshots else None,
             full_journal=work.full_journal,
             journal=tuple(work.journal),
             stamped=tuple(work.stamped),

@@ -26,6 +26,7 @@ from connector.mirror.view import ours_in_servicenow
 from connector.rules.book import eligibility
 from connector.rules.conditions import SimpleContext
 from connector.store import Store
+from connector.store.db import utcnow
 from connector.store.progress import Watermark
 from connector.sync.cycle import Cycle, Scope, SupplierRuntime, Work, issue_version
 from connector.sync.promotion import Promoter
@@ -56,6 +57,7 @@ class Observer:
         mark = self.scope.store.watermarks.get(INCIDENTS)
         since = _start(mark, now - self.scope.loaded.connector.polling.initial_lookback) - self.overlap
         newest: dict[str, Incident] = {}
+        cycle.polled_at = utcnow()
         for incident in self.scope.snow.incidents_changed(since, self.scope.fields, self.page_size):
             known = newest.get(incident.sys_id)
             if known is None or incident.mod_count > known.mod_count:

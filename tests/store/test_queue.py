@@ -83,6 +83,20 @@ def test_two_enqueues_of_one_entity_make_one_item_with_the_union(store: Store) -
     assert item is not None and (item.lane, item.due_at, item.version) == (NEW, later(10), 3)
 
 
+def test_an_item_keeps_the_newest_polled_version_and_the_earliest_read_of_it(store: Store) -> None:
+    queue = store.queue
+    queue.enqueue([Enqueue("inc1", "acme", "servicenow", polled=3, polled_at=later(5))], T0)
+    queue.enqueue([Enqueue("inc1", "initech", "servicenow", polled=3, polled_at=later(5))], T0)
+    queue.enqueue([Enqueue("inc1", "acme", "journal", polled=3, polled_at=later(2))], T0)
+    queue.enqueue([Enqueue("inc1", "acme", "jira")], T0)
+    item = queue.pending("inc1:acme")
+    assert item is not None and (item.polled, item.polled_at) == (3, later(2))
+    queue.enqueue([Enqueue("inc1", "acme", "servicenow", polled=4, polled_at=later(9))], T0)
+    queue.enqueue([Enqueue("inc1", "acme", "servicenow", polled=2, polled_at=later(1))], T0)
+    item = queue.pending("inc1:acme")
+    assert item is not None and (item.polled, item.polled_at) == (4, later(9))
+
+
 def test_reasons_are_capped_and_one_call_coalesces_its_own_duplicates(store: Store) -> None:
     reasons = [Enqueue("inc1", "acme", f"reason{n}", BULK, later(n)) for n in range(MAX_REASONS + 3)]
     assert store.queue.enqueue([*reasons, reasons[0]], T0) == 1

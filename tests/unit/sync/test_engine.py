@@ -361,3 +361,66 @@ def test_a_worker_whose_claim_was_taken_while_it_stalled_writes_no_more(world: W
     converge(engine)
     assert [i.key for i in world.acme.issues_of()] == [issue.key]
     assert comment_count(world.acme, PUBLIC) == 1
+
+
+def test_after_a_worker_dies_mid_claim_the_next_plans_from_the_incident_as_it_is_now(world: World) -> None:
+    """A worker copies the supplier's workaround to ServiceNow and dies before completing its claim;
+    the desk then sets another workaround. The next worker must not plan from the version the poll
+    had read (from before the copy): that would copy the supplier's value back over the desk's."""
+    incident = world.incident_for_acme(u_workaround="Restart the pods")
+    converge(world.start())
+    (issue,) = world.acme.issues_of()
+    world.clock.advance(seconds=30)
+    world.acme.agent_edit(issue.key, customfield_10062="Fail over to region B")
+    world.snow.desk_update(incident.sys_id, description="Payment page times out, card and wallet")
+    world.snow.faults.next("update_incident", CRASH)
+    engine = world.start()
+    engine.enqueue(engine.observe())  # the poll reads the desk's version: the item names it
+    with pytest.raises(Crash):
+        engine.work(engine.instance_id, CycleReport())
+    assert world.snow.record(incident.sys_id).values["u_workaround"] == "Fail over to region B"
+
+    world.snow.desk_update(incident.sys_id, u_workaround="Drain the queue first")
+    engine = world.start()  # a new process; it works before its first poll
+    assert engine.work(engine.instance_id, CycleReport())
+    converge(engine)
+    assert world.snow.record(incident.sys_id).values["u_workaround"] == "Drain the queue first"
+    assert world.acme.issues[issue.key].values["customfield_10062"] == "Drain the queue first"
+
+
+def test_a_worker_plans_from_the_version_the_poll_read_without_reading_it_again(world: World) -> None:
+    incident = world.incident_for_acme()
+    engine = world.start()
+    engine.enqueue(engine.observe())
+    world.snow.calls.clear()
+    assert engine.work(engine.instance_id, CycleReport())
+    assert world.acme.issues_of(), "mirrored"
+    assert "incident" not in world.snow.calls, "the poll's version was planned from"
+    assert world.store.incidents.get(incident.sys_id) is not None
+
+
+def test_a_version_polled_while_a_worker_wrote_is_not_planned_from(world: World) -> None:
+    """The poll reads the incident, a worker copies the supplier's workaround to it, then the poll
+    commits: the version it read lacks that copy. Planning from it would take the copy for the
+    desk's old value and write that value back to the supplier."""
+    incident = world.incident_for_acme(u_workaround="Restart the pods")
+    converge(world.start())
+    (issue,) = world.acme.issues_of()
+    world.clock.advance(seconds=30)
+    world.acme.agent_edit(issue.key, customfield_10062="Fail over to region B")
+    world.snow.desk_update(incident.sys_id, description="Payment page times out, card and wallet")
+    engine = world.start()
+    engine.enqueue(engine.observe())
+    world.snow.desk_update(incident.sys_id, comments="Bridge call at 10:30")
+    late = engine.observe()  # reads the desk's comment; commits after the worker below
+    assert engine.work(engine.instance_id, CycleReport())
+    assert world.snow.record(incident.sys_id).values["u_workaround"] == "Fail over to region B"
+    engine.enqueue(late)
+    world.snow.calls.clear()
+    assert engine.work(engine.instance_id, CycleReport())  # before the next poll
+    converge(engine)
+    assert world.acme.issues[issue.key].values["customfield_10062"] == "Fail over to region B"
+    assert changes_by(world.acme, issue.key, "customfield_10062", world.acme.myself().account_id) == [], (
+        "the supplier's workaround was never overwritten"
+    )
+    assert "incident" in world.snow.calls, "read afresh"
