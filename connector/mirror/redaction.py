@@ -47,6 +47,11 @@ _REMEMBERED = 1_024
 _overrun: OrderedDict[tuple[tuple[str, ...], str], None] = OrderedDict()
 """Texts (by digest, with the patterns) that overran their budget; the oldest are forgotten first."""
 _overrun_lock = threading.Lock()
+_SCRUBBED = 256
+_scrubbed: OrderedDict[tuple[tuple[tuple[str, str], ...], str, int, bool], str] = OrderedDict()
+"""The last texts scrubbed, by patterns, text and limit: an incident's description leaves for each
+supplier, on each pass of its sync, and the regex engine's pass over it is the costly part."""
+_scrubbed_lock = threading.Lock()
 
 _ANSI = re.compile(
     r"\x1b\[[0-?]{0,32}[ -/]{0,8}[@-~]"  # CSI: colours, cursor moves, erase
@@ -96,11 +101,22 @@ def scrub(text: str, patterns: Sequence[RedactionPattern], limit: int) -> Scrubb
     key = _key(clean, patterns)
     if key in _overrun:
         return Scrubbed(WITHHELD, withheld=True)
+    done = (tuple((pattern.regex, pattern.replace) for pattern in patterns), key[1], limit, cut)
+    with _scrubbed_lock:
+        known = _scrubbed.get(done)
+        if known is not None:
+            _scrubbed.move_to_end(done)
+            return Scrubbed(known)
     redacted, overrun = _redact(clean, patterns)
     if overrun is not None:
         _remember(key)
         return Scrubbed(WITHHELD, withheld=True, overrun=(overrun,))
-    return Scrubbed(_cut(redacted, limit, unsafe_tail=MARGIN if cut else 0))
+    result = _cut(redacted, limit, unsafe_tail=MARGIN if cut else 0)
+    with _scrubbed_lock:
+        _scrubbed[done] = result
+        while len(_scrubbed) > _SCRUBBED:
+            _scrubbed.popitem(last=False)
+    return Scrubbed(result)
 
 
 class Scrubber:

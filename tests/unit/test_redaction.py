@@ -140,3 +140,15 @@ def test_the_scrubber_of_a_plan_reports_each_overrun_for_the_operator() -> None:
     (alert,) = scrubber.alerts
     assert alert.startswith("description withheld: redaction pattern 'bad' did not finish within")
     assert "3,001 characters" in alert
+
+
+def test_a_text_scrubbed_again_gives_what_its_patterns_and_limit_give_now() -> None:
+    """Scrubbed texts are remembered: by the patterns' replacements and the limit as well as the text."""
+    text = "Call 555-0100 or mail ops@example.com " * 3
+    phone = RedactionPattern(name="phone", regex=r"\d{3}-\d{4}", replace="[phone]")
+    masked = RedactionPattern(name="phone", regex=r"\d{3}-\d{4}", replace="[number removed]")
+    first = scrub(text, [phone], 1_000).text
+    assert first == scrub(text, [phone], 1_000).text and "[phone]" in first
+    assert "[number removed]" in scrub(text, [masked], 1_000).text
+    assert scrub(text, [phone], 30).text.endswith(TRUNCATED)
+    assert "555-0100" in scrub(text, [], 1_000).text
