@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 import requests
@@ -28,7 +29,7 @@ from connector.core.errors import (
 from connector.http.breaker import Breakers, explicit_retry
 from connector.http.ratelimit import Limiter
 from connector.http.retry import RetryPolicy
-from connector.http.transport import Transport
+from connector.http.transport import PoolAdapter, Transport
 from tests.factories import FakeClock
 
 
@@ -406,3 +407,21 @@ def test_a_refusal_the_caller_renews_after_does_not_count_against_the_credential
     with pytest.raises(AuthError):
         link.call(fn, method="GET", what="GET incident", write=False)
     assert link.breakers.problems()[0].startswith("credentials refused")
+
+
+def test_the_pool_adapter_works_out_a_hosts_pool_settings_once_and_hands_out_copies(tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
+    adapter = PoolAdapter()
+
+    def key(url: str, verify: object = str(bundle)) -> object:
+        request = requests.Request("GET", url).prepare()
+        return adapter.build_connection_pool_key_attributes(request, verify)
+
+    host, pool = key("https://acme.example:8443/rest/api/2/issue/A-1")
+    assert host == {"scheme": "https", "host": "acme.example", "port": 8443}
+    assert pool == {"ca_certs": str(bundle), "cert_reqs": "CERT_REQUIRED"}
+    pool["ca_certs"] = "changed by the caller"
+    assert key("https://acme.example:8443/rest/api/2/search") == (host, {**pool, "ca_certs": str(bundle)})
+    assert key("https://acme.example:8443/x", verify=str(tmp_path))[1]["ca_cert_dir"] == str(tmp_path)
+    assert key("http://other.example/x")[0] == {"scheme": "http", "host": "other.example", "port": None}
