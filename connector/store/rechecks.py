@@ -113,6 +113,11 @@ class LinkRechecks:
 
         They keep their ``checked_at``: being the oldest, they are among the next ones checked.
         """
+        if conn is None:
+            # Mostly there is none: a read first, so the writer's lock is not taken for nothing.
+            with self._engine.connect() as reader:
+                if reader.execute(_RETIRED_OF, {"incident": incident_sys_id}).first() is None:
+                    return 0
         with writing(self._engine, conn) as tx:
             done = tx.execute(_UNRETIRE, {"incident": incident_sys_id})
         return done.rowcount
@@ -161,6 +166,11 @@ _LEAST_RECENTLY_CHECKED = (
 
 
 # Built once: every claim of a reopened or still open incident's poll runs it.
+_RETIRED_OF = (
+    select(links.c.link_id)
+    .where(links.c.incident_sys_id == bindparam("incident"), links.c.retired_at.is_not(None))
+    .limit(1)
+)
 _UNRETIRE = (
     update(links)
     .where(links.c.incident_sys_id == bindparam("incident"), links.c.retired_at.is_not(None))
