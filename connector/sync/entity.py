@@ -68,7 +68,8 @@ class EntitySync:
                 if incident is None:
                     return
                 self._sync(cycle, runtime, incident, item)
-            self.failures.succeeded(runtime.executor, incident)
+            if entity in cycle.due:  # only a letter due now has one to release (others are held)
+                self.failures.succeeded(runtime.executor, incident)
         except ClaimLost:
             raise  # another worker has the incident now: nothing to record here
         except Exception as exc:
