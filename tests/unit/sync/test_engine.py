@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from connector.core.models import Incident
 from connector.sync.cycle import CycleReport
 from tests.fakes import CRASH, LOST_ANSWER, OUTAGE, REFUSED, Crash, FakeJira, Fault, concurrent, rate_limited
+from tests.fakes.jira import FakeIssue
 from tests.unit.sync.conftest import World, converge
 
 PUBLIC = "Customer: card payments fail"
@@ -363,16 +365,22 @@ def test_a_worker_whose_claim_was_taken_while_it_stalled_writes_no_more(world: W
     assert comment_count(world.acme, PUBLIC) == 1
 
 
-def test_after_a_worker_dies_mid_claim_the_next_plans_from_the_incident_as_it_is_now(world: World) -> None:
-    """A worker copies the supplier's workaround to ServiceNow and dies before completing its claim;
-    the desk then sets another workaround. The next worker must not plan from the version the poll
-    had read (from before the copy): that would copy the supplier's value back over the desk's."""
+def workaround_changed_by_the_supplier(world: World) -> tuple[Incident, FakeIssue]:
+    """A mirrored incident whose workaround ACME changed, and whose description the desk changed since."""
     incident = world.incident_for_acme(u_workaround="Restart the pods")
     converge(world.start())
     (issue,) = world.acme.issues_of()
     world.clock.advance(seconds=30)
     world.acme.agent_edit(issue.key, customfield_10062="Fail over to region B")
     world.snow.desk_update(incident.sys_id, description="Payment page times out, card and wallet")
+    return incident, issue
+
+
+def test_after_a_worker_dies_mid_claim_the_next_plans_from_the_incident_as_it_is_now(world: World) -> None:
+    """A worker copies the supplier's workaround to ServiceNow and dies before completing its claim;
+    the desk then sets another workaround. The next worker must not plan from the version the poll
+    had read (from before the copy): that would copy the supplier's value back over the desk's."""
+    incident, issue = workaround_changed_by_the_supplier(world)
     world.snow.faults.next("update_incident", CRASH)
     engine = world.start()
     engine.enqueue(engine.observe())  # the poll reads the desk's version: the item names it
@@ -403,12 +411,7 @@ def test_a_version_polled_while_a_worker_wrote_is_not_planned_from(world: World)
     """The poll reads the incident, a worker copies the supplier's workaround to it, then the poll
     commits: the version it read lacks that copy. Planning from it would take the copy for the
     desk's old value and write that value back to the supplier."""
-    incident = world.incident_for_acme(u_workaround="Restart the pods")
-    converge(world.start())
-    (issue,) = world.acme.issues_of()
-    world.clock.advance(seconds=30)
-    world.acme.agent_edit(issue.key, customfield_10062="Fail over to region B")
-    world.snow.desk_update(incident.sys_id, description="Payment page times out, card and wallet")
+    incident, issue = workaround_changed_by_the_supplier(world)
     engine = world.start()
     engine.enqueue(engine.observe())
     world.snow.desk_update(incident.sys_id, comments="Bridge call at 10:30")
