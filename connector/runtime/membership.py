@@ -48,8 +48,10 @@ if TYPE_CHECKING:
     from connector.http.transport import Transport
 
 log = logging.getLogger(__name__)
-LOOK_EVERY = 0.25
-"""Seconds between two reads of the store's closures by the requests of one instance."""
+LOOK_EVERY = 0.1
+"""Seconds between two reads of the store's closures by the requests of one instance: well within
+the time a request already on its way when a 429 arrives may still reach the server (the fault
+gate allows 0.2 s), so another instance keeps a 429 about as well as the one that received it."""
 PRUNE_AFTER_TTLS = 10
 """Rows of instances not seen for this many lease TTLs (killed ones) are removed at every join."""
 
