@@ -122,26 +122,22 @@ def scrub(text: str, patterns: Sequence[RedactionPattern], limit: int) -> Scrubb
 class Scrubber:
     """Scrubs the outbound texts of one plan, and keeps what the operator must be told.
 
-    Each text is scrubbed once per limit (a description used by two templates costs one pass).
+    A text used twice (a description in two templates, or in every plan of an incident) costs one
+    pass: :func:`scrub` remembers the last texts it scrubbed, and the texts that overran.
     """
 
     def __init__(self, patterns: Sequence[RedactionPattern]) -> None:
         self.patterns = tuple(patterns)
         self.alerts: list[str] = []
-        self._done: dict[tuple[str, int], str] = {}
 
     def text(self, text: str, limit: int, what: str) -> str:
         """``text`` fit to leave (:func:`scrub`); ``what`` names it in an alert (``"description"``)."""
-        done = self._done.get((text, limit))
-        if done is not None:
-            return done
         result = scrub(text, self.patterns, limit)
         for name in result.overrun:
             self.alerts.append(
                 f"{what} withheld: redaction pattern '{name}' did not finish within {BUDGET:g} s on "
                 f"{min(len(text), limit + MARGIN):,} characters (check the pattern with `mim-connector check`)"
             )
-        self._done[(text, limit)] = result.text
         return result.text
 
 

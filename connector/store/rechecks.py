@@ -166,13 +166,6 @@ _LEAST_RECENTLY_CHECKED = (
 
 
 # Built once: every claim of a reopened or still open incident's poll runs it.
-_RETIRED_OF = (
-    select(links.c.link_id)
-    .where(links.c.incident_sys_id == bindparam("incident"), links.c.retired_at.is_not(None))
-    .limit(1)
-)
-_UNRETIRE = (
-    update(links)
-    .where(links.c.incident_sys_id == bindparam("incident"), links.c.retired_at.is_not(None))
-    .values(retired_at=None)
-)
+_RETIRED_OF_INCIDENT = and_(links.c.incident_sys_id == bindparam("incident"), links.c.retired_at.is_not(None))
+_RETIRED_OF = select(links.c.link_id).where(_RETIRED_OF_INCIDENT).limit(1)
+_UNRETIRE = update(links).where(_RETIRED_OF_INCIDENT).values(retired_at=None)

