@@ -413,6 +413,10 @@ def _journal_body(request: Request) -> Any:
     return text
 
 
+#: The environ key of the stream the server reads the connection through (``wsgi.input`` may wrap it).
+CONNECTION_STREAM = "sandbox.connection_stream"
+
+
 def _abort_connection(environ: dict[str, Any], *, reset: bool) -> None:
     sock: socket.socket | None = environ.get("werkzeug.socket")
     if sock is None:
@@ -422,7 +426,7 @@ def _abort_connection(environ: dict[str, Any], *, reset: bool) -> None:
             # SO_LINGER with a zero timeout makes the final close send RST instead of FIN. The fd
             # only closes once the request's input stream (a makefile of the socket) is closed too.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            stream = environ.get("wsgi.input")
+            stream = environ.get(CONNECTION_STREAM, environ.get("wsgi.input"))
             if stream is not None:
                 stream.close()
             sock.close()

@@ -27,9 +27,11 @@ class Counter(PlatformApp):
     def __init__(self) -> None:
         super().__init__()
         self.value = 0
+        self.client_ports: set[int] = set()
 
     def handle(self, request: Request) -> Response:
         self.set_user(request, request.headers.get("X-User", "anonymous"))
+        self.client_ports.add(int(request.environ["REMOTE_PORT"]))
         if request.path != "/count":
             return self.error(404, "No such path")
         if request.method == "POST":
@@ -168,3 +170,36 @@ def test_a_client_gone_during_its_body_is_journaled_as_such_and_not_applied(serv
     assert app.value == 0
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert requests.get(f"{url}/count", timeout=5).json() == {"value": 0}
+
+
+def test_a_client_keeps_one_connection_for_many_requests_with_and_without_bodies(served) -> None:
+    app, url, _control = served
+    with requests.Session() as session:
+        for by in range(1, 4):
+            assert session.post(f"{url}/count", json={"by": by}, timeout=5).status_code == 201
+            assert session.get(f"{url}/count", timeout=5).json() == {"value": app.value}
+        # A body the application never reads (an unknown path) must not spill into the next request.
+        assert session.post(f"{url}/nowhere", data=b"x" * 100_000, timeout=5).status_code == 404
+        assert session.get(f"{url}/count", timeout=5).json() == {"value": 6}
+        assert len(app.client_ports) == 1, "one TCP connection for all of them"
+
+
+def test_a_connection_fault_costs_the_client_its_connection_only(served) -> None:
+    app, url, control = served
+    control.add_fault(method="GET", path="/count", action="reset", count=1)
+    with requests.Session() as session:
+        assert session.post(f"{url}/count", json={}, timeout=5).status_code == 201
+        with pytest.raises(requests.ConnectionError):
+            session.get(f"{url}/count", timeout=5)
+        assert session.get(f"{url}/count", timeout=5).json() == {"value": 1}
+        assert len(app.client_ports) == 2
+
+
+def test_a_stopped_server_answers_no_kept_connection() -> None:
+    app = Counter()
+    server = AppServer(app).start()
+    with requests.Session() as session:
+        assert session.get(f"{server.url}/count", timeout=5).status_code == 200
+        server.stop()
+        with pytest.raises(requests.ConnectionError):
+            session.get(f"{server.url}/count", timeout=5)
