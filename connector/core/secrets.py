@@ -103,6 +103,17 @@ class SecretRef:
         return f"${{{self.target}}}" if self.kind == "env" else f"file:{self.target}"
 
 
+def resolve_in(ref: SecretRef, base_dir: Path | None) -> Secret:
+    """Resolve ``ref``, a ``file:`` reference without a folder of its own relative to ``base_dir``.
+
+    Raises:
+        UnresolvedSecret: the variable is unset or the file unreadable or empty.
+    """
+    if ref.kind == "file" and ref.base_dir is None and base_dir is not None:
+        ref = SecretRef(ref.kind, ref.target, base_dir)
+    return ref.resolve()
+
+
 def env_references(text: str) -> list[str]:
     """Names of the ``${VAR}`` references inside a larger string such as a URL."""
     return [match["name"] for match in _ENV_IN_TEXT.finditer(text)]

@@ -11,7 +11,6 @@ python-jira is untyped: its objects stay ``Any`` here, and only JSON (``dict``/`
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -24,7 +23,7 @@ from jira import JIRA, JIRAError
 
 from connector.config.connector_file import JiraApiTokenAuth, JiraBasicAuth, JiraSite
 from connector.core.errors import InvalidRequest
-from connector.core.secrets import Secret, SecretRef
+from connector.core.secrets import Secret, SecretRef, resolve_in
 from connector.http.transport import HttpFailure
 
 JsonObject = dict[str, Any]
@@ -48,9 +47,7 @@ def credentials_for(site: JiraSite, base_dir: Path | None = None) -> Credentials
     """
 
     def resolve(ref: SecretRef) -> Secret:
-        if ref.kind == "file" and ref.base_dir is None and base_dir is not None:
-            ref = dataclasses.replace(ref, base_dir=base_dir)
-        return ref.resolve()
+        return resolve_in(ref, base_dir)
 
     auth = site.auth
     if isinstance(auth, JiraApiTokenAuth):  # Cloud: e-mail + API token over HTTP basic

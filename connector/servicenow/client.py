@@ -23,7 +23,6 @@ import logging
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -33,7 +32,7 @@ from oauthlib.oauth2 import LegacyApplicationClient, OAuth2Error  # type: ignore
 
 from connector.config.connector_file import ServiceNowOAuth2Auth, ServiceNowSite
 from connector.core.errors import AuthError, CredentialsRefused, InvalidRequest, Unavailable, UncertainOutcome
-from connector.core.secrets import REDACTOR, Secret, SecretRef, interpolate
+from connector.core.secrets import REDACTOR, Secret, interpolate, resolve_in
 from connector.core.urls import is_loopback
 from connector.http.transport import Transport
 from connector.servicenow.pysnow_lib import InvalidUsage, MissingResult, ResponseError, pysnow
@@ -109,12 +108,6 @@ def _policy_refusal(exc: requests.HTTPError, what: str) -> InvalidRequest | None
     return None
 
 
-def _resolve(ref: SecretRef, base_dir: Path | None) -> Secret:
-    if ref.kind == "file" and ref.base_dir is None and base_dir is not None:
-        ref = replace(ref, base_dir=base_dir)
-    return ref.resolve()
-
-
 def record_path(sys_id: str) -> str:
     """``sys_id`` checked for use in a URL path or an encoded query (no separators, no carets)."""
     if not _SAFE_SYS_ID.match(sys_id):
@@ -143,9 +136,9 @@ class ServiceNowClient:
         self._tokens: OAuthTokens | None = None
         timeout, verify = site.timeout.total_seconds(), site.verify_tls
         auth = site.auth
-        password = _resolve(auth.password, base_dir)
+        password = resolve_in(auth.password, base_dir)
         if isinstance(auth, ServiceNowOAuth2Auth):
-            client_secret = _resolve(auth.client_secret, base_dir)
+            client_secret = resolve_in(auth.client_secret, base_dir)
             if not self._use_ssl and is_loopback(url.hostname):
                 # oauthlib refuses OAuth 2 over plain http; only the local sandbox speaks http, on loopback.
                 os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
