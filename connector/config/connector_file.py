@@ -71,6 +71,9 @@ class ServiceNowSite(ConfigModel):
     """Value -> label of ``incident.state`` on this instance (default: the core state model)."""
     watch_fields: tuple[FieldPath, ...] = ()
     """Extra incident columns to read on every poll, on top of those the rules and mappings use."""
+    push_secret: SecretRefField | None = None
+    """The shared secret of the ServiceNow push (``servicenow/mim_connector_push.xml``): without it
+    the push endpoint does not exist (docs/push.md)."""
 
 
 class JiraApiTokenAuth(ConfigModel):
@@ -117,6 +120,9 @@ class JiraSite(ConfigModel):
         IssueWriteLimit(max=80, per=timedelta(seconds=30)),
     )
     verify_tls: bool = True
+    webhook_secret: SecretRefField | None = None
+    """The secret of this site's admin webhook: without it the site has no push endpoint
+    (docs/push.md)."""
 
 
 class SupplierSite(ConfigModel):
@@ -204,6 +210,18 @@ class MetricsConfig(ConfigModel):
     port: int = Field(9464, ge=1, le=65535)
 
 
+class PushConfig(ConfigModel):
+    """Where the daemon receives webhooks (docs/push.md); plain HTTP, TLS belongs to a reverse proxy."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(9465, ge=1, le=65535)
+    max_body: int = Field(1_048_576, ge=1024, le=64 * 1_048_576)
+    """The largest delivery accepted, in bytes (larger ones are answered 413 unread)."""
+    remember: Duration = timedelta(days=1)
+    """How long a delivery's identifier is kept to recognise its retries and duplicates."""
+
+
 class LoggingConfig(ConfigModel):
     """Log output; secrets are masked in every format."""
 
@@ -286,6 +304,7 @@ class ConnectorConfig(ConfigModel):
     reconcile: ReconcileConfig = ReconcileConfig()
     retry: RetryConfig = RetryConfig()
     metrics: MetricsConfig = MetricsConfig()
+    push: PushConfig = PushConfig()
     logging: LoggingConfig = LoggingConfig()
     sandbox: SandboxConfig = SandboxConfig()
 

@@ -46,6 +46,7 @@ from connector.runtime.health import Health, HealthServer
 from connector.runtime.instance import Instance
 from connector.runtime.lease import LeaseKeeper, hold_store
 from connector.runtime.membership import new_instance_id
+from connector.runtime.push import SERVICENOW, PushReceiver, PushServer, Wakers, sources_from
 from connector.store import Store
 from connector.store.queue import BULK, NEW
 from connector.sync.cycle import CycleReport
@@ -139,6 +140,10 @@ class Daemon:
         self._server: HealthServer | None = None
         self._served: MetricsConfig | None = None
         """The ``metrics`` settings ``_server`` was bound for (``None``: nothing bound)."""
+        self._push: PushServer | None = None
+        self._polls_asked: set[str] = set()
+        """Sources (``servicenow``, ``jira:<supplier>``) whose poll a push asked for now."""
+        self._polls_lock = threading.Lock()
 
     def run(self) -> int:
         """Serve until SIGINT/SIGTERM; returns the exit code.
@@ -160,6 +165,7 @@ class Daemon:
             health = self._health = Health(stale_after=_stale_after(loaded.connector.polling))
             try:
                 self._health_server(loaded.connector.metrics)
+                self._push_server(runtime)
                 log.info(
                     "mim-connector %s running: %d supplier(s)",
                     loaded.connector.instance_name,
@@ -175,6 +181,7 @@ class Daemon:
                     if self.observer is not None:
                         self.observer.stopped(runtime.store)
                 finally:
+                    self._stop_push_server()
                     runtime.close()
                     if keeper is not None:
                         keeper.release()
@@ -249,8 +256,9 @@ class Daemon:
                 due_sites = {name: due_sites.get(name, 0.0) for name in runtime.sites}
             polling = runtime.loaded.connector.polling
             now = self.clock()
-            run_servicenow = now >= due_servicenow
-            sites = [name for name, due in due_sites.items() if now >= due]
+            asked = self._asked_polls()
+            run_servicenow = now >= due_servicenow or SERVICENOW in asked
+            sites = [name for name, due in due_sites.items() if now >= due or f"jira:{name}" in asked]
             self._cycle(runtime, health, run_servicenow, sites)
             if run_servicenow:
                 due_servicenow = now + polling.servicenow_interval.total_seconds()
@@ -363,6 +371,7 @@ class Daemon:
         )
         try:
             fresh = build(loaded, store=store)
+            sources_from(loaded)  # a push secret that cannot be resolved refuses the reload
         except (ConnectorError, LookupError) as exc:
             log.error("reload refused, keeping the running configuration: %s", exc)
             return runtime
@@ -383,6 +392,9 @@ class Daemon:
         self._health.stale_after = _stale_after(loaded.connector.polling)
         if self._instance is not None:
             self._instance.reload(fresh)
+        # The receiver works on the new configuration: its secrets, sites and address.
+        self._stop_push_server()
+        self._push_server(fresh)
         runtime.close()
         if self._keeper is not None:
             self._keeper.ttl, self._keeper.renew_every = (
@@ -406,6 +418,47 @@ class Daemon:
         # `kill -USR1` writes every thread's stack to stderr: how an operator sees a stuck daemon.
         faulthandler.register(signal.SIGUSR1, all_threads=True)
         return {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+
+    def poll_now(self, source: str) -> None:
+        """Poll ``source`` (``servicenow``, ``jira:<supplier>``) now rather than at its next interval."""
+        with self._polls_lock:
+            self._polls_asked.add(source)
+        self._wake.set()
+
+    def _asked_polls(self) -> set[str]:
+        with self._polls_lock:
+            asked, self._polls_asked = self._polls_asked, set()
+        return asked
+
+    def _push_server(self, runtime: Runtime) -> None:
+        """Receive pushes as ``push`` says (docs/push.md); a port that cannot be bound is a warning at start.
+
+        Raises:
+            connector.core.errors.CredentialError: a push secret cannot be resolved.
+        """
+        settings = runtime.loaded.connector.push
+        if not settings.enabled:
+            return
+        sources = sources_from(runtime.loaded)
+        if not sources:
+            log.warning("push is enabled but no site has a secret: nothing is received (docs/push.md)")
+            return
+        instance = self._instance
+        wakers = Wakers(workers=instance.workers.wake if instance else lambda: None, poll=self.poll_now)
+        receiver = PushReceiver(runtime.store, sources, settings.max_body, settings.remember, wakers)
+        try:
+            self._push = PushServer(receiver, settings.host, settings.port).start()
+        except OSError as exc:
+            log.warning("push not received on %s:%s: %s", settings.host, settings.port, exc)
+            return
+        log.info(
+            "receiving push on %s:%s from %s", settings.host, self._push.port, ", ".join(sorted(sources))
+        )
+
+    def _stop_push_server(self) -> None:
+        if self._push is not None:
+            self._push.stop()
+            self._push = None
 
     def _health_server(self, metrics: MetricsConfig) -> None:
         """Serve the endpoints as ``metrics`` says; a port that cannot be bound is a warning at start."""

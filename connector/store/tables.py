@@ -43,7 +43,7 @@ from sqlalchemy import (
     false as sql_false,
 )
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 metadata = MetaData()
 
@@ -296,3 +296,14 @@ instances = Table(
     Column("workers", Integer, nullable=False),
 )
 """v5: the daemons sharing this store; one whose ``seen_at`` is older than the lease TTL is gone."""
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    # ``jira:<supplier>`` or ``servicenow``; the platform's identifier of one delivery (the same on
+    # each of its retries).
+    Column("source", String(80), primary_key=True),
+    Column("delivery_id", String(128), primary_key=True),
+    Column("received_at", DateTime(timezone=True), nullable=False, index=True),
+)
+"""v6: pushed deliveries already acted on, kept for ``push.remember`` to recognise their repeats."""

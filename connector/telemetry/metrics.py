@@ -68,3 +68,15 @@ ROLE_HELD = Gauge(
     "1 while this process holds the singleton role (polling a source, reconciling), 0 otherwise",
     ["role"],
 )
+PUSH_RECEIVED = Counter(
+    "mim_push_received_total",
+    "Pushed deliveries accepted, by source (servicenow, jira:<supplier>) and what they led to "
+    "(queued, woke_poll, echo, duplicate)",
+    ["source", "outcome"],
+)
+PUSH_REJECTED = Counter(
+    "mim_push_rejected_total",
+    "Pushed deliveries refused, by source and reason (missing, malformed or mismatch signature; "
+    "too_large; bad_body)",
+    ["source", "reason"],
+)

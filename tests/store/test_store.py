@@ -326,7 +326,7 @@ def test_a_version_1_database_is_upgraded_in_place(store_url: str) -> None:
     engine.dispose()
     upgraded = Store.open(store_url)
     try:
-        assert migrate(upgraded.engine) == store_schema.SCHEMA_VERSION == 5
+        assert migrate(upgraded.engine) == store_schema.SCHEMA_VERSION == 6
         columns = {c["name"] for c in inspect(upgraded.engine).get_columns("incidents")}
         assert {"opened_at", "candidate"} <= columns
         assert upgraded.incidents.get("s1") is not None and upgraded.incidents.candidates() == []
@@ -365,7 +365,7 @@ def test_letters_queued_before_v5_become_dead_items_of_the_queue(store_url: str)
                 )
             conn.execute(text("DROP TABLE work"))
             conn.execute(text("UPDATE meta SET value = '4' WHERE key = 'schema_version'"))
-        assert migrate(opened.engine) == 5
+        assert migrate(opened.engine) == store_schema.SCHEMA_VERSION
         (letter,) = opened.dlq.list()
         assert (letter.entity, letter.attempts, letter.held_events) == ("inc1:acme", 3, 2)
         assert letter.next_attempt_at == now + timedelta(minutes=4)
