@@ -7,8 +7,10 @@ A delivery is a hint, never a source of truth (docs/push.md). What it may do:
   Otherwise its incident x supplier is queued in the new lane, and a worker reads the issue
   itself before planning. An issue no link names wakes the supplier's poll (a search finds issues
   stamped for us that the store does not know).
-* ``POST /push/servicenow``: wakes the ServiceNow poll, which reads the incident and its journal
-  and queues work as it always does.
+* ``POST /push/servicenow``: an incident notification's version is kept for the promotion rules
+  (:class:`~connector.store.deliveries.PushedVersions`), which evaluate it even if the incident
+  changed again before the poll read it; either kind wakes the ServiceNow poll, which reads the
+  incident and its journal and queues work as it always does.
 
 Answers (docs/push.md): 405 not a POST; 404 no such source or no secret configured for it; 413
 over ``push.max_body``, unread; 401 a missing, malformed or wrong signature, checked over the raw
@@ -43,6 +45,7 @@ from connector.core.times import parse_jira_time
 from connector.http.serve import bind_server
 from connector.store import Store
 from connector.store.db import utcnow
+from connector.store.deliveries import PushedVersion
 from connector.store.queue import NEW
 from connector.store.workitems import Enqueue
 from connector.sync.cycle import issue_version
@@ -206,10 +209,15 @@ class PushReceiver:
         return outcome
 
     def _servicenow(self, source: Source, delivery: str, payload: Mapping[str, Any]) -> str:
-        if payload.get("table") not in ("incident", "sys_journal_field") or not payload.get("sys_id"):
+        table, sys_id = payload.get("table"), payload.get("sys_id")
+        if table not in ("incident", "sys_journal_field") or not isinstance(sys_id, str) or not sys_id:
             raise _BadBody("expected table incident or sys_journal_field and a sys_id")
-        if not self.store.deliveries.first(source.name, delivery, self.clock()):
-            return "duplicate"
+        version = _pushed_version(payload, self.clock()) if table == "incident" else None
+        with self.store.engine.begin() as conn:
+            if not self.store.deliveries.first(source.name, delivery, self.clock(), conn=conn):
+                return "duplicate"
+            if version is not None:
+                self.store.pushed.keep(version, conn=conn)
         self.wakers.poll(SERVICENOW)
         return "woke_poll"
 
@@ -245,6 +253,24 @@ class PushReceiver:
 
 class _BadBody(ValueError):
     """Signed, but not what the platform sends."""
+
+
+def _pushed_version(payload: Mapping[str, Any], now: datetime) -> PushedVersion:
+    """The incident version a ServiceNow notification describes, for the rules."""
+    fields = payload.get("fields")
+    count = payload.get("sys_mod_count")
+    if isinstance(count, str) and count.isdigit():
+        count = int(count)
+    if not isinstance(count, int) or isinstance(count, bool) or not isinstance(fields, dict):
+        raise _BadBody("an incident notification needs sys_mod_count and fields")
+    return PushedVersion(
+        sys_id=str(payload["sys_id"])[:32],
+        mod_count=count,
+        number=str(payload.get("number") or fields.get("number") or ""),
+        updated_on=str(payload.get("sys_updated_on") or ""),
+        fields={str(name): "" if value is None else str(value) for name, value in fields.items()},
+        received_at=now,
+    )
 
 
 def _jira_time(value: Any) -> datetime | None:

@@ -22,7 +22,7 @@ from connector.core.errors import CredentialError, StoreError
 from connector.core.secrets import UnresolvedSecret
 from connector.store.db import engine_for, locate
 from connector.store.decisions import Clusters, ConditionState, Decisions
-from connector.store.deliveries import Deliveries
+from connector.store.deliveries import Deliveries, PushedVersions
 from connector.store.dlq import DeadLetters
 from connector.store.instances import Instances
 from connector.store.intents import AuditLog, Intents
@@ -69,6 +69,7 @@ class Store:
         self.queue = WorkQueue(engine)
         self.instances = Instances(engine)
         self.deliveries = Deliveries(engine)
+        self.pushed = PushedVersions(engine)
         self.dlq = DeadLetters(engine) if retry_delay is None else DeadLetters(engine, base_delay=retry_delay)
 
     @classmethod

@@ -1,4 +1,4 @@
-"""Pushed deliveries already received, so that a retry or a duplicate does nothing.
+"""Pushed deliveries already received (a retry or a duplicate does nothing), and pushed incident versions.
 
 Jira names each webhook delivery (``X-Atlassian-Webhook-Identifier``, the same on its retries),
 our ServiceNow push each notification (``X-MIM-Delivery``). A delivery is recorded in the
@@ -7,12 +7,14 @@ transaction that queues its work: it is either received and queued, or neither.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, delete
+from sqlalchemy import Connection, Engine, delete, select, tuple_
 
-from connector.store.db import upsert_insert, writing
-from connector.store.tables import deliveries
+from connector.store.db import chunked, upsert_insert, writing
+from connector.store.tables import deliveries, pushed
 
 
 class Deliveries:
@@ -40,3 +42,66 @@ class Deliveries:
         """Remove deliveries received before ``cutoff``; returns how many."""
         with self._engine.begin() as conn:
             return int(conn.execute(delete(deliveries).where(deliveries.c.received_at < cutoff)).rowcount)
+
+
+@dataclass(frozen=True)
+class PushedVersion:
+    """An incident version as the ServiceNow push described it (the fields it carried)."""
+
+    sys_id: str
+    mod_count: int
+    number: str
+    updated_on: str
+    fields: Mapping[str, str]
+    received_at: datetime
+
+
+class PushedVersions:
+    """Incident versions ServiceNow pushed, kept until the ServiceNow poll hands them to the rules.
+
+    A version that lived shorter than a poll is never read by one; its notification still lets the
+    promotion rules evaluate it.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def keep(self, version: PushedVersion, *, conn: Connection | None = None) -> None:
+        """Remember ``version`` (a repeat of one already kept changes nothing)."""
+        statement = (
+            upsert_insert(self._engine, pushed)
+            .values(
+                sys_id=version.sys_id,
+                mod_count=version.mod_count,
+                number=version.number,
+                updated_on=version.updated_on[:19],
+                fields=dict(version.fields),
+                received_at=version.received_at,
+            )
+            .on_conflict_do_nothing(index_elements=[pushed.c.sys_id, pushed.c.mod_count])
+        )
+        with writing(self._engine, conn) as tx:
+            tx.execute(statement)
+
+    def waiting(self, limit: int = 1000) -> list[PushedVersion]:
+        """The versions kept, oldest received first (at most ``limit``)."""
+        statement = select(pushed).order_by(pushed.c.received_at, pushed.c.sys_id).limit(limit)
+        with self._engine.connect() as conn:
+            return [
+                PushedVersion(
+                    row.sys_id,
+                    int(row.mod_count),
+                    row.number,
+                    row.updated_on,
+                    dict(row.fields or {}),
+                    row.received_at,
+                )
+                for row in conn.execute(statement)
+            ]
+
+    def forget(self, versions: Iterable[tuple[str, int]], *, conn: Connection | None = None) -> None:
+        """Remove these (sys_id, mod_count) versions: the rules have had them, or they are obsolete."""
+        keys = list(versions)
+        with writing(self._engine, conn) as tx:
+            for chunk in chunked(keys):
+                tx.execute(delete(pushed).where(tuple_(pushed.c.sys_id, pushed.c.mod_count).in_(chunk)))

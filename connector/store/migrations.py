@@ -100,7 +100,7 @@ def _v5(conn: Connection) -> None:
 
 
 def _v6(conn: Connection) -> None:
-    """Push: the deliveries already received."""
+    """Push: the deliveries already received, the incident versions pushed for the rules."""
     tables.metadata.create_all(conn, checkfirst=True)
 
 

@@ -307,3 +307,16 @@ deliveries = Table(
     Column("received_at", DateTime(timezone=True), nullable=False, index=True),
 )
 """v6: pushed deliveries already acted on, kept for ``push.remember`` to recognise their repeats."""
+
+pushed = Table(
+    "pushed",
+    metadata,
+    Column("sys_id", String(32), primary_key=True),
+    Column("mod_count", Integer, primary_key=True),
+    Column("number", String(40), nullable=False),
+    Column("updated_on", String(19), nullable=False),
+    # The fields the ServiceNow push carried (stored values), for the promotion rules.
+    Column("fields", JSON, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+"""v6: incident versions ServiceNow pushed, until the ServiceNow poll has given them to the rules."""

@@ -11,7 +11,7 @@ so a crash re-reads rather than loses. A source failing to be searched is counte
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
@@ -20,14 +20,15 @@ from connector.config import LoadedConfig
 from connector.core.errors import CircuitOpen, ConnectorError, CredentialsRefused
 from connector.core.links import entity_key
 from connector.core.models import Incident
-from connector.core.times import servicenow_precision
+from connector.core.times import servicenow_precision, servicenow_time_or_none
 from connector.mirror.routing import implicates, route, triggered
 from connector.mirror.view import ours_in_servicenow
 from connector.rules.book import eligibility
 from connector.rules.conditions import SimpleContext
 from connector.store import Store
 from connector.store.db import utcnow
-from connector.store.progress import Watermark
+from connector.store.deliveries import PushedVersion
+from connector.store.progress import IncidentRecord, Watermark
 from connector.sync.cycle import Cycle, Scope, SupplierRuntime, Work, issue_version
 from connector.sync.promotion import Promoter
 
@@ -63,7 +64,15 @@ class Observer:
             if known is None or incident.mod_count > known.mod_count:
                 newest[incident.sys_id] = incident
         poll_start = self.scope.snow.server_time() or now
-        records = self.scope.store.incidents.get_many(newest)
+        pushed = self.scope.store.pushed.waiting() if self._servicenow_pushes() else []
+        records = self.scope.store.incidents.get_many({*newest, *(version.sys_id for version in pushed)})
+        fleeting, settled = pushed_versions(pushed, newest, records, now)
+        if fleeting:
+            # Versions this poll did not read (they changed again first): the rules see them first.
+            self.promoter.track(fleeting, now)
+            early = self.promoter.run(fleeting, now)
+            report.decisions.update(early.decided)
+            report.failed.update({f"{number} @ rules": error for number, error in early.failed.items()})
         fresh = []
         for incident in newest.values():
             record = records.get(incident.sys_id)
@@ -116,6 +125,8 @@ class Observer:
 
         def store_progress(conn: Connection) -> None:
             self.remember(fresh, conn=conn)
+            if settled:
+                self.scope.store.pushed.forget(settled, conn=conn)
             self.scope.store.watermarks.set(INCIDENTS, Watermark(servicenow_precision(poll_start)), conn=conn)
             window = servicenow_precision(journal_start - self.overlap)
             recent = sorted(
@@ -126,6 +137,10 @@ class Observer:
             )
 
         cycle.commit.append(store_progress)
+
+    def _servicenow_pushes(self) -> bool:
+        connector = self.scope.loaded.connector
+        return connector.push.enabled and connector.servicenow.push_secret is not None
 
     def remember(self, incidents: Iterable[Incident], *, conn: Connection | None = None) -> None:
         """Record these incident versions as processed (our own writes included), in ``conn`` if given."""
@@ -224,6 +239,47 @@ def routed_to(loaded: LoadedConfig, store: Store, supplier: str, incident: Incid
         and triggered(mapping, incident)
         and supplier in store.decisions.implicated(incident.sys_id)
     )
+
+
+PUSHED_WAIT = timedelta(hours=1)
+"""How long a pushed version newer than any read may wait for a poll to read it; then it is dropped."""
+
+
+def pushed_versions(
+    pushed: Iterable[PushedVersion],
+    polled: Mapping[str, Incident],
+    records: Mapping[str, IncidentRecord],
+    now: datetime,
+) -> tuple[list[Incident], list[tuple[str, int]]]:
+    """Which pushed versions the rules must see beside the poll's, and which are done with.
+
+    Returns the *fleeting* versions (newer than any processed, older than the one this poll read:
+    they lived shorter than a poll), each with the pushed fields over what the store knew of the
+    incident, and the (sys_id, sys_mod_count) of every version that needs no more waiting: the
+    fleeting ones, those already processed or read by this poll, and those no poll has read for
+    :data:`PUSHED_WAIT`. A version newer than what the poll read waits (the read may lag the push).
+    """
+    fleeting: dict[str, Incident] = {}
+    settled = []
+    for version in sorted(pushed, key=lambda v: (v.sys_id, v.mod_count)):
+        record, read = records.get(version.sys_id), polled.get(version.sys_id)
+        processed = record.mod_count if record is not None else -1
+        key = (version.sys_id, version.mod_count)
+        if version.mod_count <= processed or (read is not None and version.mod_count == read.mod_count):
+            settled.append(key)
+        elif read is not None and version.mod_count < read.mod_count:
+            settled.append(key)
+            # The newest fleeting version of an incident stands for it (the rules judge versions).
+            fleeting[version.sys_id] = Incident(
+                version.sys_id,
+                version.number or (record.number if record else ""),
+                version.mod_count,
+                servicenow_time_or_none(version.updated_on),
+                {**(record.snapshot if record else {}), **version.fields},
+            )
+        elif now - version.received_at > PUSHED_WAIT:
+            settled.append(key)
+    return list(fleeting.values()), settled
 
 
 def _start(mark: Watermark | None, default: datetime) -> datetime:

@@ -155,16 +155,40 @@ def test_an_issue_the_store_does_not_know_wakes_the_suppliers_poll(
     assert woken.calls == ["jira:acme"] and store.queue.size() == 0
 
 
-def test_a_servicenow_notification_wakes_the_servicenow_poll(client: Client, woken: Woken) -> None:
-    body = json.dumps(
-        {"table": "incident", "event": "update", "sys_id": "s1", "sys_mod_count": 3, "fields": {}}
-    ).encode()
-    headers = {"X-MIM-Delivery": "g-1", "X-MIM-Signature": sign(SN_SECRET, body, "base64")}
-    assert client.post("/push/servicenow", data=body, headers=headers).status_code == 202
-    assert client.post("/push/servicenow", data=body, headers=headers).json["message"] == "duplicate"
-    hex_signed = {"X-MIM-Delivery": "g-2", "X-MIM-Signature": sign(SN_SECRET, body, "hex")}
+def post_servicenow(client: Client, payload: dict[str, Any], delivery: str) -> Any:
+    body = json.dumps(payload).encode()
+    headers = {"X-MIM-Delivery": delivery, "X-MIM-Signature": sign(SN_SECRET, body, "base64")}
+    return client.post("/push/servicenow", data=body, headers=headers)
+
+
+def test_a_servicenow_notification_keeps_the_version_for_the_rules_and_wakes_the_poll(
+    client: Client, store: Store, woken: Woken
+) -> None:
+    incident = {
+        "table": "incident",
+        "event": "update",
+        "sys_id": "s1",
+        "number": "INC0010001",
+        "sys_mod_count": 3,
+        "sys_updated_on": "2026-12-08 01:51:23",
+        "fields": {"priority": "1", "assigned_to": None},
+    }
+    assert post_servicenow(client, incident, "g-1").status_code == 202
+    assert post_servicenow(client, incident, "g-1").json["message"] == "duplicate"
+    (version,) = store.pushed.waiting()
+    assert (version.number, version.mod_count, version.updated_on) == ("INC0010001", 3, "2026-12-08 01:51:23")
+    assert version.fields == {"priority": "1", "assigned_to": ""}
+    journal = {"table": "sys_journal_field", "event": "insert", "sys_id": "j1", "element_id": "s1"}
+    assert post_servicenow(client, journal, "g-2").status_code == 202
+    assert len(store.pushed.waiting()) == 1, "a journal entry is no incident version"
+    assert post_servicenow(client, {**incident, "sys_mod_count": "x"}, "g-3").status_code == 400
+    assert woken.calls == ["servicenow", "servicenow"]
+
+
+def test_servicenow_signs_in_base64_and_nothing_else_passes(client: Client) -> None:
+    body = json.dumps({"table": "sys_journal_field", "sys_id": "j1"}).encode()
+    hex_signed = {"X-MIM-Delivery": "g-9", "X-MIM-Signature": sign(SN_SECRET, body, "hex")}
     assert client.post("/push/servicenow", data=body, headers=hex_signed).status_code == 401
-    assert woken.calls == ["servicenow"]
 
 
 def test_what_is_not_a_delivery_gets_its_own_answer(client: Client, store: Store, linked: int) -> None:
