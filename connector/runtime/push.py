@@ -45,7 +45,7 @@ from connector.core.times import parse_jira_time
 from connector.http.serve import bind_server
 from connector.store import Store
 from connector.store.db import utcnow
-from connector.store.deliveries import PushedVersion
+from connector.store.deliveries import PushedVersion, versions_source
 from connector.store.queue import NEW
 from connector.store.workitems import Enqueue
 from connector.sync.cycle import issue_version
@@ -190,6 +190,10 @@ class PushReceiver:
         with self.store.engine.begin() as conn:
             if not self.store.deliveries.first(source.name, delivery, now, conn=conn):
                 return "duplicate"
+            if updated is not None:  # what a poll that finds this version asks (``mim_push_missed``)
+                self.store.deliveries.first(
+                    versions_source(source.name), issue_version(str(issue_id), updated), now, conn=conn
+                )
             if link is None:
                 outcome = "woke_poll"
             elif (
@@ -212,12 +216,16 @@ class PushReceiver:
         table, sys_id = payload.get("table"), payload.get("sys_id")
         if table not in ("incident", "sys_journal_field") or not isinstance(sys_id, str) or not sys_id:
             raise _BadBody("expected table incident or sys_journal_field and a sys_id")
-        version = _pushed_version(payload, self.clock()) if table == "incident" else None
+        now = self.clock()
+        version = _pushed_version(payload, now) if table == "incident" else None
         with self.store.engine.begin() as conn:
-            if not self.store.deliveries.first(source.name, delivery, self.clock(), conn=conn):
+            if not self.store.deliveries.first(source.name, delivery, now, conn=conn):
                 return "duplicate"
             if version is not None:
                 self.store.pushed.keep(version, conn=conn)
+                self.store.deliveries.first(
+                    versions_source(source.name), f"{version.sys_id}@{version.mod_count}", now, conn=conn
+                )
         self.wakers.poll(SERVICENOW)
         return "woke_poll"
 

@@ -17,6 +17,15 @@ from connector.store.db import chunked, upsert_insert, writing
 from connector.store.tables import deliveries, pushed
 
 
+def versions_source(source: str) -> str:
+    """Under which source the versions ``source`` pushed are recorded (``jira:acme#version``).
+
+    A delivery names a version of a record (an issue's id and ``updated``, an incident's
+    ``sys_id@sys_mod_count``); a poll that finds a version asks whether push announced it.
+    """
+    return f"{source}#version"
+
+
 class Deliveries:
     """Record deliveries by identifier and forget them once older than their retries can be."""
 
@@ -37,6 +46,21 @@ class Deliveries:
         )
         with writing(self._engine, conn) as tx:
             return tx.execute(statement).first() is not None
+
+    def known(self, source: str, delivery_ids: Iterable[str]) -> set[str]:
+        """Which of ``delivery_ids`` of ``source`` were received."""
+        wanted = [delivery_id[:128] for delivery_id in delivery_ids]
+        found: set[str] = set()
+        with self._engine.connect() as conn:
+            for chunk in chunked(wanted):
+                found.update(
+                    conn.execute(
+                        select(deliveries.c.delivery_id).where(
+                            deliveries.c.source == source, deliveries.c.delivery_id.in_(chunk)
+                        )
+                    ).scalars()
+                )
+        return found
 
     def forget_before(self, cutoff: datetime) -> int:
         """Remove deliveries received before ``cutoff``; returns how many."""

@@ -11,7 +11,7 @@ so a crash re-reads rather than loses. A source failing to be searched is counte
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
@@ -27,14 +27,17 @@ from connector.rules.book import eligibility
 from connector.rules.conditions import SimpleContext
 from connector.store import Store
 from connector.store.db import utcnow
-from connector.store.deliveries import PushedVersion
+from connector.store.deliveries import PushedVersion, versions_source
 from connector.store.progress import IncidentRecord, Watermark
 from connector.sync.cycle import Cycle, Scope, SupplierRuntime, Work, issue_version
 from connector.sync.promotion import Promoter
+from connector.sync.pushwatch import PushWatch
 
 log = logging.getLogger(__name__)
 
 INCIDENTS, JOURNAL = "servicenow:incident", "servicenow:journal"
+SERVICENOW = "servicenow"
+"""The ServiceNow push's source name (``jira:<supplier>`` for a site's)."""
 POLLS_FAILED = 3
 """Polls of a source failing in a row after which it counts as not being read (``/readyz``)."""
 
@@ -49,6 +52,7 @@ class Observer:
         self.overlap = polling.overlap
         self.page_size = polling.page_size
         self.instance_name = scope.loaded.connector.instance_name
+        self.push_watch = PushWatch()
         self.poll_failures: dict[str, tuple[int, str]] = {}
         """Per source (``jira:acme``), polls failed in a row and the last error; absent once one works."""
 
@@ -79,6 +83,9 @@ class Observer:
             if record is None or incident.mod_count > record.mod_count:
                 fresh.append(incident)
         report.new_versions = len(fresh)
+        if self._servicenow_pushes():
+            found = {f"{i.sys_id}@{i.mod_count}": i.sys_updated_on for i in fresh}
+            self.push_watch.judge(SERVICENOW, found, self._delivered(SERVICENOW), poll_start)
         self.promoter.track(fresh, now)
         promotion = self.promoter.run(fresh, now)
         report.decisions.update(promotion.decided)
@@ -142,6 +149,14 @@ class Observer:
         connector = self.scope.loaded.connector
         return connector.push.enabled and connector.servicenow.push_secret is not None
 
+    def _site_pushes(self, supplier: str) -> bool:
+        connector = self.scope.loaded.connector
+        return connector.push.enabled and connector.suppliers[supplier].jira.webhook_secret is not None
+
+    def _delivered(self, source: str) -> Callable[[Iterable[str]], set[str]]:
+        """Which versions push announced for ``source`` (a read of the store)."""
+        return lambda versions: self.scope.store.deliveries.known(versions_source(source), versions)
+
     def remember(self, incidents: Iterable[Incident], *, conn: Connection | None = None) -> None:
         """Record these incident versions as processed (our own writes included), in ``conn`` if given."""
         for incident in incidents:
@@ -179,6 +194,7 @@ class Observer:
         self.poll_failures.pop(source, None)
         poll_start = runtime.site.server_time() or now
         versions = []
+        found: dict[str, datetime | None] = {}
         for ref in refs:
             version = issue_version(ref.issue_id, ref.updated)
             versions.append((version, ref.updated))
@@ -188,6 +204,7 @@ class Observer:
             if link is not None and self.scope.store.links.seen_version(link.link_id) == version:
                 continue  # the issue as a worker read it after its own writes: nothing new
             report.issues_seen += 1
+            found[version] = ref.updated
             if link is not None:
                 work.setdefault(
                     link.entity, Work(link.incident_sys_id, runtime.name, reason="jira")
@@ -201,6 +218,9 @@ class Observer:
                 entity = entity_key(stamped.incident_sys_id, runtime.name)
                 named = work.setdefault(entity, Work(stamped.incident_sys_id, runtime.name, reason="jira"))
                 named.stamped.append(ref.key)
+
+        if self._site_pushes(runtime.name):
+            self.push_watch.judge(source, found, self._delivered(source), poll_start)
 
         def store_progress(conn: Connection) -> None:
             window = poll_start - self.overlap - timedelta(minutes=1)

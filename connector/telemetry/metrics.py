@@ -80,3 +80,8 @@ PUSH_REJECTED = Counter(
     "too_large; bad_body)",
     ["source", "reason"],
 )
+PUSH_MISSED = Counter(
+    "mim_push_missed_total",
+    "Changes a poll found that push should have delivered and did not, by source",
+    ["source"],
+)

@@ -100,6 +100,8 @@ def test_a_signed_change_of_a_linked_issue_queues_its_entity_and_wakes_the_worke
     item = store.queue.pending("s1:acme")
     assert item is not None and item.lane == NEW and "push" in item.reasons
     assert woken.calls == ["workers"]
+    announced = issue_version("10001", datetime(2026, 12, 8, 1, 51, 23, tzinfo=UTC))
+    assert store.deliveries.known("jira:acme#version", [announced, "10001@other"]) == {announced}
 
 
 @pytest.mark.parametrize(
@@ -175,6 +177,7 @@ def test_a_servicenow_notification_keeps_the_version_for_the_rules_and_wakes_the
     }
     assert post_servicenow(client, incident, "g-1").status_code == 202
     assert post_servicenow(client, incident, "g-1").json["message"] == "duplicate"
+    assert store.deliveries.known("servicenow#version", ["s1@3"]) == {"s1@3"}
     (version,) = store.pushed.waiting()
     assert (version.number, version.mod_count, version.updated_on) == ("INC0010001", 3, "2026-12-08 01:51:23")
     assert version.fields == {"priority": "1", "assigned_to": ""}
