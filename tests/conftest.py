@@ -27,6 +27,7 @@ SLOW_FOLDERS = {
 SLOW_FILES = {
     "unit/test_cli.py": "runs the installed command in a subprocess",
     "unit/sandbox/test_core.py": "serves a simulator over HTTP for each test",
+    "unit/sandbox/test_push.py": "serves a receiver over HTTP for each test",
 }
 """Files outside :data:`SLOW_FOLDERS` whose every test is slow, with the reason."""
 FAST_FILES = {

@@ -65,6 +65,35 @@ class SandboxControl:
         result: dict[str, Any] = self._call("GET", "info")
         return result
 
+    def push_faults(self, **faults: Any) -> dict[str, Any]:
+        """Change push faults (``delay_ms``, ``loss``, ``duplicate``, ``reorder``, ``pause``, ``retries``...).
+
+        Without arguments only reads them. Returns the faults in force (see
+        :class:`connector.sandbox.push.PushFaults`).
+        """
+        result: dict[str, Any] = self._call("POST" if faults else "GET", "push/faults", faults or None)
+        return result
+
+    def clear_push_faults(self) -> dict[str, Any]:
+        """Push faults back to the platform's defaults (which also ends a pause)."""
+        result: dict[str, Any] = self._call("DELETE", "push/faults")
+        return result
+
+    def push_deliveries(self, since: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """Delivery log entries (one per attempt, or per delivery a fault removed) newer than ``since``."""
+        params = {"since": since} | ({"limit": limit} if limit is not None else {})
+        result: list[dict[str, Any]] = self._call("GET", "push/deliveries", **params)["deliveries"]
+        return result
+
+    def set_push(self, **setting: Any) -> dict[str, Any]:
+        """ServiceNow only: change the push update set's setting; without arguments only reads it.
+
+        Keys: ``url``, ``secret`` (raw), ``fields``, ``enabled``, ``bypass_probability``. The answer
+        never holds the secret.
+        """
+        result: dict[str, Any] = self._call("POST" if setting else "GET", "push", setting or None)
+        return result
+
     def post(self, route: str, payload: Any) -> Any:
         """Any other control route, e.g. ``settings`` or ``sites/acme/settings``."""
         return self._call("POST", route, payload)

@@ -5,6 +5,10 @@ with ``server=".../acme"``. A site's ``deployment`` gives it a personality: ``cl
 v3, Basic e-mail + API token, ``search/jql``, 410 on the old search) or ``datacenter``
 (``deploymentType: Server``, v2 only, PAT Bearer or Basic username + password, offset ``search``).
 Each request: route -> authenticate -> rate limits -> handler, all under the app's lock.
+
+Admin webhooks (``/rest/webhooks/1.0/webhook``, per site) are delivered by one
+:class:`~connector.sandbox.push.Dispatcher` for the whole server (:mod:`.webhook_events`); its
+faults and log are the control routes ``/_sandbox/push/faults`` and ``/_sandbox/push/deliveries``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from connector.sandbox.jira.model import Issue
 from connector.sandbox.jira.render import View
 from connector.sandbox.jira.routes import ANONYMOUS, CLOUD_ONLY, ISSUE_WRITES, URL_MAP, handler_for
 from connector.sandbox.jira.site import JiraSite
+from connector.sandbox.jira.webhook_events import RETRY_HEADER
+from connector.sandbox.push import Dispatcher
+from connector.sandbox.push import control as push_control
 from connector.sandbox.spec import JiraSiteSpec
 
 _UNAUTHENTICATED = {
@@ -42,6 +49,8 @@ class JiraApp(PlatformApp):
 
     def __init__(self, sites: Sequence[JiraSiteSpec], clock: Clock | None = None, *, seed: int = 0) -> None:
         super().__init__(clock, seed=seed)
+        self.dispatcher = Dispatcher("jira", retry_header=RETRY_HEADER, now=self.clock.now, seed=seed)
+        """Sends every site's webhook deliveries."""
         self.sites: dict[str, JiraSite] = {}
         for spec in sites:
             name = spec.name
@@ -50,6 +59,7 @@ class JiraApp(PlatformApp):
                     f"site name {name!r} must be unique, non-empty, without edge '/' or leading '_'"
                 )
             self.sites[name] = JiraSite(spec, self.clock.real_now)
+            self.sites[name].webhooks.dispatcher = self.dispatcher
         self._by_length = sorted(self.sites, key=len, reverse=True)
 
     # --- PlatformApp hooks ------------------------------------------------------------------------
@@ -60,9 +70,10 @@ class JiraApp(PlatformApp):
         return json_response({"errorMessages": messages, "errors": {}}, status)
 
     def reset_data(self) -> None:
-        """Empty every site and restore its settings."""
+        """Empty every site (issues, webhooks), restore its settings, forget queued deliveries and push faults."""
         for site in self.sites.values():
             site.reset()
+        self.dispatcher.reset()
 
     def info(self) -> dict[str, Any]:
         """URLs, users with their simulator credentials, and projects of every site."""
@@ -96,7 +107,10 @@ class JiraApp(PlatformApp):
         }
 
     def control(self, request: Request, route: str) -> Response | None:
-        """``GET|POST /_sandbox/sites/<site>/settings``: index lag, burst, per-issue limits, page cap."""
+        """``GET|POST /_sandbox/sites/<site>/settings`` (index lag, burst, per-issue limits, page cap) and push."""
+        pushed = push_control(self.dispatcher, request, route)
+        if pushed is not None:
+            return pushed
         if not (route.startswith("sites/") and route.endswith("/settings")):
             return None
         site_name = route.removeprefix("sites/").removesuffix("/settings")

@@ -15,12 +15,14 @@ from connector.sandbox.jira import (
     routes_parts,
     routes_project,
     routes_search,
+    routes_webhooks,
 )
 from connector.sandbox.jira.call import Handler
 
 _API = "/rest/api/<any('2','3','latest'):version>"
 _ISSUE = f"{_API}/issue/<issue_ref>"
 _READ, _WRITE = ["GET"], ["POST"]
+_WEBHOOKS = "/rest/webhooks/1.0/webhook"
 
 URL_MAP = Map(
     [
@@ -60,6 +62,8 @@ URL_MAP = Map(
         Rule(f"{_API}/search/approximate-count", endpoint="approximate_count", methods=_WRITE),
         Rule(f"{_API}/user", endpoint="user", methods=_READ),
         Rule("/rest/applinks/latest/listApplicationlinks", endpoint="applinks", methods=_READ),
+        Rule(_WEBHOOKS, endpoint="webhooks", methods=["GET", "POST"]),
+        Rule(f"{_WEBHOOKS}/<webhook_id>", endpoint="webhook", methods=["GET", "PUT", "DELETE"]),
     ],
     strict_slashes=False,
     merge_slashes=False,
@@ -72,6 +76,7 @@ HANDLERS: dict[str, Handler] = (
     | routes_links.HANDLERS
     | routes_search.HANDLERS
     | routes_project.HANDLERS
+    | routes_webhooks.HANDLERS
 )
 ANONYMOUS = {"serverInfo"}
 CLOUD_ONLY = {"search_jql", "approximate_count", "changelog"}

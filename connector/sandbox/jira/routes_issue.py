@@ -1,4 +1,7 @@
-"""Issue endpoints: create, get, edit, delete, changelog and transitions."""
+"""Issue endpoints: create, get, edit, delete, changelog and transitions.
+
+Writes notify the site's webhooks once applied (:mod:`.webhook_events`).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +13,13 @@ from connector.sandbox.jira.issues import create_issue, edit_issue, require_issu
 from connector.sandbox.jira.params import bool_param, int_param, list_param
 from connector.sandbox.jira.render import history_json, issue_json
 from connector.sandbox.jira.transitions import transition_issue, transitions_json
+from connector.sandbox.jira.webhook_events import Before, issue_written, notify
 
 
 def create(call: Call, _args: dict[str, str]) -> Response:
     """``POST issue``: 201 ``{id, key, self}``; 400 with errors by field."""
     issue = create_issue(call.writer(), call.body())
+    notify(call, "jira:issue_created", issue, type_name="issue_created")
     return ok(
         {"id": issue.issue_id, "key": issue.key, "self": f"{call.view.rest}/issue/{issue.issue_id}"}, 201
     )
@@ -35,7 +40,9 @@ def edit(call: Call, args: dict[str, str]) -> Response:
     """``PUT issue/{idOrKey}``: 204, or 200 with the issue when ``returnIssue=true``."""
     writer = call.writer()
     issue = require_issue(writer, args["issue_ref"])
+    before = Before.of(issue)
     edit_issue(writer, issue, call.body())
+    issue_written(call, issue, before, "issue_updated")
     if bool_param(call.request.args, "returnIssue", False):
         field_ids, _ids_only = call.site.fields.select([], "*all")
         return ok(issue_json(call.view, issue, field_ids))
@@ -47,6 +54,7 @@ def delete(call: Call, args: dict[str, str]) -> Response:
     writer = call.writer()
     issue = require_issue(writer, args["issue_ref"])
     call.site.remove(issue, call.now)
+    notify(call, "jira:issue_deleted", issue, type_name="issue_deleted")
     return no_content()
 
 
@@ -83,7 +91,9 @@ def transition(call: Call, args: dict[str, str]) -> Response:
     body = call.body()
     if not isinstance(body, dict):
         raise JiraApiError(400, "Missing 'transition' identifier")
+    before = Before.of(issue)
     transition_issue(writer, issue, body)
+    issue_written(call, issue, before, "issue_generic")
     return no_content()
 
 

@@ -1,4 +1,8 @@
-"""Endpoints of an issue's parts: comments, remote links and entity properties."""
+"""Endpoints of an issue's parts: comments, remote links and entity properties.
+
+Comment writes notify the site's webhooks (:mod:`.webhook_events`); remote links and entity
+properties do not, as on Jira.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from connector.sandbox.jira.parts import (
     upsert_remote_link,
 )
 from connector.sandbox.jira.render import comment_json, comments_page, remote_link_json
+from connector.sandbox.jira.webhook_events import comment_written
 
 COMMENT_PAGE_LIMIT = 100
 
@@ -44,6 +49,7 @@ def post_comment(call: Call, args: dict[str, str]) -> Response:
     writer = call.writer()
     issue = require_issue(writer, args["issue_ref"])
     comment = add_comment(writer, issue, call.body())
+    comment_written(call, issue, comment, "created")
     return ok(comment_json(call.view, issue, comment), 201)
 
 
@@ -59,6 +65,7 @@ def put_comment(call: Call, args: dict[str, str]) -> Response:
     issue = require_issue(writer, args["issue_ref"])
     comment = find_comment(issue, args["comment_id"])
     update_comment(writer, issue, comment, call.body())
+    comment_written(call, issue, comment, "updated")
     return ok(comment_json(call.view, issue, comment))
 
 
@@ -66,7 +73,9 @@ def remove_comment(call: Call, args: dict[str, str]) -> Response:
     """``DELETE issue/{key}/comment/{id}``: 204."""
     writer = call.writer()
     issue = require_issue(writer, args["issue_ref"])
-    delete_comment(writer, issue, find_comment(issue, args["comment_id"]))
+    comment = find_comment(issue, args["comment_id"])
+    delete_comment(writer, issue, comment)
+    comment_written(call, issue, comment, "deleted")
     return no_content()
 
 

@@ -17,6 +17,7 @@ from connector.sandbox.jira.fields import FieldRegistry
 from connector.sandbox.jira.index import SearchIndex
 from connector.sandbox.jira.limits import RateLimiter
 from connector.sandbox.jira.model import Issue, IssueLink
+from connector.sandbox.jira.webhooks import Webhooks
 from connector.sandbox.jira.workflow import WorkflowGraph
 from connector.sandbox.spec import JiraIssueLinkType, JiraProject, JiraSiteSpec, JiraUser, StatusCategory
 
@@ -123,6 +124,7 @@ class JiraSite:
         self.limiter = RateLimiter()
         self.issues: dict[str, Issue] = {}
         self.issue_links: dict[str, IssueLink] = {}
+        self.webhooks = Webhooks()
         self._ids_by_key: dict[str, str] = {}
         self._counters: dict[str, int] = {}
 
@@ -202,8 +204,9 @@ class JiraSite:
                 self.reindex(other, now)
 
     def reset(self) -> None:
-        """Back to the spec: no issues, counters restarted, settings restored."""
+        """Back to the spec: no issues or webhooks, counters restarted, settings restored."""
         self.issues.clear()
+        self.webhooks.clear()
         self.issue_links.clear()
         self._ids_by_key.clear()
         self._counters.clear()

@@ -4,7 +4,9 @@ Serves the Table API (:mod:`.tableapi`) under ``/api/now/table``, ``/api/now/v1/
 ``/api/now/v2/table`` and OAuth at ``/oauth_token.do``; every error comes in ServiceNow's
 envelope ``{"error": {"message", "detail"}, "status": "failure"}``. Control routes (besides the
 shared ones of :class:`~connector.sandbox.core.PlatformApp`): ``GET|POST /_sandbox/settings``
-(:class:`.settings.Settings`, partial updates) and ``GET|POST|DELETE /_sandbox/ratelimits``.
+(:class:`.settings.Settings`, partial updates), ``GET|POST|DELETE /_sandbox/ratelimits``,
+``GET|POST /_sandbox/push`` (the push update set as a setting, :mod:`.push`) and the push
+dispatcher's ``/_sandbox/push/faults`` and ``/_sandbox/push/deliveries``.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from werkzeug.wrappers import Request, Response
 
 from connector.sandbox.core import Clock, PlatformApp, json_response, read_json
+from connector.sandbox.push import Dispatcher, PushFaults
+from connector.sandbox.push import control as push_control
 from connector.sandbox.servicenow.auth import Credentials, basic_credentials, bearer_token
 from connector.sandbox.servicenow.catalog import Catalog
 from connector.sandbox.servicenow.dates import format_utc
 from connector.sandbox.servicenow.errors import ServiceNowError, not_authenticated
+from connector.sandbox.servicenow.push import RETRY_HEADER, TIMEOUT_MS, IncidentPush
 from connector.sandbox.servicenow.ratelimit import RateLimiter
 from connector.sandbox.servicenow.rules import Actor
 from connector.sandbox.servicenow.seed import seed, user_sys_id, users_of
@@ -57,21 +62,31 @@ class ServiceNowApp(PlatformApp):
         self.credentials = Credentials(users_of(spec), spec.oauth_clients)
         self.rate_limits = RateLimiter()
         self._seed = seed
+        self.dispatcher = Dispatcher(
+            "servicenow",
+            retry_header=RETRY_HEADER,
+            now=self.clock.now,
+            seed=seed,
+            defaults=PushFaults(retries=0, timeout_ms=TIMEOUT_MS),
+        )
+        self.push = IncidentPush(self.dispatcher, self.catalog, seed)
         self.settings = Settings(token_ttl_seconds=spec.token_ttl_seconds)
         self.database = Database(self.catalog, seed)
-        self.writer = Writer(self.database, self.settings, self.clock.now)
+        self.writer = Writer(self.database, self.settings, self.clock.now, self.push.written)
         self.api = TableApi(self.database, self.writer, self.settings, lambda: self.base_url)
         self.reset_data()
 
     # --- PlatformApp hooks ------------------------------------------------------------------------
 
     def reset_data(self) -> None:
-        """Back to the seeded state: data, settings, tokens and rate-limit rules."""
+        """Back to the seeded state: data, settings, tokens, rate-limit rules, push setting, faults and queue."""
         with self.lock:
+            self.push.reset()
+            self.dispatcher.reset()
             self.settings = Settings(token_ttl_seconds=self.spec.token_ttl_seconds)
             self.database = Database(self.catalog, self._seed)
             seed(self.database, self.spec, format_utc(self.clock.now()))
-            self.writer = Writer(self.database, self.settings, self.clock.now)
+            self.writer = Writer(self.database, self.settings, self.clock.now, self.push.written)
             self.api = TableApi(self.database, self.writer, self.settings, lambda: self.base_url)
             self.credentials.forget_tokens()
             self.rate_limits.clear()
@@ -93,7 +108,18 @@ class ServiceNowApp(PlatformApp):
         return {"name": self.name, "url": self.base_url, "users": users, "oauth_clients": clients}
 
     def control(self, request: Request, route: str) -> Response | None:
-        """``settings`` and ``ratelimits`` control routes."""
+        """``settings``, ``ratelimits``, ``push`` and the push dispatcher's control routes."""
+        pushed = push_control(self.dispatcher, request, route)
+        if pushed is not None:
+            return pushed
+        if route == "push":
+            if request.method == "POST":
+                payload = read_json(request) or {}
+                if not isinstance(payload, Mapping):
+                    raise TypeError("the push setting is a JSON object")
+                with self.lock:
+                    self.push.configure(payload)
+            return json_response(self.push.setting.as_json())
         if route == "settings":
             if request.method == "POST":
                 changes = read_json(request) or {}

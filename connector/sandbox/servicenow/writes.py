@@ -4,7 +4,9 @@ A payload is coerced to strings, stripped of what the Table API ignores (unknown
 ``sys_*`` columns, read-only ``comments_and_work_notes``), journal fields are split off into
 ``sys_journal_field`` entries, business rules run, and only then are the system fields stamped:
 ``sys_updated_on`` (second precision, server clock), ``sys_updated_by`` and ``sys_mod_count``
-move only when something actually changed.
+move only when something actually changed. Once a write is stored, the writer's ``on_write``
+hook (if any) hears of it with the journal entries it added: the async business rules of the push
+(:mod:`.push`) run from there.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from connector.sandbox.servicenow.tables import Database
 JOURNAL_TABLE = "sys_journal_field"
 WRITABLE_JOURNALS = ("work_notes", "comments")
 
+WriteHook = Callable[[str, str, Record, list[Record]], None]
+"""``(table, "insert"|"update", stored record, journal entries added)``, called after a write is stored."""
+
 
 def coerce(value: Any) -> str:
     """A JSON value as ServiceNow stores it: text; ``null`` clears; ``{"value": x}`` means ``x``."""
@@ -44,10 +49,17 @@ def coerce(value: Any) -> str:
 class Writer:
     """Applies writes to a :class:`Database`; the caller holds the instance lock."""
 
-    def __init__(self, database: Database, settings: Settings, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        now: Callable[[], datetime],
+        on_write: WriteHook | None = None,
+    ) -> None:
         self.database = database
         self.settings = settings
         self.now = now
+        self.on_write = on_write
 
     def _prepare(
         self, table: str, payload: Mapping[str, Any], actor: Actor, input_display: bool
@@ -122,7 +134,9 @@ class Writer:
             sys_mod_count="0",
         )
         stored.put(record)
-        self._journal(table, sys_id, notes, actor, now)
+        entries = self._journal(table, sys_id, notes, actor, now)
+        if self.on_write is not None:
+            self.on_write(table, "insert", record, entries)
         return record
 
     def update(
@@ -158,7 +172,9 @@ class Writer:
             sys_mod_count=str(int(old.get("sys_mod_count", "0")) + 1),
         )
         stored.put(new)
-        self._journal(table, sys_id, notes, actor, now)
+        entries = self._journal(table, sys_id, notes, actor, now)
+        if self.on_write is not None:
+            self.on_write(table, "update", new, entries)
         return new
 
     def delete(self, table: str, sys_id: str) -> None:
@@ -170,20 +186,24 @@ class Writer:
             raise acl_refused("Delete")
         stored.remove(sys_id)
 
-    def _journal(self, table: str, sys_id: str, notes: Mapping[str, str], actor: Actor, now: str) -> None:
+    def _journal(
+        self, table: str, sys_id: str, notes: Mapping[str, str], actor: Actor, now: str
+    ) -> list[Record]:
         journal = self.database.table(JOURNAL_TABLE)
+        entries: list[Record] = []
         for element, text in notes.items():
-            journal.put(
-                {
-                    "sys_id": self.database.new_sys_id(),
-                    "name": table,
-                    "element": element,
-                    "element_id": sys_id,
-                    "value": text,
-                    "sys_created_on": now,
-                    "sys_created_by": actor.user_name,
-                }
-            )
+            entry = {
+                "sys_id": self.database.new_sys_id(),
+                "name": table,
+                "element": element,
+                "element_id": sys_id,
+                "value": text,
+                "sys_created_on": now,
+                "sys_created_by": actor.user_name,
+            }
+            journal.put(entry)
+            entries.append(entry)
+        return entries
 
 
 def read_payload(body: Any) -> Mapping[str, Any]:
