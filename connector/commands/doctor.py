@@ -25,7 +25,7 @@ from typing import TextIO
 
 from connector.config import LoadedConfig, load_config
 from connector.config.supplier_file import SupplierMapping
-from connector.core.errors import AuthError, ConnectorError, CredentialError
+from connector.core.errors import AuthError, ConnectorError, CredentialError, PermissionDenied
 from connector.core.templates import placeholders
 from connector.http.retry import RetryPolicy
 from connector.jira.adapter import JiraAdapter
@@ -134,6 +134,8 @@ def _supplier(loaded: LoadedConfig, name: str) -> Findings:
     try:
         url = loaded.connector.suppliers[name].jira.url
         _check_supplier(f"{name} {url}", name, loaded.suppliers[name], site, findings)
+        if loaded.connector.push.enabled and loaded.connector.suppliers[name].jira.webhook_secret:
+            _check_webhook(loaded, name, site, findings)
     finally:
         site.close()
     return findings
@@ -178,6 +180,40 @@ def _check_supplier(
         if missing_fields
         else f"{name}: all {len(used)} custom fields exist",
     )
+
+
+def _check_webhook(loaded: LoadedConfig, name: str, site: JiraAdapter, findings: Findings) -> None:
+    """Push on for the site: an enabled admin webhook posts to our endpoint (where Jira lets us see).
+
+    Without ``push.public_url`` any webhook whose URL ends in ``/push/jira/<name>`` counts.
+    """
+    path = f"/push/jira/{name}"
+    public = loaded.connector.push.public_url
+    wanted = f"{str(public).rstrip('/')}{path}" if public else None
+    try:
+        hooks = site.webhooks()
+    except (AuthError, PermissionDenied):
+        findings.add(True, f"{name}: webhooks not checked (listing them takes a Jira administrator)")
+        return
+    except ConnectorError as exc:
+        findings.failed(f"{name}: webhooks", exc)
+        return
+    ours = [
+        hook
+        for hook in hooks
+        if (hook.url.rstrip("/") == wanted if wanted else hook.url.rstrip("/").endswith(path))
+    ]
+    live = [hook for hook in ours if hook.enabled]
+    if live:
+        findings.add(True, f"{name}: webhook {live[0].name!r} posts to {live[0].url}")
+    elif ours:
+        findings.add(False, f"{name}: webhook {ours[0].name!r} posts to {ours[0].url} but is disabled")
+    else:
+        findings.add(
+            False,
+            f"{name}: no webhook posts to {wanted or '…' + path}: changes arrive only by polling "
+            "(docs/push.md)",
+        )
 
 
 def _custom_fields(mapping: SupplierMapping) -> set[str]:

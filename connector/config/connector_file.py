@@ -220,6 +220,9 @@ class PushConfig(ConfigModel):
     """The largest delivery accepted, in bytes (larger ones are answered 413 unread)."""
     remember: Duration = timedelta(days=1)
     """How long a delivery's identifier is kept to recognise its retries and duplicates."""
+    public_url: HttpUrl | None = None
+    """Where the platforms reach the receiver (the proxy's URL, e.g. ``https://mim.example.com``):
+    ``doctor`` looks for a webhook posting to ``<public_url>/push/jira/<supplier>`` on each site."""
 
 
 class LoggingConfig(ConfigModel):

@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -68,6 +69,16 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 COMMENT_PAGE = 100
 RECONCILE_PAGE = 100
+
+
+@dataclass(frozen=True)
+class WebhookInfo:
+    """One admin webhook of a site, as ``doctor`` reads it."""
+
+    name: str
+    url: str
+    enabled: bool
+    events: tuple[str, ...]
 
 
 class JiraAdapter:
@@ -379,6 +390,20 @@ class JiraAdapter:
             return project_from_json(self._get(client, f"project/{project}", {}, "project"))
         except TicketNotAccessible:
             return None
+
+    def webhooks(self) -> list[WebhookInfo]:
+        """The site's admin webhooks (one GET; Jira lets only administrators list them)."""
+        client = self._connect()
+        found = self._call(client.webhooks, "GET", "webhooks", "GET webhooks")
+        return [
+            WebhookInfo(
+                name=str(item.get("name") or ""),
+                url=str(item.get("url") or ""),
+                enabled=item.get("enabled") is not False,
+                events=tuple(str(event) for event in item.get("events") or ()),
+            )
+            for item in found
+        ]
 
     def statuses_by_issue_type(self, project: str) -> dict[str, tuple[JiraStatusInfo, ...]]:
         """Each issue type of ``project`` with its workflow's statuses (one GET)."""

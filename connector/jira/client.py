@@ -28,6 +28,8 @@ from connector.http.transport import HttpFailure
 
 JsonObject = dict[str, Any]
 REST_PATH = "rest/api/2"
+WEBHOOKS_PATH = "rest/webhooks/1.0"
+"""Admin webhooks (Cloud and Data Center): listed by ``GET rest/webhooks/1.0/webhook``, admins only."""
 """python-jira speaks REST v2 on Cloud too: string bodies, never ADF."""
 
 
@@ -173,6 +175,13 @@ class JiraClient:
             raise ValueError(f"expected a JSON list, got {type(value).__name__}")
         return [_object(item) for item in value]
 
+    def webhooks(self) -> list[JsonObject]:
+        """``GET {server}/rest/webhooks/1.0/webhook``: the site's admin webhooks."""
+        value = self._send("GET", "webhook", params={}, rest=WEBHOOKS_PATH)
+        if not isinstance(value, list):
+            raise ValueError(f"expected a JSON list, got {type(value).__name__}")
+        return [_object(item) for item in value]
+
     def post(self, path: str, body: Any) -> JsonObject:
         """``POST {server}/rest/api/2/{path}`` with a JSON body."""
         return _object(self._send("POST", path, body=body))
@@ -188,8 +197,9 @@ class JiraClient:
         *,
         params: dict[str, Any] | None = None,
         body: Any = None,
+        rest: str = REST_PATH,
     ) -> Any:
-        url = f"{self.server_url}/{REST_PATH}/{path}"
+        url = f"{self.server_url}/{rest}/{path}"
         data = None if body is None else json.dumps(body)
         # ResilientSession applies the client's timeout itself and raises JIRAError on an error answer.
         with _http_failures():

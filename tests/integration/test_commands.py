@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.integration.world import World, daemon_process, free_port, stop
@@ -102,6 +103,45 @@ def test_doctor_passes_on_a_matching_world_and_names_what_is_missing(world: Worl
     assert result.returncode == 1
     assert "FAIL acme: statuses missing on the site: Escalated" in result.stdout
     assert "FAIL acme: custom fields missing on the site: customfield_19999" in result.stdout
+
+
+def test_doctor_looks_for_each_sites_webhook_when_push_is_on(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MIM_TEST_ACME_HOOK", "acme hook secret")
+    text = world.config.read_text().replace(
+        "        token: ${MIM_DEMO_ACME_TOKEN}\n",
+        "        token: ${MIM_DEMO_ACME_TOKEN}\n      webhook_secret: ${MIM_TEST_ACME_HOOK}\n",
+    )
+    world.config.write_text(text + "\npush:\n  enabled: true\n  public_url: https://mim.example.com/\n")
+    result = run(world, "doctor")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        "FAIL acme: no webhook posts to https://mim.example.com/push/jira/acme: changes arrive only by "
+        "polling (docs/push.md)"
+    ) in result.stdout.splitlines()
+    assert not [line for line in result.stdout.splitlines() if "webhook" in line and "globex" in line]
+    agent = world.agent("acme")
+    hook = {
+        "name": "mim-connector",
+        "url": "https://mim.example.com/push/jira/acme",
+        "events": ["jira:issue_created", "jira:issue_updated", "comment_created"],
+        "filters": {"issue-related-events-section": "project = ACME"},
+        "secret": "acme hook secret",
+        "enabled": False,
+    }
+    registered = agent._session.post(f"{agent.server_url}/rest/webhooks/1.0/webhook", json=hook)
+    assert registered.status_code == 201, registered.text
+    assert (
+        "FAIL acme: webhook 'mim-connector' posts to https://mim.example.com/push/jira/acme but is disabled"
+        in (run(world, "doctor").stdout.splitlines())
+    )
+    agent._session.put(registered.json()["self"], json={**hook, "enabled": True}).raise_for_status()
+    result = run(world, "doctor")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok   acme: webhook 'mim-connector' posts to https://mim.example.com/push/jira/acme" in (
+        result.stdout.splitlines()
+    )
 
 
 def test_daemon_serves_health_reloads_safely_and_stops_on_sigterm(world: World) -> None:
