@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, delete, select, tuple_
 
-from connector.store.db import chunked, upsert_insert, writing
+from connector.store.db import as_utc, chunked, upsert_insert, writing
 from connector.store.tables import deliveries, pushed
 
 
@@ -118,7 +118,7 @@ class PushedVersions:
                     row.number,
                     row.updated_on,
                     dict(row.fields or {}),
-                    row.received_at,
+                    as_utc(row.received_at) or row.received_at,
                 )
                 for row in conn.execute(statement)
             ]

@@ -181,6 +181,7 @@ def test_a_servicenow_notification_keeps_the_version_for_the_rules_and_wakes_the
     (version,) = store.pushed.waiting()
     assert (version.number, version.mod_count, version.updated_on) == ("INC0010001", 3, "2026-12-08 01:51:23")
     assert version.fields == {"priority": "1", "assigned_to": ""}
+    assert version.received_at.tzinfo is not None, "times come back from the store in UTC"
     journal = {"table": "sys_journal_field", "event": "insert", "sys_id": "j1", "element_id": "s1"}
     assert post_servicenow(client, journal, "g-2").status_code == 202
     assert len(store.pushed.waiting()) == 1, "a journal entry is no incident version"
