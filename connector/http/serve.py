@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import socket
-from typing import Any
+import threading
+from typing import Any, Self
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -33,3 +34,26 @@ def bind_server(
         )
     finally:
         listener.close()
+
+
+class ServedApp:
+    """``app`` served on ``host:port`` from a daemon thread named ``name``; :attr:`port` is the bound one.
+
+    Raises (on construction):
+        OSError: the address cannot be bound.
+    """
+
+    def __init__(self, app: Any, host: str, port: int, name: str) -> None:
+        self._server: BaseWSGIServer = bind_server(app, host, port)
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, name=name, daemon=True)
+
+    def start(self) -> Self:
+        """Begin serving."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        self._server.shutdown()
+        self._server.server_close()

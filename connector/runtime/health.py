@@ -11,16 +11,14 @@ also names each failing system (``servicenow`` or the supplier) and why.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from werkzeug.serving import BaseWSGIServer
 from werkzeug.wrappers import Request, Response
 
-from connector.http.serve import bind_server
+from connector.http.serve import ServedApp
 
 
 class Health:
@@ -53,24 +51,12 @@ class Health:
         return (age <= self.stale_after, f"last cycle {age:.0f}s ago")
 
 
-class HealthServer:
+class HealthServer(ServedApp):
     """Serves the three endpoints from a background thread."""
 
     def __init__(self, health: Health, host: str, port: int) -> None:
         self.health = health
-        self._server: BaseWSGIServer = bind_server(self._app, host, port)
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, name="health", daemon=True)
-
-    def start(self) -> HealthServer:
-        """Begin serving."""
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving."""
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._app, host, port, "health")
 
     def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = Request(environ)

@@ -34,7 +34,6 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.serving import BaseWSGIServer
 from werkzeug.wrappers import Request, Response
 
 from connector.config import LoadedConfig
@@ -42,7 +41,7 @@ from connector.core.errors import CredentialError
 from connector.core.secrets import Secret, SecretRef, UnresolvedSecret, resolve_in
 from connector.core.signatures import Encoding, check
 from connector.core.times import parse_jira_time
-from connector.http.serve import bind_server
+from connector.http.serve import ServedApp
 from connector.store import Store
 from connector.store.db import utcnow
 from connector.store.deliveries import PushedVersion, versions_source
@@ -299,21 +298,9 @@ def _reply(status: int, message: str, headers: Mapping[str, str] | None = None) 
     )
 
 
-class PushServer:
+class PushServer(ServedApp):
     """Serves a :class:`PushReceiver` from a background thread on ``host:port`` (0: any free port)."""
 
     def __init__(self, receiver: PushReceiver, host: str, port: int) -> None:
         self.receiver = receiver
-        self._server: BaseWSGIServer = bind_server(receiver, host, port)
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, name="push", daemon=True)
-
-    def start(self) -> PushServer:
-        """Begin serving."""
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(receiver, host, port, "push")
