@@ -63,6 +63,12 @@ class Settings:
     log_level: str = "INFO"
     store: Mapping[str, Any] | None = None
     """The ``store:`` section (e.g. a PostgreSQL URL and leases); default: a SQLite file in the world's folder."""
+    push: bool = False
+    """Receive push (docs/push.md): the simulators post every change to the daemon (see
+    :meth:`BenchWorld.create`)."""
+
+
+PUSH_SECRET_VAR, PUSH_SECRET = "MIM_BENCH_PUSH_SECRET", "benchmark push secret"
 
 
 @dataclass
@@ -84,13 +90,33 @@ class BenchWorld:
         plan = plan_from_config(load_config(config))
         sandbox = Sandbox(plan.spec).start()
         environ = dict(plan.provided)
+        if settings.push:
+            environ |= {PUSH_SECRET_VAR: PUSH_SECRET}
         os.environ.update(environ)
         world = cls(root, config, sandbox, environ)
         for site in SITES:
             # Jira Cloud's burst limit (100 requests/s per endpoint) is a sandbox fidelity feature;
             # lifted so that the connector's own budgets decide the pace (docs/benchmarks.md says which).
             world.sandbox.jira_control.post(f"sites/{site}/settings", {"burst_per_second": 1_000_000})
+        if settings.push:
+            world._register_push(load_config(config).connector.push.port)
         return world
+
+    def _register_push(self, port: int) -> None:
+        """An admin webhook on every site and the ServiceNow update set, posting to the daemon's receiver."""
+        receiver = f"http://127.0.0.1:{port}/push"
+        for site in SITES:
+            hook = {
+                "name": "mim-connector",
+                "url": f"{receiver}/jira/{site}",
+                "events": ["jira:issue_created", "jira:issue_updated", "comment_created", "comment_updated"],
+                "secret": PUSH_SECRET,
+            }
+            url = f"{self.sandbox.site_url(site)}/rest/webhooks/1.0/webhook"
+            self.agent_session(site).post(url, json=hook, timeout=10).raise_for_status()
+        self.sandbox.servicenow_control.set_push(
+            url=f"{receiver}/servicenow", secret=PUSH_SECRET, enabled=True
+        )
 
     def close(self) -> None:
         """Stop the sandbox and forget the exported credentials."""
@@ -472,5 +498,10 @@ def _config(root: Path, settings: Settings) -> dict[str, Any]:
     data["store"] = dict(settings.store) if settings.store else {"url": f"sqlite:///{root / 'state.db'}"}
     data["polling"] = {**data.get("polling", {}), **settings.polling}
     data["metrics"] = {"enabled": False}
+    if settings.push:
+        data["push"] = {"enabled": True, "port": free_port()}
+        data["servicenow"]["push_secret"] = f"${{{PUSH_SECRET_VAR}}}"
+        for supplier in data["suppliers"].values():
+            supplier["jira"]["webhook_secret"] = f"${{{PUSH_SECRET_VAR}}}"
     data["logging"] = {"format": "text", "level": settings.log_level}
     return data

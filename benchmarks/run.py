@@ -27,6 +27,7 @@ BENCHES: dict[str, tuple[str, ...]] = {
     "calls": ("-m", "benchmarks.calls_bench"),
     "backfill": ("-m", "benchmarks.backfill_bench"),
     "latency": ("-m", "benchmarks.latency_bench"),
+    "latency_push": ("-m", "benchmarks.latency_bench", "--push"),
     "replay": ("-m", "benchmarks.replay_bench"),
     "store": ("-m", "benchmarks.store_bench"),
     "burst_latency": ("-m", "benchmarks.burst_latency_bench"),
