@@ -26,7 +26,9 @@ T = TypeVar("T")
 
 
 @pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[World]:
+    """The world with push on both sides; polls every 60 s unless the test asks for another interval."""
+    poll = getattr(request, "param", "60s")
     monkeypatch.setenv("MIM_TEST_ACME_HOOK", HOOK_SECRET)
     monkeypatch.setenv("MIM_TEST_SN_PUSH", SN_SECRET)
     port = free_port()
@@ -34,7 +36,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         tmp_path,
         overrides={
             "  servicenow_interval: 2s\n  supplier_interval: 2s": (
-                "  servicenow_interval: 60s\n  supplier_interval: 60s"
+                f"  servicenow_interval: {poll}\n  supplier_interval: {poll}"
             ),
             "        token: ${MIM_DEMO_ACME_TOKEN}\n": (
                 "        token: ${MIM_DEMO_ACME_TOKEN}\n      webhook_secret: ${MIM_TEST_ACME_HOOK}\n"
@@ -130,3 +132,18 @@ def test_duplicated_and_reordered_deliveries_do_nothing_twice(world: World, daem
     assert len(notes()) == 3, "each supplier update exactly once"
     copies = [d for d in world.jira_control.push_deliveries() if d.get("duplicate")]
     assert copies, "the sandbox did send duplicates"
+
+
+@pytest.mark.parametrize("world", ["3s"], indirect=True)
+def test_during_a_push_outage_polling_brings_every_change(world: World, daemon: Any) -> None:
+    world.jira_control.push_faults(pause=True, drop_while_paused=True)
+    world.servicenow_control.push_faults(pause=True, drop_while_paused=True)
+    created = world.create_incident(assignment_group=world.acme_group(), short_description="Outage")
+    (issue,) = until("the ACME issue", lambda: [i for i in issues(world) if "Outage" in i.fields.summary])
+    world.agent("acme").add_comment(issue.key, "Reply while push is down")
+    until(
+        "the supplier's reply as a work note",
+        lambda: [e for e in world.journal(created["sys_id"]) if "push is down" in e["value"]],
+    )
+    dropped = world.jira_control.push_deliveries() + world.servicenow_control.push_deliveries()
+    assert any(d["outcome"] == "dropped" for d in dropped), "push was really down"
