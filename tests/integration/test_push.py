@@ -147,3 +147,18 @@ def test_during_a_push_outage_polling_brings_every_change(world: World, daemon: 
     )
     dropped = world.jira_control.push_deliveries() + world.servicenow_control.push_deliveries()
     assert any(d["outcome"] == "dropped" for d in dropped), "push was really down"
+
+
+def test_a_webhook_ahead_of_the_search_index_is_acted_on_once(world: World, daemon: Any) -> None:
+    created = world.create_incident(assignment_group=world.acme_group(), short_description="Lagging")
+    (issue,) = until("the ACME issue", lambda: [i for i in issues(world) if "Lagging" in i.fields.summary])
+    # Search shows a write only 30 s later; the webhook names the issue, which is read directly.
+    world.jira_control.post("sites/acme/settings", {"index_lag_seconds": 30})
+    world.agent("acme").add_comment(issue.key, "Ahead of the index")
+
+    def notes() -> list[dict[str, str]]:
+        return [e for e in world.journal(created["sys_id"]) if "Ahead of the index" in e["value"]]
+
+    until("the reply as a work note, long before search shows it", notes, timeout=10)
+    time.sleep(2)
+    assert len(notes()) == 1
