@@ -24,6 +24,7 @@ from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
 from connector.core.errors import ConnectorError
 from connector.runtime.assembly import Runtime
+from connector.store.queue import BULK, NEW
 from tests.scenarios import checker, faults, snapshot
 from tests.scenarios.control import robust
 from tests.scenarios.journal import JournalCollector
@@ -34,7 +35,8 @@ from tests.scenarios.workload import ACTIONS, Workload
 
 QUIET_CYCLES = 3
 SETTLE_LIMIT = 80
-"""Cycles (0.25 s apart) the connector gets to settle: a lost create is re-sent after the 3 s search lag."""
+"""Cycles (0.25 s apart) the connector gets to settle: a lost create is re-sent after the 3 s search lag.
+Settled means three cycles in a row that wrote nothing, with nothing new or bulk left in the queue."""
 TUNING = Tuning(attempts=2, timeout="1s")
 
 
@@ -98,6 +100,11 @@ class Interleavings(RuleBasedStateMachine):
         self.runtime.close()
         self.runtime = self.stage.world.runtime()
 
+    def _waiting(self) -> bool:
+        """Work still queued for later (a lost create waits out the search lag): not settled yet."""
+        depth = self.runtime.store.queue.depth(self.runtime.engine.clock())
+        return any(depth[lane].due or depth[lane].later for lane in (NEW, BULK))
+
     def teardown(self) -> None:
         try:
             for control in self.controls.values():
@@ -112,7 +119,8 @@ class Interleavings(RuleBasedStateMachine):
                     quiet = 0
                     time.sleep(0.25)
                     continue
-                quiet = quiet + 1 if report.writes == 0 and not report.failed and not report.held else 0
+                idle = report.writes == 0 and not report.failed and not report.held and not self._waiting()
+                quiet = quiet + 1 if idle else 0
                 if quiet >= QUIET_CYCLES:
                     break
                 time.sleep(0.25)
