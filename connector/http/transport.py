@@ -58,6 +58,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 DEFAULT_THROTTLE_SECONDS = 5.0
 """How long a scope stays closed after a 429 that names no ``Retry-After``."""
+THROTTLE_MARGIN = 0.05
+"""Seconds a 429's scope stays closed beyond its ``Retry-After``: the wait starts when the answer is
+read here, which can be a few milliseconds before the platform counts the answer as given (its clock,
+its millisecond records); being early by that much is still early."""
 POOL_SIZE = 64
 """Connections kept per host: at least the most workers ``polling.workers`` allows."""
 DEFAULT_COOLDOWN_SECONDS = 30.0
@@ -218,7 +222,8 @@ class Transport:
                 metrics.REQUESTS.labels(self.system, method, type(error).__name__).inc()
                 if isinstance(error, RateLimited):
                     scope = self._scope_of(exc, scopes, issue) or self.system
-                    self.limiter.throttled(scope, error.retry_after or DEFAULT_THROTTLE_SECONDS)
+                    wait = error.retry_after or DEFAULT_THROTTLE_SECONDS
+                    self.limiter.throttled(scope, wait + THROTTLE_MARGIN)
                     metrics.THROTTLED.labels(self.system).inc()
                 raise error from None
             metrics.REQUESTS.labels(self.system, method, "ok").inc()
