@@ -134,7 +134,7 @@ def _supplier(loaded: LoadedConfig, name: str) -> Findings:
     try:
         url = loaded.connector.suppliers[name].jira.url
         _check_supplier(f"{name} {url}", name, loaded.suppliers[name], site, findings)
-        if loaded.connector.push.enabled and loaded.connector.suppliers[name].jira.webhook_secret:
+        if f"jira:{name}" in loaded.connector.push_sources():
             _check_webhook(loaded, name, site, findings)
     finally:
         site.close()

@@ -311,6 +311,17 @@ class ConnectorConfig(ConfigModel):
     logging: LoggingConfig = LoggingConfig()
     sandbox: SandboxConfig = SandboxConfig()
 
+    def push_sources(self) -> set[str]:
+        """The sources push is on for: ``servicenow`` and ``jira:<supplier>`` with a secret, when enabled."""
+        if not self.push.enabled:
+            return set()
+        sources = {"servicenow"} if self.servicenow.push_secret is not None else set()
+        return sources | {
+            f"jira:{name}"
+            for name, site in self.suppliers.items()
+            if site.enabled and site.jira.webhook_secret is not None
+        }
+
     @model_validator(mode="before")
     @classmethod
     def _sweep_interval_alias(cls, data: Any) -> Any:

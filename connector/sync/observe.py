@@ -146,12 +146,10 @@ class Observer:
         cycle.commit.append(store_progress)
 
     def _servicenow_pushes(self) -> bool:
-        connector = self.scope.loaded.connector
-        return connector.push.enabled and connector.servicenow.push_secret is not None
+        return SERVICENOW in self.scope.loaded.connector.push_sources()
 
     def _site_pushes(self, supplier: str) -> bool:
-        connector = self.scope.loaded.connector
-        return connector.push.enabled and connector.suppliers[supplier].jira.webhook_secret is not None
+        return f"jira:{supplier}" in self.scope.loaded.connector.push_sources()
 
     def _delivered(self, source: str) -> Callable[[Iterable[str]], set[str]]:
         """Which versions push announced for ``source`` (a read of the store)."""
